@@ -1,0 +1,262 @@
+//! # Acrobot
+//!
+//! ## Description
+//! Two links joined in a chain, the first hanging from a fixed pivot; only the joint between
+//! them is actuated. The goal is to swing the free end above a line one link-length over the
+//! pivot (Sutton, "Generalization in Reinforcement Learning: Successful Examples Using Sparse
+//! Coarse Coding", NeurIPS 1996; dynamics of Sutton & Barto's book). Numerically identical to
+//! Gymnasium 1.x `Acrobot-v1`: fourth-order Runge-Kutta over `dt`, angles wrapped to [-π, π].
+//!
+//! ## Observation space
+//! `Box((6,), float32)`: `[cos θ1, sin θ1, cos θ2, sin θ2, θ̇1, θ̇2]`, bounds ±1 for the
+//! trigonometric terms, ±4π and ±9π for the angular velocities.
+//!
+//! ## Action space
+//! `Discrete(3)`: torque -1, 0 or +1 on the actuated joint.
+//!
+//! ## Reward
+//! -1 per step that does not reach the goal, 0 on reaching it.
+//!
+//! ## Starting state
+//! `[θ1, θ2, θ̇1, θ̇2]` uniform in `[low, high]` = `[-0.1, 0.1]` (per-reset parameters), or exact
+//! via the `state` reset option.
+//!
+//! ## Episode end
+//! Terminated when `-cos θ1 - cos(θ1 + θ2) > 1`. Truncated after 500 steps.
+//!
+//! ## Config
+//! See [`AcrobotConfig`].
+//!
+//! ## Version history
+//! - v1: Gymnasium 1.x `Acrobot-v1` (`book` dynamics, reward threshold -100).
+
+use std::f64::consts::PI;
+
+use serde::{Deserialize, Serialize};
+
+use super::{UniformStart, explicit_state, params_methods};
+use crate::config::{FieldError, Validate, positive};
+use crate::env::{Env, EnvSpec, ResetOptions, Step};
+use crate::error::{EnvError, Result};
+use crate::registry::Registered;
+use crate::rng::EnvRng;
+use crate::space::{Action, BoxSpace, Discrete, Space};
+
+/// Which equations of motion to use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AcrobotDynamics {
+    /// Sutton & Barto's book (Gymnasium's default).
+    Book,
+    /// The NeurIPS 1996 paper, which omits one term.
+    Nips,
+}
+
+/// Construction config of [`Acrobot`]; defaults are Gymnasium's.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AcrobotConfig {
+    /// Integration interval of one step, s (default 0.2).
+    pub dt: f64,
+    /// Length of link 1, m (default 1.0).
+    pub link_length_1: f64,
+    /// Mass of link 1, kg (default 1.0).
+    pub link_mass_1: f64,
+    /// Mass of link 2, kg (default 1.0).
+    pub link_mass_2: f64,
+    /// Position of link 1's centre of mass, m (default 0.5).
+    pub link_com_pos_1: f64,
+    /// Position of link 2's centre of mass, m (default 0.5).
+    pub link_com_pos_2: f64,
+    /// Moment of inertia of both links (default 1.0).
+    pub link_moi: f64,
+    /// Bound of θ̇1, rad/s (default 4π).
+    pub max_vel_1: f64,
+    /// Bound of θ̇2, rad/s (default 9π).
+    pub max_vel_2: f64,
+    /// Uniform torque noise amplitude added to each action (default 0).
+    pub torque_noise_max: f64,
+    /// Equations of motion (default `book`).
+    pub book_or_nips: AcrobotDynamics,
+}
+
+impl Default for AcrobotConfig {
+    fn default() -> Self {
+        Self {
+            dt: 0.2,
+            link_length_1: 1.0,
+            link_mass_1: 1.0,
+            link_mass_2: 1.0,
+            link_com_pos_1: 0.5,
+            link_com_pos_2: 0.5,
+            link_moi: 1.0,
+            max_vel_1: 4.0 * PI,
+            max_vel_2: 9.0 * PI,
+            torque_noise_max: 0.0,
+            book_or_nips: AcrobotDynamics::Book,
+        }
+    }
+}
+
+impl Validate for AcrobotConfig {
+    fn validate(&self) -> Result<(), FieldError> {
+        positive("dt", self.dt)?;
+        positive("link_length_1", self.link_length_1)?;
+        positive("link_mass_1", self.link_mass_1)?;
+        positive("link_mass_2", self.link_mass_2)?;
+        positive("link_com_pos_1", self.link_com_pos_1)?;
+        positive("link_com_pos_2", self.link_com_pos_2)?;
+        positive("link_moi", self.link_moi)?;
+        positive("max_vel_1", self.max_vel_1)?;
+        positive("max_vel_2", self.max_vel_2)?;
+        if !(self.torque_noise_max.is_finite() && self.torque_noise_max >= 0.0) {
+            return Err(FieldError::new("torque_noise_max", "must be finite and >= 0"));
+        }
+        Ok(())
+    }
+}
+
+/// The acrobot swing-up task (see the module docs).
+pub struct Acrobot {
+    config: AcrobotConfig,
+    params: UniformStart,
+    spec: EnvSpec,
+    rng: EnvRng,
+    /// `[θ1, θ2, θ̇1, θ̇2]`; `None` before the first reset.
+    state: Option<[f64; 4]>,
+}
+
+const AVAIL_TORQUE: [f64; 3] = [-1.0, 0.0, 1.0];
+
+impl Registered for Acrobot {
+    const ID: &'static str = "keel/Acrobot-v1";
+    const DESCRIPTION: &'static str = "Swing a two-link chain's end above a line by torquing its middle joint (Gymnasium Acrobot-v1)";
+    const MAX_EPISODE_STEPS: Option<u64> = Some(500);
+    type Config = AcrobotConfig;
+
+    fn new(config: AcrobotConfig) -> Result<Self> {
+        let high = [1.0, 1.0, 1.0, 1.0, config.max_vel_1, config.max_vel_2];
+        let spec = EnvSpec {
+            id: Self::ID.into(),
+            observation_space: Space::Box(BoxSpace::symmetric(&high)),
+            action_space: Space::Discrete(Discrete { n: 3, start: 0 }),
+            max_episode_steps: Self::MAX_EPISODE_STEPS,
+            reward_threshold: Some(-100.0),
+            state_len: Some(4),
+        };
+        Ok(Self {
+            config,
+            params: UniformStart { low: -0.1, high: 0.1 },
+            spec,
+            rng: EnvRng::default(),
+            state: None,
+        })
+    }
+}
+
+impl Acrobot {
+    /// Time derivative of `[θ1, θ2, θ̇1, θ̇2, torque]`, in Gymnasium's operation order.
+    fn dsdt(&self, s: &[f64; 5]) -> [f64; 5] {
+        let c = &self.config;
+        let (m1, m2, l1) = (c.link_mass_1, c.link_mass_2, c.link_length_1);
+        let (lc1, lc2, i1, i2) = (c.link_com_pos_1, c.link_com_pos_2, c.link_moi, c.link_moi);
+        let g = 9.8;
+        let [theta1, theta2, dtheta1, dtheta2, a] = *s;
+        let d1 = m1 * (lc1 * lc1) + m2 * (l1 * l1 + lc2 * lc2 + 2.0 * l1 * lc2 * theta2.cos()) + i1 + i2;
+        let d2 = m2 * (lc2 * lc2 + l1 * lc2 * theta2.cos()) + i2;
+        let phi2 = m2 * lc2 * g * (theta1 + theta2 - PI / 2.0).cos();
+        let phi1 = -m2 * l1 * lc2 * (dtheta2 * dtheta2) * theta2.sin()
+            - 2.0 * m2 * l1 * lc2 * dtheta2 * dtheta1 * theta2.sin()
+            + (m1 * lc1 + m2 * l1) * g * (theta1 - PI / 2.0).cos()
+            + phi2;
+        let ddtheta2 = match c.book_or_nips {
+            AcrobotDynamics::Nips => (a + d2 / d1 * phi1 - phi2) / (m2 * (lc2 * lc2) + i2 - (d2 * d2) / d1),
+            AcrobotDynamics::Book => {
+                (a + d2 / d1 * phi1 - m2 * l1 * lc2 * (dtheta1 * dtheta1) * theta2.sin() - phi2)
+                    / (m2 * (lc2 * lc2) + i2 - (d2 * d2) / d1)
+            }
+        };
+        let ddtheta1 = -(d2 * ddtheta2 + phi1) / d1;
+        [dtheta1, dtheta2, ddtheta1, ddtheta2, 0.0]
+    }
+
+    /// One classical Runge-Kutta step over `dt` (Gymnasium's `rk4` with `t = [0, dt]`).
+    fn rk4(&self, y0: [f64; 5]) -> [f64; 5] {
+        let dt = self.config.dt;
+        let dt2 = dt / 2.0;
+        let add = |y: &[f64; 5], h: f64, k: &[f64; 5]| -> [f64; 5] { std::array::from_fn(|i| y[i] + h * k[i]) };
+        let k1 = self.dsdt(&y0);
+        let k2 = self.dsdt(&add(&y0, dt2, &k1));
+        let k3 = self.dsdt(&add(&y0, dt2, &k2));
+        let k4 = self.dsdt(&add(&y0, dt, &k3));
+        std::array::from_fn(|i| y0[i] + dt / 6.0 * (k1[i] + 2.0 * k2[i] + 2.0 * k3[i] + k4[i]))
+    }
+}
+
+fn wrap(mut x: f64, m: f64, big_m: f64) -> f64 {
+    let diff = big_m - m;
+    while x > big_m {
+        x -= diff;
+    }
+    while x < m {
+        x += diff;
+    }
+    x
+}
+
+fn write_obs(s: &[f64; 4], obs: &mut [f32]) {
+    let values = [s[0].cos(), s[0].sin(), s[1].cos(), s[1].sin(), s[2], s[3]];
+    for (o, v) in obs.iter_mut().zip(values) {
+        *o = v as f32;
+    }
+}
+
+impl Env for Acrobot {
+    fn spec(&self) -> &EnvSpec {
+        &self.spec
+    }
+
+    fn reset(&mut self, seed: Option<u64>, options: &ResetOptions, obs: &mut [f32]) -> Result<()> {
+        let params = crate::config::overlay(&self.params, &options.params, "keel/Acrobot-v1 reset options")?;
+        let explicit = explicit_state::<4>(options)?;
+        self.rng.reseed(seed);
+        let state = match explicit {
+            Some(state) => state,
+            None => std::array::from_fn(|_| self.rng.uniform(params.low, params.high)),
+        };
+        write_obs(&state, obs);
+        self.state = Some(state);
+        Ok(())
+    }
+
+    fn step(&mut self, action: Action<'_>, obs: &mut [f32]) -> Result<Step> {
+        self.spec.action_space.check_action(action)?;
+        let Action::Int(&[action]) = action else {
+            return Err(EnvError::InvalidAction("expected one integer".into()));
+        };
+        let s = self.state.ok_or(EnvError::ResetNeeded)?;
+        let mut torque = AVAIL_TORQUE[action as usize];
+        if self.config.torque_noise_max > 0.0 {
+            let n = self.config.torque_noise_max;
+            torque += self.rng.uniform(-n, n);
+        }
+        let ns = self.rk4([s[0], s[1], s[2], s[3], torque]);
+        let (v1, v2) = (self.config.max_vel_1, self.config.max_vel_2);
+        let state = [
+            wrap(ns[0], -PI, PI),
+            wrap(ns[1], -PI, PI),
+            ns[2].max(-v1).min(v1),
+            ns[3].max(-v2).min(v2),
+        ];
+        self.state = Some(state);
+        write_obs(&state, obs);
+        let terminated = -state[0].cos() - (state[1] + state[0]).cos() > 1.0;
+        Ok(Step { reward: if terminated { 0.0 } else { -1.0 }, terminated, truncated: false })
+    }
+
+    fn state(&self) -> Option<Vec<f64>> {
+        self.state.map(|s| s.to_vec())
+    }
+
+    params_methods!(UniformStart);
+}

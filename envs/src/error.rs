@@ -1,0 +1,68 @@
+//! The one error type of keel-envs.
+
+use thiserror::Error;
+
+/// Everything that can go wrong when making, resetting or stepping an environment.
+///
+/// Every variant is reachable from user input and says what to fix; none leaves the
+/// environment unusable (a rejected action or option changes no state).
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum EnvError {
+    /// `make` was given an id that is not registered.
+    #[error("unknown environment id `{id}`; registered ids: {known}")]
+    UnknownEnv {
+        /// The id that was asked for.
+        id: String,
+        /// The registered ids, comma separated.
+        known: String,
+    },
+    /// A config or parameter key the environment does not have.
+    #[error("{context}: unknown field `{field}`; known fields: {known}")]
+    UnknownField {
+        /// Which config (e.g. `keel/CartPole-v1 config`).
+        context: String,
+        /// The key that was given.
+        field: String,
+        /// The keys that exist, comma separated.
+        known: String,
+    },
+    /// A config or parameter value that is of the wrong type or out of its range.
+    #[error("{context}: invalid `{field}`: {message}")]
+    InvalidField {
+        /// Which config (e.g. `keel/CartPole-v1 config`).
+        context: String,
+        /// The offending key.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// An action that is not in the action space (wrong length, kind, range, or not finite).
+    #[error("invalid action: {0}")]
+    InvalidAction(String),
+    /// An initial state (reset option `state`) of the wrong length or with non-finite values.
+    #[error("invalid initial state: {0}")]
+    InvalidState(String),
+    /// `step` before the first `reset`.
+    #[error("step() called before reset()")]
+    ResetNeeded,
+    /// A vector env with autoreset disabled was stepped in a sub-env whose episode has ended.
+    #[error("sub-env {index} has finished its episode and autoreset is disabled: reset it first (reset mask)")]
+    StepAfterDone {
+        /// Index of the finished sub-env.
+        index: usize,
+    },
+    /// A vector env call given buffers or seeds of the wrong size.
+    #[error("batch shape mismatch: {0}")]
+    BatchShape(String),
+    /// An environment panicked inside a worker thread (a bug in the env, not in the input).
+    #[error("worker {worker} failed: {message}")]
+    Worker {
+        /// Index of the worker.
+        worker: usize,
+        /// The panic message.
+        message: String,
+    },
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = EnvError> = std::result::Result<T, E>;

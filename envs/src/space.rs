@@ -1,0 +1,340 @@
+//! Observation and action spaces, as Gymnasium's `Box`, `Discrete` and `MultiDiscrete`.
+//!
+//! Observations travel as flat `f32` rows (the Box `dtype` says what Python sees); actions
+//! travel as [`Action`]: integers for the discrete spaces, `f32` for Box.
+
+use rand::RngExt;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{EnvError, Result};
+
+/// Element type of a Box space, as numpy names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DType {
+    /// `np.float32`
+    Float32,
+    /// `np.float64`
+    Float64,
+    /// `np.uint8`
+    Uint8,
+}
+
+/// A box in R^n: per-element bounds, a shape and an element type.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BoxSpace {
+    /// Lower bounds, one per element (row-major over `shape`).
+    pub low: Vec<f64>,
+    /// Upper bounds, one per element.
+    pub high: Vec<f64>,
+    /// Shape; the flat length is its product.
+    pub shape: Vec<usize>,
+    /// Element type.
+    pub dtype: DType,
+}
+
+impl BoxSpace {
+    /// A 1-D float32 box with the given bounds.
+    pub fn vector(low: Vec<f64>, high: Vec<f64>) -> Self {
+        let n = low.len();
+        debug_assert_eq!(n, high.len());
+        Self { low, high, shape: vec![n], dtype: DType::Float32 }
+    }
+
+    /// A 1-D float32 box with the same bounds `[-b, b]` per element.
+    pub fn symmetric(bound: &[f64]) -> Self {
+        Self::vector(bound.iter().map(|b| -b).collect(), bound.to_vec())
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.low.len()
+    }
+
+    /// Whether the box has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.low.is_empty()
+    }
+}
+
+/// Integers `start, ..., start + n - 1`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Discrete {
+    /// Number of values.
+    pub n: i64,
+    /// Smallest value (Gymnasium's `start`, usually 0).
+    pub start: i64,
+}
+
+/// A vector of independent discrete choices, element `k` in `0..nvec[k]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MultiDiscrete {
+    /// Number of values of each element.
+    pub nvec: Vec<i64>,
+}
+
+/// A space of observations or actions.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Space {
+    /// Gymnasium `Box`.
+    Box(BoxSpace),
+    /// Gymnasium `Discrete`.
+    Discrete(Discrete),
+    /// Gymnasium `MultiDiscrete`.
+    MultiDiscrete(MultiDiscrete),
+}
+
+/// One action, or a batch of actions laid out row by row.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Action<'a> {
+    /// Values of a `Discrete` (one per env) or `MultiDiscrete` space.
+    Int(&'a [i64]),
+    /// Values of a `Box` space.
+    Float(&'a [f32]),
+}
+
+impl Action<'_> {
+    /// Number of scalars held.
+    pub fn len(&self) -> usize {
+        match self {
+            Action::Int(v) => v.len(),
+            Action::Float(v) => v.len(),
+        }
+    }
+
+    /// Whether no scalar is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Row `i` of a batch whose rows have `width` scalars.
+    pub fn row(&self, i: usize, width: usize) -> Action<'_> {
+        match self {
+            Action::Int(v) => Action::Int(&v[i * width..(i + 1) * width]),
+            Action::Float(v) => Action::Float(&v[i * width..(i + 1) * width]),
+        }
+    }
+}
+
+/// Owned action, for samplers and files.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum OwnedAction {
+    /// A single integer (Discrete).
+    Scalar(i64),
+    /// Integers (MultiDiscrete).
+    Ints(Vec<i64>),
+    /// Floats (Box).
+    Floats(Vec<f32>),
+}
+
+impl OwnedAction {
+    /// Borrow as an [`Action`].
+    pub fn as_action(&self) -> Action<'_> {
+        match self {
+            OwnedAction::Scalar(v) => Action::Int(std::slice::from_ref(v)),
+            OwnedAction::Ints(v) => Action::Int(v),
+            OwnedAction::Floats(v) => Action::Float(v),
+        }
+    }
+}
+
+impl Space {
+    /// Number of scalars in one flat element of the space (1 for Discrete).
+    pub fn flat_len(&self) -> usize {
+        match self {
+            Space::Box(b) => b.len(),
+            Space::Discrete(_) => 1,
+            Space::MultiDiscrete(m) => m.nvec.len(),
+        }
+    }
+
+    /// Whether elements are integers (Discrete / MultiDiscrete).
+    pub fn is_integer(&self) -> bool {
+        !matches!(self, Space::Box(_))
+    }
+
+    /// Whether the flat float row `x` lies in the space (observations).
+    pub fn contains(&self, x: &[f32]) -> bool {
+        if x.len() != self.flat_len() {
+            return false;
+        }
+        match self {
+            Space::Box(b) => x.iter().zip(b.low.iter().zip(&b.high)).all(|(&v, (&lo, &hi))| {
+                let v = f64::from(v);
+                // A float32 observation may round just outside a float64 bound.
+                let slack = 1e-6 * (1.0 + v.abs());
+                !v.is_nan() && v >= lo - slack && v <= hi + slack
+            }),
+            Space::Discrete(d) => {
+                let v = f64::from(x[0]);
+                v.fract() == 0.0 && v >= d.start as f64 && v < (d.start + d.n) as f64
+            }
+            Space::MultiDiscrete(m) => x.iter().zip(&m.nvec).all(|(&v, &n)| {
+                let v = f64::from(v);
+                v.fract() == 0.0 && v >= 0.0 && v < n as f64
+            }),
+        }
+    }
+
+    /// Checks that `action` is a valid element: right kind and length; in range for discrete
+    /// spaces; finite for Box (Box bounds are the env's business: Gymnasium's Pendulum and
+    /// MountainCarContinuous clip out-of-range torques themselves).
+    pub fn check_action(&self, action: Action<'_>) -> Result<()> {
+        let want = self.flat_len();
+        if action.len() != want {
+            return Err(EnvError::InvalidAction(format!(
+                "expected {want} value(s), got {}",
+                action.len()
+            )));
+        }
+        match (self, action) {
+            (Space::Box(_), Action::Float(v)) => match v.iter().position(|x| !x.is_finite()) {
+                Some(k) => Err(EnvError::InvalidAction(format!("element {k} is {}", v[k]))),
+                None => Ok(()),
+            },
+            (Space::Discrete(d), Action::Int(v)) => {
+                if v[0] < d.start || v[0] >= d.start + d.n {
+                    Err(EnvError::InvalidAction(format!(
+                        "{} is outside Discrete({}, start={})",
+                        v[0], d.n, d.start
+                    )))
+                } else {
+                    Ok(())
+                }
+            }
+            (Space::MultiDiscrete(m), Action::Int(v)) => {
+                match v.iter().zip(&m.nvec).position(|(&a, &n)| a < 0 || a >= n) {
+                    Some(k) => Err(EnvError::InvalidAction(format!(
+                        "element {k} = {} is outside 0..{}",
+                        v[k], m.nvec[k]
+                    ))),
+                    None => Ok(()),
+                }
+            }
+            (Space::Box(_), Action::Int(_)) => Err(EnvError::InvalidAction(
+                "this env takes float actions (Box space), got integers".into(),
+            )),
+            (_, Action::Float(_)) => Err(EnvError::InvalidAction(
+                "this env takes integer actions (Discrete space), got floats".into(),
+            )),
+        }
+    }
+
+    /// Draws a uniform element (Box: uniform within finite bounds, standard normal along
+    /// unbounded directions, as Gymnasium).
+    pub fn sample<R: rand::Rng + ?Sized>(&self, rng: &mut R) -> OwnedAction {
+        match self {
+            Space::Box(b) => OwnedAction::Floats(
+                b.low
+                    .iter()
+                    .zip(&b.high)
+                    .map(|(&lo, &hi)| sample_interval(rng, lo, hi) as f32)
+                    .collect(),
+            ),
+            Space::Discrete(d) => OwnedAction::Scalar(d.start + rng.random_range(0..d.n.max(1))),
+            Space::MultiDiscrete(m) => OwnedAction::Ints(
+                m.nvec.iter().map(|&n| rng.random_range(0..n.max(1))).collect(),
+            ),
+        }
+    }
+
+    /// A short human description, e.g. `Box(-2, 2, (1,), float32)` or `Discrete(2)`.
+    pub fn describe(&self) -> String {
+        match self {
+            Space::Box(b) => {
+                let shape: Vec<String> = b.shape.iter().map(usize::to_string).collect();
+                let shape = if shape.len() == 1 { format!("({},)", shape[0]) } else { format!("({})", shape.join(", ")) };
+                let dtype = match b.dtype {
+                    DType::Float32 => "float32",
+                    DType::Float64 => "float64",
+                    DType::Uint8 => "uint8",
+                };
+                let same = |v: &[f64]| v.windows(2).all(|w| w[0] == w[1]);
+                if !b.is_empty() && same(&b.low) && same(&b.high) {
+                    format!("Box({}, {}, {shape}, {dtype})", fmt_bound(b.low[0]), fmt_bound(b.high[0]))
+                } else {
+                    format!("Box({shape}, {dtype})")
+                }
+            }
+            Space::Discrete(d) if d.start == 0 => format!("Discrete({})", d.n),
+            Space::Discrete(d) => format!("Discrete({}, start={})", d.n, d.start),
+            Space::MultiDiscrete(m) => format!("MultiDiscrete({:?})", m.nvec),
+        }
+    }
+}
+
+fn fmt_bound(v: f64) -> String {
+    if v.abs() >= f64::from(f32::MAX) * 0.99 {
+        if v > 0.0 { "inf".into() } else { "-inf".into() }
+    } else {
+        format!("{v}")
+    }
+}
+
+fn sample_interval<R: rand::Rng + ?Sized>(rng: &mut R, lo: f64, hi: f64) -> f64 {
+    let big = f64::from(f32::MAX) * 0.5;
+    let normal = |rng: &mut R| {
+        // Box-Muller; only for unbounded directions.
+        let u1: f64 = rng.random::<f64>().max(f64::MIN_POSITIVE);
+        let u2: f64 = rng.random();
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    };
+    match (lo > -big, hi < big) {
+        (true, true) => lo + (hi - lo) * rng.random::<f64>(),
+        (true, false) => lo - (1.0 - rng.random::<f64>()).ln(),
+        (false, true) => hi + (1.0 - rng.random::<f64>()).ln(),
+        (false, false) => normal(rng),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn discrete_checks_range_kind_and_length() {
+        let s = Space::Discrete(Discrete { n: 3, start: 0 });
+        assert!(s.check_action(Action::Int(&[2])).is_ok());
+        assert!(s.check_action(Action::Int(&[3])).is_err());
+        assert!(s.check_action(Action::Int(&[-1])).is_err());
+        assert!(s.check_action(Action::Int(&[0, 1])).is_err());
+        assert!(s.check_action(Action::Float(&[0.0])).is_err());
+    }
+
+    #[test]
+    fn box_rejects_non_finite_and_wrong_length() {
+        let s = Space::Box(BoxSpace::symmetric(&[2.0]));
+        assert!(s.check_action(Action::Float(&[1.5])).is_ok());
+        assert!(s.check_action(Action::Float(&[f32::NAN])).is_err());
+        assert!(s.check_action(Action::Float(&[f32::INFINITY])).is_err());
+        assert!(s.check_action(Action::Float(&[])).is_err());
+        assert!(s.contains(&[1.0]) && !s.contains(&[2.5]) && !s.contains(&[f32::NAN]));
+    }
+
+    #[test]
+    fn samples_are_in_space_and_seeded() {
+        let spaces = [
+            Space::Box(BoxSpace::vector(vec![-1.0, 0.0], vec![1.0, 5.0])),
+            Space::Discrete(Discrete { n: 4, start: 2 }),
+            Space::MultiDiscrete(MultiDiscrete { nvec: vec![2, 3] }),
+        ];
+        for s in &spaces {
+            let mut a = rand_pcg::Pcg64::seed_from_u64(1);
+            let mut b = rand_pcg::Pcg64::seed_from_u64(1);
+            for _ in 0..100 {
+                let x = s.sample(&mut a);
+                assert_eq!(x, s.sample(&mut b));
+                assert!(s.check_action(x.as_action()).is_ok(), "{x:?} not in {s:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn describes_like_gymnasium() {
+        assert_eq!(Space::Discrete(Discrete { n: 2, start: 0 }).describe(), "Discrete(2)");
+        assert_eq!(Space::Box(BoxSpace::symmetric(&[2.0])).describe(), "Box(-2, 2, (1,), float32)");
+    }
+}

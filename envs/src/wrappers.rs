@@ -1,0 +1,248 @@
+//! Wrappers users expect from Gymnasium: [`TimeLimit`], [`ClipAction`], [`RescaleAction`].
+//!
+//! Wrappers are generic over the env they wrap, so a wrapped env is still one static call per
+//! step; they also wrap `Box<dyn Env>`.
+
+use serde_json::{Map, Value};
+
+use crate::env::{Env, EnvSpec, ResetOptions, Step};
+use crate::error::{EnvError, Result};
+use crate::space::{Action, BoxSpace, Space};
+
+/// Reset-option / parameter key of the episode cap.
+pub const MAX_EPISODE_STEPS: &str = "max_episode_steps";
+
+/// Truncates episodes after `max_episode_steps` steps (Gymnasium's `TimeLimit`).
+///
+/// The cap is a per-reset parameter: `set_params({"max_episode_steps": n})` changes it for every
+/// later episode, and the same key in reset options changes it for one episode (`null` removes
+/// the cap). A curriculum can lengthen episodes without rebuilding the env.
+pub struct TimeLimit<E> {
+    inner: E,
+    spec: EnvSpec,
+    episode_cap: Option<u64>,
+    elapsed: u64,
+}
+
+impl<E: Env> TimeLimit<E> {
+    /// Wraps `inner`, cutting episodes at `max_episode_steps` (none: never).
+    pub fn new(inner: E, max_episode_steps: Option<u64>) -> Self {
+        let mut spec = inner.spec().clone();
+        spec.max_episode_steps = max_episode_steps;
+        Self { inner, spec, episode_cap: max_episode_steps, elapsed: 0 }
+    }
+
+    /// The wrapped env.
+    pub fn inner(&self) -> &E {
+        &self.inner
+    }
+
+    /// Steps taken in the current episode.
+    pub fn elapsed_steps(&self) -> u64 {
+        self.elapsed
+    }
+}
+
+fn parse_cap(value: &Value) -> Result<Option<u64>> {
+    match value {
+        Value::Null => Ok(None),
+        v => match v.as_u64() {
+            Some(n) if n > 0 => Ok(Some(n)),
+            _ => Err(EnvError::InvalidField {
+                context: "TimeLimit".into(),
+                field: MAX_EPISODE_STEPS.into(),
+                message: format!("must be a positive integer or null, got {v}"),
+            }),
+        },
+    }
+}
+
+impl<E: Env> Env for TimeLimit<E> {
+    fn spec(&self) -> &EnvSpec {
+        &self.spec
+    }
+
+    fn reset(&mut self, seed: Option<u64>, options: &ResetOptions, obs: &mut [f32]) -> Result<()> {
+        let (cap, inner_options);
+        let options = match options.params.get(MAX_EPISODE_STEPS) {
+            Some(value) => {
+                cap = parse_cap(value)?;
+                let mut rest = options.clone();
+                rest.params.remove(MAX_EPISODE_STEPS);
+                inner_options = rest;
+                &inner_options
+            }
+            None => {
+                cap = self.spec.max_episode_steps;
+                options
+            }
+        };
+        self.inner.reset(seed, options, obs)?;
+        self.episode_cap = cap;
+        self.elapsed = 0;
+        Ok(())
+    }
+
+    #[inline]
+    fn step(&mut self, action: Action<'_>, obs: &mut [f32]) -> Result<Step> {
+        let mut step = self.inner.step(action, obs)?;
+        self.elapsed += 1;
+        if let Some(cap) = self.episode_cap {
+            step.truncated |= self.elapsed >= cap;
+        }
+        Ok(step)
+    }
+
+    fn state(&self) -> Option<Vec<f64>> {
+        self.inner.state()
+    }
+
+    fn set_params(&mut self, params: &Map<String, Value>) -> Result<()> {
+        match params.get(MAX_EPISODE_STEPS) {
+            Some(value) => {
+                let cap = parse_cap(value)?;
+                let mut rest = params.clone();
+                rest.remove(MAX_EPISODE_STEPS);
+                self.inner.set_params(&rest)?;
+                self.spec.max_episode_steps = cap;
+            }
+            None => self.inner.set_params(params)?,
+        }
+        Ok(())
+    }
+
+    fn params(&self) -> Value {
+        let mut params = self.inner.params();
+        if let Value::Object(map) = &mut params {
+            map.insert(MAX_EPISODE_STEPS.into(), self.spec.max_episode_steps.into());
+        }
+        params
+    }
+}
+
+fn box_action_space(spec: &EnvSpec, wrapper: &str) -> Result<BoxSpace> {
+    match &spec.action_space {
+        Space::Box(b) if b.low.iter().chain(&b.high).all(|v| v.is_finite()) => Ok(b.clone()),
+        Space::Box(_) => Err(EnvError::InvalidField {
+            context: wrapper.into(),
+            field: "action_space".into(),
+            message: "needs finite Box bounds".into(),
+        }),
+        other => Err(EnvError::InvalidField {
+            context: wrapper.into(),
+            field: "action_space".into(),
+            message: format!("needs a Box action space, got {}", other.describe()),
+        }),
+    }
+}
+
+/// Clips Box actions into the env's bounds before stepping (Gymnasium's `ClipAction`); the
+/// wrapped action space is unbounded. Non-finite actions are still rejected.
+pub struct ClipAction<E> {
+    inner: E,
+    spec: EnvSpec,
+    bounds: BoxSpace,
+    scratch: Vec<f32>,
+}
+
+impl<E: Env> ClipAction<E> {
+    /// Wraps `inner`, which must have a finite Box action space.
+    pub fn new(inner: E) -> Result<Self> {
+        let bounds = box_action_space(inner.spec(), "ClipAction")?;
+        let mut spec = inner.spec().clone();
+        let unbounded = f64::from(f32::MAX);
+        spec.action_space = Space::Box(BoxSpace {
+            low: vec![-unbounded; bounds.len()],
+            high: vec![unbounded; bounds.len()],
+            ..bounds.clone()
+        });
+        let scratch = vec![0.0; bounds.len()];
+        Ok(Self { inner, spec, bounds, scratch })
+    }
+}
+
+/// Affinely maps Box actions from `[min, max]` onto the env's bounds (Gymnasium's
+/// `RescaleAction`), e.g. so a policy acting in `[-1, 1]` drives a `[-2, 2]` torque.
+pub struct RescaleAction<E> {
+    inner: E,
+    spec: EnvSpec,
+    bounds: BoxSpace,
+    min: f64,
+    max: f64,
+    scratch: Vec<f32>,
+}
+
+impl<E: Env> RescaleAction<E> {
+    /// Wraps `inner` (finite Box action space) so that it takes actions in `[min, max]`.
+    pub fn new(inner: E, min: f64, max: f64) -> Result<Self> {
+        let bounds = box_action_space(inner.spec(), "RescaleAction")?;
+        if !(min.is_finite() && max.is_finite() && min < max) {
+            return Err(EnvError::InvalidField {
+                context: "RescaleAction".into(),
+                field: "min/max".into(),
+                message: format!("needs finite min < max, got [{min}, {max}]"),
+            });
+        }
+        let mut spec = inner.spec().clone();
+        spec.action_space = Space::Box(BoxSpace {
+            low: vec![min; bounds.len()],
+            high: vec![max; bounds.len()],
+            ..bounds.clone()
+        });
+        let scratch = vec![0.0; bounds.len()];
+        Ok(Self { inner, spec, bounds, min, max, scratch })
+    }
+}
+
+/// The Env methods a Box-action transform forwards unchanged.
+macro_rules! forward_except_step {
+    () => {
+        fn spec(&self) -> &EnvSpec {
+            &self.spec
+        }
+        fn reset(&mut self, seed: Option<u64>, options: &ResetOptions, obs: &mut [f32]) -> Result<()> {
+            self.inner.reset(seed, options, obs)
+        }
+        fn state(&self) -> Option<Vec<f64>> {
+            self.inner.state()
+        }
+        fn set_params(&mut self, params: &Map<String, Value>) -> Result<()> {
+            self.inner.set_params(params)
+        }
+        fn params(&self) -> Value {
+            self.inner.params()
+        }
+    };
+}
+
+impl<E: Env> Env for ClipAction<E> {
+    forward_except_step!();
+
+    fn step(&mut self, action: Action<'_>, obs: &mut [f32]) -> Result<Step> {
+        self.spec.action_space.check_action(action)?;
+        let Action::Float(values) = action else {
+            return Err(EnvError::InvalidAction("expected float actions".into()));
+        };
+        for (k, (out, &v)) in self.scratch.iter_mut().zip(values).enumerate() {
+            *out = f64::from(v).clamp(self.bounds.low[k], self.bounds.high[k]) as f32;
+        }
+        self.inner.step(Action::Float(&self.scratch), obs)
+    }
+}
+
+impl<E: Env> Env for RescaleAction<E> {
+    forward_except_step!();
+
+    fn step(&mut self, action: Action<'_>, obs: &mut [f32]) -> Result<Step> {
+        self.spec.action_space.check_action(action)?;
+        let Action::Float(values) = action else {
+            return Err(EnvError::InvalidAction("expected float actions".into()));
+        };
+        let span = self.max - self.min;
+        for (k, (out, &v)) in self.scratch.iter_mut().zip(values).enumerate() {
+            let (lo, hi) = (self.bounds.low[k], self.bounds.high[k]);
+            *out = (lo + (hi - lo) * ((f64::from(v) - self.min) / span)) as f32;
+        }
+        self.inner.step(Action::Float(&self.scratch), obs)
+    }
+}

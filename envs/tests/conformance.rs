@@ -1,0 +1,38 @@
+//! The conformance suite, over every registered env: a new env is covered by its registry line.
+
+use keel_envs::registry::ids;
+use keel_envs::testing::{self, CheckResult};
+
+fn run_over_registry(check: fn(&str) -> CheckResult) {
+    let failures: Vec<String> = ids()
+        .into_iter()
+        .filter_map(|id| match std::panic::catch_unwind(|| check(id)) {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e),
+            Err(_) => Some(format!("{id}: panicked")),
+        })
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        $(#[test] fn $name() { run_over_registry(testing::$name); })*
+    };
+}
+
+conformance!(
+    check_seed_determinism,
+    check_observations_in_space,
+    check_vector_matches_single,
+    check_worker_counts,
+    check_autoreset_modes,
+    check_bad_actions,
+    check_explicit_state,
+);
+
+#[test]
+fn every_check_is_run() {
+    // Keeps this file in step with `testing::CHECKS`.
+    assert_eq!(testing::CHECKS.len(), 7);
+}

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Idempotent setup for Keel: a Python environment with the pinned torch (whose libtorch the
+# `tch` crate links against), gymnasium and the test tools, then the Rust workspace build.
+#
+# The environment lives in a cache outside the clone (default ~/.cache/keel/venv) and `.venv`
+# is a link to it. The torch wheel is large and the libtorch path is baked into the tch build:
+# one stable location means it is downloaded once and tch is compiled once, whatever the clone.
+#
+# Environment variables:
+#   KEEL_CACHE        cache root (default: $HOME/.cache/keel)
+#   CARGO_TARGET_DIR  cargo target directory (default: $KEEL_CACHE/target)
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cache="${KEEL_CACHE:-$HOME/.cache/keel}"
+venv="$cache/venv"
+python="${PYTHON:-python3}"
+
+# Pinned versions: tch 0.24.0 is built against torch 2.11.0; gymnasium 1.4.0 is the reference
+# for the classic-control golden data.
+requirements=(
+  "torch==2.11.0"
+  "numpy>=2,<3"
+  "gymnasium==1.4.0"
+  "maturin>=1.8,<2"
+  "pytest>=8"
+)
+
+mkdir -p "$cache"
+if [ ! -x "$venv/bin/python" ]; then
+  echo "keel setup: creating $venv"
+  "$python" -m venv "$venv"
+  "$venv/bin/pip" install -q --upgrade pip
+fi
+
+stamp="$venv/.keel-requirements"
+wanted="$(printf '%s\n' "${requirements[@]}")"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
+  echo "keel setup: installing ${requirements[*]} (torch is large; this happens once)"
+  "$venv/bin/pip" install -q "${requirements[@]}"
+  printf '%s\n' "$wanted" > "$stamp"
+fi
+
+# `.venv` in the clone points at the shared environment.
+if [ -L "$root/.venv" ] || [ ! -e "$root/.venv" ]; then
+  ln -sfn "$venv" "$root/.venv"
+elif [ "$(cd "$root/.venv" && pwd -P)" != "$(cd "$venv" && pwd -P)" ]; then
+  echo "keel setup: $root/.venv exists and is not a link to $venv; using it as is" >&2
+fi
