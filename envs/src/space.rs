@@ -181,6 +181,7 @@ impl Space {
     /// Checks that `action` is a valid element: right kind and length; in range for discrete
     /// spaces; finite for Box (Box bounds are the env's business: Gymnasium's Pendulum and
     /// MountainCarContinuous clip out-of-range torques themselves).
+    #[inline]
     pub fn check_action(&self, action: Action<'_>) -> Result<()> {
         let want = self.flat_len();
         if action.len() != want {
@@ -220,6 +221,38 @@ impl Space {
                 "this env takes integer actions (Discrete space), got floats".into(),
             )),
         }
+    }
+
+    /// Checks a batch of `rows` actions laid out row by row. The common all-valid case is one
+    /// branch-free pass; on failure the error names the first bad row.
+    pub fn check_batch(&self, actions: Action<'_>, rows: usize) -> Result<()> {
+        let width = self.flat_len();
+        let all_valid = actions.len() == rows * width
+            && match (self, actions) {
+                (Space::Discrete(d), Action::Int(v)) => {
+                    v.iter().fold(true, |ok, &a| ok & (a >= d.start) & (a < d.start + d.n))
+                }
+                (Space::MultiDiscrete(m), Action::Int(v)) => v
+                    .chunks_exact(width.max(1))
+                    .all(|row| row.iter().zip(&m.nvec).fold(true, |ok, (&a, &n)| ok & (a >= 0) & (a < n))),
+                (Space::Box(_), Action::Float(v)) => v.iter().fold(true, |ok, x| ok & x.is_finite()),
+                _ => false,
+            };
+        if all_valid {
+            return Ok(());
+        }
+        if actions.len() != rows * width {
+            return Err(EnvError::InvalidAction(format!(
+                "expected {rows} x {width} = {} values for the batch, got {}",
+                rows * width,
+                actions.len()
+            )));
+        }
+        for i in 0..rows {
+            self.check_action(actions.row(i, width))
+                .map_err(|e| EnvError::InvalidAction(format!("sub-env {i}: {e}")))?;
+        }
+        Err(EnvError::InvalidAction("invalid batch".into()))
     }
 
     /// Draws a uniform element (Box: uniform within finite bounds, standard normal along

@@ -550,19 +550,7 @@ impl VecEnv {
             return Err(EnvError::ResetNeeded);
         }
         let (n, al) = (self.num_envs, self.spec.action_len());
-        if actions.len() != n * al {
-            return Err(EnvError::InvalidAction(format!(
-                "expected {n} x {al} = {} values for the batch, got {}",
-                n * al,
-                actions.len()
-            )));
-        }
-        for i in 0..n {
-            self.spec
-                .action_space
-                .check_action(actions.row(i, al))
-                .map_err(|e| EnvError::InvalidAction(format!("sub-env {i}: {e}")))?;
-        }
+        self.spec.action_space.check_batch(actions, n)?;
         if self.options.autoreset_mode == AutoresetMode::Disabled {
             if let Some(index) = self.finished.iter().position(|&f| f) {
                 return Err(EnvError::StepAfterDone { index });

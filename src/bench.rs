@@ -1,0 +1,149 @@
+//! `keel bench`: env-steps per second of the vector engine, as a median over repeats.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use clap::Args;
+use keel_envs::space::OwnedAction;
+use keel_envs::{Action, AutoresetMode, VecEnv, VecOptions};
+use rand::SeedableRng;
+use serde::Serialize;
+
+/// Arguments of `keel bench`.
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Environment id; omitted: every registered env, printed as a table.
+    #[arg(long)]
+    env: Option<String>,
+    /// Number of envs in the vector.
+    #[arg(long, default_value_t = 256)]
+    num_envs: usize,
+    /// Worker threads (0: serial on the calling thread); default: one per core.
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Vector steps per repeat (each is `num_envs` env-steps).
+    #[arg(long, default_value_t = 10_000)]
+    steps: usize,
+    /// Timed repeats; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    repeats: usize,
+    /// Config override `key=value` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Autoreset mode: next_step, same_step (disabled cannot run unattended).
+    #[arg(long, default_value = "next_step")]
+    autoreset: AutoresetMode,
+    /// Also write the results as JSON to this file.
+    #[arg(long, value_name = "FILE.json")]
+    json: Option<PathBuf>,
+}
+
+/// One benchmark result.
+#[derive(Serialize)]
+struct Measurement {
+    env: String,
+    num_envs: usize,
+    workers: usize,
+    batch_steps: usize,
+    repeats: usize,
+    median_env_steps_per_s: f64,
+    min_env_steps_per_s: f64,
+    max_env_steps_per_s: f64,
+}
+
+fn measure(id: &str, args: &BenchArgs, workers: usize) -> Result<Measurement> {
+    let config = crate::overrides_from(&args.set)?;
+    let options = VecOptions { workers, autoreset_mode: args.autoreset };
+    let mut venv = VecEnv::make(id, &config, args.num_envs, options)?;
+    let space = venv.spec().action_space.clone();
+    // A small table of pre-drawn action batches, cycled, so sampling is not timed.
+    let mut rng = rand_pcg::Pcg64::seed_from_u64(0);
+    let batches: Vec<(Vec<i64>, Vec<f32>)> = (0..16)
+        .map(|_| {
+            let (mut ints, mut floats) = (Vec::new(), Vec::new());
+            for _ in 0..args.num_envs {
+                match space.sample(&mut rng) {
+                    OwnedAction::Scalar(v) => ints.push(v),
+                    OwnedAction::Ints(v) => ints.extend(v),
+                    OwnedAction::Floats(v) => floats.extend(v),
+                }
+            }
+            (ints, floats)
+        })
+        .collect();
+    let action = |k: usize| {
+        let (ints, floats) = &batches[k % batches.len()];
+        if space.is_integer() { Action::Int(ints) } else { Action::Float(floats) }
+    };
+    venv.reset(Some(0))?;
+    for k in 0..(args.steps / 10).max(1) {
+        venv.step(action(k))?;
+    }
+    let mut rates = Vec::with_capacity(args.repeats);
+    for _ in 0..args.repeats {
+        let start = Instant::now();
+        for k in 0..args.steps {
+            venv.step(action(k))?;
+        }
+        let seconds = start.elapsed().as_secs_f64();
+        rates.push((args.steps * args.num_envs) as f64 / seconds);
+    }
+    rates.sort_by(f64::total_cmp);
+    Ok(Measurement {
+        env: id.into(),
+        num_envs: args.num_envs,
+        workers,
+        batch_steps: args.steps,
+        repeats: args.repeats,
+        median_env_steps_per_s: rates[rates.len() / 2],
+        min_env_steps_per_s: rates[0],
+        max_env_steps_per_s: rates[rates.len() - 1],
+    })
+}
+
+fn millions(x: f64) -> String {
+    format!("{:.2}M", x / 1e6)
+}
+
+/// Runs `keel bench`.
+pub fn run(args: &BenchArgs) -> Result<()> {
+    if args.num_envs == 0 || args.steps == 0 || args.repeats == 0 {
+        bail!("--num-envs, --steps and --repeats must be positive");
+    }
+    if args.autoreset == AutoresetMode::Disabled {
+        bail!("--autoreset disabled needs someone to reset finished envs; use next_step or same_step");
+    }
+    let workers = args.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let ids: Vec<&str> = match &args.env {
+        Some(id) => vec![id.as_str()],
+        None => keel_envs::registry::ids(),
+    };
+    println!(
+        "keel bench: {} envs, {workers} workers, {} autoreset, median of {} x {} batch steps",
+        args.num_envs,
+        serde_json::to_value(args.autoreset)?.as_str().unwrap_or("?"),
+        args.repeats,
+        args.steps
+    );
+    println!();
+    println!("| env | env-steps/s (median) | min | max | ns per env-step |");
+    println!("|---|---:|---:|---:|---:|");
+    let mut results = Vec::new();
+    for id in ids {
+        let m = measure(id, args, workers)?;
+        println!(
+            "| {} | {} | {} | {} | {:.1} |",
+            m.env,
+            millions(m.median_env_steps_per_s),
+            millions(m.min_env_steps_per_s),
+            millions(m.max_env_steps_per_s),
+            1e9 / m.median_env_steps_per_s
+        );
+        results.push(m);
+    }
+    if let Some(path) = &args.json {
+        crate::rollout::write_atomically(path, serde_json::to_string_pretty(&results)?.as_bytes())?;
+    }
+    Ok(())
+}

@@ -1,0 +1,109 @@
+//! `keel`: the command line of Keel.
+//!
+//! - `keel list`: every registered env with its spaces.
+//! - `keel rollout`: replay a JSON list of actions in one env and write the trajectory as JSON.
+//! - `keel bench`: env-steps per second of the vector engine.
+//! - `keel doctor`: the libtorch build, its thread policy and CUDA devices.
+
+mod bench;
+mod rollout;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use serde_json::{Map, Value};
+
+#[derive(Parser)]
+#[command(name = "keel", version, about = "Keel: fast RL and control environments, agents on libtorch")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List registered environments: id, spaces, episode cap, description.
+    List {
+        /// Print JSON (id, spaces, default config) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replay actions from a JSON file in one env and write the trajectory as JSON.
+    Rollout(rollout::RolloutArgs),
+    /// Measure env-steps per second of the vector engine.
+    Bench(bench::BenchArgs),
+    /// Report the libtorch build: version, thread policy, CUDA devices.
+    Doctor,
+}
+
+/// `--set key=value` pairs as a config map (values parse as JSON, else as strings).
+pub fn overrides_from(pairs: &[String]) -> Result<Map<String, Value>> {
+    let mut map = Map::new();
+    for pair in pairs {
+        let (key, value) = keel_envs::config::parse_key_value(pair).map_err(anyhow::Error::msg)?;
+        map.insert(key, value);
+    }
+    Ok(map)
+}
+
+fn list(json: bool) -> Result<()> {
+    if json {
+        let mut entries = Vec::new();
+        for r in keel_envs::REGISTRY {
+            entries.push(serde_json::json!({
+                "id": r.id,
+                "description": r.description,
+                "spec": r.spec()?,
+                "default_config": r.default_config(),
+            }));
+        }
+        println!("{}", serde_json::to_string_pretty(&entries)?);
+        return Ok(());
+    }
+    println!("{:<32} {:<28} {:<22} {:>9}  description", "id", "observation space", "action space", "max steps");
+    for r in keel_envs::REGISTRY {
+        let spec = r.spec()?;
+        let steps = spec.max_episode_steps.map_or("-".to_string(), |n| n.to_string());
+        println!(
+            "{:<32} {:<28} {:<22} {:>9}  {}",
+            r.id,
+            spec.observation_space.describe(),
+            spec.action_space.describe(),
+            steps,
+            r.description
+        );
+    }
+    Ok(())
+}
+
+fn doctor() {
+    keel_agents::threads::configure();
+    let tch = keel_agents::tch::Cuda::is_available();
+    println!("libtorch intra-op threads: {} (set KEEL_TORCH_THREADS to change)", keel_agents::tch::get_num_threads());
+    println!("CUDA available: {tch}");
+    println!("CUDA devices: {}", keel_agents::tch::Cuda::device_count());
+    println!("cuDNN available: {}", keel_agents::tch::Cuda::cudnn_is_available());
+    let t = keel_agents::tch::Tensor::from_slice(&[1.0f32, 2.0, 3.0]);
+    println!("tensor check: sum([1, 2, 3]) = {}", t.sum(keel_agents::tch::Kind::Float).double_value(&[]));
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::List { json } => list(json),
+        Command::Rollout(args) => rollout::run(&args),
+        Command::Bench(args) => bench::run(&args),
+        Command::Doctor => {
+            doctor();
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! `keel rollout`: replay a JSON list of actions and write the trajectory.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use keel_envs::space::{OwnedAction, Space};
+use keel_envs::{Env, ResetOptions};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// Arguments of `keel rollout`.
+#[derive(Args)]
+pub struct RolloutArgs {
+    /// Environment id, e.g. keel/CartPole-v1.
+    #[arg(long)]
+    env: String,
+    /// Config override `key=value` (repeatable); `max_episode_steps=N` changes the time limit.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Seed of the reset.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// JSON file with the initial state: a list of numbers, or an object with key `state`.
+    #[arg(long, value_name = "FILE.json")]
+    init_state: Option<PathBuf>,
+    /// JSON file with the actions: a list whose items are integers (Discrete) or lists of
+    /// numbers (Box, MultiDiscrete).
+    #[arg(long, value_name = "FILE.json")]
+    actions: PathBuf,
+    /// Where to write the trajectory JSON.
+    #[arg(long, value_name = "FILE.json")]
+    out: PathBuf,
+}
+
+#[derive(Serialize)]
+struct Record {
+    obs: Vec<f32>,
+    reward: f64,
+    terminated: bool,
+    truncated: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<Vec<f64>>,
+}
+
+#[derive(Serialize)]
+struct Trajectory {
+    env: String,
+    seed: u64,
+    config: Map<String, Value>,
+    reset: Record,
+    steps: Vec<Record>,
+    /// Actions left unplayed because the episode ended first.
+    unplayed_actions: usize,
+}
+
+fn read_json(path: &PathBuf, what: &str) -> Result<Value> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {what} {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {what} {} as JSON", path.display()))
+}
+
+fn parse_state(value: Value) -> Result<Vec<f64>> {
+    let list = match value {
+        Value::Object(mut map) => map.remove("state").context("initial-state object has no `state` key")?,
+        other => other,
+    };
+    let Value::Array(items) = list else { bail!("initial state must be a list of numbers") };
+    items
+        .iter()
+        .enumerate()
+        .map(|(k, v)| v.as_f64().with_context(|| format!("initial state element {k} is not a number: {v}")))
+        .collect()
+}
+
+/// Converts one JSON action to the env's action type.
+pub fn parse_action(space: &Space, value: &Value) -> Result<OwnedAction, String> {
+    let number_list = |v: &Value| -> Option<Vec<f64>> {
+        match v {
+            Value::Number(n) => n.as_f64().map(|x| vec![x]),
+            Value::Array(items) => items.iter().map(Value::as_f64).collect(),
+            _ => None,
+        }
+    };
+    let values = number_list(value).ok_or_else(|| format!("expected a number or a list of numbers, got {value}"))?;
+    match space {
+        Space::Box(_) => Ok(OwnedAction::Floats(values.iter().map(|&x| x as f32).collect())),
+        Space::Discrete(_) | Space::MultiDiscrete(_) => {
+            let ints = values
+                .iter()
+                .map(|&x| if x.fract() == 0.0 && x.abs() < 9.0e15 { Ok(x as i64) } else { Err(format!("{x} is not an integer")) })
+                .collect::<Result<Vec<i64>, String>>()?;
+            Ok(match space {
+                Space::Discrete(_) if ints.len() == 1 => OwnedAction::Scalar(ints[0]),
+                _ => OwnedAction::Ints(ints),
+            })
+        }
+    }
+}
+
+/// Runs `keel rollout`.
+pub fn run(args: &RolloutArgs) -> Result<()> {
+    let config = crate::overrides_from(&args.set)?;
+    let mut env = keel_envs::make(&args.env, &config)?;
+    let space = env.spec().action_space.clone();
+    let Value::Array(raw_actions) = read_json(&args.actions, "actions")? else {
+        bail!("{}: actions must be a JSON list", args.actions.display());
+    };
+    let actions = raw_actions
+        .iter()
+        .enumerate()
+        .map(|(t, v)| parse_action(&space, v).map_err(|e| anyhow::anyhow!("action {t}: {e}")))
+        .collect::<Result<Vec<_>>>()?;
+    let options = match &args.init_state {
+        Some(path) => ResetOptions::with_state(parse_state(read_json(path, "initial state")?)?),
+        None => ResetOptions::default(),
+    };
+
+    let mut obs = vec![0.0f32; env.spec().obs_len()];
+    env.reset(Some(args.seed), &options, &mut obs)?;
+    let reset = Record { obs: obs.clone(), reward: 0.0, terminated: false, truncated: false, state: env.state() };
+    let mut steps = Vec::with_capacity(actions.len());
+    for (t, action) in actions.iter().enumerate() {
+        let s = env.step(action.as_action(), &mut obs).with_context(|| format!("action {t}"))?;
+        steps.push(Record { obs: obs.clone(), reward: s.reward, terminated: s.terminated, truncated: s.truncated, state: env.state() });
+        if s.terminated || s.truncated {
+            break;
+        }
+    }
+    let unplayed_actions = actions.len() - steps.len();
+    if unplayed_actions > 0 {
+        eprintln!("note: the episode ended after {} steps; {unplayed_actions} actions not played", steps.len());
+    }
+    let trajectory = Trajectory { env: args.env.clone(), seed: args.seed, config, reset, steps, unplayed_actions };
+    let text = serde_json::to_string(&trajectory)?;
+    write_atomically(&args.out, text.as_bytes())?;
+    Ok(())
+}
+
+/// Writes through a temporary file and a rename, so a reader never sees half a file.
+pub fn write_atomically(path: &PathBuf, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp~");
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    Ok(())
+}
