@@ -47,3 +47,16 @@ if [ -L "$root/.venv" ] || [ ! -e "$root/.venv" ]; then
 elif [ "$(cd "$root/.venv" && pwd -P)" != "$(cd "$venv" && pwd -P)" ]; then
   echo "keel setup: $root/.venv exists and is not a link to $venv; using it as is" >&2
 fi
+
+# Rust: every binary and the Python extension, in release (the agents train in release, and one
+# profile means libtorch's shim is compiled once).
+# shellcheck source=env.sh
+source "$root/scripts/env.sh"
+cd "$root"
+echo "keel setup: building the workspace (release)"
+cargo build --release --quiet
+echo "keel setup: building the Python package into $venv"
+VIRTUAL_ENV="$venv" "$venv/bin/maturin" develop --release --quiet --manifest-path python/Cargo.toml >/dev/null
+mkdir -p "$root/target"
+ln -sfn "$CARGO_TARGET_DIR/release/keel" "$root/target/keel"
+echo "keel setup: done (binary: target/keel)"

@@ -87,7 +87,13 @@ pub fn parse_action(space: &Space, value: &Value) -> Result<OwnedAction, String>
         Space::Discrete(_) | Space::MultiDiscrete(_) => {
             let ints = values
                 .iter()
-                .map(|&x| if x.fract() == 0.0 && x.abs() < 9.0e15 { Ok(x as i64) } else { Err(format!("{x} is not an integer")) })
+                .map(|&x| {
+                    if x.fract() == 0.0 && x.abs() < 9.0e15 {
+                        Ok(x as i64)
+                    } else {
+                        Err(format!("{x} is not an integer"))
+                    }
+                })
                 .collect::<Result<Vec<i64>, String>>()?;
             Ok(match space {
                 Space::Discrete(_) if ints.len() == 1 => OwnedAction::Scalar(ints[0]),
@@ -121,7 +127,13 @@ pub fn run(args: &RolloutArgs) -> Result<()> {
     let mut steps = Vec::with_capacity(actions.len());
     for (t, action) in actions.iter().enumerate() {
         let s = env.step(action.as_action(), &mut obs).with_context(|| format!("action {t}"))?;
-        steps.push(Record { obs: obs.clone(), reward: s.reward, terminated: s.terminated, truncated: s.truncated, state: env.state() });
+        steps.push(Record {
+            obs: obs.clone(),
+            reward: s.reward,
+            terminated: s.terminated,
+            truncated: s.truncated,
+            state: env.state(),
+        });
         if s.terminated || s.truncated {
             break;
         }

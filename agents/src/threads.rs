@@ -11,11 +11,7 @@ static CONFIGURE: Once = Once::new();
 /// else 1. Small RL networks gain nothing from more and lose a lot to contention with the
 /// environment workers.
 pub fn torch_threads() -> i32 {
-    std::env::var(TORCH_THREADS_VAR)
-        .ok()
-        .and_then(|v| v.trim().parse::<i32>().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(1)
+    std::env::var(TORCH_THREADS_VAR).ok().and_then(|v| v.trim().parse::<i32>().ok()).filter(|&n| n > 0).unwrap_or(1)
 }
 
 /// Sets libtorch's intra-op and inter-op thread counts once per process. Idempotent; call it

@@ -9,10 +9,12 @@ fn mlp_adam_reduces_loss() {
     tch::manual_seed(7);
     let vs = nn::VarStore::new(Device::Cpu);
     let root = vs.root();
-    let net = nn::seq()
-        .add(nn::linear(&root / "l1", 4, 64, Default::default()))
-        .add_fn(|x| x.tanh())
-        .add(nn::linear(&root / "l2", 64, 1, Default::default()));
+    let net = nn::seq().add(nn::linear(&root / "l1", 4, 64, Default::default())).add_fn(|x| x.tanh()).add(nn::linear(
+        &root / "l2",
+        64,
+        1,
+        Default::default(),
+    ));
     // Target: a smooth nonlinear function of the inputs.
     let x = Tensor::randn([256, 4], (Kind::Float, Device::Cpu));
     let y = (x.narrow(1, 0, 1).sin() + x.narrow(1, 1, 1) * x.narrow(1, 2, 1) * 0.5).detach();

@@ -44,11 +44,7 @@ pub fn positive(field: &'static str, value: f64) -> Result<(), FieldError> {
 
 /// `Err` unless `value` is finite.
 pub fn finite(field: &'static str, value: f64) -> Result<(), FieldError> {
-    if value.is_finite() {
-        Ok(())
-    } else {
-        Err(FieldError::new(field, format!("must be finite, got {value}")))
-    }
+    if value.is_finite() { Ok(()) } else { Err(FieldError::new(field, format!("must be finite, got {value}"))) }
 }
 
 /// `Err` unless `low <= high`, both finite.
@@ -63,11 +59,7 @@ pub fn ordered(field: &'static str, low: f64, high: f64) -> Result<(), FieldErro
 /// `base` with `overrides` applied key by key, then validated. Unknown keys, values of the wrong
 /// type and out-of-range values are errors naming the field; `context` says which config.
 /// Borrows `base` when there is nothing to override, so the hot reset path does not allocate.
-pub fn overlay<'a, T: Validate>(
-    base: &'a T,
-    overrides: &Map<String, Value>,
-    context: &str,
-) -> Result<Cow<'a, T>> {
+pub fn overlay<'a, T: Validate>(base: &'a T, overrides: &Map<String, Value>, context: &str) -> Result<Cow<'a, T>> {
     if overrides.is_empty() {
         return Ok(Cow::Borrowed(base));
     }
@@ -95,11 +87,7 @@ pub fn overlay<'a, T: Validate>(
         fields.insert(key.clone(), value.clone());
         // Deserialise after each key so a type error names the key that caused it.
         if let Err(e) = serde_json::from_value::<T>(Value::Object(fields.clone())) {
-            return Err(EnvError::InvalidField {
-                context: context.into(),
-                field: key.clone(),
-                message: e.to_string(),
-            });
+            return Err(EnvError::InvalidField { context: context.into(), field: key.clone(), message: e.to_string() });
         }
     }
     let built: T = serde_json::from_value(Value::Object(fields)).map_err(|e| EnvError::InvalidField {
@@ -123,9 +111,7 @@ pub fn checked<T: Validate>(value: T, context: &str) -> Result<T> {
 /// Parses a command-line `key=value` pair: the value is JSON when it parses as JSON
 /// (`9.8`, `true`, `[1,2]`), else a string (`system=he1`).
 pub fn parse_key_value(pair: &str) -> Result<(String, Value), String> {
-    let (key, raw) = pair
-        .split_once('=')
-        .ok_or_else(|| format!("expected key=value, got `{pair}`"))?;
+    let (key, raw) = pair.split_once('=').ok_or_else(|| format!("expected key=value, got `{pair}`"))?;
     let key = key.trim();
     if key.is_empty() {
         return Err(format!("empty key in `{pair}`"));

@@ -27,13 +27,16 @@ pub trait Registered: Env + Sized + 'static {
     fn new(config: Self::Config) -> Result<Self>;
 }
 
+/// Builds an env from config overrides and an episode-cap override (`None`: the registered cap).
+type MakeFn = fn(&Map<String, Value>, Option<Option<u64>>) -> Result<Box<dyn Env>>;
+
 /// One registry line.
 pub struct Registration {
     /// Versioned id.
     pub id: &'static str,
     /// One-line description.
     pub description: &'static str,
-    make: fn(&Map<String, Value>, Option<Option<u64>>) -> Result<Box<dyn Env>>,
+    make: MakeFn,
     default_config: fn() -> Value,
 }
 
@@ -104,10 +107,7 @@ pub static REGISTRY: &[Registration] = &[
 
 /// The registry line of `id`, or an error listing the known ids.
 pub fn lookup(id: &str) -> Result<&'static Registration> {
-    REGISTRY.iter().find(|r| r.id == id).ok_or_else(|| EnvError::UnknownEnv {
-        id: id.into(),
-        known: ids().join(", "),
-    })
+    REGISTRY.iter().find(|r| r.id == id).ok_or_else(|| EnvError::UnknownEnv { id: id.into(), known: ids().join(", ") })
 }
 
 /// Every registered id.

@@ -185,10 +185,7 @@ impl Space {
     pub fn check_action(&self, action: Action<'_>) -> Result<()> {
         let want = self.flat_len();
         if action.len() != want {
-            return Err(EnvError::InvalidAction(format!(
-                "expected {want} value(s), got {}",
-                action.len()
-            )));
+            return Err(EnvError::InvalidAction(format!("expected {want} value(s), got {}", action.len())));
         }
         match (self, action) {
             (Space::Box(_), Action::Float(v)) => match v.iter().position(|x| !x.is_finite()) {
@@ -197,29 +194,25 @@ impl Space {
             },
             (Space::Discrete(d), Action::Int(v)) => {
                 if v[0] < d.start || v[0] >= d.start + d.n {
-                    Err(EnvError::InvalidAction(format!(
-                        "{} is outside Discrete({}, start={})",
-                        v[0], d.n, d.start
-                    )))
+                    Err(EnvError::InvalidAction(format!("{} is outside Discrete({}, start={})", v[0], d.n, d.start)))
                 } else {
                     Ok(())
                 }
             }
             (Space::MultiDiscrete(m), Action::Int(v)) => {
                 match v.iter().zip(&m.nvec).position(|(&a, &n)| a < 0 || a >= n) {
-                    Some(k) => Err(EnvError::InvalidAction(format!(
-                        "element {k} = {} is outside 0..{}",
-                        v[k], m.nvec[k]
-                    ))),
+                    Some(k) => {
+                        Err(EnvError::InvalidAction(format!("element {k} = {} is outside 0..{}", v[k], m.nvec[k])))
+                    }
                     None => Ok(()),
                 }
             }
-            (Space::Box(_), Action::Int(_)) => Err(EnvError::InvalidAction(
-                "this env takes float actions (Box space), got integers".into(),
-            )),
-            (_, Action::Float(_)) => Err(EnvError::InvalidAction(
-                "this env takes integer actions (Discrete space), got floats".into(),
-            )),
+            (Space::Box(_), Action::Int(_)) => {
+                Err(EnvError::InvalidAction("this env takes float actions (Box space), got integers".into()))
+            }
+            (_, Action::Float(_)) => {
+                Err(EnvError::InvalidAction("this env takes integer actions (Discrete space), got floats".into()))
+            }
         }
     }
 
@@ -260,16 +253,12 @@ impl Space {
     pub fn sample<R: rand::Rng + ?Sized>(&self, rng: &mut R) -> OwnedAction {
         match self {
             Space::Box(b) => OwnedAction::Floats(
-                b.low
-                    .iter()
-                    .zip(&b.high)
-                    .map(|(&lo, &hi)| sample_interval(rng, lo, hi) as f32)
-                    .collect(),
+                b.low.iter().zip(&b.high).map(|(&lo, &hi)| sample_interval(rng, lo, hi) as f32).collect(),
             ),
             Space::Discrete(d) => OwnedAction::Scalar(d.start + rng.random_range(0..d.n.max(1))),
-            Space::MultiDiscrete(m) => OwnedAction::Ints(
-                m.nvec.iter().map(|&n| rng.random_range(0..n.max(1))).collect(),
-            ),
+            Space::MultiDiscrete(m) => {
+                OwnedAction::Ints(m.nvec.iter().map(|&n| rng.random_range(0..n.max(1))).collect())
+            }
         }
     }
 
@@ -278,7 +267,8 @@ impl Space {
         match self {
             Space::Box(b) => {
                 let shape: Vec<String> = b.shape.iter().map(usize::to_string).collect();
-                let shape = if shape.len() == 1 { format!("({},)", shape[0]) } else { format!("({})", shape.join(", ")) };
+                let shape =
+                    if shape.len() == 1 { format!("({},)", shape[0]) } else { format!("({})", shape.join(", ")) };
                 let dtype = match b.dtype {
                     DType::Float32 => "float32",
                     DType::Float64 => "float64",

@@ -19,6 +19,9 @@ use crate::wrappers::MAX_EPISODE_STEPS;
 /// Outcome of a check.
 pub type CheckResult = std::result::Result<(), String>;
 
+/// A check run on the env registered under the given id.
+pub type Check = fn(&str) -> CheckResult;
+
 /// Episode cap used by the checks, so episodes end within a short rollout.
 pub const SHORT_EPISODE: u64 = 7;
 
@@ -154,7 +157,11 @@ pub fn check_vector_matches_single(id: &str) -> CheckResult {
         let single = rollout(env.as_mut(), 100 + i as u64, &actions)?;
         for (t, (b, r)) in batches.iter().zip(&single).enumerate() {
             let row = &b.obs[i * ol..(i + 1) * ol];
-            if row != r.obs.as_slice() || b.reward[i] != r.reward || b.terminated[i] != r.terminated || b.truncated[i] != r.truncated {
+            if row != r.obs.as_slice()
+                || b.reward[i] != r.reward
+                || b.terminated[i] != r.terminated
+                || b.truncated[i] != r.truncated
+            {
                 return Err(format!("{id}: vector env {i} differs from the single env at step {t}"));
             }
         }
@@ -221,8 +228,9 @@ pub fn check_autoreset_modes(id: &str) -> CheckResult {
 
     // Disabled: stepping a finished env is an error that changes nothing; a masked reset
     // revives it.
-    let mut venv = VecEnv::make(id, &short_config(), 2, VecOptions { workers: 0, autoreset_mode: AutoresetMode::Disabled })
-        .map_err(|e| e.to_string())?;
+    let mut venv =
+        VecEnv::make(id, &short_config(), 2, VecOptions { workers: 0, autoreset_mode: AutoresetMode::Disabled })
+            .map_err(|e| e.to_string())?;
     let space = venv.spec().action_space.clone();
     venv.reset(Some(3)).map_err(|e| e.to_string())?;
     let actions = action_sequence(&space, 9, 2);
@@ -263,10 +271,8 @@ pub fn check_bad_actions(id: &str) -> CheckResult {
     env.reset(Some(11), &ResetOptions::default(), &mut obs).map_err(|e| e.to_string())?;
     twin.reset(Some(11), &ResetOptions::default(), &mut twin_obs).map_err(|e| e.to_string())?;
     let n = space.flat_len();
-    let mut bad: Vec<(String, Vec<i64>, Vec<f32>, bool)> = vec![
-        ("too long".into(), vec![0; n + 1], vec![0.0; n + 1], true),
-        ("empty".into(), vec![], vec![], true),
-    ];
+    let mut bad: Vec<(String, Vec<i64>, Vec<f32>, bool)> =
+        vec![("too long".into(), vec![0; n + 1], vec![0.0; n + 1], true), ("empty".into(), vec![], vec![], true)];
     match &space {
         Space::Discrete(d) => {
             bad.push(("above range".into(), vec![d.start + d.n], vec![], true));
@@ -334,7 +340,7 @@ pub fn check_explicit_state(id: &str) -> CheckResult {
 }
 
 /// Every conformance check, by name.
-pub const CHECKS: &[(&str, fn(&str) -> CheckResult)] = &[
+pub const CHECKS: &[(&str, Check)] = &[
     ("seed_determinism", check_seed_determinism),
     ("observations_in_space", check_observations_in_space),
     ("vector_matches_single", check_vector_matches_single),

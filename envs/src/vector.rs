@@ -385,7 +385,7 @@ impl Drop for Pool {
 
 enum Executor {
     Serial(Box<Chunk>),
-    Pool(Pool),
+    Pool(Box<Pool>),
 }
 
 /// `num_envs` envs of one spec stepped as one (see the module docs).
@@ -414,9 +414,9 @@ impl VecEnv {
             return Err(EnvError::BatchShape("a vector env needs at least one env".into()));
         };
         let spec = first.spec().clone();
-        if let Some(i) = envs.iter().position(|e| e.spec().observation_space != spec.observation_space
-            || e.spec().action_space != spec.action_space)
-        {
+        if let Some(i) = envs.iter().position(|e| {
+            e.spec().observation_space != spec.observation_space || e.spec().action_space != spec.action_space
+        }) {
             return Err(EnvError::BatchShape(format!("env {i} has other spaces than env 0")));
         }
         let num_envs = envs.len();
@@ -449,13 +449,13 @@ impl VecEnv {
                     .map_err(|e| EnvError::Worker { worker: w, message: format!("cannot spawn: {e}") })?;
                 threads.push(handle);
             }
-            Executor::Pool(Pool {
+            Executor::Pool(Box::new(Pool {
                 chunks,
                 starts,
                 threads,
                 signal,
                 gathered: Batch::new(num_envs, spec.obs_len(), mode),
-            })
+            }))
         };
         Ok(Self {
             spec,

@@ -184,11 +184,8 @@ impl<E: Env> RescaleAction<E> {
             });
         }
         let mut spec = inner.spec().clone();
-        spec.action_space = Space::Box(BoxSpace {
-            low: vec![min; bounds.len()],
-            high: vec![max; bounds.len()],
-            ..bounds.clone()
-        });
+        spec.action_space =
+            Space::Box(BoxSpace { low: vec![min; bounds.len()], high: vec![max; bounds.len()], ..bounds.clone() });
         let scratch = vec![0.0; bounds.len()];
         Ok(Self { inner, spec, bounds, min, max, scratch })
     }

@@ -130,7 +130,8 @@ const AVAIL_TORQUE: [f64; 3] = [-1.0, 0.0, 1.0];
 
 impl Registered for Acrobot {
     const ID: &'static str = "keel/Acrobot-v1";
-    const DESCRIPTION: &'static str = "Swing a two-link chain's end above a line by torquing its middle joint (Gymnasium Acrobot-v1)";
+    const DESCRIPTION: &'static str =
+        "Swing a two-link chain's end above a line by torquing its middle joint (Gymnasium Acrobot-v1)";
     const MAX_EPISODE_STEPS: Option<u64> = Some(500);
     type Config = AcrobotConfig;
 
@@ -144,13 +145,7 @@ impl Registered for Acrobot {
             reward_threshold: Some(-100.0),
             state_len: Some(4),
         };
-        Ok(Self {
-            config,
-            params: UniformStart { low: -0.1, high: 0.1 },
-            spec,
-            rng: EnvRng::default(),
-            state: None,
-        })
+        Ok(Self { config, params: UniformStart { low: -0.1, high: 0.1 }, spec, rng: EnvRng::default(), state: None })
     }
 }
 
@@ -242,12 +237,7 @@ impl Env for Acrobot {
         }
         let ns = self.rk4([s[0], s[1], s[2], s[3], torque]);
         let (v1, v2) = (self.config.max_vel_1, self.config.max_vel_2);
-        let state = [
-            wrap(ns[0], -PI, PI),
-            wrap(ns[1], -PI, PI),
-            ns[2].max(-v1).min(v1),
-            ns[3].max(-v2).min(v2),
-        ];
+        let state = [wrap(ns[0], -PI, PI), wrap(ns[1], -PI, PI), ns[2].max(-v1).min(v1), ns[3].max(-v2).min(v2)];
         self.state = Some(state);
         write_obs(&state, obs);
         let terminated = -state[0].cos() - (state[1] + state[0]).cos() > 1.0;

@@ -134,12 +134,8 @@ impl Registered for CartPole {
     type Config = CartPoleConfig;
 
     fn new(config: CartPoleConfig) -> Result<Self> {
-        let high = [
-            config.x_threshold * 2.0,
-            f64::from(f32::MAX),
-            config.theta_threshold_radians * 2.0,
-            f64::from(f32::MAX),
-        ];
+        let high =
+            [config.x_threshold * 2.0, f64::from(f32::MAX), config.theta_threshold_radians * 2.0, f64::from(f32::MAX)];
         let spec = EnvSpec {
             id: Self::ID.into(),
             observation_space: Space::Box(BoxSpace::symmetric(&high)),

@@ -45,9 +45,10 @@ impl Validate for UniformStart {
 /// The `state` reset option as a fixed-size array, checked for length and finiteness.
 pub(crate) fn explicit_state<const N: usize>(options: &ResetOptions) -> Result<Option<[f64; N]>> {
     let Some(state) = &options.state else { return Ok(None) };
-    let array: [f64; N] = state.as_slice().try_into().map_err(|_| {
-        EnvError::InvalidState(format!("expected {N} values, got {}", state.len()))
-    })?;
+    let array: [f64; N] = state
+        .as_slice()
+        .try_into()
+        .map_err(|_| EnvError::InvalidState(format!("expected {N} values, got {}", state.len())))?;
     if let Some(k) = array.iter().position(|v| !v.is_finite()) {
         return Err(EnvError::InvalidState(format!("element {k} is {}", array[k])));
     }

@@ -111,13 +111,7 @@ impl Registered for MountainCar {
             reward_threshold: Some(-110.0),
             state_len: Some(2),
         };
-        Ok(Self {
-            config,
-            params: UniformStart { low: -0.6, high: -0.4 },
-            spec,
-            rng: EnvRng::default(),
-            state: None,
-        })
+        Ok(Self { config, params: UniformStart { low: -0.6, high: -0.4 }, spec, rng: EnvRng::default(), state: None })
     }
 }
 

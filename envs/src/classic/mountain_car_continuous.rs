@@ -140,7 +140,8 @@ pub struct MountainCarContinuous {
 
 impl Registered for MountainCarContinuous {
     const ID: &'static str = "keel/MountainCarContinuous-v0";
-    const DESCRIPTION: &'static str = "Mountain car with a continuous engine force (Gymnasium MountainCarContinuous-v0)";
+    const DESCRIPTION: &'static str =
+        "Mountain car with a continuous engine force (Gymnasium MountainCarContinuous-v0)";
     const MAX_EPISODE_STEPS: Option<u64> = Some(999);
     type Config = MountainCarContinuousConfig;
 

@@ -114,7 +114,8 @@ pub struct Pendulum {
 
 impl Registered for Pendulum {
     const ID: &'static str = "keel/Pendulum-v1";
-    const DESCRIPTION: &'static str = "Swing a pendulum upright and hold it with a bounded torque (Gymnasium Pendulum-v1)";
+    const DESCRIPTION: &'static str =
+        "Swing a pendulum upright and hold it with a bounded torque (Gymnasium Pendulum-v1)";
     const MAX_EPISODE_STEPS: Option<u64> = Some(200);
     type Config = PendulumConfig;
 

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Sets everything up (idempotent) and runs every test: the Rust workspace (envs, golden data,
+# conformance suite, libtorch toolchain, command line) and the Python package.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bash "$root/scripts/setup.sh"
+# shellcheck source=env.sh
+source "$root/scripts/env.sh"
+cd "$root"
+echo "keel test: cargo test --release"
+cargo test --release
+echo "keel test: pytest python/tests"
+"$root/.venv/bin/python" -m pytest -q python/tests
+echo "keel test: all passed"
