@@ -44,6 +44,11 @@ pub mod testing;
 pub mod vector;
 pub mod wrappers;
 
+/// The README's Rust examples, compiled and run as doctests.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 pub use env::{Env, EnvSpec, ResetOptions, Step};
 pub use error::{EnvError, Result};
 pub use registry::{REGISTRY, make};
