@@ -24,6 +24,7 @@ requirements=(
   "gymnasium==1.4.0"
   "maturin>=1.8,<2"
   "pytest>=8"
+  "stable-baselines3==2.9.2"
 )
 
 mkdir -p "$cache"

@@ -496,6 +496,17 @@ impl VecEnv {
         }
     }
 
+    /// Takes the observation buffer of the last step, leaving a fresh one in its place (the next
+    /// step writes every row). Lets a caller, e.g. Python, own the observations without a copy.
+    pub fn take_obs(&mut self) -> Vec<f32> {
+        let out = match &mut self.executor {
+            Executor::Serial(chunk) => &mut chunk.out,
+            Executor::Pool(pool) => &mut pool.gathered,
+        };
+        let fresh = vec![0.0; out.obs.len()];
+        std::mem::replace(&mut out.obs, fresh)
+    }
+
     /// Resets every env; env `i` is seeded `seed + i` (none: streams continue).
     pub fn reset(&mut self, seed: Option<u64>) -> Result<()> {
         let seeds = seed.map_or(Seeds::Continue, Seeds::Base);

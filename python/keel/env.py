@@ -1,0 +1,72 @@
+"""`keel.env.KeelEnv`: one Rust env as a `gymnasium.Env`."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from keel import _core
+from keel._util import space_from_spec, to_json
+
+
+class KeelEnv(gym.Env):
+    """A Keel env behind Gymnasium's API.
+
+    Made by ``gymnasium.make("keel/<Name>-v<N>", **config)``, which also adds Gymnasium's
+    ``TimeLimit`` with the registered episode cap (so the Rust core applies none of its own).
+    Keyword arguments are the env's config fields (``keel list --json`` shows them); an unknown
+    or invalid one raises ``keel.ConfigError`` (a ``ValueError``) naming the field.
+
+    ``reset(options=...)`` takes ``{"state": [...]}`` to set the initial state exactly, and any
+    per-reset parameter of the env (e.g. CartPole's ``low``/``high``).
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, env_id: str, render_mode: str | None = None, max_episode_steps: int | None = None, **config: Any):
+        if render_mode is not None:
+            raise ValueError(f"{env_id} does not render (render_mode must be None, got {render_mode!r})")
+        self.render_mode = render_mode
+        self._env_id = env_id
+        self._config = dict(config)
+        self._max_episode_steps = max_episode_steps
+        core_config = {**config, "max_episode_steps": max_episode_steps}
+        self._core = _core.EnvCore(env_id, to_json(core_config))
+        spec = json.loads(self._core.spec_json())
+        self.observation_space = space_from_spec(spec["observation_space"])
+        self.action_space = space_from_spec(spec["action_space"])
+        # The Rust step already returns Gymnasium's 5-tuple with fresh objects: bind it directly.
+        self.step = self._core.step
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:  # noqa: F811
+        return self._core.step(action)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        return self._core.reset(seed, to_json(options)), {}
+
+    @property
+    def state(self) -> np.ndarray | None:
+        """The full internal state (float64), or None if the env exposes none."""
+        state = self._core.state()
+        return None if state is None else np.asarray(state, dtype=np.float64)
+
+    def set_params(self, **params: Any) -> None:
+        """Sets per-reset parameters for every later reset (what a curriculum changes)."""
+        self._core.set_params(to_json(params) or "{}")
+
+    def close(self) -> None:
+        pass
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Rebuilt from its constructor arguments; the random stream restarts at the next seeded reset.
+        return {"env_id": self._env_id, "config": self._config, "render_mode": self.render_mode,
+                "max_episode_steps": self._max_episode_steps, "spec": self.spec}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["env_id"], render_mode=state["render_mode"],
+                      max_episode_steps=state["max_episode_steps"], **state["config"])
+        self.spec = state["spec"]

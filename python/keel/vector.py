@@ -1,0 +1,141 @@
+"""`keel.vector.KeelVectorEnv`: the Rust vector engine as a `gymnasium.vector.VectorEnv`."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+import numpy as np
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from keel import _core
+from keel._util import space_from_spec, to_json
+
+_MODES = {AutoresetMode.NEXT_STEP: "next_step", AutoresetMode.SAME_STEP: "same_step", AutoresetMode.DISABLED: "disabled"}
+
+# Below this many envs, one thread beats the pool's hand-offs for cheap envs.
+_SERIAL_BELOW = 64
+
+
+class KeelVectorEnv(VectorEnv):
+    """``num_envs`` Keel envs stepped by the Rust engine: worker threads, no subprocesses.
+
+    - ``gymnasium.make_vec("keel/<Name>-v<N>", num_envs=..., **config)`` builds it (its vector entry
+      point); sub-env ``i`` of ``reset(seed=s)`` is seeded ``s + i``.
+    - ``autoreset_mode``: ``AutoresetMode.NEXT_STEP`` (default), ``SAME_STEP`` (terminal
+      observations in ``infos["final_obs"]``) or ``DISABLED`` (reset with
+      ``options={"reset_mask": mask}``).
+    - ``workers``: threads of the Rust pool (0: serial); default: serial below 64 envs, else one
+      per core.
+    - Episode statistics come in ``infos["episode"]`` (``r``, ``l``, ``t``) with mask
+      ``infos["_episode"]``, as Gymnasium's ``RecordEpisodeStatistics`` writes them.
+    - The GIL is released while stepping; observations are handed over without a copy.
+      ``step_into`` writes into arrays you own instead.
+    """
+
+    def __init__(self, env_id: str, num_envs: int, *, autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+                 workers: int | None = None, max_episode_steps: int | None = None, render_mode: str | None = None,
+                 **config: Any):
+        if render_mode is not None:
+            raise ValueError(f"{env_id} does not render (render_mode must be None, got {render_mode!r})")
+        if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+            raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
+        mode = AutoresetMode(autoreset_mode)
+        if workers is None:
+            workers = 0 if num_envs < _SERIAL_BELOW else min(int(num_envs), os.cpu_count() or 1)
+        self._args = dict(env_id=env_id, num_envs=int(num_envs), autoreset_mode=mode, workers=workers,
+                          max_episode_steps=max_episode_steps, config=dict(config))
+        core_config = dict(config)
+        if max_episode_steps is not None:
+            core_config["max_episode_steps"] = max_episode_steps
+        self._core = _core.VecCore(env_id, int(num_envs), int(workers), _MODES[mode], self._build_info, to_json(core_config))
+        spec = json.loads(self._core.spec_json())
+        self.num_envs = int(num_envs)
+        self.render_mode = None
+        self.metadata = {"autoreset_mode": mode, "render_modes": []}
+        self.single_observation_space = space_from_spec(spec["observation_space"])
+        self.single_action_space = space_from_spec(spec["action_space"])
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self._episode_start = np.full(self.num_envs, time.perf_counter())
+        # The Rust step returns Gymnasium's 5-tuple: bind it directly, no Python frame per step.
+        self.step = self._core.step
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:  # noqa: F811
+        return self._core.step(actions)
+
+    def step_into(self, actions: Any, obs: np.ndarray, rewards: np.ndarray, terminations: np.ndarray,
+                  truncations: np.ndarray) -> dict[str, Any]:
+        """Steps and writes the results into the given C-contiguous arrays (float32 obs of shape
+        ``(num_envs, *obs_shape)``, float64 rewards, bool flags); returns the infos."""
+        return self._core.step_into(actions, obs, rewards, terminations, truncations)
+
+    def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        if isinstance(seed, (int, np.integer)):
+            super().reset(seed=int(seed))
+            seeds = [int(seed) + i for i in range(self.num_envs)]
+        elif seed is None:
+            seeds = None
+        else:
+            seeds = [int(s) for s in seed]
+            if len(seeds) != self.num_envs:
+                raise ValueError(f"{len(seeds)} seeds for {self.num_envs} envs")
+        options = dict(options or {})
+        mask = options.pop("reset_mask", None)
+        if mask is not None:
+            mask = np.asarray(mask, dtype=bool)
+            if mask.shape != (self.num_envs,):
+                raise ValueError(f"reset_mask must have shape ({self.num_envs},), got {mask.shape}")
+            mask = mask.tolist()
+        obs = self._core.reset(seeds, to_json(options), mask)
+        now = time.perf_counter()
+        if mask is None:
+            self._episode_start[:] = now
+        else:
+            self._episode_start[np.asarray(mask)] = now
+        return obs.reshape(self.observation_space.shape), {}
+
+    def _build_info(self, done, returns, lengths, final_mask, final_obs) -> dict[str, Any]:
+        """Infos of a step where some episode ended (called by the Rust core)."""
+        now = time.perf_counter()
+        elapsed = np.where(done, now - self._episode_start, 0.0)
+        self._episode_start[done] = now
+        infos: dict[str, Any] = {
+            "episode": {"r": np.where(done, returns, 0.0), "l": np.where(done, lengths, 0).astype(np.int64), "t": elapsed},
+            "_episode": done,
+        }
+        if final_obs is not None:
+            objects = np.full(self.num_envs, None, dtype=object)
+            for i in np.flatnonzero(final_mask):
+                objects[i] = final_obs[i]
+            infos["final_obs"], infos["_final_obs"] = objects, final_mask
+            infos["final_info"], infos["_final_info"] = {}, final_mask.copy()
+        return infos
+
+    def state(self, index: int) -> np.ndarray | None:
+        """The full internal state of sub-env ``index``, or None."""
+        state = self._core.state(int(index))
+        return None if state is None else np.asarray(state, dtype=np.float64)
+
+    def set_params(self, **params: Any) -> None:
+        """Sets per-reset parameters of every sub-env for every later reset, autoresets included."""
+        self._core.set_params(to_json(params) or "{}")
+
+    def close_extras(self, **kwargs: Any) -> None:
+        self._core = None
+        self.step = self._closed_step
+
+    def _closed_step(self, actions: Any):
+        raise RuntimeError("step() on a closed KeelVectorEnv")
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"args": self._args, "spec": getattr(self, "spec", None)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        args = dict(state["args"])
+        config = args.pop("config")
+        self.__init__(**args, **config)
+        self.spec = state["spec"]
