@@ -7,7 +7,9 @@
 //! allocates nothing.
 //!
 //! Executors: serial (everything on the calling thread), or a persistent pool of `W` workers,
-//! the calling thread being worker 0, each stepping a contiguous chunk of envs. Every env owns
+//! the calling thread being worker 0. The envs are split into contiguous blocks (a few per
+//! worker) that the threads claim one by one, so the calling thread takes over the blocks of a
+//! worker the OS has not scheduled yet instead of waiting for it. Every env owns
 //! its random stream, so results are bit-identical whatever the worker count. The pool's
 //! workers spin briefly between steps (a vector step of cheap envs takes microseconds, less
 //! than a thread wake-up) and then park, so they do not hold cores while a learner computes.
@@ -274,12 +276,16 @@ impl Chunk {
 /// Spin iterations of a waiting worker before it yields, and yields before it parks.
 const SPINS_BEFORE_YIELD: u32 = 1 << 14;
 const YIELDS_BEFORE_PARK: u32 = 16;
+/// Blocks of envs per worker: more blocks balance uneven envs and let the calling thread take
+/// over the work of a worker the OS has descheduled; fewer cost fewer hand-offs.
+const BLOCKS_PER_WORKER: usize = 4;
 
+/// Shared state of one pool: the caller publishes a command by bumping `generation`; every
+/// thread (the caller included) then claims blocks through `next_block` until none is left.
 struct Signal {
-    /// Bumped by the caller to start a command.
     generation: AtomicU64,
-    /// Workers still running the current command.
-    pending: AtomicUsize,
+    next_block: AtomicUsize,
+    blocks_done: AtomicUsize,
     shutdown: AtomicBool,
 }
 
@@ -299,7 +305,18 @@ fn run_caught(chunk: &mut Chunk, worker: usize) {
     }
 }
 
-fn worker_loop(worker: usize, chunk: Arc<Mutex<Chunk>>, signal: Arc<Signal>) {
+/// Claims and runs blocks until none is left. Which thread runs a block does not matter: each
+/// env's result depends only on its own state.
+fn drain_blocks(blocks: &[Arc<Mutex<Chunk>>], signal: &Signal, worker: usize) {
+    loop {
+        let b = signal.next_block.fetch_add(1, Ordering::AcqRel);
+        let Some(block) = blocks.get(b) else { return };
+        run_caught(&mut lock(block), worker);
+        signal.blocks_done.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+fn worker_loop(worker: usize, blocks: Arc<[Arc<Mutex<Chunk>>]>, signal: Arc<Signal>) {
     let mut seen = 0u64;
     loop {
         let mut waits = 0u32;
@@ -323,14 +340,13 @@ fn worker_loop(worker: usize, chunk: Arc<Mutex<Chunk>>, signal: Arc<Signal>) {
                 std::thread::park();
             }
         }
-        run_caught(&mut lock(&chunk), worker);
-        signal.pending.fetch_sub(1, Ordering::AcqRel);
+        drain_blocks(&blocks, &signal, worker);
     }
 }
 
-/// Persistent workers; chunk 0 is run by the calling thread.
+/// Persistent workers sharing blocks of envs with the calling thread.
 struct Pool {
-    chunks: Vec<Arc<Mutex<Chunk>>>,
+    blocks: Arc<[Arc<Mutex<Chunk>>]>,
     starts: Vec<usize>,
     threads: Vec<JoinHandle<()>>,
     signal: Arc<Signal>,
@@ -338,18 +354,59 @@ struct Pool {
 }
 
 impl Pool {
+    fn new(mut envs: Vec<Box<dyn Env>>, spec: &EnvSpec, mode: AutoresetMode, workers: usize) -> Result<Self> {
+        let num_envs = envs.len();
+        let num_blocks = if workers <= 1 { 1 } else { (workers * BLOCKS_PER_WORKER).min(num_envs) };
+        let mut blocks = Vec::with_capacity(num_blocks);
+        let mut starts = Vec::with_capacity(num_blocks);
+        for b in (0..num_blocks).rev() {
+            let start = b * num_envs / num_blocks;
+            starts.push(start);
+            blocks.push(Arc::new(Mutex::new(Chunk::new(envs.split_off(start), spec, mode))));
+        }
+        blocks.reverse();
+        starts.reverse();
+        let blocks: Arc<[Arc<Mutex<Chunk>>]> = blocks.into();
+        let signal = Arc::new(Signal {
+            generation: AtomicU64::new(0),
+            next_block: AtomicUsize::new(num_blocks),
+            blocks_done: AtomicUsize::new(0),
+            shutdown: AtomicBool::new(false),
+        });
+        let mut pool = Self {
+            blocks,
+            starts,
+            threads: Vec::new(),
+            signal,
+            gathered: Batch::new(num_envs, spec.obs_len(), mode),
+        };
+        // The calling thread is worker 0; spawn the others.
+        for w in 1..workers {
+            let (blocks, signal) = (Arc::clone(&pool.blocks), Arc::clone(&pool.signal));
+            let handle = std::thread::Builder::new()
+                .name(format!("keel-env-worker-{w}"))
+                .spawn(move || worker_loop(w, blocks, signal))
+                .map_err(|e| EnvError::Worker { worker: w, message: format!("cannot spawn: {e}") })?;
+            pool.threads.push(handle);
+        }
+        Ok(pool)
+    }
+
     fn run(&mut self, obs_len: usize) -> Result<()> {
-        let helpers = self.threads.len();
-        if helpers > 0 {
-            self.signal.pending.store(helpers, Ordering::Release);
+        let num_blocks = self.blocks.len();
+        // Inputs are in place (the caller filled every block): publish the command.
+        self.signal.blocks_done.store(0, Ordering::Release);
+        self.signal.next_block.store(0, Ordering::Release);
+        if !self.threads.is_empty() {
             self.signal.generation.fetch_add(1, Ordering::AcqRel);
             for t in &self.threads {
                 t.thread().unpark();
             }
         }
-        run_caught(&mut lock(&self.chunks[0]), 0);
+        drain_blocks(&self.blocks, &self.signal, 0);
+        // Only blocks that a worker claimed and is still running remain.
         let mut waits = 0u32;
-        while self.signal.pending.load(Ordering::Acquire) != 0 {
+        while self.signal.blocks_done.load(Ordering::Acquire) < num_blocks {
             waits = waits.saturating_add(1);
             if waits < 1 << 12 {
                 std::hint::spin_loop();
@@ -358,14 +415,14 @@ impl Pool {
             }
         }
         let mut first_error = Ok(());
-        for (chunk, &start) in self.chunks.iter().zip(&self.starts) {
-            let chunk = lock(chunk);
-            if let Err(e) = &chunk.result {
+        for (block, &start) in self.blocks.iter().zip(&self.starts) {
+            let block = lock(block);
+            if let Err(e) = &block.result {
                 if first_error.is_ok() {
                     first_error = Err(e.clone());
                 }
             }
-            self.gathered.copy_rows_from(&chunk.out, start, obs_len);
+            self.gathered.copy_rows_from(&block.out, start, obs_len);
         }
         first_error
     }
@@ -424,38 +481,7 @@ impl VecEnv {
         let executor = if options.workers == 0 {
             Executor::Serial(Box::new(Chunk::new(envs, &spec, mode)))
         } else {
-            let workers = options.workers.min(num_envs);
-            let mut rest = envs;
-            let mut chunks = Vec::with_capacity(workers);
-            let mut starts = Vec::with_capacity(workers);
-            for w in (0..workers).rev() {
-                let start = w * num_envs / workers;
-                starts.push(start);
-                chunks.push(Arc::new(Mutex::new(Chunk::new(rest.split_off(start), &spec, mode))));
-            }
-            chunks.reverse();
-            starts.reverse();
-            let signal = Arc::new(Signal {
-                generation: AtomicU64::new(0),
-                pending: AtomicUsize::new(0),
-                shutdown: AtomicBool::new(false),
-            });
-            let mut threads = Vec::with_capacity(workers.saturating_sub(1));
-            for (w, chunk) in chunks.iter().enumerate().skip(1) {
-                let (chunk, signal) = (Arc::clone(chunk), Arc::clone(&signal));
-                let handle = std::thread::Builder::new()
-                    .name(format!("keel-env-worker-{w}"))
-                    .spawn(move || worker_loop(w, chunk, signal))
-                    .map_err(|e| EnvError::Worker { worker: w, message: format!("cannot spawn: {e}") })?;
-                threads.push(handle);
-            }
-            Executor::Pool(Box::new(Pool {
-                chunks,
-                starts,
-                threads,
-                signal,
-                gathered: Batch::new(num_envs, spec.obs_len(), mode),
-            }))
+            Executor::Pool(Box::new(Pool::new(envs, &spec, mode, options.workers.min(num_envs))?))
         };
         Ok(Self {
             spec,
@@ -613,9 +639,9 @@ impl VecEnv {
         match &self.executor {
             Executor::Serial(chunk) => chunk.envs.get(i).and_then(|e| e.state()),
             Executor::Pool(pool) => {
-                let w = pool.starts.iter().rposition(|&s| s <= i)?;
-                let chunk = lock(&pool.chunks[w]);
-                chunk.envs.get(i - pool.starts[w]).and_then(|e| e.state())
+                let b = pool.starts.iter().rposition(|&s| s <= i)?;
+                let block = lock(&pool.blocks[b]);
+                block.envs.get(i - pool.starts[b]).and_then(|e| e.state())
             }
         }
     }
@@ -624,8 +650,8 @@ impl VecEnv {
         match &mut self.executor {
             Executor::Serial(chunk) => f(chunk, 0),
             Executor::Pool(pool) => {
-                for (chunk, &start) in pool.chunks.iter().zip(&pool.starts) {
-                    f(&mut lock(chunk), start);
+                for (block, &start) in pool.blocks.iter().zip(&pool.starts) {
+                    f(&mut lock(block), start);
                 }
             }
         }

@@ -18,7 +18,6 @@ episode was cut by the time limit. ``infos[i]["episode"]`` carries the episode's
 from __future__ import annotations
 
 import json
-import time
 from typing import Any, Sequence
 
 import numpy as np
@@ -42,21 +41,13 @@ class VecEnv(_Sb3VecEnv):
         core_config = dict(config)
         if max_episode_steps is not None:
             core_config["max_episode_steps"] = max_episode_steps
-        self._core = _core.VecCore(env_id, int(n_envs), int(workers), "same_step", self._episode_ends, to_json(core_config))
+        self._core = _core.VecCore(env_id, int(n_envs), int(workers), "same_step", to_json(core_config))
         spec = json.loads(self._core.spec_json())
         self.env_id = env_id
         self.render_mode = None
         super().__init__(int(n_envs), space_from_spec(spec["observation_space"]), space_from_spec(spec["action_space"]))
         self._actions: np.ndarray | None = None
-        self._episode_start = np.full(self.num_envs, time.perf_counter())
         self._was_reset = False
-
-    def _episode_ends(self, done, returns, lengths, final_mask, final_obs) -> dict[str, Any]:
-        now = time.perf_counter()
-        ends = {"done": done, "returns": returns, "lengths": lengths, "final_obs": final_obs,
-                "elapsed": now - self._episode_start}
-        self._episode_start[done] = now
-        return ends
 
     def reset(self) -> np.ndarray:
         seeds = None
@@ -69,7 +60,6 @@ class VecEnv(_Sb3VecEnv):
         self._reset_seeds()
         self._reset_options()
         self.reset_infos = [{} for _ in range(self.num_envs)]
-        self._episode_start[:] = time.perf_counter()
         self._was_reset = True
         return obs.reshape((self.num_envs, *self.observation_space.shape))
 
@@ -83,12 +73,12 @@ class VecEnv(_Sb3VecEnv):
         dones = terminated | truncated
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         if ends:
-            final_obs = ends["final_obs"]
-            for i in np.flatnonzero(ends["done"]):
+            final_obs, episode = ends["final_obs"], ends["episode"]
+            for i in np.flatnonzero(ends["_episode"]):
                 infos[i]["terminal_observation"] = final_obs[i].reshape(self.observation_space.shape)
                 infos[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
-                infos[i]["episode"] = {"r": float(ends["returns"][i]), "l": int(ends["lengths"][i]),
-                                       "t": round(float(ends["elapsed"][i]), 6)}
+                infos[i]["episode"] = {"r": float(episode["r"][i]), "l": int(episode["l"][i]),
+                                       "t": round(float(episode["t"][i]), 6)}
         return obs.reshape((self.num_envs, *self.observation_space.shape)), rewards.astype(np.float32), dones, infos
 
     def close(self) -> None:

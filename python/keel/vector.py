@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from typing import Any
 
 import numpy as np
@@ -51,7 +50,7 @@ class KeelVectorEnv(VectorEnv):
         core_config = dict(config)
         if max_episode_steps is not None:
             core_config["max_episode_steps"] = max_episode_steps
-        self._core = _core.VecCore(env_id, int(num_envs), int(workers), _MODES[mode], self._build_info, to_json(core_config))
+        self._core = _core.VecCore(env_id, int(num_envs), int(workers), _MODES[mode], to_json(core_config))
         spec = json.loads(self._core.spec_json())
         self.num_envs = int(num_envs)
         self.render_mode = None
@@ -60,7 +59,6 @@ class KeelVectorEnv(VectorEnv):
         self.single_action_space = space_from_spec(spec["action_space"])
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
-        self._episode_start = np.full(self.num_envs, time.perf_counter())
         # The Rust step returns Gymnasium's 5-tuple: bind it directly, no Python frame per step.
         self.step = self._core.step
 
@@ -91,29 +89,7 @@ class KeelVectorEnv(VectorEnv):
                 raise ValueError(f"reset_mask must have shape ({self.num_envs},), got {mask.shape}")
             mask = mask.tolist()
         obs = self._core.reset(seeds, to_json(options), mask)
-        now = time.perf_counter()
-        if mask is None:
-            self._episode_start[:] = now
-        else:
-            self._episode_start[np.asarray(mask)] = now
         return obs.reshape(self.observation_space.shape), {}
-
-    def _build_info(self, done, returns, lengths, final_mask, final_obs) -> dict[str, Any]:
-        """Infos of a step where some episode ended (called by the Rust core)."""
-        now = time.perf_counter()
-        elapsed = np.where(done, now - self._episode_start, 0.0)
-        self._episode_start[done] = now
-        infos: dict[str, Any] = {
-            "episode": {"r": np.where(done, returns, 0.0), "l": np.where(done, lengths, 0).astype(np.int64), "t": elapsed},
-            "_episode": done,
-        }
-        if final_obs is not None:
-            objects = np.full(self.num_envs, None, dtype=object)
-            for i in np.flatnonzero(final_mask):
-                objects[i] = final_obs[i]
-            infos["final_obs"], infos["_final_obs"] = objects, final_mask
-            infos["final_info"], infos["_final_info"] = {}, final_mask.copy()
-        return infos
 
     def state(self, index: int) -> np.ndarray | None:
         """The full internal state of sub-env ``index``, or None."""

@@ -8,7 +8,8 @@
 //!   it as its `step` with no Python frame in between.
 //! - [`VecCore`]: the Rust vector engine. `step` releases the GIL while the worker pool steps,
 //!   then hands the observation buffer itself to numpy (the engine takes a fresh one), so the
-//!   observations reach Python without being copied; `step_into` instead copies into buffers the
+//!   observations reach Python without being copied; the info dict (episode statistics, final
+//!   observations) is built here too, only on steps where an episode ended; `step_into` instead copies into buffers the
 //!   caller owns, for loops that reuse their arrays.
 //!
 //! Errors become Python exceptions deriving from `ValueError` (`keel.KeelError` and its
@@ -17,13 +18,14 @@
 use keel_envs::space::Space;
 use keel_envs::vector::{AutoresetMode, Batch, Seeds, VecOptions};
 use keel_envs::{Action, Env, EnvError, ResetOptions, VecEnv};
-use numpy::{IntoPyArray, PyArray1, PyArrayMethods, PyReadonlyArrayDyn, PyReadwriteArrayDyn, PyUntypedArrayMethods};
-use pyo3::create_exception;
+use numpy::{IntoPyArray, PyArray1, PyReadonlyArrayDyn, PyReadwriteArrayDyn, PyUntypedArrayMethods};
+use pyo3::{create_exception, intern};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 use serde_json::{Map, Value};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
 
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -220,8 +222,13 @@ pub struct VecCore {
     actions: ActionReader,
     num_envs: usize,
     obs_len: usize,
-    /// Builds the info dict of a step where an episode ended (a Python callable).
-    info_builder: Py<PyAny>,
+    /// When each sub-env's current episode started, for the `t` of the episode statistics.
+    episode_start: Vec<Instant>,
+}
+
+/// A `(rows, cols)` matrix over `data`, without copying it.
+fn obs_matrix(data: Vec<f32>, rows: usize, cols: usize) -> PyResult<numpy::ndarray::Array2<f32>> {
+    numpy::ndarray::Array2::from_shape_vec((rows, cols), data).map_err(|e| KeelError::new_err(e.to_string()))
 }
 
 fn flag_array<'py>(py: Python<'py>, values: &[bool]) -> Bound<'py, PyArray1<bool>> {
@@ -231,16 +238,14 @@ fn flag_array<'py>(py: Python<'py>, values: &[bool]) -> Bound<'py, PyArray1<bool
 #[pymethods]
 impl VecCore {
     /// `num_envs` copies of `env_id` on `workers` threads (0: serial) with the given autoreset
-    /// mode (`next_step`, `same_step`, `disabled`). `info_builder(done, returns, lengths,
-    /// final_mask, final_obs)` makes the info dict of steps where an episode ended.
+    /// mode (`next_step`, `same_step`, `disabled`).
     #[new]
-    #[pyo3(signature = (env_id, num_envs, workers, autoreset_mode, info_builder, config_json=None))]
+    #[pyo3(signature = (env_id, num_envs, workers, autoreset_mode, config_json=None))]
     fn new(
         env_id: &str,
         num_envs: usize,
         workers: usize,
         autoreset_mode: &str,
-        info_builder: Py<PyAny>,
         config_json: Option<&str>,
     ) -> PyResult<Self> {
         let autoreset_mode: AutoresetMode = autoreset_mode.parse().map_err(ConfigError::new_err)?;
@@ -248,7 +253,8 @@ impl VecCore {
         let venv = VecEnv::make(env_id, &parse_map(config_json, "config")?, num_envs, options).map_err(to_py)?;
         let actions = ActionReader::new(&venv.spec().action_space);
         let obs_len = venv.spec().obs_len();
-        Ok(Self { venv: Mutex::new(venv), actions, num_envs, obs_len, info_builder })
+        let episode_start = vec![Instant::now(); num_envs];
+        Ok(Self { venv: Mutex::new(venv), actions, num_envs, obs_len, episode_start })
     }
 
     /// The sub-env spec as JSON.
@@ -273,9 +279,15 @@ impl VecCore {
         };
         let venv = exclusive(&mut self.venv);
         py.detach(|| venv.reset_with(seeds, &options, mask.as_deref())).map_err(to_py)?;
+        let now = Instant::now();
+        for (i, start) in self.episode_start.iter_mut().enumerate() {
+            if mask.as_ref().is_none_or(|m| m[i]) {
+                *start = now;
+            }
+        }
         // A masked reset leaves other rows as they were: copy rather than hand the buffer over.
-        let obs = venv.batch().obs.clone();
-        obs.into_pyarray(py).reshape([self.num_envs, self.obs_len]).map(Bound::into_any)
+        let obs = obs_matrix(venv.batch().obs.clone(), self.num_envs, self.obs_len)?;
+        Ok(obs.into_pyarray(py).into_any())
     }
 
     /// One vector step: `(obs, rewards, terminations, truncations, infos)`.
@@ -284,12 +296,12 @@ impl VecCore {
         let venv = exclusive(&mut self.venv);
         py.detach(|| venv.step(actions)).map_err(to_py)?;
         // Hand the filled buffer to numpy and give the engine a fresh one: no copy of the data.
-        let obs = venv.take_obs().into_pyarray(py).reshape([self.num_envs, self.obs_len])?;
+        let obs = obs_matrix(venv.take_obs(), self.num_envs, self.obs_len)?.into_pyarray(py);
         let batch = venv.batch();
         let rewards = PyArray1::from_slice(py, &batch.reward);
         let terminations = flag_array(py, &batch.terminated);
         let truncations = flag_array(py, &batch.truncated);
-        let infos = infos(py, batch, &self.info_builder, self.num_envs, self.obs_len)?;
+        let infos = infos(py, batch, &mut self.episode_start, self.obs_len)?;
         (obs, rewards, terminations, truncations, infos).into_pyobject(py)
     }
 
@@ -321,7 +333,7 @@ impl VecCore {
         rewards.as_slice_mut().map_err(|_| not_contiguous("rewards"))?.copy_from_slice(&batch.reward);
         terminations.as_slice_mut().map_err(|_| not_contiguous("terminations"))?.copy_from_slice(&batch.terminated);
         truncations.as_slice_mut().map_err(|_| not_contiguous("truncations"))?.copy_from_slice(&batch.truncated);
-        infos(py, batch, &self.info_builder, n, self.obs_len)
+        infos(py, batch, &mut self.episode_start, self.obs_len).map(Bound::into_any)
     }
 
     /// Sets persistent per-reset parameters on every sub-env (JSON object).
@@ -335,29 +347,50 @@ impl VecCore {
     }
 }
 
-/// The info dict of a vector step: empty unless an episode ended, else built by `builder`.
+/// The info dict of a vector step, as Gymnasium writes it: empty unless an episode ended; then
+/// `episode` (`r`, `l`, `t` arrays, as `RecordEpisodeStatistics`) with mask `_episode`, and in
+/// same-step mode `final_obs` (an object array) and `final_info` with their masks.
 fn infos<'py>(
     py: Python<'py>,
     batch: &Batch,
-    builder: &Py<PyAny>,
-    num_envs: usize,
+    episode_start: &mut [Instant],
     obs_len: usize,
-) -> PyResult<Bound<'py, PyAny>> {
+) -> PyResult<Bound<'py, PyDict>> {
+    let dict = PyDict::new(py);
     if !batch.episode_done.iter().any(|&d| d) {
-        return Ok(PyDict::new(py).into_any());
+        return Ok(dict);
     }
-    let final_obs = if batch.final_obs.is_empty() {
-        py.None().into_bound(py)
-    } else {
-        batch.final_obs.clone().into_pyarray(py).reshape([num_envs, obs_len])?.into_any()
-    };
-    builder.bind(py).call1((
-        flag_array(py, &batch.episode_done),
-        PyArray1::from_slice(py, &batch.episode_return),
-        PyArray1::from_slice(py, &batch.episode_length),
-        flag_array(py, &batch.has_final_obs),
-        final_obs,
-    ))
+    let n = batch.episode_done.len();
+    let now = Instant::now();
+    let (mut r, mut l, mut t) = (vec![0.0f64; n], vec![0i64; n], vec![0.0f64; n]);
+    for i in (0..n).filter(|&i| batch.episode_done[i]) {
+        r[i] = batch.episode_return[i];
+        l[i] = i64::try_from(batch.episode_length[i]).unwrap_or(i64::MAX);
+        t[i] = now.duration_since(episode_start[i]).as_secs_f64();
+        episode_start[i] = now;
+    }
+    let episode = PyDict::new(py);
+    episode.set_item(intern!(py, "r"), r.into_pyarray(py))?;
+    episode.set_item(intern!(py, "l"), l.into_pyarray(py))?;
+    episode.set_item(intern!(py, "t"), t.into_pyarray(py))?;
+    dict.set_item(intern!(py, "episode"), episode)?;
+    dict.set_item(intern!(py, "_episode"), flag_array(py, &batch.episode_done))?;
+    if batch.has_final_obs.iter().any(|&f| f) {
+        let objects: Vec<Py<PyAny>> = (0..n)
+            .map(|i| {
+                if batch.has_final_obs[i] {
+                    PyArray1::from_slice(py, &batch.final_obs[i * obs_len..(i + 1) * obs_len]).into_any().unbind()
+                } else {
+                    py.None()
+                }
+            })
+            .collect();
+        dict.set_item(intern!(py, "final_obs"), PyArray1::from_vec(py, objects))?;
+        dict.set_item(intern!(py, "_final_obs"), flag_array(py, &batch.has_final_obs))?;
+        dict.set_item(intern!(py, "final_info"), PyDict::new(py))?;
+        dict.set_item(intern!(py, "_final_info"), flag_array(py, &batch.has_final_obs))?;
+    }
+    Ok(dict)
 }
 
 /// Ids of every registered env.
