@@ -13,6 +13,15 @@
 //! that uses libtorch therefore calls [`threads::configure`] first, which sets the intra-op and
 //! inter-op counts explicitly (default 1, overridable with `KEEL_TORCH_THREADS`).
 
+pub mod adam;
+pub mod error;
+pub mod gae;
+pub mod normalize;
+pub mod policy;
+pub mod ppo;
 pub mod threads;
+
+pub use error::{AgentError, Result};
+pub use ppo::{PpoConfig, Trainer};
 
 pub use tch;

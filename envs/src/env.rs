@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::error::Result;
+use crate::error::{EnvError, Result};
 use crate::space::{Action, Space};
 
 /// What an environment is: its id, spaces and episode limits (Gymnasium's `EnvSpec`).
@@ -102,6 +102,20 @@ pub trait Env: Send {
 
     /// The current persistent per-reset parameters.
     fn params(&self) -> Value;
+
+    /// Everything that determines the env's future (state, random stream, counters, per-reset
+    /// parameters) as JSON, or `None` if the env cannot snapshot. With [`Env::restore`] it lets
+    /// a training run stop and resume on exactly the same trajectory.
+    fn snapshot(&self) -> Option<Value> {
+        None
+    }
+
+    /// Restores a [`Env::snapshot`] of an env made with the same config. A malformed snapshot is
+    /// an error that changes nothing.
+    fn restore(&mut self, snapshot: &Value) -> Result<()> {
+        let _ = snapshot;
+        Err(EnvError::Snapshot(format!("{} does not support snapshots", self.spec().id)))
+    }
 }
 
 impl<E: Env + ?Sized> Env for Box<E> {
@@ -122,5 +136,11 @@ impl<E: Env + ?Sized> Env for Box<E> {
     }
     fn params(&self) -> Value {
         (**self).params()
+    }
+    fn snapshot(&self) -> Option<Value> {
+        (**self).snapshot()
+    }
+    fn restore(&mut self, snapshot: &Value) -> Result<()> {
+        (**self).restore(snapshot)
     }
 }

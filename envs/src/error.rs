@@ -54,6 +54,9 @@ pub enum EnvError {
     /// A vector env call given buffers or seeds of the wrong size.
     #[error("batch shape mismatch: {0}")]
     BatchShape(String),
+    /// A snapshot that cannot be restored (unsupported, or not made by this kind of env).
+    #[error("snapshot: {0}")]
+    Snapshot(String),
     /// An environment panicked inside a worker thread (a bug in the env, not in the input).
     #[error("worker {worker} failed: {message}")]
     Worker {

@@ -339,6 +339,64 @@ pub fn check_explicit_state(id: &str) -> CheckResult {
     Ok(())
 }
 
+/// A snapshot taken mid-episode and restored into a fresh env (single and vector) continues on
+/// exactly the same trajectory. Envs that cannot snapshot are skipped.
+pub fn check_snapshot_restore(id: &str) -> CheckResult {
+    let mut env = make_short(id)?;
+    let ol = env.spec().obs_len();
+    let actions = action_sequence(&env.spec().action_space, 8, 12);
+    let mut obs = vec![0.0; ol];
+    env.reset(Some(21), &ResetOptions::default(), &mut obs).map_err(|e| e.to_string())?;
+    for a in &actions[..3] {
+        env.step(a.as_action(), &mut obs).map_err(|e| e.to_string())?;
+    }
+    let Some(snapshot) = env.snapshot() else { return Ok(()) };
+    let mut clone = make_short(id)?;
+    clone.restore(&snapshot).map_err(|e| format!("{id}: restore: {e}"))?;
+    let (a, b) = (rollout_from(env.as_mut(), &actions[3..])?, rollout_from(clone.as_mut(), &actions[3..])?);
+    if a != b {
+        return Err(format!("{id}: the restored env left the original trajectory"));
+    }
+    if clone.restore(&serde_json::json!({"nonsense": 1})).is_ok() {
+        return Err(format!("{id}: a malformed snapshot was accepted"));
+    }
+    let options = VecOptions { workers: 2, autoreset_mode: AutoresetMode::NextStep };
+    let mut venv = VecEnv::make(id, &short_config(), 3, options).map_err(|e| e.to_string())?;
+    venv.reset(Some(5)).map_err(|e| e.to_string())?;
+    let space = venv.spec().action_space.clone();
+    let batches: Vec<(Vec<i64>, Vec<f32>)> = (0..20).map(|k| flatten(&action_sequence(&space, k, 3))).collect();
+    let step = |v: &mut VecEnv, k: usize| {
+        let (ints, floats) = &batches[k];
+        let action = if space.is_integer() { Action::Int(ints) } else { Action::Float(floats) };
+        v.step(action).map(|_| v.batch().clone()).map_err(|e| e.to_string())
+    };
+    for k in 0..10 {
+        step(&mut venv, k)?;
+    }
+    let Some(snapshot) = venv.snapshot() else { return Err(format!("{id}: env snapshots but vector does not")) };
+    let mut other = VecEnv::make(id, &short_config(), 3, VecOptions::default()).map_err(|e| e.to_string())?;
+    other.restore(&snapshot).map_err(|e| format!("{id}: vector restore: {e}"))?;
+    for k in 10..20 {
+        if step(&mut venv, k)? != step(&mut other, k)? {
+            return Err(format!("{id}: restored vector differs at step {k}"));
+        }
+    }
+    Ok(())
+}
+
+fn rollout_from(env: &mut dyn Env, actions: &[OwnedAction]) -> Result<Vec<Record>, String> {
+    let mut obs = vec![0.0; env.spec().obs_len()];
+    let mut out = Vec::new();
+    for a in actions {
+        let s = env.step(a.as_action(), &mut obs).map_err(|e| e.to_string())?;
+        out.push(Record { obs: obs.clone(), reward: s.reward, terminated: s.terminated, truncated: s.truncated });
+        if s.terminated || s.truncated {
+            env.reset(None, &ResetOptions::default(), &mut obs).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(out)
+}
+
 /// Every conformance check, by name.
 pub const CHECKS: &[(&str, Check)] = &[
     ("seed_determinism", check_seed_determinism),
@@ -348,4 +406,5 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("autoreset_modes", check_autoreset_modes),
     ("bad_actions", check_bad_actions),
     ("explicit_state", check_explicit_state),
+    ("snapshot_restore", check_snapshot_restore),
 ];

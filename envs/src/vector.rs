@@ -103,9 +103,9 @@ pub struct Batch {
     pub final_obs: Vec<f32>,
     /// `SameStep` only: which rows of `final_obs` are set this step.
     pub has_final_obs: Vec<bool>,
-    /// Return of the episode that ended this step (valid where `episode_done`).
+    /// Return of the episode that ended this step (0 where `episode_done` is false).
     pub episode_return: Vec<f64>,
-    /// Length of the episode that ended this step (valid where `episode_done`).
+    /// Length of the episode that ended this step (0 where `episode_done` is false).
     pub episode_length: Vec<u64>,
     /// Which envs ended an episode this step.
     pub episode_done: Vec<bool>,
@@ -231,6 +231,8 @@ impl Chunk {
         for k in 0..self.envs.len() {
             let obs = &mut self.out.obs[k * ol..(k + 1) * ol];
             self.out.episode_done[k] = false;
+            self.out.episode_return[k] = 0.0;
+            self.out.episode_length[k] = 0;
             self.out.has_final_obs[k] = false;
             if self.needs_reset[k] {
                 // NextStep: this step is the reset; the action is ignored.
@@ -632,6 +634,81 @@ impl VecEnv {
             }
         });
         result
+    }
+
+    /// A snapshot of every sub-env and of the engine's bookkeeping (pending autoresets, running
+    /// episode statistics), or `None` if a sub-env cannot snapshot. Restoring it into a vector
+    /// made with the same id, config and options continues exactly where this one stood.
+    pub fn snapshot(&mut self) -> Option<Value> {
+        let mut envs = Vec::with_capacity(self.num_envs);
+        let (mut needs_reset, mut running_return, mut running_length) = (Vec::new(), Vec::new(), Vec::new());
+        let mut complete = true;
+        self.for_each_chunk(|chunk, _| {
+            for env in &chunk.envs {
+                match env.snapshot() {
+                    Some(s) => envs.push(s),
+                    None => complete = false,
+                }
+            }
+            needs_reset.extend_from_slice(&chunk.needs_reset);
+            running_return.extend_from_slice(&chunk.running_return);
+            running_length.extend_from_slice(&chunk.running_length);
+        });
+        complete.then(|| {
+            serde_json::json!({
+                "envs": envs,
+                "needs_reset": needs_reset,
+                "running_return": running_return,
+                "running_length": running_length,
+                "finished": self.finished,
+                "was_reset": self.was_reset,
+                "episodes_completed": self.episodes_completed,
+                "obs": self.batch().obs,
+            })
+        })
+    }
+
+    /// Restores a [`VecEnv::snapshot`]; a malformed one is an error.
+    pub fn restore(&mut self, snapshot: &Value) -> Result<()> {
+        let n = self.num_envs;
+        fn field<T: serde::de::DeserializeOwned>(s: &Value, key: &str) -> Result<T> {
+            let value = s.get(key).cloned().ok_or_else(|| EnvError::Snapshot(format!("vector: no `{key}`")))?;
+            serde_json::from_value(value).map_err(|e| EnvError::Snapshot(format!("vector: `{key}`: {e}")))
+        }
+        let envs: Vec<Value> = field(snapshot, "envs")?;
+        let needs_reset: Vec<bool> = field(snapshot, "needs_reset")?;
+        let running_return: Vec<f64> = field(snapshot, "running_return")?;
+        let running_length: Vec<u64> = field(snapshot, "running_length")?;
+        let finished: Vec<bool> = field(snapshot, "finished")?;
+        let obs: Vec<f32> = field(snapshot, "obs")?;
+        let lengths = [envs.len(), needs_reset.len(), running_return.len(), running_length.len(), finished.len()];
+        if lengths.iter().any(|&l| l != n) || obs.len() != n * self.spec.obs_len() {
+            return Err(EnvError::Snapshot(format!("vector: snapshot is not of {n} envs of this spec")));
+        }
+        let was_reset: bool = field(snapshot, "was_reset")?;
+        let episodes_completed: u64 = field(snapshot, "episodes_completed")?;
+        let mut result = Ok(());
+        let obs_len = self.spec.obs_len();
+        self.for_each_chunk(|chunk, start| {
+            for k in 0..chunk.envs.len() {
+                if result.is_ok() {
+                    result = chunk.envs[k].restore(&envs[start + k]);
+                }
+                chunk.needs_reset[k] = needs_reset[start + k];
+                chunk.running_return[k] = running_return[start + k];
+                chunk.running_length[k] = running_length[start + k];
+            }
+            let rows = start * obs_len..(start + chunk.envs.len()) * obs_len;
+            chunk.out.obs.copy_from_slice(&obs[rows]);
+        });
+        result?;
+        if let Executor::Pool(pool) = &mut self.executor {
+            pool.gathered.obs.copy_from_slice(&obs);
+        }
+        self.finished = finished;
+        self.was_reset = was_reset;
+        self.episodes_completed = episodes_completed;
+        Ok(())
     }
 
     /// The full internal state of env `i`, if the env exposes one.

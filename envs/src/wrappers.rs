@@ -118,6 +118,31 @@ impl<E: Env> Env for TimeLimit<E> {
         }
         params
     }
+
+    fn snapshot(&self) -> Option<Value> {
+        Some(serde_json::json!({
+            "inner": self.inner.snapshot()?,
+            "elapsed": self.elapsed,
+            "episode_cap": self.episode_cap,
+            "max_episode_steps": self.spec.max_episode_steps,
+        }))
+    }
+
+    fn restore(&mut self, snapshot: &Value) -> Result<()> {
+        let bad = |what: &str| EnvError::Snapshot(format!("TimeLimit: bad or missing `{what}`"));
+        let elapsed = snapshot.get("elapsed").and_then(Value::as_u64).ok_or_else(|| bad("elapsed"))?;
+        let cap = |key: &str| match snapshot.get(key) {
+            Some(Value::Null) => Ok(None),
+            Some(v) => v.as_u64().map(Some).ok_or_else(|| bad(key)),
+            None => Err(bad(key)),
+        };
+        let (episode_cap, max_episode_steps) = (cap("episode_cap")?, cap("max_episode_steps")?);
+        self.inner.restore(snapshot.get("inner").ok_or_else(|| bad("inner"))?)?;
+        self.elapsed = elapsed;
+        self.episode_cap = episode_cap;
+        self.spec.max_episode_steps = max_episode_steps;
+        Ok(())
+    }
 }
 
 fn box_action_space(spec: &EnvSpec, wrapper: &str) -> Result<BoxSpace> {
@@ -208,6 +233,12 @@ macro_rules! forward_except_step {
         }
         fn params(&self) -> Value {
             self.inner.params()
+        }
+        fn snapshot(&self) -> Option<Value> {
+            self.inner.snapshot()
+        }
+        fn restore(&mut self, snapshot: &Value) -> Result<()> {
+            self.inner.restore(snapshot)
         }
     };
 }

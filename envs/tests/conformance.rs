@@ -29,10 +29,11 @@ conformance!(
     check_autoreset_modes,
     check_bad_actions,
     check_explicit_state,
+    check_snapshot_restore,
 );
 
 #[test]
 fn every_check_is_run() {
     // Keeps this file in step with `testing::CHECKS`.
-    assert_eq!(testing::CHECKS.len(), 7);
+    assert_eq!(testing::CHECKS.len(), 8);
 }

@@ -34,7 +34,7 @@ use std::f64::consts::PI;
 
 use serde::{Deserialize, Serialize};
 
-use super::{UniformStart, explicit_state, params_methods};
+use super::{snapshot_fields, UniformStart, explicit_state, params_methods};
 use crate::config::{FieldError, Validate, positive};
 use crate::env::{Env, EnvSpec, ResetOptions, Step};
 use crate::error::{EnvError, Result};
@@ -249,4 +249,6 @@ impl Env for Acrobot {
     }
 
     params_methods!(UniformStart);
+
+    snapshot_fields!(state, rng, params);
 }

@@ -39,7 +39,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{UniformStart, explicit_state, params_methods};
+use super::{snapshot_fields, UniformStart, explicit_state, params_methods};
 use crate::config::{FieldError, Validate, finite, positive};
 use crate::env::{Env, EnvSpec, ResetOptions, Step};
 use crate::error::{EnvError, Result};
@@ -237,6 +237,8 @@ impl Env for CartPole {
     }
 
     params_methods!(UniformStart);
+
+    snapshot_fields!(state, steps_beyond_terminated, rng, params);
 }
 
 #[cfg(test)]

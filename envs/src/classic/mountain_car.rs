@@ -30,7 +30,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{UniformStart, explicit_state, params_methods};
+use super::{snapshot_fields, UniformStart, explicit_state, params_methods};
 use crate::config::{FieldError, Validate, finite, ordered, positive};
 use crate::env::{Env, EnvSpec, ResetOptions, Step};
 use crate::error::{EnvError, Result};
@@ -157,4 +157,6 @@ impl Env for MountainCar {
     }
 
     params_methods!(UniformStart);
+
+    snapshot_fields!(state, rng, params);
 }

@@ -35,7 +35,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{UniformStart, explicit_state, params_methods};
+use super::{snapshot_fields, UniformStart, explicit_state, params_methods};
 use crate::config::{FieldError, Validate, finite, ordered, positive};
 use crate::env::{Env, EnvSpec, ResetOptions, Step};
 use crate::error::{EnvError, Result};
@@ -245,4 +245,6 @@ impl Env for MountainCarContinuous {
     }
 
     params_methods!(UniformStart);
+
+    snapshot_fields!(state, state_is_f64, rng, params);
 }

@@ -1,0 +1,43 @@
+//! The error type of keel-agents.
+
+use thiserror::Error;
+
+/// What can stop a training or evaluation run.
+#[derive(Debug, Error)]
+pub enum AgentError {
+    /// The environment refused something (bad id, config, action).
+    #[error(transparent)]
+    Env(#[from] keel_envs::EnvError),
+    /// libtorch failed (device, shapes, files).
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+    /// A training config field is unknown or invalid.
+    #[error("{0}")]
+    Config(String),
+    /// A run folder or checkpoint could not be read or written.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The loss or the parameters stopped being finite.
+    #[error("training diverged at iteration {iteration}: {what}")]
+    Diverged {
+        /// Iteration where it was detected.
+        iteration: u64,
+        /// What was not finite.
+        what: String,
+    },
+}
+
+impl AgentError {
+    /// Wraps an I/O error with what was being done.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Self::Io { context: context.into(), source }
+    }
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = AgentError> = std::result::Result<T, E>;

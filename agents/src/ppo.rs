@@ -1,0 +1,718 @@
+//! # PPO and D-PPO
+//!
+//! Proximal policy optimisation as CleanRL's `ppo.py` / `ppo_continuous_action.py` implement it
+//! (Schulman et al. 2017; Huang et al., "The 37 implementation details of PPO", 2022): rollouts of
+//! `num_steps` on `num_envs` envs stored on the training device, GAE, per-minibatch advantage
+//! normalisation, clipped policy and value losses, an entropy bonus, global gradient-norm
+//! clipping, Adam with eps 1e-5 and linear learning-rate annealing, orthogonal initialisation.
+//! For Box actions: a state-independent log-std and, optionally, observation and reward
+//! normalisation with clipping.
+//!
+//! Two deliberate differences from CleanRL, both switchable:
+//! - `bootstrap_truncated = true` (default): when the time limit cuts an episode, the value of
+//!   the final observation is added to the last reward (discounted), instead of treating the cut
+//!   as a terminal state. `false` reproduces CleanRL.
+//! - Normaliser statistics are shared by all envs of the vector (see `normalize.rs`).
+//!
+//! **D-PPO** (`algo = "dppo"`; Xie, Yu, Qiao, arXiv 2310.20380) drops, in every minibatch, the
+//! samples that inflate the variance of the importance-sampled surrogate. With `x_i` the sample's
+//! surrogate term (`(r_i - 1) Â_i` or `r_i Â_i`) and `S = Σ x_j`, the batch variance is
+//! `(N-1) L̂² - (1/N) Σ_i x_i (S - x_i)`: the rule `score = cross` drops the fraction `drop_rate`
+//! of samples with the smallest cross term `x_i (S - x_i)`; `score = abs` drops those with the
+//! largest `|x_i|`; `per_sign` ranks positive- and negative-advantage samples separately. The rule
+//! `ratio_deviation` instead drops samples with `|r_i - 1| > ratio_threshold` (Sample Dropout,
+//! Lin et al. 2023). Only the policy loss is masked. The paper's own code is not public: this is
+//! the reconstruction of the research notes, parameterised so it can be aligned later. With
+//! `drop_rate = 0` D-PPO is PPO, bit for bit. The surrogate variance `Var_i(r_i Â_i)` and the kept
+//! fraction are logged for both algorithms.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tch::{Device, Kind, Tensor, nn};
+
+use keel_envs::config::{FieldError, Validate};
+use keel_envs::space::Space;
+use keel_envs::{Action, AutoresetMode, VecEnv, VecOptions};
+
+use crate::adam::Adam;
+use crate::error::{AgentError, Result};
+use crate::gae::gae;
+use crate::normalize::{ObsNormalizer, RewardNormalizer};
+use crate::policy::{ActorCritic, Head};
+
+/// Which algorithm the trainer runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Algo {
+    /// PPO.
+    Ppo,
+    /// PPO with variance-limiting sample dropout.
+    Dppo,
+}
+
+/// The surrogate term each sample contributes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DropoutTerm {
+    /// `(r - 1) Â`.
+    Deviation,
+    /// `r Â`.
+    Raw,
+}
+
+/// How samples are ranked for dropping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DropoutScore {
+    /// Drop the smallest cross terms `x_i (S - x_i)`.
+    Cross,
+    /// Drop the largest `|x_i|`.
+    Abs,
+}
+
+/// Which samples D-PPO drops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DropoutRule {
+    /// A fraction `drop_rate` ranked by `score`.
+    Variance,
+    /// Every sample with `|r - 1| > ratio_threshold`.
+    RatioDeviation,
+}
+
+/// D-PPO settings (used when `algo = "dppo"`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DppoConfig {
+    /// Fraction of each group dropped per minibatch, in [0, 1) (default 0.1).
+    pub drop_rate: f64,
+    /// Surrogate term of a sample (default `deviation`).
+    pub term: DropoutTerm,
+    /// Ranking (default `cross`).
+    pub score: DropoutScore,
+    /// Rank positive- and negative-advantage samples separately (default true).
+    pub per_sign: bool,
+    /// Dropping rule (default `variance`).
+    pub rule: DropoutRule,
+    /// `ratio_deviation` rule: drop samples with `|r - 1|` above this (default 0.3).
+    pub ratio_threshold: f64,
+}
+
+impl Default for DppoConfig {
+    fn default() -> Self {
+        Self {
+            drop_rate: 0.1,
+            term: DropoutTerm::Deviation,
+            score: DropoutScore::Cross,
+            per_sign: true,
+            rule: DropoutRule::Variance,
+            ratio_threshold: 0.3,
+        }
+    }
+}
+
+/// Everything a PPO / D-PPO run needs; defaults are CleanRL's `ppo.py`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PpoConfig {
+    /// Environment id (default `keel/CartPole-v1`).
+    pub env_id: String,
+    /// Config overrides of the environment (a table of its config fields).
+    pub env_config: Map<String, Value>,
+    /// `ppo` or `dppo` (default `ppo`).
+    pub algo: Algo,
+    /// Seed of the networks, the sampling and the envs (env i gets seed + i) (default 1).
+    pub seed: u64,
+    /// Environment steps to train for, over all envs (default 500000).
+    pub total_timesteps: u64,
+    /// Adam learning rate (default 2.5e-4).
+    pub learning_rate: f64,
+    /// Parallel envs (default 4).
+    pub num_envs: usize,
+    /// Steps per env per rollout (default 128).
+    pub num_steps: usize,
+    /// Anneal the learning rate linearly to 0 (default true).
+    pub anneal_lr: bool,
+    /// Discount (default 0.99).
+    pub gamma: f64,
+    /// GAE λ (default 0.95).
+    pub gae_lambda: f64,
+    /// Minibatches per epoch (default 4).
+    pub num_minibatches: usize,
+    /// Epochs per rollout (default 4).
+    pub update_epochs: usize,
+    /// Normalise advantages per minibatch (default true).
+    pub norm_adv: bool,
+    /// Clip range of the ratio and of the value update (default 0.2).
+    pub clip_coef: f64,
+    /// Clip the value loss (default true).
+    pub clip_vloss: bool,
+    /// Entropy bonus coefficient (default 0.01).
+    pub ent_coef: f64,
+    /// Value loss coefficient (default 0.5).
+    pub vf_coef: f64,
+    /// Global gradient-norm bound (default 0.5).
+    pub max_grad_norm: f64,
+    /// Stop an update early when the approximate KL exceeds this (default: none).
+    pub target_kl: Option<f64>,
+    /// Hidden layer widths of actor and critic (default [64, 64]).
+    pub hidden_sizes: Vec<i64>,
+    /// Normalise observations with running statistics (default false; true for Box actions in
+    /// the continuous configs).
+    pub normalize_obs: bool,
+    /// Scale rewards by the running std of discounted returns (default false).
+    pub normalize_reward: bool,
+    /// Clip of normalised observations (default 10).
+    pub obs_clip: f64,
+    /// Clip of normalised rewards (default 10).
+    pub reward_clip: f64,
+    /// Bootstrap from the final observation when the time limit cuts an episode (default true;
+    /// false is CleanRL's behaviour).
+    pub bootstrap_truncated: bool,
+    /// Env worker threads (0: serial, default 0: small vectors gain nothing from threads).
+    pub env_workers: usize,
+    /// `cpu`, `cuda` or `auto` (default `cpu`).
+    pub device: String,
+    /// Write a checkpoint every this many iterations (default 25), and at the end.
+    pub checkpoint_every: u64,
+    /// D-PPO settings.
+    pub dppo: DppoConfig,
+}
+
+impl Default for PpoConfig {
+    fn default() -> Self {
+        Self {
+            env_id: "keel/CartPole-v1".into(),
+            env_config: Map::new(),
+            algo: Algo::Ppo,
+            seed: 1,
+            total_timesteps: 500_000,
+            learning_rate: 2.5e-4,
+            num_envs: 4,
+            num_steps: 128,
+            anneal_lr: true,
+            gamma: 0.99,
+            gae_lambda: 0.95,
+            num_minibatches: 4,
+            update_epochs: 4,
+            norm_adv: true,
+            clip_coef: 0.2,
+            clip_vloss: true,
+            ent_coef: 0.01,
+            vf_coef: 0.5,
+            max_grad_norm: 0.5,
+            target_kl: None,
+            hidden_sizes: vec![64, 64],
+            normalize_obs: false,
+            normalize_reward: false,
+            obs_clip: 10.0,
+            reward_clip: 10.0,
+            bootstrap_truncated: true,
+            env_workers: 0,
+            device: "cpu".into(),
+            checkpoint_every: 25,
+            dppo: DppoConfig::default(),
+        }
+    }
+}
+
+impl Validate for PpoConfig {
+    fn validate(&self) -> Result<(), FieldError> {
+        use keel_envs::config::positive;
+        let count = |field: &'static str, v: usize| {
+            if v > 0 { Ok(()) } else { Err(FieldError::new(field, "must be at least 1")) }
+        };
+        count("num_envs", self.num_envs)?;
+        count("num_steps", self.num_steps)?;
+        count("num_minibatches", self.num_minibatches)?;
+        count("update_epochs", self.update_epochs)?;
+        if self.num_minibatches > self.num_envs * self.num_steps {
+            return Err(FieldError::new("num_minibatches", "exceeds the batch size num_envs * num_steps"));
+        }
+        if self.total_timesteps < (self.num_envs * self.num_steps) as u64 {
+            return Err(FieldError::new("total_timesteps", "is smaller than one rollout (num_envs * num_steps)"));
+        }
+        positive("learning_rate", self.learning_rate)?;
+        for (field, v) in [("gamma", self.gamma), ("gae_lambda", self.gae_lambda)] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(FieldError::new(field, format!("must be in [0, 1], got {v}")));
+            }
+        }
+        positive("clip_coef", self.clip_coef)?;
+        positive("max_grad_norm", self.max_grad_norm)?;
+        positive("obs_clip", self.obs_clip)?;
+        positive("reward_clip", self.reward_clip)?;
+        for (field, v) in [("ent_coef", self.ent_coef), ("vf_coef", self.vf_coef)] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(FieldError::new(field, format!("must be finite and >= 0, got {v}")));
+            }
+        }
+        if let Some(kl) = self.target_kl {
+            positive("target_kl", kl)?;
+        }
+        if self.hidden_sizes.iter().any(|&h| h < 1) {
+            return Err(FieldError::new("hidden_sizes", "widths must be at least 1"));
+        }
+        if !["cpu", "cuda", "auto"].contains(&self.device.as_str()) {
+            return Err(FieldError::new("device", format!("must be cpu, cuda or auto, got {:?}", self.device)));
+        }
+        if !(0.0..1.0).contains(&self.dppo.drop_rate) {
+            return Err(FieldError::new("dppo.drop_rate", "must be in [0, 1)"));
+        }
+        positive("dppo.ratio_threshold", self.dppo.ratio_threshold)?;
+        count("checkpoint_every", self.checkpoint_every as usize)
+    }
+}
+
+impl PpoConfig {
+    /// Envs x steps per rollout.
+    pub fn batch_size(&self) -> usize {
+        self.num_envs * self.num_steps
+    }
+
+    /// Samples per minibatch.
+    pub fn minibatch_size(&self) -> usize {
+        self.batch_size() / self.num_minibatches
+    }
+
+    /// Rollout-update iterations of the whole run.
+    pub fn num_iterations(&self) -> u64 {
+        self.total_timesteps / self.batch_size() as u64
+    }
+
+    /// The libtorch device this config asks for.
+    pub fn torch_device(&self) -> Result<Device> {
+        match self.device.as_str() {
+            "cpu" => Ok(Device::Cpu),
+            "cuda" if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
+            "cuda" => Err(AgentError::Config("device = \"cuda\" but libtorch sees no CUDA device".into())),
+            _ => Ok(Device::cuda_if_available()),
+        }
+    }
+}
+
+/// A finished training episode.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Episode {
+    /// Global step at which it ended.
+    pub global_step: u64,
+    /// Undiscounted, unnormalised return.
+    pub episode_return: f64,
+    /// Length in steps.
+    pub length: u64,
+}
+
+/// What one iteration measured.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct IterationStats {
+    /// Iteration number (1-based).
+    pub iteration: u64,
+    /// Env steps so far.
+    pub global_step: u64,
+    /// Learning rate used.
+    pub learning_rate: f64,
+    /// Mean return of episodes finished in this iteration (NaN if none).
+    pub episodic_return: f64,
+    /// Mean length of those episodes (NaN if none).
+    pub episodic_length: f64,
+    /// Episodes finished in this iteration.
+    pub episodes: u64,
+    /// Last minibatch's value loss.
+    pub value_loss: f64,
+    /// Last minibatch's policy loss.
+    pub policy_loss: f64,
+    /// Last minibatch's mean entropy.
+    pub entropy: f64,
+    /// Last minibatch's KL estimate `mean(-log r)`.
+    pub old_approx_kl: f64,
+    /// Last minibatch's KL estimate `mean((r - 1) - log r)`.
+    pub approx_kl: f64,
+    /// Mean over minibatches of the fraction of clipped ratios.
+    pub clipfrac: f64,
+    /// `1 - Var(R - V) / Var(R)` of the rollout.
+    pub explained_variance: f64,
+    /// Mean over minibatches of `Var_i(r_i Â_i)`.
+    pub surrogate_variance: f64,
+    /// Mean over minibatches of the fraction of samples kept in the policy loss.
+    pub kept_fraction: f64,
+}
+
+/// Rollout storage on the training device, `[num_steps, num_envs, ...]`.
+struct Storage {
+    obs: Tensor,
+    actions: Tensor,
+    log_probs: Tensor,
+    rewards: Tensor,
+    dones: Tensor,
+    values: Tensor,
+}
+
+/// The PPO / D-PPO trainer: owns the envs, the networks and the optimiser.
+pub struct Trainer {
+    config: PpoConfig,
+    device: Device,
+    venv: VecEnv,
+    vs: nn::VarStore,
+    model: ActorCritic,
+    adam: Adam,
+    obs_norm: Option<ObsNormalizer>,
+    reward_norm: Option<RewardNormalizer>,
+    storage: Storage,
+    /// Raw observations the next rollout step acts on, `[num_envs * obs_dim]`.
+    next_obs: Vec<f32>,
+    next_done: Vec<bool>,
+    iteration: u64,
+    global_step: u64,
+    episodes: Vec<Episode>,
+}
+
+/// Mixes a run seed and an iteration into one seed (SplitMix64 finaliser), so the randomness of
+/// an iteration depends on where the run is, not on how it got there (what `--resume` needs).
+pub fn iteration_seed(seed: u64, iteration: u64) -> u64 {
+    let mut z = seed.wrapping_add(iteration.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn torch_seed(seed: u64) -> i64 {
+    (seed >> 1) as i64
+}
+
+impl Trainer {
+    /// Builds envs, networks and optimiser from a validated config.
+    pub fn new(config: PpoConfig) -> Result<Self> {
+        let config = keel_envs::config::checked(config, "training config").map_err(|e| AgentError::Config(e.to_string()))?;
+        crate::threads::configure();
+        let device = config.torch_device()?;
+        tch::manual_seed(torch_seed(config.seed));
+        let options = VecOptions { workers: config.env_workers, autoreset_mode: AutoresetMode::SameStep };
+        let mut venv = VecEnv::make(&config.env_id, &config.env_config, config.num_envs, options)?;
+        let spec = venv.spec().clone();
+        let vs = nn::VarStore::new(device);
+        let model = ActorCritic::new(&vs.root(), &spec.observation_space, &spec.action_space, &config.hidden_sizes)?;
+        let adam = Adam::new(&vs, 1e-5);
+        let (n, t, obs_dim) = (config.num_envs as i64, config.num_steps as i64, spec.obs_len() as i64);
+        let float = (Kind::Float, device);
+        let action_shape: Vec<i64> = match &spec.action_space {
+            Space::Box(b) => vec![t, n, b.len() as i64],
+            _ => vec![t, n],
+        };
+        let action_kind = if spec.action_space.is_integer() { Kind::Int64 } else { Kind::Float };
+        let storage = Storage {
+            obs: Tensor::zeros([t, n, obs_dim], float),
+            actions: Tensor::zeros(action_shape.as_slice(), (action_kind, device)),
+            log_probs: Tensor::zeros([t, n], float),
+            rewards: Tensor::zeros([t, n], float),
+            dones: Tensor::zeros([t, n], float),
+            values: Tensor::zeros([t, n], float),
+        };
+        venv.reset(Some(config.seed))?;
+        let next_obs = venv.batch().obs.clone();
+        let obs_norm = config.normalize_obs.then(|| ObsNormalizer::new(spec.obs_len(), config.obs_clip));
+        let reward_norm =
+            config.normalize_reward.then(|| RewardNormalizer::new(config.num_envs, config.gamma, config.reward_clip));
+        let mut trainer = Self {
+            next_done: vec![false; config.num_envs],
+            config,
+            device,
+            venv,
+            vs,
+            model,
+            adam,
+            obs_norm,
+            reward_norm,
+            storage,
+            next_obs,
+            iteration: 0,
+            global_step: 0,
+            episodes: Vec::new(),
+        };
+        // The first observations count for the running statistics, as after a wrapper's reset.
+        if let Some(norm) = &mut trainer.obs_norm {
+            norm.apply(&trainer.next_obs, trainer.config.num_envs, true);
+        }
+        Ok(trainer)
+    }
+
+    /// The run's config.
+    pub fn config(&self) -> &PpoConfig {
+        &self.config
+    }
+
+    /// Iterations done.
+    pub fn iteration(&self) -> u64 {
+        self.iteration
+    }
+
+    /// Env steps done.
+    pub fn global_step(&self) -> u64 {
+        self.global_step
+    }
+
+    /// Every finished training episode so far.
+    pub fn episodes(&self) -> &[Episode] {
+        &self.episodes
+    }
+
+    /// Whether the run has done all its iterations.
+    pub fn finished(&self) -> bool {
+        self.iteration >= self.config.num_iterations()
+    }
+
+    fn obs_tensor(&mut self, raw: &[f32], rows: usize, update: bool) -> Tensor {
+        let dim = raw.len() / rows.max(1);
+        let values = match &mut self.obs_norm {
+            Some(norm) => norm.apply(raw, rows, update),
+            None => raw.to_vec(),
+        };
+        Tensor::from_slice(&values).view([rows as i64, dim as i64]).to_device(self.device)
+    }
+
+    fn env_action(&self, action: &Tensor) -> Result<(Vec<i64>, Vec<f32>)> {
+        let cpu = action.to_device(Device::Cpu).flatten(0, -1);
+        match &self.model.head {
+            Head::Categorical { start, .. } => {
+                let mut ints = Vec::<i64>::try_from(&cpu)?;
+                ints.iter_mut().for_each(|a| *a += start);
+                Ok((ints, Vec::new()))
+            }
+            Head::Gaussian { low, high, .. } => {
+                let mut floats = Vec::<f32>::try_from(&cpu)?;
+                let dim = low.len();
+                for (i, a) in floats.iter_mut().enumerate() {
+                    *a = a.clamp(low[i % dim], high[i % dim]);
+                }
+                Ok((Vec::new(), floats))
+            }
+        }
+    }
+
+    /// Runs one rollout and one update.
+    pub fn iteration_step(&mut self) -> Result<IterationStats> {
+        let cfg = self.config.clone();
+        let (n, steps) = (cfg.num_envs, cfg.num_steps);
+        self.iteration += 1;
+        tch::manual_seed(torch_seed(iteration_seed(cfg.seed, self.iteration)));
+        let lr = if cfg.anneal_lr {
+            (1.0 - (self.iteration - 1) as f64 / cfg.num_iterations() as f64) * cfg.learning_rate
+        } else {
+            cfg.learning_rate
+        };
+        let first_episode = self.episodes.len();
+
+        let mut obs = self.obs_tensor(&self.next_obs.clone(), n, false);
+        for step in 0..steps {
+            let t = step as i64;
+            self.global_step += n as u64;
+            self.storage.obs.get(t).copy_(&obs);
+            let done_flags: Vec<f32> = self.next_done.iter().map(|&d| f32::from(u8::from(d))).collect();
+            self.storage.dones.get(t).copy_(&Tensor::from_slice(&done_flags).to_device(self.device));
+            let (sample, value) = tch::no_grad(|| (self.model.sample(&obs, false), self.model.value(&obs)));
+            self.storage.values.get(t).copy_(&value);
+            self.storage.actions.get(t).copy_(&sample.action);
+            self.storage.log_probs.get(t).copy_(&sample.log_prob);
+
+            let (ints, floats) = self.env_action(&sample.action)?;
+            let action = if ints.is_empty() { Action::Float(&floats) } else { Action::Int(&ints) };
+            self.venv.step(action)?;
+            let batch = self.venv.batch();
+            for i in (0..n).filter(|&i| batch.episode_done[i]) {
+                self.episodes.push(Episode {
+                    global_step: self.global_step,
+                    episode_return: batch.episode_return[i],
+                    length: batch.episode_length[i],
+                });
+            }
+            let mut rewards = batch.reward.clone();
+            let terminated = batch.terminated.clone();
+            let truncated = batch.truncated.clone();
+            let raw_next = batch.obs.clone();
+            let cut: Vec<usize> = (0..n).filter(|&i| truncated[i] && !terminated[i]).collect();
+            let final_rows: Vec<f32> = if cfg.bootstrap_truncated && !cut.is_empty() {
+                let dim = raw_next.len() / n;
+                cut.iter().flat_map(|&i| batch.final_obs[i * dim..(i + 1) * dim].to_vec()).collect()
+            } else {
+                Vec::new()
+            };
+            if let Some(norm) = &mut self.reward_norm {
+                norm.apply(&mut rewards, &terminated);
+            }
+            if !final_rows.is_empty() {
+                // The time limit, not the MDP, ended these episodes: their last observation still has
+                // value, which the autoreset would otherwise lose.
+                let final_obs = self.obs_tensor(&final_rows, cut.len(), false);
+                let values = Vec::<f32>::try_from(
+                    &tch::no_grad(|| self.model.value(&final_obs)).to_device(Device::Cpu).flatten(0, -1),
+                )?;
+                for (k, &i) in cut.iter().enumerate() {
+                    rewards[i] += cfg.gamma * f64::from(values[k]);
+                }
+            }
+            let rewards: Vec<f32> = rewards.iter().map(|&r| r as f32).collect();
+            self.storage.rewards.get(t).copy_(&Tensor::from_slice(&rewards).to_device(self.device));
+            self.next_done = (0..n).map(|i| terminated[i] || truncated[i]).collect();
+            obs = self.obs_tensor(&raw_next, n, true);
+            self.next_obs = raw_next;
+        }
+
+        let stats = self.update(&obs, lr)?;
+        let finished = &self.episodes[first_episode..];
+        let mean = |f: fn(&Episode) -> f64| {
+            if finished.is_empty() { f64::NAN } else { finished.iter().map(f).sum::<f64>() / finished.len() as f64 }
+        };
+        Ok(IterationStats {
+            iteration: self.iteration,
+            global_step: self.global_step,
+            learning_rate: lr,
+            episodic_return: mean(|e| e.episode_return),
+            episodic_length: mean(|e| e.length as f64),
+            episodes: finished.len() as u64,
+            ..stats
+        })
+    }
+
+    fn update(&mut self, next_obs: &Tensor, lr: f64) -> Result<IterationStats> {
+        let cfg = &self.config;
+        let s = &self.storage;
+        let next_value = tch::no_grad(|| self.model.value(next_obs));
+        let done_flags: Vec<f32> = self.next_done.iter().map(|&d| f32::from(u8::from(d))).collect();
+        let next_done = Tensor::from_slice(&done_flags).to_device(self.device);
+        let (advantages, returns) = tch::no_grad(|| {
+            gae(&s.rewards, &s.values, &s.dones, &next_value, &next_done, cfg.gamma, cfg.gae_lambda)
+        });
+        let batch = cfg.batch_size() as i64;
+        let b_obs = s.obs.flatten(0, 1);
+        let b_actions = s.actions.flatten(0, 1);
+        let b_log_probs = s.log_probs.flatten(0, -1);
+        let b_adv = advantages.flatten(0, -1);
+        let b_returns = returns.flatten(0, -1);
+        let b_values = s.values.flatten(0, -1);
+
+        let mut stats = IterationStats::default();
+        let (mut clipfracs, mut variances, mut kept) = (Vec::new(), Vec::new(), Vec::new());
+        let mb = cfg.minibatch_size() as i64;
+        'epochs: for _ in 0..cfg.update_epochs {
+            let perm = Tensor::randperm(batch, (Kind::Int64, self.device));
+            for start in (0..batch - mb + 1).step_by(mb as usize) {
+                let idx = perm.narrow(0, start, mb);
+                let (new_log_prob, entropy) =
+                    self.model.evaluate(&b_obs.index_select(0, &idx), &b_actions.index_select(0, &idx));
+                let new_value = self.model.value(&b_obs.index_select(0, &idx));
+                let log_ratio = &new_log_prob - b_log_probs.index_select(0, &idx);
+                let ratio = log_ratio.exp();
+                let (old_kl, kl, clipfrac) = tch::no_grad(|| {
+                    (
+                        (-&log_ratio).mean(Kind::Float).double_value(&[]),
+                        ((&ratio - 1.0) - &log_ratio).mean(Kind::Float).double_value(&[]),
+                        (&ratio - 1.0).abs().gt(cfg.clip_coef).to_kind(Kind::Float).mean(Kind::Float).double_value(&[]),
+                    )
+                });
+                clipfracs.push(clipfrac);
+                let mut mb_adv = b_adv.index_select(0, &idx);
+                if cfg.norm_adv {
+                    mb_adv = (&mb_adv - mb_adv.mean(Kind::Float)) / (mb_adv.std(true) + 1e-8);
+                }
+                let surrogate_terms = tch::no_grad(|| &ratio * &mb_adv);
+                variances.push(surrogate_terms.var(false).double_value(&[]));
+                let pg_terms = (-&mb_adv * &ratio).maximum(&(-&mb_adv * ratio.clamp(1.0 - cfg.clip_coef, 1.0 + cfg.clip_coef)));
+                let mask = match cfg.algo {
+                    Algo::Dppo => tch::no_grad(|| dropout_mask(&cfg.dppo, &ratio, &mb_adv)),
+                    Algo::Ppo => None,
+                };
+                let pg_loss = match &mask {
+                    Some(mask) => {
+                        let count = mask.sum(Kind::Float);
+                        kept.push(count.double_value(&[]) / mb as f64);
+                        (&pg_terms * mask).sum(Kind::Float) / count.clamp_min(1.0)
+                    }
+                    None => {
+                        kept.push(1.0);
+                        pg_terms.mean(Kind::Float)
+                    }
+                };
+                let mb_returns = b_returns.index_select(0, &idx);
+                let v_loss: Tensor = if cfg.clip_vloss {
+                    let mb_values = b_values.index_select(0, &idx);
+                    let unclipped = (&new_value - &mb_returns).square();
+                    let clipped_value = &mb_values + (&new_value - &mb_values).clamp(-cfg.clip_coef, cfg.clip_coef);
+                    let clipped = (clipped_value - &mb_returns).square();
+                    unclipped.maximum(&clipped).mean(Kind::Float) * 0.5
+                } else {
+                    (&new_value - &mb_returns).square().mean(Kind::Float) * 0.5
+                };
+                let entropy_loss = entropy.mean(Kind::Float);
+                let loss: Tensor = &pg_loss - &entropy_loss * cfg.ent_coef + &v_loss * cfg.vf_coef;
+                let loss_value = loss.double_value(&[]);
+                if !loss_value.is_finite() {
+                    return Err(AgentError::Diverged { iteration: self.iteration, what: format!("loss = {loss_value}") });
+                }
+                self.adam.zero_grad();
+                loss.backward();
+                self.adam.clip_grad_norm(cfg.max_grad_norm);
+                self.adam.step(lr);
+                stats.policy_loss = pg_loss.double_value(&[]);
+                stats.value_loss = v_loss.double_value(&[]);
+                stats.entropy = entropy_loss.double_value(&[]);
+                stats.old_approx_kl = old_kl;
+                stats.approx_kl = kl;
+            }
+            if cfg.target_kl.is_some_and(|target| stats.approx_kl > target) {
+                break 'epochs;
+            }
+        }
+        if !self.adam.parameters_finite() {
+            return Err(AgentError::Diverged { iteration: self.iteration, what: "a parameter is not finite".into() });
+        }
+        let mean = |v: &[f64]| if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 };
+        stats.clipfrac = mean(&clipfracs);
+        stats.surrogate_variance = mean(&variances);
+        stats.kept_fraction = mean(&kept);
+        let var_returns = b_returns.var(false).double_value(&[]);
+        stats.explained_variance = if var_returns == 0.0 {
+            f64::NAN
+        } else {
+            1.0 - (&b_returns - &b_values).var(false).double_value(&[]) / var_returns
+        };
+        Ok(stats)
+    }
+}
+
+/// The D-PPO keep-mask of a minibatch (`None`: keep everything).
+fn dropout_mask(cfg: &DppoConfig, ratio: &Tensor, adv: &Tensor) -> Option<Tensor> {
+    match cfg.rule {
+        DropoutRule::RatioDeviation => {
+            Some((ratio - 1.0).abs().le(cfg.ratio_threshold).to_kind(Kind::Float))
+        }
+        DropoutRule::Variance => {
+            if cfg.drop_rate == 0.0 {
+                return None;
+            }
+            let x = match cfg.term {
+                DropoutTerm::Deviation => (ratio - 1.0) * adv,
+                DropoutTerm::Raw => ratio * adv,
+            };
+            // Lower score = dropped first.
+            let score = match cfg.score {
+                DropoutScore::Cross => &x * (x.sum(Kind::Float) - &x),
+                DropoutScore::Abs => -x.abs(),
+            };
+            let groups: Vec<Tensor> = if cfg.per_sign {
+                vec![adv.gt(0.0), adv.lt(0.0)]
+            } else {
+                vec![adv.ones_like().to_kind(Kind::Bool)]
+            };
+            let mut mask = adv.ones_like();
+            for group in groups {
+                let size = group.sum(Kind::Int64).int64_value(&[]);
+                let drop = (cfg.drop_rate * size as f64).floor() as i64;
+                if drop == 0 {
+                    continue;
+                }
+                let ranked = score.masked_fill(&group.logical_not(), f64::INFINITY).argsort(0, false);
+                mask = mask.index_fill(0, &ranked.narrow(0, 0, drop), 0.0);
+            }
+            Some(mask)
+        }
+    }
+}
