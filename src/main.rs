@@ -6,7 +6,9 @@
 //! - `keel doctor`: the libtorch build, its thread policy and CUDA devices.
 
 mod bench;
+mod plots;
 mod rollout;
+mod train;
 
 use std::process::ExitCode;
 
@@ -33,6 +35,10 @@ enum Command {
     Rollout(rollout::RolloutArgs),
     /// Measure env-steps per second of the vector engine.
     Bench(bench::BenchArgs),
+    /// Train PPO or D-PPO; writes a run folder (config, metrics, checkpoints, summary, plot).
+    Train(train::TrainArgs),
+    /// Evaluate a run's latest checkpoint: mean ± std return over episodes.
+    Eval(train::EvalArgs),
     /// Report the libtorch build: version, thread policy, CUDA devices.
     Doctor,
 }
@@ -94,6 +100,8 @@ fn main() -> ExitCode {
         Command::List { json } => list(json),
         Command::Rollout(args) => rollout::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Train(args) => train::run(&args),
+        Command::Eval(args) => train::eval(&args),
         Command::Doctor => {
             doctor();
             Ok(())

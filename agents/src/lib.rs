@@ -19,6 +19,7 @@ pub mod gae;
 pub mod normalize;
 pub mod policy;
 pub mod ppo;
+pub mod tensorboard;
 pub mod threads;
 
 pub use error::{AgentError, Result};

@@ -26,6 +26,8 @@
 //! `drop_rate = 0` D-PPO is PPO, bit for bit. The surrogate variance `Var_i(r_i Â_i)` and the kept
 //! fraction are logged for both algorithms.
 
+use std::path::{Path, PathBuf};
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tch::{Device, Kind, Tensor, nn};
@@ -265,6 +267,67 @@ impl Validate for PpoConfig {
 }
 
 impl PpoConfig {
+    /// This config with `overrides` applied in order. Keys are field names, with dots for nested
+    /// fields (`dppo.drop_rate`, `env_config.gravity`); values are JSON. An unknown key or a value
+    /// of the wrong type is an error naming the key; the result is validated.
+    pub fn with_overrides(&self, overrides: &[(String, Value)]) -> Result<Self> {
+        let mut json = serde_json::to_value(self).map_err(|e| AgentError::Config(e.to_string()))?;
+        for (key, value) in overrides {
+            let mut node = &mut json;
+            let parts: Vec<&str> = key.split('.').collect();
+            for (depth, part) in parts.iter().enumerate() {
+                let free_form = depth > 0 && parts[0] == "env_config";
+                let Value::Object(map) = node else {
+                    return Err(AgentError::Config(format!("training config: `{key}`: `{}` is not a table", parts[..depth].join("."))));
+                };
+                if !map.contains_key(*part) && !free_form {
+                    let known: Vec<&str> = map.keys().map(String::as_str).collect();
+                    return Err(AgentError::Config(format!(
+                        "training config: unknown field `{key}`; known fields here: {}",
+                        known.join(", ")
+                    )));
+                }
+                if depth == parts.len() - 1 {
+                    map.insert((*part).to_string(), value.clone());
+                    break;
+                }
+                node = map.entry((*part).to_string()).or_insert_with(|| Value::Object(Map::new()));
+            }
+            if let Err(e) = serde_json::from_value::<PpoConfig>(json.clone()) {
+                return Err(AgentError::Config(format!("training config: invalid `{key}`: {e}")));
+            }
+        }
+        let config: PpoConfig = serde_json::from_value(json).map_err(|e| AgentError::Config(e.to_string()))?;
+        config.validate().map_err(|e| AgentError::Config(format!("training config: invalid `{}`: {}", e.field, e.message)))?;
+        Ok(config)
+    }
+
+    /// The overrides a TOML document makes, as dotted keys (tables become prefixes; the
+    /// `env_config` table stays one value).
+    pub fn toml_overrides(text: &str) -> Result<Vec<(String, Value)>> {
+        let table: toml::Table = text.parse().map_err(|e| AgentError::Config(format!("TOML: {e}")))?;
+        let json = serde_json::to_value(table).map_err(|e| AgentError::Config(e.to_string()))?;
+        let mut out = Vec::new();
+        fn walk(prefix: &str, value: &Value, out: &mut Vec<(String, Value)>) {
+            match value {
+                Value::Object(map) if prefix != "env_config" => {
+                    for (k, v) in map {
+                        let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                        walk(&key, v, out);
+                    }
+                }
+                other => out.push((prefix.to_string(), other.clone())),
+            }
+        }
+        walk("", &json, &mut out);
+        Ok(out)
+    }
+
+    /// The config as TOML (what a run folder's `config.toml` holds).
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string_pretty(self).map_err(|e| AgentError::Config(format!("config to TOML: {e}")))
+    }
+
     /// Envs x steps per rollout.
     pub fn batch_size(&self) -> usize {
         self.num_envs * self.num_steps
@@ -348,6 +411,10 @@ struct Storage {
 }
 
 /// The PPO / D-PPO trainer: owns the envs, the networks and the optimiser.
+///
+/// Runs are reproducible bit for bit on CPU from their seed, resumed or not. libtorch's random
+/// generator is global to the process, so two trainers stepping concurrently in one process
+/// perturb each other's sampling: run one trainer per process when that matters.
 pub struct Trainer {
     config: PpoConfig,
     device: Device,
@@ -675,6 +742,129 @@ impl Trainer {
             1.0 - (&b_returns - &b_values).var(false).double_value(&[]) / var_returns
         };
         Ok(stats)
+    }
+}
+
+/// The non-tensor part of a checkpoint.
+#[derive(Serialize, Deserialize)]
+struct TrainerState {
+    iteration: u64,
+    global_step: u64,
+    next_obs: Vec<f32>,
+    next_done: Vec<bool>,
+    obs_norm: Option<ObsNormalizer>,
+    reward_norm: Option<RewardNormalizer>,
+    episodes: Vec<Episode>,
+    envs: Value,
+}
+
+/// Name of the file in a checkpoint folder that names the newest checkpoint.
+pub const LATEST: &str = "latest";
+
+fn write_atomically(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let tmp = path.with_extension("partial");
+    write(&tmp)?;
+    std::fs::rename(&tmp, path).map_err(|e| AgentError::io(format!("renaming {}", tmp.display()), e))
+}
+
+impl Trainer {
+    /// Writes `dir/iter_NNNNNN.safetensors` (networks, optimiser) and `.json` (counters, envs,
+    /// normalisers, episodes), each atomically, then points `dir/latest` at them. A crash at any
+    /// moment leaves the previous checkpoint intact and named by `latest`.
+    pub fn save_checkpoint(&mut self, dir: &Path) -> Result<PathBuf> {
+        std::fs::create_dir_all(dir).map_err(|e| AgentError::io(format!("creating {}", dir.display()), e))?;
+        let stem = format!("iter_{:06}", self.iteration);
+        let envs = self
+            .venv
+            .snapshot()
+            .ok_or_else(|| AgentError::Config(format!("{} cannot snapshot, so runs cannot be checkpointed", self.config.env_id)))?;
+        let state = TrainerState {
+            iteration: self.iteration,
+            global_step: self.global_step,
+            next_obs: self.next_obs.clone(),
+            next_done: self.next_done.clone(),
+            obs_norm: self.obs_norm.clone(),
+            reward_norm: self.reward_norm.clone(),
+            episodes: self.episodes.clone(),
+            envs,
+        };
+        let mut tensors: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
+        tensors.sort_by(|a, b| a.0.cmp(&b.0));
+        tensors.extend(self.adam.state());
+        let tensors_path = dir.join(format!("{stem}.safetensors"));
+        write_atomically(&tensors_path, |tmp| Ok(Tensor::write_safetensors(&tensors, tmp)?))?;
+        let json = serde_json::to_vec(&state).map_err(|e| AgentError::Config(e.to_string()))?;
+        write_atomically(&dir.join(format!("{stem}.json")), |tmp| {
+            std::fs::write(tmp, &json).map_err(|e| AgentError::io(format!("writing {}", tmp.display()), e))
+        })?;
+        write_atomically(&dir.join(LATEST), |tmp| {
+            std::fs::write(tmp, &stem).map_err(|e| AgentError::io(format!("writing {}", tmp.display()), e))
+        })?;
+        Ok(tensors_path)
+    }
+
+    /// Restores the checkpoint named by `dir/latest` into a trainer built from the same config.
+    pub fn load_checkpoint(&mut self, dir: &Path) -> Result<u64> {
+        let latest = dir.join(LATEST);
+        let stem = std::fs::read_to_string(&latest).map_err(|e| AgentError::io(format!("reading {}", latest.display()), e))?;
+        let stem = stem.trim();
+        let json_path = dir.join(format!("{stem}.json"));
+        let text = std::fs::read(&json_path).map_err(|e| AgentError::io(format!("reading {}", json_path.display()), e))?;
+        let state: TrainerState = serde_json::from_slice(&text)
+            .map_err(|e| AgentError::Config(format!("{}: not a Keel checkpoint: {e}", json_path.display())))?;
+        let tensors = Tensor::read_safetensors(dir.join(format!("{stem}.safetensors")))?;
+        let find = |name: &str| tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t);
+        let mut variables = self.vs.variables();
+        for (name, var) in variables.iter_mut() {
+            let saved = find(name).ok_or_else(|| AgentError::Config(format!("checkpoint lacks parameter `{name}`")))?;
+            if saved.size() != var.size() {
+                return Err(AgentError::Config(format!("checkpoint parameter `{name}` has another shape")));
+            }
+            tch::no_grad(|| var.copy_(&saved.to_device(self.device)));
+        }
+        self.adam.load_state(&tensors).ok_or_else(|| AgentError::Config("checkpoint lacks optimiser state".into()))?;
+        self.venv.restore(&state.envs)?;
+        self.iteration = state.iteration;
+        self.global_step = state.global_step;
+        self.next_obs = state.next_obs;
+        self.next_done = state.next_done;
+        self.obs_norm = state.obs_norm;
+        self.reward_norm = state.reward_norm;
+        self.episodes = state.episodes;
+        Ok(self.iteration)
+    }
+
+    /// Every network parameter by name (for comparisons and export).
+    pub fn parameters(&self) -> Vec<(String, Tensor)> {
+        let mut params: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
+        params.sort_by(|a, b| a.0.cmp(&b.0));
+        params
+    }
+
+    /// Returns of `episodes` episodes of the current policy on a fresh env (made with the run's
+    /// env config and the registered time limit), seeded `seed`, `seed + 1`, ...; the policy's
+    /// mode if `deterministic`. Observation statistics are used, not updated.
+    pub fn evaluate(&mut self, episodes: usize, deterministic: bool, seed: u64) -> Result<Vec<f64>> {
+        let mut env = keel_envs::make(&self.config.env_id, &self.config.env_config)?;
+        let mut obs = vec![0.0f32; env.spec().obs_len()];
+        let mut returns = Vec::with_capacity(episodes);
+        for k in 0..episodes {
+            env.reset(Some(seed + k as u64), &keel_envs::ResetOptions::default(), &mut obs)?;
+            let mut total = 0.0;
+            loop {
+                let x = self.obs_tensor(&obs.clone(), 1, false);
+                let sample = tch::no_grad(|| self.model.sample(&x, deterministic));
+                let (ints, floats) = self.env_action(&sample.action)?;
+                let action = if ints.is_empty() { Action::Float(&floats) } else { Action::Int(&ints) };
+                let step = env.step(action, &mut obs)?;
+                total += step.reward;
+                if step.terminated || step.truncated {
+                    break;
+                }
+            }
+            returns.push(total);
+        }
+        Ok(returns)
     }
 }
 
