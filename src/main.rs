@@ -6,6 +6,7 @@
 //! - `keel doctor`: the libtorch build, its thread policy and CUDA devices.
 
 mod bench;
+mod plot;
 mod plots;
 mod rollout;
 mod train;
@@ -39,6 +40,8 @@ enum Command {
     Train(train::TrainArgs),
     /// Evaluate a run's latest checkpoint: mean ± std return over episodes.
     Eval(train::EvalArgs),
+    /// Overlay learning curves of runs (mean and spread across seeds) into a PNG.
+    Plot(plots::PlotArgs),
     /// Report the libtorch build: version, thread policy, CUDA devices.
     Doctor,
 }
@@ -102,6 +105,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(&args),
         Command::Train(args) => train::run(&args),
         Command::Eval(args) => train::eval(&args),
+        Command::Plot(args) => plots::run(&args),
         Command::Doctor => {
             doctor();
             Ok(())

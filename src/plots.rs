@@ -1,11 +1,121 @@
-//! Learning-curve PNGs (filled in below).
+//! Learning curves: `learning_curve.png` of a run, and `keel plot` over several runs (mean and
+//! spread across the seeds of each configuration).
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result, bail};
+use clap::Args;
 
-/// Writes `dir/learning_curve.png` from `dir/metrics.csv`.
+use crate::plot::{Chart, Series};
+
+/// Arguments of `keel plot`.
+#[derive(Args)]
+pub struct PlotArgs {
+    /// Run folders; runs with the same env and algorithm are one curve (mean ± std over seeds).
+    #[arg(required = true)]
+    runs: Vec<PathBuf>,
+    /// Column of metrics.csv to plot (episodic_return, surrogate_variance, kept_fraction, ...).
+    #[arg(long, default_value = "episodic_return")]
+    metric: String,
+    /// Output PNG.
+    #[arg(long, default_value = "learning_curves.png")]
+    out: PathBuf,
+    /// Moving-average window over iterations (episodic returns are noisy).
+    #[arg(long, default_value_t = 10)]
+    smooth: usize,
+}
+
+/// One column of a run's metrics.csv, by iteration, and the run's batch size.
+fn read_metric(dir: &Path, metric: &str) -> Result<(Vec<f64>, u64)> {
+    let path = dir.join("metrics.csv");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    let Some(column) = header.iter().position(|h| *h == metric) else {
+        bail!("{}: no column `{metric}` (columns: {})", path.display(), header.join(", "));
+    };
+    let step_column = header.iter().position(|h| *h == "global_step");
+    let (mut values, mut steps) = (Vec::new(), Vec::new());
+    for line in lines {
+        let fields: Vec<&str> = line.split(',').collect();
+        values.push(fields.get(column).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN));
+        if let Some(c) = step_column {
+            steps.push(fields.get(c).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0));
+        }
+    }
+    let batch = match steps.as_slice() {
+        [first, ..] => *first,
+        [] => 0,
+    };
+    Ok((values, batch))
+}
+
+/// Mean of the finite values in a trailing window (episodes do not end every iteration).
+fn smooth(values: &[f64], window: usize) -> Vec<f64> {
+    (0..values.len())
+        .map(|i| {
+            let start = (i + 1).saturating_sub(window.max(1));
+            let finite: Vec<f64> = values[start..=i].iter().copied().filter(|v| v.is_finite()).collect();
+            if finite.is_empty() { f64::NAN } else { finite.iter().sum::<f64>() / finite.len() as f64 }
+        })
+        .collect()
+}
+
+fn run_label(dir: &Path) -> String {
+    let text = std::fs::read_to_string(dir.join("config.toml")).unwrap_or_default();
+    let field = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key} = ")).map(|v| v.trim_matches('"').to_string()))
+            .unwrap_or_else(|| "?".into())
+    };
+    format!("{} {}", field("algo"), field("env_id").trim_start_matches("keel/"))
+}
+
+fn chart(runs: &[PathBuf], metric: &str, window: usize, title: String) -> Result<Chart> {
+    let mut groups: BTreeMap<String, Vec<Vec<f64>>> = BTreeMap::new();
+    let mut batch = 0;
+    for dir in runs {
+        let (values, b) = read_metric(dir, metric)?;
+        batch = b;
+        groups.entry(run_label(dir)).or_default().push(smooth(&values, window));
+    }
+    let series = groups
+        .into_iter()
+        .map(|(label, curves)| {
+            let len = curves.iter().map(Vec::len).min().unwrap_or(0);
+            let (mut mean, mut spread) = (Vec::with_capacity(len), Vec::with_capacity(len));
+            for t in 0..len {
+                let at: Vec<f64> = curves.iter().map(|c| c[t]).filter(|v| v.is_finite()).collect();
+                let m = if at.is_empty() { f64::NAN } else { at.iter().sum::<f64>() / at.len() as f64 };
+                let var =
+                    if at.is_empty() { 0.0 } else { at.iter().map(|v| (v - m).powi(2)).sum::<f64>() / at.len() as f64 };
+                mean.push(m);
+                spread.push(var.sqrt());
+            }
+            let label = if curves.len() > 1 { format!("{label} ({} seeds)", curves.len()) } else { label };
+            Series { label, y: mean, band: (curves.len() > 1).then_some(spread) }
+        })
+        .collect();
+    Ok(Chart {
+        title,
+        x_label: format!("iteration ({batch} env steps each)"),
+        y_label: metric.replace('_', " "),
+        log_y: false,
+        series,
+    })
+}
+
+/// Writes `dir/learning_curve.png` (episodic return, smoothed over 10 iterations).
 pub fn learning_curve(dir: &Path) -> Result<()> {
-    let _ = dir;
-    anyhow::bail!("plots are not built yet")
+    let title = format!("{} learning curve", run_label(dir));
+    chart(&[dir.to_path_buf()], "episodic_return", 10, title)?.write_png(&dir.join("learning_curve.png"), 900, 560)
+}
+
+/// Runs `keel plot`.
+pub fn run(args: &PlotArgs) -> Result<()> {
+    let title = format!("{} ({} runs)", args.metric.replace('_', " "), args.runs.len());
+    chart(&args.runs, &args.metric, args.smooth, title)?.write_png(&args.out, 1000, 620)?;
+    println!("keel plot: wrote {}", args.out.display());
+    Ok(())
 }

@@ -273,7 +273,10 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             Ok(stats) => stats,
             Err(keel_agents::AgentError::Diverged { iteration, what }) => {
                 let kept = last_checkpoint.as_ref().map_or("none".to_string(), |p| p.display().to_string());
-                break ("diverged", Some(format!("diverged at iteration {iteration} ({what}); last good checkpoint: {kept}")));
+                break (
+                    "diverged",
+                    Some(format!("diverged at iteration {iteration} ({what}); last good checkpoint: {kept}")),
+                );
             }
             Err(e) => return Err(e.into()),
         };

@@ -149,3 +149,64 @@ fn bench_prints_a_rate() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("| keel/Pendulum-v1 |"), "{}", stdout(&out));
 }
+
+#[test]
+fn train_stop_resume_eval_plot() {
+    let dir = scratch("train");
+    let run = dir.join("run");
+    let _ = std::fs::remove_dir_all(&run);
+    let r = run.to_str().unwrap_or_default();
+    let common =
+        ["--env", "keel/CartPole-v1", "--total-timesteps", "1280", "--set", "num_steps=64", "--set", "num_envs=2"];
+    let mut args = vec!["train", "--run-dir", r, "--quiet", "--max-iterations", "4"];
+    args.extend_from_slice(&common);
+    let first = keel(&args);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let summary = read_json(&run.join("summary.json"));
+    assert_eq!(summary["status"], "stopped");
+    assert_eq!(summary["iterations"], 4);
+    // The same folder cannot be reused by accident.
+    let again = keel(&args);
+    assert!(!again.status.success() && stderr(&again).contains("--resume"), "{}", stderr(&again));
+    let resumed = keel(&["train", "--resume", r, "--quiet"]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    let summary = read_json(&run.join("summary.json"));
+    assert_eq!(summary["status"], "completed");
+    assert_eq!(summary["iterations"], 10);
+    assert!(summary["final_return_mean"].as_f64().is_some_and(f64::is_finite));
+    let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap_or_default();
+    assert_eq!(metrics.lines().count(), 11, "header + one row per iteration");
+    assert!(run.join("learning_curve.png").exists());
+    assert!(
+        std::fs::read_dir(&run)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("events.out.tfevents"))
+    );
+
+    let eval = keel(&["eval", "--run", r, "--episodes", "3", "--deterministic"]);
+    assert!(eval.status.success() && stdout(&eval).contains("return"), "{}", stderr(&eval));
+    assert_eq!(read_json(&run.join("eval.json"))["episodes"], 3);
+
+    let png = dir.join("curves.png");
+    let plot = keel(&["plot", r, "--out", png.to_str().unwrap_or_default(), "--metric", "surrogate_variance"]);
+    assert!(plot.status.success(), "{}", stderr(&plot));
+    assert!(png.exists());
+}
+
+#[test]
+fn train_rejects_bad_config_before_training() {
+    let dir = scratch("badtrain");
+    for (flag, needle) in
+        [("learning_rte=1", "learning_rte"), ("num_envs=x", "num_envs"), ("dppo.drop_rate=2", "dppo.drop_rate")]
+    {
+        let run = dir.join(flag.replace(['=', '.'], "_"));
+        let out = keel(&["train", "--set", flag, "--run-dir", run.to_str().unwrap_or_default(), "--quiet"]);
+        assert!(!out.status.success(), "{flag} accepted");
+        assert!(stderr(&out).contains(needle), "{flag}: {}", stderr(&out));
+        assert!(!run.join("metrics.csv").exists(), "{flag}: training started");
+    }
+    let out = keel(&["train", "--algo", "sac", "--quiet", "--run-dir", dir.join("sac").to_str().unwrap_or_default()]);
+    assert!(!out.status.success() && stderr(&out).contains("ppo or dppo"));
+}

@@ -103,7 +103,9 @@ impl ActorCritic {
                 (dim, Head::Gaussian { log_std, low, high })
             }
             Space::MultiDiscrete(_) => {
-                return Err(AgentError::Config("PPO supports Discrete and Box action spaces, not MultiDiscrete".into()));
+                return Err(AgentError::Config(
+                    "PPO supports Discrete and Box action spaces, not MultiDiscrete".into(),
+                ));
             }
         };
         Ok(Self {
@@ -124,8 +126,11 @@ impl ActorCritic {
         match &self.head {
             Head::Categorical { .. } => {
                 let log_probs = out.log_softmax(-1, Kind::Float);
-                let action =
-                    if deterministic { out.argmax(-1, false) } else { log_probs.exp().multinomial(1, true).squeeze_dim(-1) };
+                let action = if deterministic {
+                    out.argmax(-1, false)
+                } else {
+                    log_probs.exp().multinomial(1, true).squeeze_dim(-1)
+                };
                 let log_prob = log_probs.gather(-1, &action.unsqueeze(-1), false).squeeze_dim(-1);
                 Sample { action, log_prob }
             }
@@ -151,7 +156,7 @@ impl ActorCritic {
             Head::Gaussian { log_std, .. } => {
                 let log_prob = gaussian_log_prob(&out, log_std, action);
                 let per_dim = log_std + 0.5 + 0.5 * (2.0 * std::f64::consts::PI).ln();
-                let entropy = per_dim.sum_dim_intlist(-1, false, Kind::Float).expand(&[out.size()[0]], false);
+                let entropy = per_dim.sum_dim_intlist(-1, false, Kind::Float).expand([out.size()[0]], false);
                 (log_prob, entropy)
             }
         }

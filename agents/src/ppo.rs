@@ -278,7 +278,10 @@ impl PpoConfig {
             for (depth, part) in parts.iter().enumerate() {
                 let free_form = depth > 0 && parts[0] == "env_config";
                 let Value::Object(map) = node else {
-                    return Err(AgentError::Config(format!("training config: `{key}`: `{}` is not a table", parts[..depth].join("."))));
+                    return Err(AgentError::Config(format!(
+                        "training config: `{key}`: `{}` is not a table",
+                        parts[..depth].join(".")
+                    )));
                 };
                 if !map.contains_key(*part) && !free_form {
                     let known: Vec<&str> = map.keys().map(String::as_str).collect();
@@ -298,7 +301,9 @@ impl PpoConfig {
             }
         }
         let config: PpoConfig = serde_json::from_value(json).map_err(|e| AgentError::Config(e.to_string()))?;
-        config.validate().map_err(|e| AgentError::Config(format!("training config: invalid `{}`: {}", e.field, e.message)))?;
+        config
+            .validate()
+            .map_err(|e| AgentError::Config(format!("training config: invalid `{}`: {}", e.field, e.message)))?;
         Ok(config)
     }
 
@@ -449,7 +454,8 @@ fn torch_seed(seed: u64) -> i64 {
 impl Trainer {
     /// Builds envs, networks and optimiser from a validated config.
     pub fn new(config: PpoConfig) -> Result<Self> {
-        let config = keel_envs::config::checked(config, "training config").map_err(|e| AgentError::Config(e.to_string()))?;
+        let config =
+            keel_envs::config::checked(config, "training config").map_err(|e| AgentError::Config(e.to_string()))?;
         crate::threads::configure();
         let device = config.torch_device()?;
         tch::manual_seed(torch_seed(config.seed));
@@ -645,9 +651,8 @@ impl Trainer {
         let next_value = tch::no_grad(|| self.model.value(next_obs));
         let done_flags: Vec<f32> = self.next_done.iter().map(|&d| f32::from(u8::from(d))).collect();
         let next_done = Tensor::from_slice(&done_flags).to_device(self.device);
-        let (advantages, returns) = tch::no_grad(|| {
-            gae(&s.rewards, &s.values, &s.dones, &next_value, &next_done, cfg.gamma, cfg.gae_lambda)
-        });
+        let (advantages, returns) =
+            tch::no_grad(|| gae(&s.rewards, &s.values, &s.dones, &next_value, &next_done, cfg.gamma, cfg.gae_lambda));
         let batch = cfg.batch_size() as i64;
         let b_obs = s.obs.flatten(0, 1);
         let b_actions = s.actions.flatten(0, 1);
@@ -682,7 +687,8 @@ impl Trainer {
                 }
                 let surrogate_terms = tch::no_grad(|| &ratio * &mb_adv);
                 variances.push(surrogate_terms.var(false).double_value(&[]));
-                let pg_terms = (-&mb_adv * &ratio).maximum(&(-&mb_adv * ratio.clamp(1.0 - cfg.clip_coef, 1.0 + cfg.clip_coef)));
+                let pg_terms =
+                    (-&mb_adv * &ratio).maximum(&(-&mb_adv * ratio.clamp(1.0 - cfg.clip_coef, 1.0 + cfg.clip_coef)));
                 let mask = match cfg.algo {
                     Algo::Dppo => tch::no_grad(|| dropout_mask(&cfg.dppo, &ratio, &mb_adv)),
                     Algo::Ppo => None,
@@ -712,7 +718,10 @@ impl Trainer {
                 let loss: Tensor = &pg_loss - &entropy_loss * cfg.ent_coef + &v_loss * cfg.vf_coef;
                 let loss_value = loss.double_value(&[]);
                 if !loss_value.is_finite() {
-                    return Err(AgentError::Diverged { iteration: self.iteration, what: format!("loss = {loss_value}") });
+                    return Err(AgentError::Diverged {
+                        iteration: self.iteration,
+                        what: format!("loss = {loss_value}"),
+                    });
                 }
                 self.adam.zero_grad();
                 loss.backward();
@@ -774,10 +783,9 @@ impl Trainer {
     pub fn save_checkpoint(&mut self, dir: &Path) -> Result<PathBuf> {
         std::fs::create_dir_all(dir).map_err(|e| AgentError::io(format!("creating {}", dir.display()), e))?;
         let stem = format!("iter_{:06}", self.iteration);
-        let envs = self
-            .venv
-            .snapshot()
-            .ok_or_else(|| AgentError::Config(format!("{} cannot snapshot, so runs cannot be checkpointed", self.config.env_id)))?;
+        let envs = self.venv.snapshot().ok_or_else(|| {
+            AgentError::Config(format!("{} cannot snapshot, so runs cannot be checkpointed", self.config.env_id))
+        })?;
         let state = TrainerState {
             iteration: self.iteration,
             global_step: self.global_step,
@@ -806,10 +814,12 @@ impl Trainer {
     /// Restores the checkpoint named by `dir/latest` into a trainer built from the same config.
     pub fn load_checkpoint(&mut self, dir: &Path) -> Result<u64> {
         let latest = dir.join(LATEST);
-        let stem = std::fs::read_to_string(&latest).map_err(|e| AgentError::io(format!("reading {}", latest.display()), e))?;
+        let stem =
+            std::fs::read_to_string(&latest).map_err(|e| AgentError::io(format!("reading {}", latest.display()), e))?;
         let stem = stem.trim();
         let json_path = dir.join(format!("{stem}.json"));
-        let text = std::fs::read(&json_path).map_err(|e| AgentError::io(format!("reading {}", json_path.display()), e))?;
+        let text =
+            std::fs::read(&json_path).map_err(|e| AgentError::io(format!("reading {}", json_path.display()), e))?;
         let state: TrainerState = serde_json::from_slice(&text)
             .map_err(|e| AgentError::Config(format!("{}: not a Keel checkpoint: {e}", json_path.display())))?;
         let tensors = Tensor::read_safetensors(dir.join(format!("{stem}.safetensors")))?;
@@ -871,9 +881,7 @@ impl Trainer {
 /// The D-PPO keep-mask of a minibatch (`None`: keep everything).
 fn dropout_mask(cfg: &DppoConfig, ratio: &Tensor, adv: &Tensor) -> Option<Tensor> {
     match cfg.rule {
-        DropoutRule::RatioDeviation => {
-            Some((ratio - 1.0).abs().le(cfg.ratio_threshold).to_kind(Kind::Float))
-        }
+        DropoutRule::RatioDeviation => Some((ratio - 1.0).abs().le(cfg.ratio_threshold).to_kind(Kind::Float)),
         DropoutRule::Variance => {
             if cfg.drop_rate == 0.0 {
                 return None;
@@ -887,11 +895,8 @@ fn dropout_mask(cfg: &DppoConfig, ratio: &Tensor, adv: &Tensor) -> Option<Tensor
                 DropoutScore::Cross => &x * (x.sum(Kind::Float) - &x),
                 DropoutScore::Abs => -x.abs(),
             };
-            let groups: Vec<Tensor> = if cfg.per_sign {
-                vec![adv.gt(0.0), adv.lt(0.0)]
-            } else {
-                vec![adv.ones_like().to_kind(Kind::Bool)]
-            };
+            let groups: Vec<Tensor> =
+                if cfg.per_sign { vec![adv.gt(0.0), adv.lt(0.0)] } else { vec![adv.ones_like().to_kind(Kind::Bool)] };
             let mut mask = adv.ones_like();
             for group in groups {
                 let size = group.sum(Kind::Int64).int64_value(&[]);

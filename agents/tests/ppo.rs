@@ -57,10 +57,23 @@ fn dppo_with_zero_drop_rate_is_ppo_bit_for_bit() {
 #[test]
 fn resume_continues_exactly() {
     let _guard = exclusive();
-    for config in [small(Algo::Ppo), PpoConfig { env_id: "keel/Pendulum-v1".into(), normalize_obs: true, normalize_reward: true, ent_coef: 0.0, ..small(Algo::Ppo) }] {
+    for config in [
+        small(Algo::Ppo),
+        PpoConfig {
+            env_id: "keel/Pendulum-v1".into(),
+            normalize_obs: true,
+            normalize_reward: true,
+            ent_coef: 0.0,
+            ..small(Algo::Ppo)
+        },
+    ] {
         let mut straight = trainer(config.clone());
         run(&mut straight, 6);
-        let dir = std::env::temp_dir().join(format!("keel-resume-{}-{}", std::process::id(), config.env_id.replace('/', "_")));
+        let dir = std::env::temp_dir().join(format!(
+            "keel-resume-{}-{}",
+            std::process::id(),
+            config.env_id.replace('/', "_")
+        ));
         let mut first = trainer(config.clone());
         run(&mut first, 3);
         first.save_checkpoint(&dir).unwrap_or_else(|e| panic!("{e}"));
@@ -105,7 +118,10 @@ fn bad_config_is_rejected_naming_the_field() {
         let err = base.with_overrides(&[(key.to_string(), value)]).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err.contains(needle), "{key}: error `{err}` does not name {needle}");
     }
-    let bad_env = PpoConfig { env_config: serde_json::from_value(json!({"gravityy": 1.0})).unwrap_or_default(), ..small(Algo::Ppo) };
+    let bad_env = PpoConfig {
+        env_config: serde_json::from_value(json!({"gravityy": 1.0})).unwrap_or_default(),
+        ..small(Algo::Ppo)
+    };
     let err = Trainer::new(bad_env).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(err.contains("gravityy"), "{err}");
     let toml = PpoConfig::toml_overrides("num_envs = 8\n[dppo]\ndrop_rate = 0.2\n[env_config]\ngravity = 9.81\n");

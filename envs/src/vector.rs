@@ -375,13 +375,8 @@ impl Pool {
             blocks_done: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
         });
-        let mut pool = Self {
-            blocks,
-            starts,
-            threads: Vec::new(),
-            signal,
-            gathered: Batch::new(num_envs, spec.obs_len(), mode),
-        };
+        let mut pool =
+            Self { blocks, starts, threads: Vec::new(), signal, gathered: Batch::new(num_envs, spec.obs_len(), mode) };
         // The calling thread is worker 0; spawn the others.
         for w in 1..workers {
             let (blocks, signal) = (Arc::clone(&pool.blocks), Arc::clone(&pool.signal));

@@ -19,10 +19,10 @@ use keel_envs::space::Space;
 use keel_envs::vector::{AutoresetMode, Batch, Seeds, VecOptions};
 use keel_envs::{Action, Env, EnvError, ResetOptions, VecEnv};
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArrayDyn, PyReadwriteArrayDyn, PyUntypedArrayMethods};
-use pyo3::{create_exception, intern};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
+use pyo3::{create_exception, intern};
 use serde_json::{Map, Value};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
@@ -97,10 +97,11 @@ impl ActionReader {
                 self.ints.push(value);
             } else {
                 // Other integer dtypes and sequences; floats are refused, not truncated.
-                let array = obj
-                    .call_method0("__array__")
-                    .ok()
-                    .filter(|a| a.getattr("dtype").and_then(|d| d.getattr("kind")).is_ok_and(|k| k.to_string() == "i" || k.to_string() == "u"));
+                let array = obj.call_method0("__array__").ok().filter(|a| {
+                    a.getattr("dtype")
+                        .and_then(|d| d.getattr("kind"))
+                        .is_ok_and(|k| k.to_string() == "i" || k.to_string() == "u")
+                });
                 let values: Vec<i64> = match array {
                     Some(a) => a.call_method1("astype", ("int64",))?.call_method0("ravel")?.extract()?,
                     None => obj.extract().map_err(|_| {
@@ -318,7 +319,12 @@ impl VecCore {
         mut truncations: PyReadwriteArrayDyn<'py, bool>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let n = self.num_envs;
-        let sizes = [(obs.len(), n * self.obs_len, "obs"), (rewards.len(), n, "rewards"), (terminations.len(), n, "terminations"), (truncations.len(), n, "truncations")];
+        let sizes = [
+            (obs.len(), n * self.obs_len, "obs"),
+            (rewards.len(), n, "rewards"),
+            (terminations.len(), n, "terminations"),
+            (truncations.len(), n, "truncations"),
+        ];
         for (got, want, name) in sizes {
             if got != want {
                 return Err(ActionError::new_err(format!("output buffer `{name}` has {got} elements, needs {want}")));

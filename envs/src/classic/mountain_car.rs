@@ -30,7 +30,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{snapshot_fields, UniformStart, explicit_state, params_methods};
+use super::{UniformStart, explicit_state, params_methods, snapshot_fields};
 use crate::config::{FieldError, Validate, finite, ordered, positive};
 use crate::env::{Env, EnvSpec, ResetOptions, Step};
 use crate::error::{EnvError, Result};

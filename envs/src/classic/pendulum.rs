@@ -36,7 +36,7 @@ use std::f64::consts::PI;
 
 use serde::{Deserialize, Serialize};
 
-use super::{snapshot_fields, explicit_state, params_methods};
+use super::{explicit_state, params_methods, snapshot_fields};
 use crate::config::{FieldError, Validate, finite, positive};
 use crate::env::{Env, EnvSpec, ResetOptions, Step};
 use crate::error::{EnvError, Result};
