@@ -18,7 +18,7 @@
 use keel_envs::space::Space;
 use keel_envs::vector::{AutoresetMode, Batch, Seeds, VecOptions};
 use keel_envs::{Action, Env, EnvError, ResetOptions, VecEnv};
-use numpy::{IntoPyArray, PyArray1, PyReadonlyArrayDyn, PyReadwriteArrayDyn, PyUntypedArrayMethods};
+use numpy::{IntoPyArray, PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyReadwriteArrayDyn, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
@@ -45,7 +45,10 @@ fn to_py(err: EnvError) -> PyErr {
     let message = err.to_string();
     match err {
         EnvError::UnknownEnv { .. } => UnknownEnvError::new_err(message),
-        EnvError::UnknownField { .. } | EnvError::InvalidField { .. } | EnvError::InvalidState(_) => {
+        EnvError::UnknownField { .. }
+        | EnvError::InvalidField { .. }
+        | EnvError::InvalidState(_)
+        | EnvError::Snapshot(_) => {
             ConfigError::new_err(message)
         }
         EnvError::InvalidAction(_) | EnvError::BatchShape(_) => ActionError::new_err(message),
@@ -88,11 +91,11 @@ impl ActionReader {
         let want = rows * self.width;
         if self.is_integer {
             self.ints.clear();
-            if let Ok(array) = obj.extract::<PyReadonlyArrayDyn<'_, i64>>() {
-                match array.as_slice() {
-                    Ok(values) => self.ints.extend_from_slice(values),
-                    Err(_) => self.ints.extend(array.as_array().iter().copied()),
-                }
+            // Contiguous int64 arrays, the common case, are copied without numpy's borrow tracking.
+            if let Some(values) = obj.cast::<PyArrayDyn<i64>>().ok().and_then(|a| a.to_vec().ok()) {
+                self.ints.extend_from_slice(&values);
+            } else if let Ok(array) = obj.extract::<PyReadonlyArrayDyn<'_, i64>>() {
+                self.ints.extend(array.as_array().iter().copied());
             } else if let Ok(value) = obj.extract::<i64>() {
                 self.ints.push(value);
             } else {
@@ -119,11 +122,10 @@ impl ActionReader {
             Ok(Action::Int(&self.ints))
         } else {
             self.floats.clear();
-            if let Ok(array) = obj.extract::<PyReadonlyArrayDyn<'_, f32>>() {
-                match array.as_slice() {
-                    Ok(values) => self.floats.extend_from_slice(values),
-                    Err(_) => self.floats.extend(array.as_array().iter().copied()),
-                }
+            if let Some(values) = obj.cast::<PyArrayDyn<f32>>().ok().and_then(|a| a.to_vec().ok()) {
+                self.floats.extend_from_slice(&values);
+            } else if let Ok(array) = obj.extract::<PyReadonlyArrayDyn<'_, f32>>() {
+                self.floats.extend(array.as_array().iter().copied());
             } else if let Ok(array) = obj.extract::<PyReadonlyArrayDyn<'_, f64>>() {
                 self.floats.extend(array.as_array().iter().map(|&x| x as f32));
             } else if let Ok(value) = obj.extract::<f64>() {
