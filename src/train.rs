@@ -160,11 +160,12 @@ fn default_run_dir(config: &PpoConfig) -> PathBuf {
 }
 
 const METRICS_HEADER: &str = "iteration,global_step,episodic_return,episodic_length,episodes,learning_rate,value_loss,\
-policy_loss,entropy,old_approx_kl,approx_kl,clipfrac,explained_variance,surrogate_variance,kept_fraction,sps";
+policy_loss,entropy,old_approx_kl,approx_kl,clipfrac,explained_variance,surrogate_variance,deviation_variance,kept_fraction,\
+sps";
 
 fn metrics_row(s: &IterationStats, sps: f64) -> String {
     format!(
-        "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.1}",
+        "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.1}",
         s.iteration,
         s.global_step,
         s.episodic_return,
@@ -179,6 +180,7 @@ fn metrics_row(s: &IterationStats, sps: f64) -> String {
         s.clipfrac,
         s.explained_variance,
         s.surrogate_variance,
+        s.deviation_variance,
         s.kept_fraction,
         sps
     )
@@ -297,6 +299,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
                 ("losses/clipfrac", stats.clipfrac),
                 ("losses/explained_variance", stats.explained_variance),
                 ("losses/surrogate_variance", stats.surrogate_variance),
+                ("losses/deviation_variance", stats.deviation_variance),
                 ("losses/kept_fraction", stats.kept_fraction),
             ],
         )?;

@@ -399,8 +399,11 @@ pub struct IterationStats {
     pub clipfrac: f64,
     /// `1 - Var(R - V) / Var(R)` of the rollout.
     pub explained_variance: f64,
-    /// Mean over minibatches of `Var_i(r_i Â_i)`.
+    /// Mean over minibatches of `Var_i(r_i Â_i)` over the samples the policy loss keeps.
     pub surrogate_variance: f64,
+    /// Mean over minibatches of `Var_i((r_i - 1) Â_i)` over the kept samples: the part of the
+    /// surrogate's variance that importance sampling adds (0 while the policy has not moved).
+    pub deviation_variance: f64,
     /// Mean over minibatches of the fraction of samples kept in the policy loss.
     pub kept_fraction: f64,
 }
@@ -663,6 +666,7 @@ impl Trainer {
 
         let mut stats = IterationStats::default();
         let (mut clipfracs, mut variances, mut kept) = (Vec::new(), Vec::new(), Vec::new());
+        let mut deviation_variances = Vec::new();
         let mb = cfg.minibatch_size() as i64;
         'epochs: for _ in 0..cfg.update_epochs {
             let perm = Tensor::randperm(batch, (Kind::Int64, self.device));
@@ -685,14 +689,25 @@ impl Trainer {
                 if cfg.norm_adv {
                     mb_adv = (&mb_adv - mb_adv.mean(Kind::Float)) / (mb_adv.std(true) + 1e-8);
                 }
-                let surrogate_terms = tch::no_grad(|| &ratio * &mb_adv);
-                variances.push(surrogate_terms.var(false).double_value(&[]));
                 let pg_terms =
                     (-&mb_adv * &ratio).maximum(&(-&mb_adv * ratio.clamp(1.0 - cfg.clip_coef, 1.0 + cfg.clip_coef)));
                 let mask = match cfg.algo {
                     Algo::Dppo => tch::no_grad(|| dropout_mask(&cfg.dppo, &ratio, &mb_adv)),
                     Algo::Ppo => None,
                 };
+                // Variances of the surrogate terms over the samples the policy loss uses.
+                let (surrogate_var, deviation_var) = tch::no_grad(|| {
+                    let kept_terms = |t: Tensor| match &mask {
+                        Some(m) => t.masked_select(&m.gt(0.5)),
+                        None => t,
+                    };
+                    (
+                        kept_terms(&ratio * &mb_adv).var(false).double_value(&[]),
+                        kept_terms((&ratio - 1.0) * &mb_adv).var(false).double_value(&[]),
+                    )
+                });
+                variances.push(surrogate_var);
+                deviation_variances.push(deviation_var);
                 let pg_loss = match &mask {
                     Some(mask) => {
                         let count = mask.sum(Kind::Float);
@@ -743,6 +758,7 @@ impl Trainer {
         let mean = |v: &[f64]| if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 };
         stats.clipfrac = mean(&clipfracs);
         stats.surrogate_variance = mean(&variances);
+        stats.deviation_variance = mean(&deviation_variances);
         stats.kept_fraction = mean(&kept);
         let var_returns = b_returns.var(false).double_value(&[]);
         stats.explained_variance = if var_returns == 0.0 {
