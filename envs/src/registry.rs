@@ -8,6 +8,7 @@
 use serde_json::{Map, Value};
 
 use crate::classic;
+use crate::performative::PerformativeGrid;
 use crate::config::{Validate, overlay};
 use crate::env::{Env, EnvSpec};
 use crate::error::{EnvError, Result};
@@ -103,6 +104,7 @@ pub static REGISTRY: &[Registration] = &[
     entry::<classic::MountainCar>(),
     entry::<classic::MountainCarContinuous>(),
     entry::<classic::Pendulum>(),
+    entry::<PerformativeGrid>(),
 ];
 
 /// The registry line of `id`, or an error listing the known ids.
