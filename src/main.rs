@@ -3,9 +3,13 @@
 //! - `keel list`: every registered env with its spaces.
 //! - `keel rollout`: replay a JSON list of actions in one env and write the trajectory as JSON.
 //! - `keel bench`: env-steps per second of the vector engine.
+//! - `keel performative`: repeated retraining in the performative grid-world; `figure2`
+//!   reproduces the ICML'23 paper's Figure 2.
 //! - `keel doctor`: the libtorch build, its thread policy and CUDA devices.
 
 mod bench;
+mod performative;
+mod plot;
 mod rollout;
 
 use std::process::ExitCode;
@@ -33,6 +37,9 @@ enum Command {
     Rollout(rollout::RolloutArgs),
     /// Measure env-steps per second of the vector engine.
     Bench(bench::BenchArgs),
+    /// Performative RL: repeated retraining (RPO / RGA, exact or finite-sample) in
+    /// keel/PerformativeGrid-v0; `figure2` runs the paper's Figure 2.
+    Performative(performative::PerformativeArgs),
     /// Report the libtorch build: version, thread policy, CUDA devices.
     Doctor,
 }
@@ -94,6 +101,7 @@ fn main() -> ExitCode {
         Command::List { json } => list(json),
         Command::Rollout(args) => rollout::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Performative(args) => performative::run_command(&args),
         Command::Doctor => {
             doctor();
             Ok(())

@@ -2,7 +2,8 @@
 //!
 //! Agents that train on libtorch tensors through [`tch`] (CPU or CUDA): networks, PPO and D-PPO,
 //! TD learning with target networks, imitation through differentiable physics, and the trainer
-//! behind `keel train`. The algorithms arrive with their own issues; this crate already fixes
+//! behind `keel train`; and the repeated-retraining learners of performative RL ([`performative`],
+//! convex programs, no tensors). The algorithms arrive with their own issues; this crate already fixes
 //! the toolchain (tch 0.24.0 against torch 2.11.0, rpath-linked) and the thread policy.
 //!
 //! ## Threads
@@ -13,6 +14,7 @@
 //! that uses libtorch therefore calls [`threads::configure`] first, which sets the intra-op and
 //! inter-op counts explicitly (default 1, overridable with `KEEL_TORCH_THREADS`).
 
+pub mod performative;
 pub mod threads;
 
 pub use tch;

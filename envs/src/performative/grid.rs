@@ -5,7 +5,9 @@ use serde_json::{Map, Value};
 
 use super::model::TabularModel;
 use super::response::{Population, Response};
-use super::world::{GOAL, GridWorld, NO_INTERVENTION, NUM_ACTIONS, NUM_STATES, PAPER_FOLLOWERS, check_policy};
+use super::world::{
+    GOAL, GridWorld, NO_INTERVENTION, NUM_ACTIONS, NUM_STATES, PAPER_FOLLOWERS, check_policy, sample_index,
+};
 use crate::config::{FieldError, Validate, finite, overlay};
 use crate::env::{Env, EnvSpec, ResetOptions, Step};
 use crate::error::{EnvError, Result};
@@ -188,19 +190,6 @@ impl PerformativeGrid {
         let u = self.rng.uniform(0.0, 1.0);
         sample_index(&self.world.start, u).unwrap_or(0)
     }
-}
-
-/// The index `i` with `Σ_{j<i} p_j <= u < Σ_{j<=i} p_j`; the last positive one if rounding
-/// leaves `u` beyond the total.
-fn sample_index(probabilities: &[f64], u: f64) -> Option<usize> {
-    let mut acc = 0.0;
-    for (i, &p) in probabilities.iter().enumerate() {
-        acc += p;
-        if u < acc {
-            return Some(i);
-        }
-    }
-    probabilities.iter().rposition(|&p| p > 0.0)
 }
 
 fn explicit_cell(options: &ResetOptions) -> Result<Option<usize>> {

@@ -82,4 +82,4 @@ pub mod world;
 pub use grid::{PerformativeGrid, PerformativeGridConfig, PerformativeGridParams};
 pub use model::TabularModel;
 pub use response::{Population, Response};
-pub use world::{GOAL, GridWorld, NUM_ACTIONS, NUM_RESPONSES, NUM_STATES, check_policy};
+pub use world::{GOAL, GridWorld, NUM_ACTIONS, NUM_RESPONSES, NUM_STATES, check_policy, sample_index};

@@ -136,6 +136,20 @@ impl GridWorld {
     }
 }
 
+/// Inverse-CDF draw from a discrete distribution: the index `i` with
+/// `Σ_{j<i} p_j <= u < Σ_{j<=i} p_j` for `u` uniform in `[0, 1)`; the last positive one if
+/// rounding leaves `u` beyond the total.
+pub fn sample_index(probabilities: &[f64], u: f64) -> Option<usize> {
+    let mut acc = 0.0;
+    for (i, &p) in probabilities.iter().enumerate() {
+        acc += p;
+        if u < acc {
+            return Some(i);
+        }
+    }
+    probabilities.iter().rposition(|&p| p > 0.0)
+}
+
 /// Checks that `policy` is a row-major `64 x 4` table of probability distributions (finite,
 /// non-negative, each row summing to 1 within 1e-6), naming the first offending state.
 pub fn check_policy(policy: &[f64]) -> Result<()> {

@@ -1,0 +1,214 @@
+//! Line charts as PNG files (plotters' bitmap backend), for figures and learning curves.
+//!
+//! Text is drawn by `ab_glyph` from a TrueType file found at run time, so nothing links
+//! fontconfig: `$KEEL_FONT` if set, else DejaVu Sans or Liberation Sans at their usual Linux
+//! paths (Debian: `apt-get install fonts-dejavu-core`, done by `scripts/setup.sh` if missing).
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use anyhow::{Context, Result, anyhow};
+use plotters::prelude::*;
+
+/// Where a sans-serif TrueType font is usually found.
+const FONT_CANDIDATES: &[&str] = &[
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/TTF/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu-sans-fonts/DejaVuSans.ttf",
+    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
+];
+
+/// Loads and registers the font once for the process.
+fn ensure_font() -> Result<()> {
+    static LOADED: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let loaded = LOADED.get_or_init(|| {
+        let candidates: Vec<PathBuf> = match std::env::var_os("KEEL_FONT") {
+            Some(path) => vec![PathBuf::from(path)],
+            None => FONT_CANDIDATES.iter().map(PathBuf::from).collect(),
+        };
+        let path = candidates.iter().find(|p| p.is_file()).ok_or_else(|| {
+            format!(
+                "no TrueType font for plot text: install fonts-dejavu-core or set KEEL_FONT to a .ttf file (looked at {})",
+                candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            )
+        })?;
+        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        // The font lives as long as the process: plotters keeps a reference to it.
+        let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+        plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
+            .map_err(|_| format!("{}: not a TrueType/OpenType font", path.display()))?;
+        Ok(path.clone())
+    });
+    loaded.as_ref().map(|_| ()).map_err(|e| anyhow!("{e}"))
+}
+
+/// One line: `y[t]` at `x = t`, with an optional band `y ± band` (e.g. one standard deviation).
+pub struct Series {
+    /// Legend text.
+    pub label: String,
+    /// Values, one per x step.
+    pub y: Vec<f64>,
+    /// Half-width of a shaded band around the line.
+    pub band: Option<Vec<f64>>,
+}
+
+/// A chart of several series against the step index.
+pub struct Chart {
+    /// Title above the plot.
+    pub title: String,
+    /// X-axis label.
+    pub x_label: String,
+    /// Y-axis label.
+    pub y_label: String,
+    /// Logarithmic y-axis; non-positive values are then left out.
+    pub log_y: bool,
+    /// The lines.
+    pub series: Vec<Series>,
+}
+
+/// Tableau-like colours, distinct enough for six lines.
+const COLOURS: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+];
+
+impl Chart {
+    fn y_range(&self) -> (f64, f64) {
+        let mut values = self.series.iter().flat_map(|s| {
+            let band = s.band.clone().unwrap_or_else(|| vec![0.0; s.y.len()]);
+            s.y.iter().zip(band).flat_map(|(y, b)| [y - b, y + b]).collect::<Vec<_>>()
+        });
+        if self.log_y {
+            let positive: Vec<f64> = self.series.iter().flat_map(|s| s.y.iter().copied()).filter(|v| *v > 0.0).collect();
+            let low = positive.iter().copied().fold(f64::INFINITY, f64::min);
+            let high = positive.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            if low.is_finite() { (low / 2.0, high * 2.0) } else { (1e-16, 1.0) }
+        } else {
+            let (low, high) = values.by_ref().filter(|v| v.is_finite()).fold((0.0f64, 0.0f64), |(l, h), v| (l.min(v), h.max(v)));
+            (low, if high > low { high * 1.05 } else { low + 1.0 })
+        }
+    }
+
+    /// Writes the chart to `path` as a PNG of `width x height` pixels.
+    pub fn write_png(&self, path: &Path, width: u32, height: u32) -> Result<()> {
+        ensure_font()?;
+        let context = || format!("drawing {}", path.display());
+        let root = BitMapBackend::new(path, (width, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| anyhow!("{e:?}")).with_context(context)?;
+        let steps = self.series.iter().map(|s| s.y.len()).max().unwrap_or(1).max(2);
+        let (low, high) = self.y_range();
+        let mut builder = ChartBuilder::on(&root);
+        builder.caption(&self.title, ("sans-serif", 22)).margin(12).x_label_area_size(44).y_label_area_size(72);
+        if self.log_y {
+            let mut chart = builder
+                .build_cartesian_2d(0..steps - 1, (low..high).log_scale())
+                .map_err(|e| anyhow!("{e:?}"))
+                .with_context(context)?;
+            chart
+                .configure_mesh()
+                .x_desc(&self.x_label)
+                .y_desc(&self.y_label)
+                .axis_desc_style(("sans-serif", 16))
+                .light_line_style(BLACK.mix(0.04))
+                .y_label_formatter(&|v| format!("{v:.0e}"))
+                .draw()
+                .map_err(|e| anyhow!("{e:?}"))
+                .with_context(context)?;
+            self.draw_series(&mut chart).with_context(context)?;
+            legend(&mut chart).with_context(context)?;
+        } else {
+            let mut chart = builder
+                .build_cartesian_2d(0..steps - 1, low..high)
+                .map_err(|e| anyhow!("{e:?}"))
+                .with_context(context)?;
+            chart
+                .configure_mesh()
+                .x_desc(&self.x_label)
+                .y_desc(&self.y_label)
+                .axis_desc_style(("sans-serif", 16))
+                .light_line_style(BLACK.mix(0.04))
+                .draw()
+                .map_err(|e| anyhow!("{e:?}"))
+                .with_context(context)?;
+            self.draw_series(&mut chart).with_context(context)?;
+            legend(&mut chart).with_context(context)?;
+        }
+        root.present().map_err(|e| anyhow!("{e:?}")).with_context(context)?;
+        Ok(())
+    }
+
+    fn draw_series<'a, DB, X, Y>(&self, chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>) -> Result<()>
+    where
+        DB: DrawingBackend + 'a,
+        X: Ranged<ValueType = usize>,
+        Y: Ranged<ValueType = f64>,
+    {
+        let keep = |v: f64| v.is_finite() && (!self.log_y || v > 0.0);
+        for (i, series) in self.series.iter().enumerate() {
+            let colour = COLOURS[i % COLOURS.len()];
+            if let Some(band) = &series.band {
+                let upper = series.y.iter().zip(band).enumerate().map(|(t, (y, b))| (t, y + b));
+                let lower = series.y.iter().zip(band).enumerate().rev().map(|(t, (y, b))| (t, (y - b).max(0.0)));
+                let outline: Vec<(usize, f64)> = upper.chain(lower).filter(|(_, v)| keep(*v)).collect();
+                chart.draw_series(std::iter::once(Polygon::new(outline, colour.mix(0.18)))).map_err(|e| anyhow!("{e:?}"))?;
+            }
+            let points: Vec<(usize, f64)> = series.y.iter().copied().enumerate().filter(|(_, v)| keep(*v)).collect();
+            chart
+                .draw_series(LineSeries::new(points, colour.stroke_width(2)))
+                .map_err(|e| anyhow!("{e:?}"))?
+                .label(series.label.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
+        }
+        Ok(())
+    }
+}
+
+fn legend<'a, DB, X, Y>(chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>) -> Result<()>
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged,
+    Y: Ranged,
+{
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.4))
+        .label_font(("sans-serif", 15))
+        .draw()
+        .map_err(|e| anyhow!("{e:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_a_png_with_log_and_linear_axes() {
+        let dir = std::env::temp_dir().join(format!("keel-plot-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        for log_y in [true, false] {
+            let chart = Chart {
+                title: "test".into(),
+                x_label: "round".into(),
+                y_label: "value".into(),
+                log_y,
+                series: vec![
+                    Series { label: "a".into(), y: vec![1.0, 0.1, 0.01, 0.0], band: None },
+                    Series { label: "b".into(), y: vec![0.5, 0.4, 0.3, 0.3], band: Some(vec![0.1; 4]) },
+                ],
+            };
+            let path = dir.join(format!("chart-{log_y}.png"));
+            chart.write_png(&path, 400, 300).unwrap_or_else(|e| panic!("{e:#}"));
+            let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(&bytes[1..4], b"PNG");
+        }
+    }
+}
