@@ -87,6 +87,10 @@ struct RunArgs {
     /// Responding followers, the first of the paper's 50.
     #[arg(long, default_value_t = 50)]
     followers: usize,
+    /// Total occupancy of a state at or below which its policy is uniform (0: only states with
+    /// no mass at all, the paper's rule).
+    #[arg(long, default_value_t = 0.0)]
+    min_state_occupancy: f64,
     /// Write the results as JSON to this file.
     #[arg(long, value_name = "FILE.json")]
     out: Option<PathBuf>,
@@ -154,7 +158,9 @@ fn run_all(configs: &[RepeatedConfig], order: &[usize], workers: usize, bar: &Pr
     slots
         .into_iter()
         .enumerate()
-        .map(|(job, slot)| slot.ok_or_else(|| anyhow!("run {} did not finish (a worker panicked)", describe(&configs[job]))))
+        .map(|(job, slot)| {
+            slot.ok_or_else(|| anyhow!("run {} did not finish (a worker panicked)", describe(&configs[job])))
+        })
         .collect()
 }
 
@@ -174,7 +180,8 @@ fn mean_std(runs: &[&[f64]]) -> (Vec<f64>, Vec<f64>) {
     (0..len)
         .map(|t| {
             let mean = runs.iter().map(|r| r[t]).sum::<f64>() / n;
-            let var = if runs.len() > 1 { runs.iter().map(|r| (r[t] - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
+            let var =
+                if runs.len() > 1 { runs.iter().map(|r| (r[t] - mean).powi(2)).sum::<f64>() / (n - 1.0) } else { 0.0 };
             (mean, var.sqrt())
         })
         .unzip()
@@ -209,6 +216,7 @@ fn config_from(args: &RunArgs) -> Result<RepeatedConfig> {
         },
         rounds: args.iters,
         samples: args.samples,
+        min_state_occupancy: args.min_state_occupancy,
         env: PerformativeGridConfig { beta: args.beta, followers: args.followers, ..Default::default() },
         ..Default::default()
     };
@@ -248,7 +256,10 @@ fn run_one(args: &RunArgs) -> Result<()> {
     let output = if base.samples.is_none() {
         let record = &records[0];
         print_rounds(&record.distance, &record.gap);
-        json!({"config": base, "seconds": seconds, "distance": record.distance, "gap": record.gap})
+        json!({
+            "config": base, "seconds": seconds, "distance": record.distance, "gap": record.gap,
+            "final_occupancy": record.final_occupancy,
+        })
     } else {
         let distances: Vec<&[f64]> = records.iter().map(|r| r.distance.as_slice()).collect();
         let gaps: Vec<&[f64]> = records.iter().map(|r| r.gap.as_slice()).collect();
@@ -317,9 +328,8 @@ fn figure2(args: &Figure2Args) -> Result<()> {
     let base = RepeatedConfig { rounds: args.iters, ..Default::default() };
     let env = |beta: f64| PerformativeGridConfig { beta, ..Default::default() };
     let mut jobs = Jobs::default();
-    let mut exact_curve = |label: String, config: RepeatedConfig| -> Result<Curve> {
-        Ok(Curve { label, jobs: vec![jobs.add(config)?] })
-    };
+    let mut exact_curve =
+        |label: String, config: RepeatedConfig| -> Result<Curve> { Ok(Curve { label, jobs: vec![jobs.add(config)?] }) };
     let lambdas = [0.0, 0.2, 0.5, 1.0, 5.0];
     let betas = [0.1, 1.0, 5.0, 10.0, 200.0];
     let etas = [0.05, 0.1, 0.2, 1.0, 2.0];
@@ -342,7 +352,14 @@ fn figure2(args: &Figure2Args) -> Result<()> {
                 let jobs = (0..args.seeds as u64)
                     .map(|seed| {
                         // The gap is not plotted in (f): skip its extra solve.
-                        let config = RepeatedConfig { method, samples: Some(m), seed, record_gap: false, env: env(5.0), ..base.clone() };
+                        let config = RepeatedConfig {
+                            method,
+                            samples: Some(m),
+                            seed,
+                            record_gap: false,
+                            env: env(5.0),
+                            ..base.clone()
+                        };
                         jobs.add(config)
                     })
                     .collect::<Result<Vec<_>>>()?;
@@ -353,12 +370,54 @@ fn figure2(args: &Figure2Args) -> Result<()> {
     let panel_e = sampled_curves(Method::Rpo)?;
     let panel_f = sampled_curves(Method::Rga { eta: 1.0 })?;
     let panels = vec![
-        Panel { id: "a", file: "fig2a_rpo_lambda.png", title: "(a) RPO, β = 10: regularisation λ", metric: Metric::Distance, log_y: true, curves: panel_a },
-        Panel { id: "b", file: "fig2b_rpo_beta.png", title: "(b) RPO, λ = 1: response smoothness β", metric: Metric::Distance, log_y: true, curves: panel_b },
-        Panel { id: "c", file: "fig2c_rga_distance.png", title: "(c) RGA, λ = 1, β = 5: step size η", metric: Metric::Distance, log_y: true, curves: panel_c },
-        Panel { id: "d", file: "fig2d_rga_gap.png", title: "(d) RGA, λ = 1, β = 5: suboptimality gap", metric: Metric::Gap, log_y: true, curves: panel_d },
-        Panel { id: "e", file: "fig2e_rpo_samples.png", title: "(e) RPO, finite samples: trajectories m", metric: Metric::Distance, log_y: false, curves: panel_e },
-        Panel { id: "f", file: "fig2f_rga_samples.png", title: "(f) RGA η = 1, finite samples: trajectories m", metric: Metric::Distance, log_y: false, curves: panel_f },
+        Panel {
+            id: "a",
+            file: "fig2a_rpo_lambda.png",
+            title: "(a) RPO, β = 10: regularisation λ",
+            metric: Metric::Distance,
+            log_y: true,
+            curves: panel_a,
+        },
+        Panel {
+            id: "b",
+            file: "fig2b_rpo_beta.png",
+            title: "(b) RPO, λ = 1: response smoothness β",
+            metric: Metric::Distance,
+            log_y: true,
+            curves: panel_b,
+        },
+        Panel {
+            id: "c",
+            file: "fig2c_rga_distance.png",
+            title: "(c) RGA, λ = 1, β = 5: step size η",
+            metric: Metric::Distance,
+            log_y: true,
+            curves: panel_c,
+        },
+        Panel {
+            id: "d",
+            file: "fig2d_rga_gap.png",
+            title: "(d) RGA, λ = 1, β = 5: suboptimality gap",
+            metric: Metric::Gap,
+            log_y: true,
+            curves: panel_d,
+        },
+        Panel {
+            id: "e",
+            file: "fig2e_rpo_samples.png",
+            title: "(e) RPO, finite samples: trajectories m",
+            metric: Metric::Distance,
+            log_y: false,
+            curves: panel_e,
+        },
+        Panel {
+            id: "f",
+            file: "fig2f_rga_samples.png",
+            title: "(f) RGA η = 1, finite samples: trajectories m",
+            metric: Metric::Distance,
+            log_y: false,
+            curves: panel_f,
+        },
     ];
 
     // Longest runs first (sampling cost grows with m; RGA solves twice), so no worker idles at the end.
@@ -398,17 +457,30 @@ fn figure2(args: &Figure2Args) -> Result<()> {
                 .collect();
             let (mean, std) = mean_std(&runs);
             let last = mean.last().copied().unwrap_or(f64::NAN);
-            println!("  ({}) {:<10} round 0: {:.3e}  round {}: {last:.3e}", panel.id, curve.label, mean.first().copied().unwrap_or(f64::NAN), mean.len().saturating_sub(1));
+            println!(
+                "  ({}) {:<10} round 0: {:.3e}  round {}: {last:.3e}",
+                panel.id,
+                curve.label,
+                mean.first().copied().unwrap_or(f64::NAN),
+                mean.len().saturating_sub(1)
+            );
             let band = (runs.len() > 1).then(|| std.clone());
             series.push(Series { label: curve.label.clone(), y: mean.clone(), band });
-            let config = curve.jobs.first().map(|&j| serde_json::to_value(&jobs.configs[j])).transpose()?.unwrap_or(Value::Null);
+            let config =
+                curve.jobs.first().map(|&j| serde_json::to_value(&jobs.configs[j])).transpose()?.unwrap_or(Value::Null);
             curves_json.push(json!({"label": curve.label, "config": config, "runs": runs, "mean": mean, "std": std}));
         }
         let y_label = match panel.metric {
             Metric::Distance => "‖d_{t+1} − d_t‖ / ‖d_t‖",
             Metric::Gap => "suboptimality gap",
         };
-        let chart = Chart { title: panel.title.into(), x_label: "round t".into(), y_label: y_label.into(), log_y: panel.log_y, series };
+        let chart = Chart {
+            title: panel.title.into(),
+            x_label: "round t".into(),
+            y_label: y_label.into(),
+            log_y: panel.log_y,
+            series,
+        };
         chart.write_png(&args.out_dir.join(panel.file), 900, 600)?;
         panels_json.push(json!({
             "panel": panel.id, "file": panel.file, "title": panel.title, "metric": panel.metric,

@@ -86,12 +86,14 @@ impl Chart {
             s.y.iter().zip(band).flat_map(|(y, b)| [y - b, y + b]).collect::<Vec<_>>()
         });
         if self.log_y {
-            let positive: Vec<f64> = self.series.iter().flat_map(|s| s.y.iter().copied()).filter(|v| *v > 0.0).collect();
+            let positive: Vec<f64> =
+                self.series.iter().flat_map(|s| s.y.iter().copied()).filter(|v| *v > 0.0).collect();
             let low = positive.iter().copied().fold(f64::INFINITY, f64::min);
             let high = positive.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             if low.is_finite() { (low / 2.0, high * 2.0) } else { (1e-16, 1.0) }
         } else {
-            let (low, high) = values.by_ref().filter(|v| v.is_finite()).fold((0.0f64, 0.0f64), |(l, h), v| (l.min(v), h.max(v)));
+            let (low, high) =
+                values.by_ref().filter(|v| v.is_finite()).fold((0.0f64, 0.0f64), |(l, h), v| (l.min(v), h.max(v)));
             (low, if high > low { high * 1.05 } else { low + 1.0 })
         }
     }
@@ -157,7 +159,9 @@ impl Chart {
                 let upper = series.y.iter().zip(band).enumerate().map(|(t, (y, b))| (t, y + b));
                 let lower = series.y.iter().zip(band).enumerate().rev().map(|(t, (y, b))| (t, (y - b).max(0.0)));
                 let outline: Vec<(usize, f64)> = upper.chain(lower).filter(|(_, v)| keep(*v)).collect();
-                chart.draw_series(std::iter::once(Polygon::new(outline, colour.mix(0.18)))).map_err(|e| anyhow!("{e:?}"))?;
+                chart
+                    .draw_series(std::iter::once(Polygon::new(outline, colour.mix(0.18))))
+                    .map_err(|e| anyhow!("{e:?}"))?;
             }
             let points: Vec<(usize, f64)> = series.y.iter().copied().enumerate().filter(|(_, v)| keep(*v)).collect();
             chart

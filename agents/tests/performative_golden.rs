@@ -68,3 +68,19 @@ fn more_samples_lower_the_plateau() {
     let (few, many) = (plateau(20), plateau(500));
     assert!(few > 1.5 * many, "m = 20: {few}, m = 500: {many}");
 }
+
+#[test]
+fn the_sharpest_response_converges_under_the_papers_zero_rule() {
+    // β = 200 has genuine state occupancies of 1e-10: treating them as empty (uniform policy)
+    // locks the run into a 2-cycle; the paper's rule (uniform only at exactly 0) converges.
+    let converged = exact(Method::Rpo, 1.0, 200.0, 50);
+    assert!(converged.distance[49] < 1e-8, "{:?}", &converged.distance[40..]);
+    let config = RepeatedConfig {
+        rounds: 30,
+        min_state_occupancy: 1e-9,
+        env: PerformativeGridConfig { beta: 200.0, ..Default::default() },
+        ..Default::default()
+    };
+    let cycling = run(&config, &mut |_| {}).unwrap_or_else(|e| panic!("{e}"));
+    assert!(cycling.distance[29] > 1e-2, "{:?}", &cycling.distance[20..]);
+}

@@ -8,10 +8,10 @@
 use serde_json::{Map, Value};
 
 use crate::classic;
-use crate::performative::PerformativeGrid;
 use crate::config::{Validate, overlay};
 use crate::env::{Env, EnvSpec};
 use crate::error::{EnvError, Result};
+use crate::performative::PerformativeGrid;
 use crate::wrappers::{MAX_EPISODE_STEPS, TimeLimit};
 
 /// An env that has a place in the registry.

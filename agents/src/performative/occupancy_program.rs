@@ -166,8 +166,11 @@ fn solve(
     problem: &'static str,
 ) -> Result<Vec<f64>, PerformativeError> {
     let settings = DefaultSettings { verbose: false, ..DefaultSettings::default() };
-    let mut solver = DefaultSolver::new(p, q, a, b, cones, settings)
-        .map_err(|e| PerformativeError::Solve { problem, status: "rejected".into(), detail: e.to_string() })?;
+    let mut solver = DefaultSolver::new(p, q, a, b, cones, settings).map_err(|e| PerformativeError::Solve {
+        problem,
+        status: "rejected".into(),
+        detail: e.to_string(),
+    })?;
     solver.solve();
     let status = solver.solution.status;
     match status {

@@ -11,10 +11,14 @@
 //!
 //! `d_0` is the occupancy measure of the paper's initial policy in the first model.
 //!
-//! **Small occupancies.** `π(a|s) = d(s,a) / Σ_a d(s,a)`, except that a state whose total
-//! occupancy is at most [`RepeatedConfig::min_state_occupancy`] (default 1e-9) gets the uniform
-//! policy. The paper's solver (SCS) returns exact zeros there; an interior-point solver returns
-//! values of about 1e-11 whose ratios are noise, and A2 would respond to that noise everywhere.
+//! **Small occupancies.** `π(a|s) = d(s,a) / Σ_a d(s,a)` (negative solver noise clipped to 0),
+//! and the uniform policy where that total is at most [`RepeatedConfig::min_state_occupancy`]:
+//! by default 0, the paper's rule ("uniform only if all four entries are 0"). The paper's solver
+//! (SCS) returns exact zeros; Clarabel, an interior-point method, returns about 1e-11 per entry
+//! (4e-10 for the λ = 0 linear program) where the optimum is 0. A threshold cannot tell that noise
+//! from real mass: with β = 200 genuine state occupancies go down to 5e-11, and a threshold of
+//! 1e-9 turns that run's convergence (1.7e-10 at round 49) into a 2-cycle at 2.5e-2. With 0 (or
+//! 1e-11) every exact configuration of the paper's Fig. 2 follows the validated reference port.
 
 use keel_envs::performative::{NUM_ACTIONS, PerformativeGrid, PerformativeGridConfig, TabularModel, check_policy};
 use keel_envs::registry::Registered;
@@ -60,7 +64,8 @@ pub struct RepeatedConfig {
     pub seed: u64,
     /// Whether RGA records the suboptimality gap (one more solve per round; default true).
     pub record_gap: bool,
-    /// Total occupancy at or below which a state's policy is uniform (default 1e-9).
+    /// Total occupancy at or below which a state's policy is uniform (default 0: see the
+    /// module docs).
     pub min_state_occupancy: f64,
     /// The environment: β, γ, followers, tolerance.
     pub env: PerformativeGridConfig,
@@ -77,7 +82,7 @@ impl Default for RepeatedConfig {
             horizon: 100,
             seed: 0,
             record_gap: true,
-            min_state_occupancy: 1e-9,
+            min_state_occupancy: 0.0,
             env: PerformativeGridConfig::default(),
         }
     }
@@ -111,7 +116,10 @@ impl RepeatedConfig {
             return Err(invalid("horizon", "must be at least 1 step".into()));
         }
         if !(self.min_state_occupancy.is_finite() && self.min_state_occupancy >= 0.0) {
-            return Err(invalid("min_state_occupancy", format!("must be finite and >= 0, got {}", self.min_state_occupancy)));
+            return Err(invalid(
+                "min_state_occupancy",
+                format!("must be finite and >= 0, got {}", self.min_state_occupancy),
+            ));
         }
         keel_envs::config::checked(self.env.clone(), "environment").map(|_| ())?;
         Ok(())
@@ -230,8 +238,11 @@ mod tests {
         let negative_beta = PerformativeGridConfig { beta: -0.5, ..Default::default() };
         assert!(err(RepeatedConfig { env: negative_beta, ..Default::default() }).contains("beta"));
         assert!(err(RepeatedConfig { samples: Some(0), ..Default::default() }).contains("samples"));
-        let rga_entropy =
-            RepeatedConfig { method: Method::Rga { eta: 1.0 }, regulariser: Regulariser::Entropy, ..Default::default() };
+        let rga_entropy = RepeatedConfig {
+            method: Method::Rga { eta: 1.0 },
+            regulariser: Regulariser::Entropy,
+            ..Default::default()
+        };
         assert!(err(rga_entropy).contains("L2"));
     }
 }

@@ -53,7 +53,10 @@ impl Validate for PerformativeGridConfig {
             return Err(FieldError::new("intervention_cost", format!("must be <= 0, got {}", self.intervention_cost)));
         }
         if !(1..=PAPER_FOLLOWERS).contains(&self.followers) {
-            return Err(FieldError::new("followers", format!("must be in 1..={PAPER_FOLLOWERS}, got {}", self.followers)));
+            return Err(FieldError::new(
+                "followers",
+                format!("must be in 1..={PAPER_FOLLOWERS}, got {}", self.followers),
+            ));
         }
         if !(self.tolerance > 0.0 && self.tolerance < 1.0) {
             return Err(FieldError::new("tolerance", format!("must be in (0, 1), got {}", self.tolerance)));
@@ -198,7 +201,9 @@ fn explicit_cell(options: &ResetOptions) -> Result<Option<usize>> {
         return Err(EnvError::InvalidState(format!("expected 1 value (the cell), got {}", state.len())));
     };
     if cell.fract() != 0.0 || !(0.0..GOAL as f64).contains(&cell) {
-        return Err(EnvError::InvalidState(format!("the cell must be an integer in 0..{GOAL} (not the goal), got {cell}")));
+        return Err(EnvError::InvalidState(format!(
+            "the cell must be an integer in 0..{GOAL} (not the goal), got {cell}"
+        )));
     }
     Ok(Some(cell as usize))
 }
@@ -342,10 +347,11 @@ mod tests {
 
     #[test]
     fn bad_config_and_options_are_named() {
-        let err = crate::make("keel/PerformativeGrid-v0", &serde_json::from_value(json!({"beta": -1.0})).unwrap_or_default())
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let err =
+            crate::make("keel/PerformativeGrid-v0", &serde_json::from_value(json!({"beta": -1.0})).unwrap_or_default())
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
         assert!(err.contains("beta") && err.contains(">= 0"), "{err}");
         let mut env = fresh(PerformativeGridConfig::default());
         let mut obs = [0.0];

@@ -22,7 +22,7 @@ impl TabularModel {
     pub fn induced(world: &GridWorld, response: &Response) -> Self {
         let mut reward = vec![0.0; NUM_STATES * NUM_ACTIONS];
         let mut transition = vec![0.0; NUM_STATES * NUM_ACTIONS * NUM_STATES];
-        for s in 0..NUM_STATES {
+        for (s, pi2) in response.iter().enumerate() {
             for a in 0..NUM_ACTIONS {
                 let row = s * NUM_ACTIONS + a;
                 let p = &mut transition[row * NUM_STATES..(row + 1) * NUM_STATES];
@@ -30,7 +30,6 @@ impl TabularModel {
                     p[GOAL] = 1.0;
                     continue;
                 }
-                let pi2 = &response[s];
                 let mut r = 0.0;
                 for (a2, &weight) in pi2.iter().enumerate() {
                     let cell = world.next[s][if a2 == NO_INTERVENTION { a } else { a2 }];

@@ -46,13 +46,13 @@ impl<'w> Population<'w> {
         let mut arrive = [0.0; NUM_STATES];
         for rewards in &self.world.follower_rewards[..self.followers] {
             let values = self.best_response_values(rewards, policy, &mut arrive);
-            // `arrive` holds the value of entering each cell under the final `values`.
+            // The value of entering each cell under the converged values.
             for (cell, value) in arrive.iter_mut().enumerate() {
                 *value = rewards[cell] + self.gamma * values[cell];
             }
-            for s in 0..GOAL {
+            for (s, sums) in total.iter_mut().enumerate().take(GOAL) {
                 let q = self.q_row(s, policy, &arrive);
-                for (t, v) in total[s].iter_mut().zip(q) {
+                for (t, v) in sums.iter_mut().zip(q) {
                     *t += v;
                 }
             }

@@ -34,7 +34,11 @@ pub fn step_cell(state: usize, action: usize) -> usize {
     let (row, col) = ((state / SIDE) as isize, (state % SIDE) as isize);
     let (dr, dc) = MOVES[action];
     let (r, c) = (row + dr, col + dc);
-    if (0..SIDE as isize).contains(&r) && (0..SIDE as isize).contains(&c) { r as usize * SIDE + c as usize } else { state }
+    if (0..SIDE as isize).contains(&r) && (0..SIDE as isize).contains(&c) {
+        r as usize * SIDE + c as usize
+    } else {
+        state
+    }
 }
 
 /// The static data of the paper's grid-world.
@@ -129,7 +133,8 @@ impl GridWorld {
         let mut policy = vec![EPSILON / (NUM_ACTIONS - 1) as f64; NUM_STATES * NUM_ACTIONS];
         for s in 0..NUM_STATES {
             // First index among ties, as numpy's argmax.
-            let greedy = (0..NUM_ACTIONS).fold(0, |best, a| if q(&values, s, a) > q(&values, s, best) { a } else { best });
+            let greedy =
+                (0..NUM_ACTIONS).fold(0, |best, a| if q(&values, s, a) > q(&values, s, best) { a } else { best });
             policy[s * NUM_ACTIONS + greedy] = 1.0 - EPSILON;
         }
         policy
@@ -166,7 +171,9 @@ pub fn check_policy(policy: &[f64]) -> Result<()> {
         }
         let total: f64 = row.iter().sum();
         if (total - 1.0).abs() > 1e-6 {
-            return Err(EnvError::InvalidPolicy(format!("state {s}: probabilities sum to {total}, not 1 (row {row:?})")));
+            return Err(EnvError::InvalidPolicy(format!(
+                "state {s}: probabilities sum to {total}, not 1 (row {row:?})"
+            )));
         }
     }
     Ok(())
