@@ -100,6 +100,16 @@ fn list_shows_every_env() {
     assert_eq!(parsed.as_array().map(Vec::len), Some(keel_envs::registry::ids().len()));
 }
 
+/// Each command fails with a one-line error containing its needle, and none panics.
+fn assert_clear_errors(cases: &[(Vec<&str>, &str)]) {
+    for (args, needle) in cases {
+        let run = keel(args);
+        assert!(!run.status.success(), "{args:?} succeeded");
+        assert!(stderr(&run).contains(needle), "{args:?}: stderr lacks `{needle}`: {}", stderr(&run));
+        assert!(!stderr(&run).contains("panicked"), "{args:?} panicked: {}", stderr(&run));
+    }
+}
+
 #[test]
 fn user_errors_are_clear_and_not_panics() {
     let dir = scratch("errors");
@@ -115,12 +125,7 @@ fn user_errors_are_clear_and_not_panics() {
         (vec!["rollout", "--env", "keel/CartPole-v1", "--actions", "/nonexistent.json", "--out", o], "nonexistent"),
         (vec!["bench", "--env", "keel/CartPole-v1", "--num-envs", "0"], "must be positive"),
     ];
-    for (args, needle) in cases {
-        let run = keel(&args);
-        assert!(!run.status.success(), "{args:?} succeeded");
-        assert!(stderr(&run).contains(needle), "{args:?}: stderr lacks `{needle}`: {}", stderr(&run));
-        assert!(!stderr(&run).contains("panicked"), "{args:?} panicked: {}", stderr(&run));
-    }
+    assert_clear_errors(&cases);
 }
 
 #[test]
@@ -222,12 +227,7 @@ fn performative_bad_input_is_named() {
         (vec!["performative", "--method", "rga", "--regulariser", "entropy", "--iters", "2"], "L2"),
         (vec!["performative", "--followers", "51", "--iters", "2"], "followers"),
     ];
-    for (args, needle) in cases {
-        let run = keel(&args);
-        assert!(!run.status.success(), "{args:?} succeeded");
-        assert!(stderr(&run).contains(needle), "{args:?}: stderr lacks `{needle}`: {}", stderr(&run));
-        assert!(!stderr(&run).contains("panicked"), "{args:?} panicked: {}", stderr(&run));
-    }
+    assert_clear_errors(&cases);
 }
 
 #[test]
