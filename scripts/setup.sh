@@ -49,6 +49,17 @@ elif [ "$(cd "$root/.venv" && pwd -P)" != "$(cd "$venv" && pwd -P)" ]; then
   echo "keel setup: $root/.venv exists and is not a link to $venv; using it as is" >&2
 fi
 
+# Text in plots (`keel performative figure2`) is drawn from a TrueType font file; Keel looks for
+# DejaVu Sans (or $KEEL_FONT), so install it where it is missing and apt-get can.
+if [ -z "${KEEL_FONT:-}" ] && [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "keel setup: installing fonts-dejavu-core (text in plots)"
+    apt-get update -qq && apt-get install -y -qq fonts-dejavu-core >/dev/null
+  else
+    echo "keel setup: no DejaVu Sans font; plots need one: install fonts-dejavu-core or set KEEL_FONT" >&2
+  fi
+fi
+
 # Rust: every binary and the Python extension, in release (the agents train in release, and one
 # profile means libtorch's shim is compiled once).
 # shellcheck source=env.sh

@@ -3,9 +3,12 @@
 //! - `keel list`: every registered env with its spaces.
 //! - `keel rollout`: replay a JSON list of actions in one env and write the trajectory as JSON.
 //! - `keel bench`: env-steps per second of the vector engine.
+//! - `keel performative`: repeated retraining in the performative grid-world; `figure2`
+//!   reproduces the ICML'23 paper's Figure 2.
 //! - `keel doctor`: the libtorch build, its thread policy and CUDA devices.
 
 mod bench;
+mod performative;
 mod plot;
 mod plots;
 mod rollout;
@@ -42,6 +45,9 @@ enum Command {
     Eval(train::EvalArgs),
     /// Overlay learning curves of runs (mean and spread across seeds) into a PNG.
     Plot(plots::PlotArgs),
+    /// Performative RL: repeated retraining (RPO / RGA, exact or finite-sample) in
+    /// keel/PerformativeGrid-v0; `figure2` runs the paper's Figure 2.
+    Performative(performative::PerformativeArgs),
     /// Report the libtorch build: version, thread policy, CUDA devices.
     Doctor,
 }
@@ -106,6 +112,7 @@ fn main() -> ExitCode {
         Command::Train(args) => train::run(&args),
         Command::Eval(args) => train::eval(&args),
         Command::Plot(args) => plots::run(&args),
+        Command::Performative(args) => performative::run_command(&args),
         Command::Doctor => {
             doctor();
             Ok(())

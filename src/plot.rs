@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use anyhow::{Context, Result, anyhow};
+use plotters::coord::ranged1d::ValueFormatter;
 use plotters::prelude::*;
 
 /// Where a sans-serif TrueType font is usually found.
@@ -80,20 +81,21 @@ const COLOURS: [RGBColor; 8] = [
 ];
 
 impl Chart {
+    /// The y-axis range: every positive value (log), or 0 and every value and band edge (linear).
     fn y_range(&self) -> (f64, f64) {
-        let mut values = self.series.iter().flat_map(|s| {
-            let band = s.band.clone().unwrap_or_else(|| vec![0.0; s.y.len()]);
-            s.y.iter().zip(band).flat_map(|(y, b)| [y - b, y + b]).collect::<Vec<_>>()
-        });
         if self.log_y {
-            let positive: Vec<f64> =
-                self.series.iter().flat_map(|s| s.y.iter().copied()).filter(|v| *v > 0.0).collect();
-            let low = positive.iter().copied().fold(f64::INFINITY, f64::min);
-            let high = positive.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let positive = self.series.iter().flat_map(|s| s.y.iter().copied()).filter(|v| *v > 0.0 && v.is_finite());
+            let (low, high) = positive.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(v), h.max(v)));
             if low.is_finite() { (low / 2.0, high * 2.0) } else { (1e-16, 1.0) }
         } else {
-            let (low, high) =
-                values.by_ref().filter(|v| v.is_finite()).fold((0.0f64, 0.0f64), |(l, h), v| (l.min(v), h.max(v)));
+            let edges = self.series.iter().flat_map(|s| {
+                let band = s.band.as_deref().unwrap_or(&[]);
+                s.y.iter().enumerate().flat_map(move |(t, &y)| {
+                    let b = band.get(t).copied().unwrap_or(0.0);
+                    [y - b, y + b]
+                })
+            });
+            let (low, high) = edges.filter(|v| v.is_finite()).fold((0.0f64, 0.0f64), |(l, h), v| (l.min(v), h.max(v)));
             (low, if high > low { high * 1.05 } else { low + 1.0 })
         }
     }
@@ -109,49 +111,36 @@ impl Chart {
         let mut builder = ChartBuilder::on(&root);
         builder.caption(&self.title, ("sans-serif", 22)).margin(12).x_label_area_size(44).y_label_area_size(72);
         if self.log_y {
-            let mut chart = builder
-                .build_cartesian_2d(0..steps - 1, (low..high).log_scale())
-                .map_err(|e| anyhow!("{e:?}"))
-                .with_context(context)?;
-            chart
-                .configure_mesh()
-                .x_desc(&self.x_label)
-                .y_desc(&self.y_label)
-                .axis_desc_style(("sans-serif", 16))
-                .light_line_style(BLACK.mix(0.04))
-                .y_label_formatter(&|v| format!("{v:.0e}"))
-                .draw()
-                .map_err(|e| anyhow!("{e:?}"))
-                .with_context(context)?;
-            self.draw_series(&mut chart).with_context(context)?;
-            legend(&mut chart).with_context(context)?;
+            let chart = builder.build_cartesian_2d(0..steps - 1, (low..high).log_scale()).map_err(|e| anyhow!("{e:?}"));
+            self.draw_on(chart.with_context(context)?, |v| format!("{v:.0e}")).with_context(context)?;
         } else {
-            let mut chart = builder
-                .build_cartesian_2d(0..steps - 1, low..high)
-                .map_err(|e| anyhow!("{e:?}"))
-                .with_context(context)?;
-            chart
-                .configure_mesh()
-                .x_desc(&self.x_label)
-                .y_desc(&self.y_label)
-                .axis_desc_style(("sans-serif", 16))
-                .light_line_style(BLACK.mix(0.04))
-                .draw()
-                .map_err(|e| anyhow!("{e:?}"))
-                .with_context(context)?;
-            self.draw_series(&mut chart).with_context(context)?;
-            legend(&mut chart).with_context(context)?;
+            let chart = builder.build_cartesian_2d(0..steps - 1, low..high).map_err(|e| anyhow!("{e:?}"));
+            self.draw_on(chart.with_context(context)?, |v| format!("{v:.2}")).with_context(context)?;
         }
         root.present().map_err(|e| anyhow!("{e:?}")).with_context(context)?;
         Ok(())
     }
 
-    fn draw_series<'a, DB, X, Y>(&self, chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>) -> Result<()>
+    /// Mesh, lines, bands and legend on a built chart, whatever its y-axis.
+    fn draw_on<'a, DB, X, Y>(
+        &self,
+        mut chart: ChartContext<'a, DB, Cartesian2d<X, Y>>,
+        y_format: fn(&f64) -> String,
+    ) -> Result<()>
     where
         DB: DrawingBackend + 'a,
-        X: Ranged<ValueType = usize>,
-        Y: Ranged<ValueType = f64>,
+        X: Ranged<ValueType = usize> + ValueFormatter<usize>,
+        Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
     {
+        chart
+            .configure_mesh()
+            .x_desc(&self.x_label)
+            .y_desc(&self.y_label)
+            .axis_desc_style(("sans-serif", 16))
+            .light_line_style(BLACK.mix(0.04))
+            .y_label_formatter(&y_format)
+            .draw()
+            .map_err(|e| anyhow!("{e:?}"))?;
         let keep = |v: f64| v.is_finite() && (!self.log_y || v > 0.0);
         for (i, series) in self.series.iter().enumerate() {
             let colour = COLOURS[i % COLOURS.len()];
@@ -172,24 +161,15 @@ impl Chart {
                 .label(series.label.clone())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
         }
-        Ok(())
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.4))
+            .label_font(("sans-serif", 15))
+            .draw()
+            .map_err(|e| anyhow!("{e:?}"))
     }
-}
-
-fn legend<'a, DB, X, Y>(chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>) -> Result<()>
-where
-    DB: DrawingBackend + 'a,
-    X: Ranged,
-    Y: Ranged,
-{
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK.mix(0.4))
-        .label_font(("sans-serif", 15))
-        .draw()
-        .map_err(|e| anyhow!("{e:?}"))
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //!
 //! Agents that train on libtorch tensors through [`tch`] (CPU or CUDA): networks, PPO and D-PPO,
 //! TD learning with target networks, imitation through differentiable physics, and the trainer
-//! behind `keel train`. The algorithms arrive with their own issues; this crate already fixes
+//! behind `keel train`; and the repeated-retraining learners of performative RL ([`performative`],
+//! convex programs, no tensors). The algorithms arrive with their own issues; this crate already fixes
 //! the toolchain (tch 0.24.0 against torch 2.11.0, rpath-linked) and the thread policy.
 //!
 //! ## Threads
@@ -17,6 +18,7 @@ pub mod adam;
 pub mod error;
 pub mod gae;
 pub mod normalize;
+pub mod performative;
 pub mod policy;
 pub mod ppo;
 pub mod tensorboard;

@@ -42,6 +42,13 @@ pub enum EnvError {
     /// An initial state (reset option `state`) of the wrong length or with non-finite values.
     #[error("invalid initial state: {0}")]
     InvalidState(String),
+    /// A learner policy that is not a table of probability distributions of the right shape.
+    #[error("invalid policy: {0}")]
+    InvalidPolicy(String),
+    /// A tabular model (rewards, transitions) of the wrong shape or whose rows are not
+    /// distributions.
+    #[error("invalid model: {0}")]
+    InvalidModel(String),
     /// `step` before the first `reset`.
     #[error("step() called before reset()")]
     ResetNeeded,

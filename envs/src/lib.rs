@@ -12,7 +12,7 @@
 //!   statistics, preallocated batch buffers);
 //! - [`wrappers`]: `TimeLimit`, `ClipAction`, `RescaleAction`;
 //! - [`testing`]: the conformance checks every registered env passes;
-//! - env families: [`classic`] control.
+//! - env families: [`classic`] control, [`performative`] RL's responsive grid-world.
 //!
 //! This crate needs neither libtorch nor Python.
 //!
@@ -37,6 +37,7 @@ pub mod classic;
 pub mod config;
 pub mod env;
 pub mod error;
+pub mod performative;
 pub mod registry;
 pub mod rng;
 pub mod space;

@@ -11,6 +11,7 @@ use crate::classic;
 use crate::config::{Validate, overlay};
 use crate::env::{Env, EnvSpec};
 use crate::error::{EnvError, Result};
+use crate::performative::PerformativeGrid;
 use crate::wrappers::{MAX_EPISODE_STEPS, TimeLimit};
 
 /// An env that has a place in the registry.
@@ -103,6 +104,7 @@ pub static REGISTRY: &[Registration] = &[
     entry::<classic::MountainCar>(),
     entry::<classic::MountainCarContinuous>(),
     entry::<classic::Pendulum>(),
+    entry::<PerformativeGrid>(),
 ];
 
 /// The registry line of `id`, or an error listing the known ids.
