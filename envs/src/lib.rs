@@ -12,7 +12,7 @@
 //!   statistics, preallocated batch buffers);
 //! - [`wrappers`]: `TimeLimit`, `ClipAction`, `RescaleAction`;
 //! - [`testing`]: the conformance checks every registered env passes;
-//! - env families: [`classic`] control.
+//! - env families: [`classic`] control, [`pde`] (the ten controlgym PDEs).
 //!
 //! This crate needs neither libtorch nor Python.
 //!
@@ -37,6 +37,7 @@ pub mod classic;
 pub mod config;
 pub mod env;
 pub mod error;
+pub mod pde;
 pub mod registry;
 pub mod rng;
 pub mod space;
