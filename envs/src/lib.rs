@@ -12,7 +12,9 @@
 //!   statistics, preallocated batch buffers);
 //! - [`wrappers`]: `TimeLimit`, `ClipAction`, `RescaleAction`;
 //! - [`testing`]: the conformance checks every registered env passes;
-//! - env families: [`classic`] control, [`pde`] (the ten controlgym PDEs).
+//! - env families: [`classic`] control, [`pde`] (the ten controlgym PDEs), [`linear`] (the
+//!   industrial linear systems);
+//! - [`control`]: zero / LQR / LQG baselines for the envs with a linear model.
 //!
 //! This crate needs neither libtorch nor Python.
 //!
@@ -35,8 +37,10 @@
 
 pub mod classic;
 pub mod config;
+pub mod control;
 pub mod env;
 pub mod error;
+pub mod linear;
 pub mod pde;
 pub mod registry;
 pub mod rng;

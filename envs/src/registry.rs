@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::{classic, pde};
+use crate::{classic, linear, pde};
 use crate::config::{Validate, overlay};
 use crate::env::{Env, EnvSpec};
 use crate::error::{EnvError, Result};
@@ -119,6 +119,7 @@ pub static REGISTRY: &[Registration] = &[
     entry::<pde::KuramotoSivashinsky>(),
     entry::<pde::Schrodinger>(),
     entry::<pde::Wave>(),
+    entry::<linear::Linear>(),
 ];
 
 /// The registry line of `id`, or an error listing the known ids.

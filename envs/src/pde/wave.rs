@@ -5,7 +5,10 @@
 //! with state `[u; u_t]` (two stacked fields of `n_state / 2` points). Undamped: energy put in
 //! stays. The transition over one sample interval is exact (a 2×2 rotation-like block per
 //! wavenumber), and the actuators push on `u_t` as an impulse `x⁺ = A x + B u`, as in
-//! controlgym's `wave`. LQR and LQG apply (`keel baseline`).
+//! controlgym's `wave`. The waves are undamped, so LQR needs every mode reachable; at the default
+//! size it is not (each actuator is 10 of the 100 points wide, and a 10-point top-hat has no
+//! Fourier content at modes 10, 20, …, 50), and `keel baseline --controller lqr` says there is no
+//! stabilising solution, where controlgym's `scipy` call returns a meaningless gain.
 //!
 //! ## Observation space
 //! `Box(±observation_limit, (n_observation,), float32)`: point sensors of the stacked state
