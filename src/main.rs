@@ -3,8 +3,10 @@
 //! - `keel list`: every registered env with its spaces.
 //! - `keel rollout`: replay a JSON list of actions in one env and write the trajectory as JSON.
 //! - `keel bench`: env-steps per second of the vector engine.
+//! - `keel baseline`: zero / LQR / LQG controllers on the envs with a linear model.
 //! - `keel doctor`: the libtorch build, its thread policy and CUDA devices.
 
+mod baseline;
 mod bench;
 mod rollout;
 
@@ -33,6 +35,8 @@ enum Command {
     Rollout(rollout::RolloutArgs),
     /// Measure env-steps per second of the vector engine.
     Bench(bench::BenchArgs),
+    /// Run a model-based controller (zero, LQR, LQG) and report the episodic cost.
+    Baseline(baseline::BaselineArgs),
     /// Report the libtorch build: version, thread policy, CUDA devices.
     Doctor,
 }
@@ -94,6 +98,7 @@ fn main() -> ExitCode {
         Command::List { json } => list(json),
         Command::Rollout(args) => rollout::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Baseline(args) => baseline::run(&args),
         Command::Doctor => {
             doctor();
             Ok(())

@@ -7,11 +7,11 @@
 
 use serde_json::{Map, Value};
 
-use crate::{classic, linear, pde};
 use crate::config::{Validate, overlay};
 use crate::env::{Env, EnvSpec};
 use crate::error::{EnvError, Result};
 use crate::wrappers::{MAX_EPISODE_STEPS, TimeLimit};
+use crate::{classic, linear, pde};
 
 /// An env that has a place in the registry.
 pub trait Registered: Env + Sized + 'static {

@@ -1,7 +1,7 @@
 //! Baseline controllers through the env API: LQR's Riccati solution is checked (residual,
 //! closed-loop stability), it beats doing nothing, and designs that cannot exist are clear errors.
 
-use keel_envs::control::{Controller, Lqr, linear_model, run_episode, riccati::RESIDUAL_TOLERANCE};
+use keel_envs::control::{Controller, Lqr, linear_model, riccati::RESIDUAL_TOLERANCE, run_episode};
 use keel_envs::{EnvError, make};
 use serde_json::{Map, Value, json};
 
@@ -36,7 +36,10 @@ fn check_lqr(id: &str, overrides: Map<String, Value>) {
     };
     let lqr = Lqr::new(&model).unwrap_or_else(|e| panic!("{id}: {e}"));
     let riccati = &lqr.riccati;
-    eprintln!("{id} {overrides:?}: residual {:.1e}, closed-loop radius {:.4}", riccati.residual, riccati.spectral_radius);
+    eprintln!(
+        "{id} {overrides:?}: residual {:.1e}, closed-loop radius {:.4}",
+        riccati.residual, riccati.spectral_radius
+    );
     assert!(riccati.residual < 1e-8 && riccati.residual <= RESIDUAL_TOLERANCE, "{id}: residual {}", riccati.residual);
     assert!(riccati.spectral_radius < 1.0);
     // Recompute the residual here from P alone.
@@ -68,7 +71,6 @@ fn lqr_on_toy() {
     check_lqr("keel/Linear-v0", config(&[("system", json!("toy"))]));
 }
 
-
 #[test]
 fn lqg_runs_on_he1_and_on_a_noisy_pde() {
     let he1 = config(&[("system", json!("he1"))]);
@@ -92,8 +94,9 @@ fn impossible_designs_are_errors_naming_the_cause() {
     let err = Controller::design("lqr", "keel/Wave-v0", &Map::new()).err();
     assert!(matches!(&err, Some(EnvError::Control(m)) if m.contains("stabilis")), "{err:?}");
     // LQG without sensor noise.
-    let err = Controller::design("lqg", "keel/ConvectionDiffusionReaction-v0", &config(&[("sensor_noise_cov", json!(0))]))
-        .err();
+    let err =
+        Controller::design("lqg", "keel/ConvectionDiffusionReaction-v0", &config(&[("sensor_noise_cov", json!(0))]))
+            .err();
     assert!(matches!(&err, Some(EnvError::Control(m)) if m.contains("sensor noise")), "{err:?}");
     // No linear model.
     let err = Controller::design("lqr", "keel/Burgers-v0", &Map::new()).err();

@@ -144,7 +144,10 @@ fn lqr_gains_match_scipy() {
             Err(e) => panic!("{name}: {e}"),
         };
         let lqr = keel_envs::control::Lqr::new(&model).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let got: Vec<f64> = (0..lqr.gain.nrows()).flat_map(|i| (0..lqr.gain.ncols()).map(move |j| (i, j))).map(|(i, j)| lqr.gain[(i, j)]).collect();
+        let got: Vec<f64> = (0..lqr.gain.nrows())
+            .flat_map(|i| (0..lqr.gain.ncols()).map(move |j| (i, j)))
+            .map(|(i, j)| lqr.gain[(i, j)])
+            .collect();
         let want: Vec<f64> = want.iter().flatten().copied().collect();
         let dev = deviation(&got, &want);
         eprintln!("{name}: LQR gain deviation {dev:.1e}");

@@ -79,7 +79,9 @@ pub fn linear_model(id: &str, overrides: &Map<String, Value>) -> Result<LinearMo
             let config = overlay(&defaults, &overrides, "keel/Linear-v0 config")?.into_owned();
             Ok(linear_system_model(&Linear::new(config)?))
         }
-        ConvectionDiffusionReaction::ID => pde_model::<crate::pde::convection_diffusion_reaction::ConvectionDiffusionReactionDynamics>(&overrides),
+        ConvectionDiffusionReaction::ID => {
+            pde_model::<crate::pde::convection_diffusion_reaction::ConvectionDiffusionReactionDynamics>(&overrides)
+        }
         Wave::ID => pde_model::<crate::pde::wave::WaveDynamics>(&overrides),
         Schrodinger::ID => pde_model::<crate::pde::schrodinger::SchrodingerDynamics>(&overrides),
         other => Err(EnvError::Control(format!(

@@ -197,15 +197,14 @@ pub fn solve_dare(
                     .into(),
             )
         })?;
-    let (p, _) =
-        newton(a, b, q, r, s, start_gain).ok_or_else(|| fail("Newton's iteration broke down".into()))?;
+    let (p, _) = newton(a, b, q, r, s, start_gain).ok_or_else(|| fail("Newton's iteration broke down".into()))?;
     let (image, gain) = riccati_map(a, b, q, r, s, &p).ok_or_else(|| fail("R + BᵀPB is singular".into()))?;
     let residual = (&image - &p).norm() / p.norm().max(1.0);
     if !residual.is_finite() || residual > RESIDUAL_TOLERANCE {
         return Err(fail(format!("the best iterate leaves a relative residual of {residual:.2e}")));
     }
-    let radius = spectral_radius(&(a + b * &gain))
-        .ok_or_else(|| fail("the closed-loop eigenvalues did not converge".into()))?;
+    let radius =
+        spectral_radius(&(a + b * &gain)).ok_or_else(|| fail("the closed-loop eigenvalues did not converge".into()))?;
     if radius >= 1.0 - 1e-12 {
         return Err(fail(format!(
             "the closed loop A + BK keeps spectral radius {radius:.6} >= 1 (a mode on the unit circle that \

@@ -81,10 +81,7 @@ fn source_candidates() -> Vec<PathBuf> {
         out.push(dir.join("envs/linear_control_src"));
         out.push(dir);
     }
-    let venvs = [
-        std::env::var_os("VIRTUAL_ENV").map(PathBuf::from),
-        Some(keel_cache().join("venv")),
-    ];
+    let venvs = [std::env::var_os("VIRTUAL_ENV").map(PathBuf::from), Some(keel_cache().join("venv"))];
     for venv in venvs.into_iter().flatten() {
         let Ok(entries) = std::fs::read_dir(venv.join("lib")) else { continue };
         for entry in entries.flatten() {

@@ -316,7 +316,11 @@ impl Env for Linear {
         if !options.params.is_empty() {
             let known = "(none: the initial state is set with `state`)";
             let field = options.params.keys().next().cloned().unwrap_or_default();
-            return Err(EnvError::UnknownField { context: "keel/Linear-v0 reset options".into(), field, known: known.into() });
+            return Err(EnvError::UnknownField {
+                context: "keel/Linear-v0 reset options".into(),
+                field,
+                known: known.into(),
+            });
         }
         let n = self.x.len();
         if let Some(state) = &options.state {

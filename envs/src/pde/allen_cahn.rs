@@ -93,7 +93,8 @@ impl Dynamics for AllenCahnDynamics {
     }
 
     fn build(config: &AllenCahnConfig, grid: &Grid) -> Self {
-        let linear = complex(grid.k.iter().map(|k| config.potential_constant - config.diffusivity_constant.powi(2) * k * k));
+        let linear =
+            complex(grid.k.iter().map(|k| config.potential_constant - config.diffusivity_constant.powi(2) * k * k));
         let multiplier = grid.k.iter().map(|_| Complex64::new(-config.potential_constant, 0.0)).collect();
         Self(etdrk4(&config.common(), &linear, multiplier, Pointwise::Cube))
     }

@@ -83,7 +83,8 @@ pub type CahnHilliard = PdeEnv<CahnHilliardDynamics>;
 
 impl Dynamics for CahnHilliardDynamics {
     const ID: &'static str = "keel/CahnHilliard-v0";
-    const DESCRIPTION: &'static str = "Steer Cahn–Hilliard phase separation with 8 actuators (controlgym cahn_hilliard)";
+    const DESCRIPTION: &'static str =
+        "Steer Cahn–Hilliard phase separation with 8 actuators (controlgym cahn_hilliard)";
     const LAYOUT: Layout = Layout { integrator: Integrator::Etdrk4, stacked: false };
     type Config = CahnHilliardConfig;
     type Start = CahnHilliardStart;
@@ -93,7 +94,9 @@ impl Dynamics for CahnHilliardDynamics {
     }
 
     fn build(config: &CahnHilliardConfig, grid: &Grid) -> Self {
-        let linear = complex(grid.k.iter().map(|k| config.diffusivity_constant * (k * k - config.surface_tension_constant * k.powi(4))));
+        let linear = complex(
+            grid.k.iter().map(|k| config.diffusivity_constant * (k * k - config.surface_tension_constant * k.powi(4))),
+        );
         let multiplier = grid.k.iter().map(|k| Complex64::new(-config.diffusivity_constant * k * k, 0.0)).collect();
         Self(etdrk4(&config.common(), &linear, multiplier, Pointwise::Cube))
     }

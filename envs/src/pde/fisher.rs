@@ -83,7 +83,8 @@ pub type Fisher = PdeEnv<FisherDynamics>;
 
 impl Dynamics for FisherDynamics {
     const ID: &'static str = "keel/Fisher-v0";
-    const DESCRIPTION: &'static str = "Control Fisher–KPP reaction–diffusion fronts with 8 actuators (controlgym fisher)";
+    const DESCRIPTION: &'static str =
+        "Control Fisher–KPP reaction–diffusion fronts with 8 actuators (controlgym fisher)";
     const LAYOUT: Layout = Layout { integrator: Integrator::Etdrk4, stacked: false };
     type Config = FisherConfig;
     type Start = FisherStart;

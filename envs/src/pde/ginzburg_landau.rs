@@ -57,7 +57,7 @@ super::pde_config! {
 impl Validate for GinzburgLandauConfig {
     fn validate(&self) -> Result<(), FieldError> {
         super::validate_common(self, GinzburgLandauDynamics::LAYOUT)?;
-        
+
         GinzburgLandauStart::from_config(self).validate()
     }
 }
@@ -84,7 +84,8 @@ pub type GinzburgLandau = PdeEnv<GinzburgLandauDynamics>;
 
 impl Dynamics for GinzburgLandauDynamics {
     const ID: &'static str = "keel/GinzburgLandau-v0";
-    const DESCRIPTION: &'static str = "Control the real Ginzburg–Landau equation with 8 actuators (controlgym ginzburg_landau)";
+    const DESCRIPTION: &'static str =
+        "Control the real Ginzburg–Landau equation with 8 actuators (controlgym ginzburg_landau)";
     const LAYOUT: Layout = Layout { integrator: Integrator::Etdrk4, stacked: false };
     type Config = GinzburgLandauConfig;
     type Start = GinzburgLandauStart;

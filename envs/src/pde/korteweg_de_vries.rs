@@ -58,7 +58,7 @@ super::pde_config! {
 impl Validate for KortewegDeVriesConfig {
     fn validate(&self) -> Result<(), FieldError> {
         super::validate_common(self, KortewegDeVriesDynamics::LAYOUT)?;
-        
+
         KortewegDeVriesStart::from_config(self).validate()
     }
 }
@@ -81,7 +81,8 @@ pub type KortewegDeVries = PdeEnv<KortewegDeVriesDynamics>;
 
 impl Dynamics for KortewegDeVriesDynamics {
     const ID: &'static str = "keel/KortewegDeVries-v0";
-    const DESCRIPTION: &'static str = "Control a Korteweg–de Vries soliton with 8 actuators (controlgym korteweg_de_vries)";
+    const DESCRIPTION: &'static str =
+        "Control a Korteweg–de Vries soliton with 8 actuators (controlgym korteweg_de_vries)";
     const LAYOUT: Layout = Layout { integrator: Integrator::Etdrk4, stacked: false };
     type Config = KortewegDeVriesConfig;
     type Start = KortewegDeVriesStart;

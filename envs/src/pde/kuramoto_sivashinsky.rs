@@ -59,7 +59,7 @@ super::pde_config! {
 impl Validate for KuramotoSivashinskyConfig {
     fn validate(&self) -> Result<(), FieldError> {
         super::validate_common(self, KuramotoSivashinskyDynamics::LAYOUT)?;
-        
+
         KuramotoSivashinskyStart::from_config(self).validate()
     }
 }
@@ -82,7 +82,8 @@ pub type KuramotoSivashinsky = PdeEnv<KuramotoSivashinskyDynamics>;
 
 impl Dynamics for KuramotoSivashinskyDynamics {
     const ID: &'static str = "keel/KuramotoSivashinsky-v0";
-    const DESCRIPTION: &'static str = "Stabilise chaotic Kuramoto–Sivashinsky dynamics with 8 actuators (controlgym kuramoto_sivashinsky)";
+    const DESCRIPTION: &'static str =
+        "Stabilise chaotic Kuramoto–Sivashinsky dynamics with 8 actuators (controlgym kuramoto_sivashinsky)";
     const LAYOUT: Layout = Layout { integrator: Integrator::Etdrk4, stacked: false };
     type Config = KuramotoSivashinskyConfig;
     type Start = KuramotoSivashinskyStart;

@@ -189,7 +189,8 @@ impl Common {
                 format!("must be even and at least 4 (real-FFT layout), got {}", self.n_state),
             ));
         }
-        for (field, value) in [("process_noise_cov", self.process_noise_cov), ("sensor_noise_cov", self.sensor_noise_cov)]
+        for (field, value) in
+            [("process_noise_cov", self.process_noise_cov), ("sensor_noise_cov", self.sensor_noise_cov)]
         {
             if !(value.is_finite() && value >= 0.0) {
                 return Err(FieldError::new(field, format!("is a variance: must be finite and >= 0, got {value}")));
@@ -264,7 +265,10 @@ impl Common {
                 if hs == 0.0 || ts % hs != 0.0 {
                     return Err(FieldError::new(
                         "integration_time",
-                        format!("sample_time = {} must be a whole number of integration steps of {h}", self.sample_time),
+                        format!(
+                            "sample_time = {} must be a whole number of integration steps of {h}",
+                            self.sample_time
+                        ),
                     ));
                 }
             }

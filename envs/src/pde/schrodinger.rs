@@ -95,7 +95,8 @@ pub type Schrodinger = PdeEnv<SchrodingerDynamics>;
 
 impl Dynamics for SchrodingerDynamics {
     const ID: &'static str = "keel/Schrodinger-v0";
-    const DESCRIPTION: &'static str = "Control a free quantum wave packet, state [Re psi; Im psi] (controlgym schrodinger)";
+    const DESCRIPTION: &'static str =
+        "Control a free quantum wave packet, state [Re psi; Im psi] (controlgym schrodinger)";
     const LAYOUT: Layout = Layout { integrator: Integrator::Exact, stacked: true };
     type Config = SchrodingerConfig;
     type Start = SchrodingerStart;
