@@ -39,21 +39,12 @@ import numpy as np
 
 import controlgym
 
+from golden_controlgym import KEEL_IDS
+
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-ENVS = {
-    "allen_cahn": "keel/AllenCahn-v0",
-    "burgers": "keel/Burgers-v0",
-    "cahn_hilliard": "keel/CahnHilliard-v0",
-    "convection_diffusion_reaction": "keel/ConvectionDiffusionReaction-v0",
-    "fisher": "keel/Fisher-v0",
-    "ginzburg_landau": "keel/GinzburgLandau-v0",
-    "korteweg_de_vries": "keel/KortewegDeVries-v0",
-    "kuramoto_sivashinsky": "keel/KuramotoSivashinsky-v0",
-    "schrodinger": "keel/Schrodinger-v0",
-    "wave": "keel/Wave-v0",
-}
+ENVS = KEEL_IDS
 
 
 class LinearNoise:

@@ -36,6 +36,7 @@
 //! ```
 
 pub mod classic;
+pub mod compat;
 pub mod config;
 pub mod control;
 pub mod env;

@@ -59,10 +59,10 @@ use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::compat::{Compat, check_explicit_state, read_action, step_result};
 use crate::config::{FieldError, Validate, positive};
 use crate::env::{Env, EnvSpec, ResetOptions, Step};
 use crate::error::{EnvError, Result};
-use crate::pde::Compat;
 use crate::registry::Registered;
 use crate::rng::EnvRng;
 use crate::space::{Action, BoxSpace, Space};
@@ -324,12 +324,7 @@ impl Env for Linear {
         }
         let n = self.x.len();
         if let Some(state) = &options.state {
-            if state.len() != n {
-                return Err(EnvError::InvalidState(format!("expected {n} values, got {}", state.len())));
-            }
-            if let Some(k) = state.iter().position(|v| !v.is_finite()) {
-                return Err(EnvError::InvalidState(format!("element {k} is {}", state[k])));
-            }
+            check_explicit_state(state, n)?;
         }
         self.rng.reseed(seed);
         let compat = self.config.compat == Compat::Controlgym;
@@ -353,19 +348,9 @@ impl Env for Linear {
     }
 
     fn step(&mut self, action: Action<'_>, obs: &mut [f32]) -> Result<Step> {
-        self.spec.action_space.check_action(action)?;
-        let Action::Float(u) = action else {
-            return Err(EnvError::InvalidAction("expected float actions".into()));
-        };
-        if !self.started {
-            return Err(EnvError::ResetNeeded);
-        }
-        let compat = self.config.compat == Compat::Controlgym;
-        let limit = if compat { None } else { self.config.action_limit };
-        for (a, &v) in self.u.iter_mut().zip(u) {
-            let v = f64::from(v);
-            *a = limit.map_or(v, |l| v.clamp(-l, l));
-        }
+        let (compat, limit) = (self.config.compat, self.config.action_limit);
+        read_action(&self.spec.action_space, action, self.started, compat, limit, self.u.iter_mut())?;
+        let compat = compat == Compat::Controlgym;
         let sys = &self.system;
         // Stage cost xᵀQx + uᵀRu + 2 xᵀSu.
         self.next.gemv(1.0, &sys.q, &self.x, 0.0);
@@ -386,16 +371,14 @@ impl Env for Linear {
         self.next.gemv(1.0, &sys.b2, &self.u, 1.0);
         std::mem::swap(&mut self.x, &mut self.next);
         self.steps += 1;
-        let reward_limit = self.config.reward_limit.unwrap_or(f64::INFINITY);
-        let reward_in_range = -reward_limit <= reward && reward <= reward_limit;
-        if compat {
-            return Ok(Step { reward, terminated: self.steps >= self.config.n_steps, truncated: !reward_in_range });
+        if !compat {
+            // The next step's disturbance, which also enters the new observation.
+            Self::draw(&mut self.rng, self.config.noise_cov.sqrt(), &mut self.w);
+            self.observe(obs);
         }
-        // The next step's disturbance, which also enters the new observation.
-        Self::draw(&mut self.rng, self.config.noise_cov.sqrt(), &mut self.w);
-        self.observe(obs);
-        let diverged = !reward_in_range || self.x.iter().any(|v| !v.is_finite());
-        Ok(Step { reward, terminated: diverged, truncated: false })
+        let x = &self.x;
+        let c = &self.config;
+        Ok(step_result(c.compat, reward, c.reward_limit, self.steps, c.n_steps, || x.iter().all(|v| v.is_finite())))
     }
 
     fn state(&self) -> Option<Vec<f64>> {

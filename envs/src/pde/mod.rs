@@ -96,23 +96,14 @@ use realfft::num_complex::Complex64;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+pub use crate::compat::Compat;
+use crate::compat::{check_explicit_state, read_action, step_result};
 use crate::config::{FieldError, Validate, positive};
 use crate::env::{Env, EnvSpec, ResetOptions, Step};
 use crate::error::{EnvError, Result};
 use crate::registry::Registered;
 use crate::rng::EnvRng;
 use crate::space::{Action, BoxSpace, Space};
-
-/// Which conventions an env follows.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Compat {
-    /// Gymnasium conventions and physically correct numerics (the default).
-    #[default]
-    Keel,
-    /// controlgym 1.0.0 number for number, its quirks included.
-    Controlgym,
-}
 
 /// The parameters every PDE env has (each env's config holds them as top-level keys).
 #[derive(Clone, Debug, PartialEq)]
@@ -525,16 +516,7 @@ impl<D: Dynamics> Env for PdeEnv<D> {
         let context = format!("{} reset options", D::ID);
         let params = crate::config::overlay(&self.params, &options.params, &context)?;
         if let Some(state) = &options.state {
-            if state.len() != self.common.n_state {
-                return Err(EnvError::InvalidState(format!(
-                    "expected {} values, got {}",
-                    self.common.n_state,
-                    state.len()
-                )));
-            }
-            if let Some(k) = state.iter().position(|v| !v.is_finite()) {
-                return Err(EnvError::InvalidState(format!("element {k} is {}", state[k])));
-            }
+            check_explicit_state(state, self.common.n_state)?;
         }
         self.rng.reseed(seed);
         match &options.state {
@@ -548,19 +530,9 @@ impl<D: Dynamics> Env for PdeEnv<D> {
     }
 
     fn step(&mut self, action: Action<'_>, obs: &mut [f32]) -> Result<Step> {
-        self.spec.action_space.check_action(action)?;
-        let Action::Float(u) = action else {
-            return Err(EnvError::InvalidAction("expected float actions".into()));
-        };
-        if !self.started {
-            return Err(EnvError::ResetNeeded);
-        }
-        let compat = self.common.compat == Compat::Controlgym;
-        let limit = if compat { None } else { self.common.action_limit };
-        for (a, &v) in self.action.iter_mut().zip(u) {
-            let v = f64::from(v);
-            *a = limit.map_or(v, |l| v.clamp(-l, l));
-        }
+        let c = &self.common;
+        read_action(&self.spec.action_space, action, self.started, c.compat, c.action_limit, self.action.iter_mut())?;
+        let compat = c.compat == Compat::Controlgym;
         let state_cost: f64 = self.state.iter().zip(&self.target).map(|(x, t)| (x - t) * (x - t)).sum();
         let action_cost: f64 = self.action.iter().map(|a| a * a).sum();
         let reward = -(self.common.q_weight * state_cost + self.common.r_weight * action_cost);
@@ -585,14 +557,12 @@ impl<D: Dynamics> Env for PdeEnv<D> {
         }
         std::mem::swap(&mut self.state, &mut self.next);
         self.steps += 1;
-        let reward_limit = self.common.reward_limit.unwrap_or(f64::INFINITY);
-        let reward_in_range = -reward_limit <= reward && reward <= reward_limit;
-        if compat {
-            return Ok(Step { reward, terminated: self.steps >= self.common.n_steps, truncated: !reward_in_range });
+        if !compat {
+            self.observe(obs);
         }
-        self.observe(obs);
-        let diverged = !reward_in_range || self.state.iter().any(|x| !x.is_finite());
-        Ok(Step { reward, terminated: diverged, truncated: false })
+        let c = &self.common;
+        let state = &self.state;
+        Ok(step_result(c.compat, reward, c.reward_limit, self.steps, c.n_steps, || state.iter().all(|x| x.is_finite())))
     }
 
     fn state(&self) -> Option<Vec<f64>> {

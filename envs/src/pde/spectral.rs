@@ -330,8 +330,8 @@ impl ModalScalar {
         Self { spectrum: fft.forward_output(), real: vec![0.0; n], fft, factor }
     }
 
-    /// `out = Re(ifft(factor ⊙ fft(state)))`.
-    pub(crate) fn apply(&mut self, state: &[f64], out: &mut [f64]) {
+    /// `out = Re(ifft(factor ⊙ fft(state))) + impulse`.
+    pub(crate) fn apply(&mut self, state: &[f64], impulse: &[f64], out: &mut [f64]) {
         self.real.copy_from_slice(state);
         self.fft.forward(&mut self.real, &mut self.spectrum);
         for (s, f) in self.spectrum.iter_mut().zip(&self.factor) {
@@ -339,8 +339,8 @@ impl ModalScalar {
         }
         self.fft.inverse_unnormalised(&mut self.spectrum, out);
         let scale = 1.0 / out.len() as f64;
-        for x in out.iter_mut() {
-            *x *= scale;
+        for (x, b) in out.iter_mut().zip(impulse) {
+            *x = *x * scale + b;
         }
     }
 }
@@ -364,8 +364,8 @@ impl ModalPair {
         Self { p: fft.forward_output(), q: fft.forward_output(), real: vec![0.0; n], fft, blocks }
     }
 
-    /// Applies the transition to the stacked `state` (length `2n`), writing `out`.
-    pub(crate) fn apply(&mut self, state: &[f64], out: &mut [f64]) {
+    /// Applies the transition to the stacked `state` (length `2n`) and adds `impulse`.
+    pub(crate) fn apply(&mut self, state: &[f64], impulse: &[f64], out: &mut [f64]) {
         let n = self.real.len();
         self.real.copy_from_slice(&state[..n]);
         self.fft.forward(&mut self.real, &mut self.p);
@@ -380,8 +380,8 @@ impl ModalPair {
         let (first, second) = out.split_at_mut(n);
         self.fft.inverse_unnormalised(&mut self.p, first);
         self.fft.inverse_unnormalised(&mut self.q, second);
-        for x in out.iter_mut() {
-            *x *= scale;
+        for (x, b) in out.iter_mut().zip(impulse) {
+            *x = *x * scale + b;
         }
     }
 }

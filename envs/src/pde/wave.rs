@@ -132,10 +132,7 @@ impl Dynamics for WaveDynamics {
     }
 
     fn advance(&mut self, state: &[f64], force: &[f64], out: &mut [f64]) -> bool {
-        self.0.apply(state, out);
-        for (o, f) in out.iter_mut().zip(force) {
-            *o += f;
-        }
+        self.0.apply(state, force, out);
         true
     }
 }
