@@ -93,7 +93,6 @@ use std::ops::Range;
 
 use rand_distr::{Distribution, StandardNormal};
 use realfft::num_complex::Complex64;
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 pub use crate::compat::Compat;
@@ -174,7 +173,7 @@ impl Common {
         }
         positive("domain_length", self.domain_length)?;
         positive("sample_time", self.sample_time)?;
-        if self.n_state < 4 || !self.n_state.is_multiple_of(2) {
+        if self.n_state < 4 || self.n_state % 2 != 0 {
             return Err(FieldError::new(
                 "n_state",
                 format!("must be even and at least 4 (real-FFT layout), got {}", self.n_state),

@@ -43,7 +43,7 @@ impl RealFft {
     /// of bin 0 and (even lengths) of the last bin. `input` is used as scratch.
     pub(crate) fn inverse_unnormalised(&mut self, input: &mut [Complex64], output: &mut [f64]) {
         input[0].im = 0.0;
-        if self.len.is_multiple_of(2) {
+        if self.len % 2 == 0 {
             input[self.len / 2].im = 0.0;
         }
         let result = self.inverse.process_with_scratch(input, output, &mut self.scratch);
