@@ -128,36 +128,3 @@ fn bad_configs_are_rejected_naming_the_field() {
         }
     }
 }
-
-#[test]
-fn default_mode_fixes_controlgym_conventions() {
-    use keel_envs::{Action, ResetOptions};
-    // The observation returned by `step` is of the new state; the time limit is `truncated`.
-    let overrides = config(&[("sensor_noise_cov", json!(0)), ("n_state", json!(64)), ("n_steps", json!(3))]);
-    let mut env = make("keel/Burgers-v0", &overrides).unwrap_or_else(|e| panic!("{e}"));
-    let mut obs = vec![0.0f32; env.spec().obs_len()];
-    env.reset(Some(1), &ResetOptions::default(), &mut obs).unwrap_or_else(|e| panic!("{e}"));
-    let mut last = None;
-    for _ in 0..3 {
-        last = Some(env.step(Action::Float(&[0.1; 8]), &mut obs).unwrap_or_else(|e| panic!("{e}")));
-        let state = env.state().unwrap_or_default();
-        let stride = 64 / 10;
-        for (j, o) in obs.iter().enumerate() {
-            assert_eq!(*o, state[j * stride] as f32);
-        }
-    }
-    let last = last.unwrap_or_default();
-    assert!(last.truncated && !last.terminated);
-    // A diverging state terminates the episode.
-    let mut env = make("keel/Fisher-v0", &config(&[("n_state", json!(64))])).unwrap_or_else(|e| panic!("{e}"));
-    env.reset(Some(0), &ResetOptions::with_state(vec![-100.0; 64]), &mut obs).unwrap_or_else(|e| panic!("{e}"));
-    let mut ended = false;
-    for _ in 0..20 {
-        let s = env.step(Action::Float(&[0.0; 8]), &mut obs).unwrap_or_else(|e| panic!("{e}"));
-        if s.terminated {
-            ended = true;
-            break;
-        }
-    }
-    assert!(ended, "Fisher from -100 should blow up and terminate");
-}
