@@ -55,10 +55,16 @@ fn list(json: bool) -> Result<()> {
     if json {
         let mut entries = Vec::new();
         for r in keel_envs::REGISTRY {
+            // An env whose data is not installed is listed with the reason instead of a spec.
+            let spec = match r.spec() {
+                Ok(spec) => serde_json::to_value(spec)?,
+                Err(keel_envs::EnvError::DataMissing(why)) => serde_json::json!({ "unavailable": why }),
+                Err(e) => return Err(e.into()),
+            };
             entries.push(serde_json::json!({
                 "id": r.id,
                 "description": r.description,
-                "spec": r.spec()?,
+                "spec": spec,
                 "default_config": r.default_config(),
             }));
         }
@@ -67,7 +73,17 @@ fn list(json: bool) -> Result<()> {
     }
     println!("{:<32} {:<28} {:<22} {:>9}  description", "id", "observation space", "action space", "max steps");
     for r in keel_envs::REGISTRY {
-        let spec = r.spec()?;
+        let spec = match r.spec() {
+            Ok(spec) => spec,
+            Err(keel_envs::EnvError::DataMissing(_)) => {
+                println!(
+                    "{:<32} {:<28} {:<22} {:>9}  {} (data not installed: run scripts/setup.sh)",
+                    r.id, "-", "-", "-", r.description
+                );
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         let steps = spec.max_episode_steps.map_or("-".to_string(), |n| n.to_string());
         println!(
             "{:<32} {:<28} {:<22} {:>9}  {}",
