@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::{FieldError, positive};
 use crate::env::Step;
 use crate::error::{EnvError, Result};
 use crate::space::Action;
@@ -71,4 +72,23 @@ pub(crate) fn step_result(
         Compat::Controlgym => Step { reward, terminated: steps >= n_steps, truncated: !in_range },
         Compat::Keel => Step { reward, terminated: !in_range || !state_is_finite(), truncated: false },
     }
+}
+
+/// `Err` unless `value` is a finite variance (>= 0).
+pub(crate) fn variance(field: &'static str, value: f64) -> Result<(), FieldError> {
+    if value.is_finite() && value >= 0.0 {
+        Ok(())
+    } else {
+        Err(FieldError::new(field, format!("is a variance: must be finite and >= 0, got {value}")))
+    }
+}
+
+/// `Err` unless each of the optional limits (action, observation, reward) is absent or positive.
+pub(crate) fn limits(action: Option<f64>, observation: Option<f64>, reward: Option<f64>) -> Result<(), FieldError> {
+    for (field, value) in [("action_limit", action), ("observation_limit", observation), ("reward_limit", reward)] {
+        if let Some(v) = value {
+            positive(field, v)?;
+        }
+    }
+    Ok(())
 }

@@ -59,7 +59,7 @@ use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::compat::{Compat, check_explicit_state, read_action, step_result};
+use crate::compat::{Compat, check_explicit_state, limits, read_action, step_result, variance};
 use crate::config::{FieldError, Validate, positive};
 use crate::env::{Env, EnvSpec, ResetOptions, Step};
 use crate::error::{EnvError, Result};
@@ -123,20 +123,9 @@ impl Validate for LinearConfig {
             return Err(FieldError::new("n_steps", "must be at least 1"));
         }
         positive("sample_time", self.sample_time)?;
-        for (field, value) in [("noise_cov", self.noise_cov), ("random_init_state_cov", self.random_init_state_cov)] {
-            if !(value.is_finite() && value >= 0.0) {
-                return Err(FieldError::new(field, format!("is a variance: must be finite and >= 0, got {value}")));
-            }
-        }
-        for (field, value) in [
-            ("action_limit", self.action_limit),
-            ("observation_limit", self.observation_limit),
-            ("reward_limit", self.reward_limit),
-        ] {
-            if let Some(v) = value {
-                positive(field, v)?;
-            }
-        }
+        variance("noise_cov", self.noise_cov)?;
+        variance("random_init_state_cov", self.random_init_state_cov)?;
+        limits(self.action_limit, self.observation_limit, self.reward_limit)?;
         if let Some(x) = &self.init_state {
             if x.iter().any(|v| !v.is_finite()) {
                 return Err(FieldError::new("init_state", "must be finite"));

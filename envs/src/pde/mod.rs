@@ -96,7 +96,7 @@ use realfft::num_complex::Complex64;
 use serde_json::{Map, Value};
 
 pub use crate::compat::Compat;
-use crate::compat::{check_explicit_state, read_action, step_result};
+use crate::compat::{check_explicit_state, limits, read_action, step_result, variance};
 use crate::config::{FieldError, Validate, positive};
 use crate::env::{Env, EnvSpec, ResetOptions, Step};
 use crate::error::{EnvError, Result};
@@ -179,27 +179,14 @@ impl Common {
                 format!("must be even and at least 4 (real-FFT layout), got {}", self.n_state),
             ));
         }
-        for (field, value) in
-            [("process_noise_cov", self.process_noise_cov), ("sensor_noise_cov", self.sensor_noise_cov)]
-        {
-            if !(value.is_finite() && value >= 0.0) {
-                return Err(FieldError::new(field, format!("is a variance: must be finite and >= 0, got {value}")));
-            }
-        }
+        variance("process_noise_cov", self.process_noise_cov)?;
+        variance("sensor_noise_cov", self.sensor_noise_cov)?;
         for (field, value) in [("q_weight", self.q_weight), ("r_weight", self.r_weight)] {
             if !(value.is_finite() && value >= 0.0) {
                 return Err(FieldError::new(field, format!("must be finite and >= 0, got {value}")));
             }
         }
-        for (field, value) in [
-            ("action_limit", self.action_limit),
-            ("observation_limit", self.observation_limit),
-            ("reward_limit", self.reward_limit),
-        ] {
-            if let Some(v) = value {
-                positive(field, v)?;
-            }
-        }
+        limits(self.action_limit, self.observation_limit, self.reward_limit)?;
         if self.n_observation == 0 || self.n_observation > self.n_state {
             return Err(FieldError::new(
                 "n_observation",
