@@ -17,8 +17,7 @@ and the linear envs' constructors build dense 4096 x 4096 DFT matrices, so at 40
 only where `--peer-4096` names the env (default: burgers, one step).
 
 Usage (controlgym needs its own venv: numpy < 2, gymnasium 0.29.1):
-    bash scripts/controlgym_venv.sh
-    OMP_NUM_THREADS=1 ~/.cache/keel/controlgym-venv/bin/python scripts/bench_controlgym.py \\
+    bash scripts/controlgym_venv.sh scripts/bench_controlgym.py \\
         [--keel target/keel] [--sizes default,1024,4096] [--seconds 2]
 """
 

@@ -17,8 +17,7 @@ COMPleib data stays in the controlgym package.
 controlgym pins numpy < 2 and gymnasium 0.29.1, which clash with Keel's own environment, so it
 lives in a venv of its own (scripts/controlgym_venv.sh makes it, once):
 
-    bash scripts/controlgym_venv.sh
-    ~/.cache/keel/controlgym-venv/bin/python scripts/golden_controlgym.py
+    bash scripts/controlgym_venv.sh scripts/golden_controlgym.py
 """
 
 import argparse
