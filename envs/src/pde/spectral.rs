@@ -130,13 +130,93 @@ pub(crate) fn python_floor_div(a: f64, b: f64) -> f64 {
 /// `real_part_only` reproduces controlgym: 32 points on the upper half circle and the real part
 /// of the mean, which is exact for a real `l` only. Otherwise 64 points on the whole circle and
 /// the complex mean, correct for any `l` (KdV's `l = i k³`).
-pub(crate) struct Coefficients {
-    pub e: Vec<Complex64>,
-    pub e2: Vec<Complex64>,
-    pub q: Vec<Complex64>,
-    pub f1: Vec<Complex64>,
-    pub f2: Vec<Complex64>,
-    pub f3: Vec<Complex64>,
+pub(crate) struct Coefficients<T = Complex64> {
+    pub e: Vec<T>,
+    pub e2: Vec<T>,
+    pub q: Vec<T>,
+    pub f1: Vec<T>,
+    pub f2: Vec<T>,
+    pub f3: Vec<T>,
+}
+
+impl Coefficients {
+    /// The same coefficients as reals, where every one is real (a real `L`, or controlgym's
+    /// real parts with a real `L`): half the multiplications in the integrator's loops.
+    fn as_real(&self) -> Option<Coefficients<f64>> {
+        let all = [&self.e, &self.e2, &self.q, &self.f1, &self.f2, &self.f3];
+        if all.iter().any(|v| v.iter().any(|c| c.im != 0.0)) {
+            return None;
+        }
+        let re = |v: &Vec<Complex64>| v.iter().map(|c| c.re).collect();
+        Some(Coefficients {
+            e: re(&self.e),
+            e2: re(&self.e2),
+            q: re(&self.q),
+            f1: re(&self.f1),
+            f2: re(&self.f2),
+            f3: re(&self.f3),
+        })
+    }
+}
+
+/// The coefficients in the cheapest exact form.
+enum Scheme {
+    Real(Coefficients<f64>),
+    Complex(Coefficients),
+}
+
+/// The stage vectors of one ETDRK4 step, in Fourier space.
+struct Stages {
+    v: Vec<Complex64>,
+    a: Vec<Complex64>,
+    b: Vec<Complex64>,
+    c: Vec<Complex64>,
+    next: Vec<Complex64>,
+    nv: Vec<Complex64>,
+    na: Vec<Complex64>,
+    nb: Vec<Complex64>,
+    nc: Vec<Complex64>,
+}
+
+/// `substeps` ETDRK4 steps of `s.v` (Cox & Matthews' scheme). A real coefficient times a complex
+/// value is exactly the complex product with a zero imaginary part, so both forms give the same
+/// numbers.
+fn run_substeps<T>(
+    k: &Coefficients<T>,
+    term: &mut NonlinearTerm,
+    s: &mut Stages,
+    substeps: usize,
+    stop_on_overflow: bool,
+) -> Outcome
+where
+    T: Copy + std::ops::Mul<Complex64, Output = Complex64>,
+{
+    for _ in 0..substeps {
+        term.eval(&s.v, &mut s.nv);
+        for i in 0..s.v.len() {
+            s.a[i] = k.e2[i] * s.v[i] + k.q[i] * s.nv[i];
+        }
+        term.eval(&s.a, &mut s.na);
+        for i in 0..s.v.len() {
+            s.b[i] = k.e2[i] * s.v[i] + k.q[i] * s.na[i];
+        }
+        term.eval(&s.b, &mut s.nb);
+        for i in 0..s.v.len() {
+            s.c[i] = k.e2[i] * s.a[i] + k.q[i] * (s.nb[i] * 2.0 - s.nv[i]);
+        }
+        term.eval(&s.c, &mut s.nc);
+        let mut finite = true;
+        for i in 0..s.v.len() {
+            let next = k.e[i] * s.v[i] + k.f1[i] * s.nv[i] + k.f2[i] * ((s.na[i] + s.nb[i]) * 2.0) + k.f3[i] * s.nc[i];
+            finite &= next.re.is_finite() && next.im.is_finite();
+            s.next[i] = next;
+        }
+        if !finite && stop_on_overflow {
+            return Outcome::StoppedOnOverflow;
+        }
+        std::mem::swap(&mut s.v, &mut s.next);
+    }
+    Outcome::Completed
 }
 
 pub(crate) fn etdrk4_coefficients(l: &[Complex64], h: f64, real_part_only: bool) -> Coefficients {
@@ -197,20 +277,12 @@ pub(crate) enum Outcome {
 /// The ETDRK4 integrator of one semilinear PDE `v' = L v + N(v, u)` in Fourier space.
 pub(crate) struct Etdrk4 {
     fft: RealFft,
-    coefficients: Coefficients,
+    scheme: Scheme,
     substeps: usize,
     /// controlgym-compat: stop at the last finite substep on overflow.
     stop_on_overflow: bool,
     term: NonlinearTerm,
-    v: Vec<Complex64>,
-    a: Vec<Complex64>,
-    b: Vec<Complex64>,
-    c: Vec<Complex64>,
-    next: Vec<Complex64>,
-    nv: Vec<Complex64>,
-    na: Vec<Complex64>,
-    nb: Vec<Complex64>,
-    nc: Vec<Complex64>,
+    stages: Stages,
     real: Vec<f64>,
 }
 
@@ -248,13 +320,11 @@ impl Etdrk4 {
             multiplier: spec.multiplier,
             forcing: zeros.clone(),
         };
-        Self {
-            real: vec![0.0; spec.n_state],
-            fft,
-            coefficients,
-            substeps: spec.substeps,
-            stop_on_overflow: spec.controlgym,
-            term,
+        let scheme = match coefficients.as_real() {
+            Some(real) => Scheme::Real(real),
+            None => Scheme::Complex(coefficients),
+        };
+        let stages = Stages {
             v: zeros.clone(),
             a: zeros.clone(),
             b: zeros.clone(),
@@ -264,6 +334,15 @@ impl Etdrk4 {
             na: zeros.clone(),
             nb: zeros.clone(),
             nc: zeros,
+        };
+        Self {
+            real: vec![0.0; spec.n_state],
+            fft,
+            scheme,
+            substeps: spec.substeps,
+            stop_on_overflow: spec.controlgym,
+            term,
+            stages,
         }
     }
 
@@ -273,39 +352,14 @@ impl Etdrk4 {
         self.real.copy_from_slice(force);
         self.fft.forward(&mut self.real, &mut self.term.forcing);
         self.real.copy_from_slice(state);
-        self.fft.forward(&mut self.real, &mut self.v);
-        let mut outcome = Outcome::Completed;
-        let Coefficients { e, e2, q, f1, f2, f3 } = &self.coefficients;
-        for _ in 0..self.substeps {
-            self.term.eval(&self.v, &mut self.nv);
-            for i in 0..self.v.len() {
-                self.a[i] = e2[i] * self.v[i] + q[i] * self.nv[i];
+        self.fft.forward(&mut self.real, &mut self.stages.v);
+        let outcome = match &self.scheme {
+            Scheme::Real(k) => run_substeps(k, &mut self.term, &mut self.stages, self.substeps, self.stop_on_overflow),
+            Scheme::Complex(k) => {
+                run_substeps(k, &mut self.term, &mut self.stages, self.substeps, self.stop_on_overflow)
             }
-            self.term.eval(&self.a, &mut self.na);
-            for i in 0..self.v.len() {
-                self.b[i] = e2[i] * self.v[i] + q[i] * self.na[i];
-            }
-            self.term.eval(&self.b, &mut self.nb);
-            for i in 0..self.v.len() {
-                self.c[i] = e2[i] * self.a[i] + q[i] * (self.nb[i] * 2.0 - self.nv[i]);
-            }
-            self.term.eval(&self.c, &mut self.nc);
-            let mut finite = true;
-            for i in 0..self.v.len() {
-                let next = e[i] * self.v[i]
-                    + self.nv[i] * f1[i]
-                    + (self.na[i] + self.nb[i]) * 2.0 * f2[i]
-                    + self.nc[i] * f3[i];
-                finite &= next.re.is_finite() && next.im.is_finite();
-                self.next[i] = next;
-            }
-            if !finite && self.stop_on_overflow {
-                outcome = Outcome::StoppedOnOverflow;
-                break;
-            }
-            std::mem::swap(&mut self.v, &mut self.next);
-        }
-        self.fft.inverse_unnormalised(&mut self.v, out);
+        };
+        self.fft.inverse_unnormalised(&mut self.stages.v, out);
         let scale = 1.0 / out.len() as f64;
         for x in out.iter_mut() {
             *x *= scale;
