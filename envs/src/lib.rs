@@ -14,7 +14,8 @@
 //! - [`testing`]: the conformance checks every registered env passes;
 //! - env families: [`classic`] control, [`pde`] (the ten controlgym PDEs), [`linear`] (the
 //!   industrial linear systems);
-//! - [`control`]: zero / LQR / LQG baselines for the envs with a linear model.
+//! - [`control`]: zero / LQR / LQG baselines for the envs with a linear model;
+//! - [`compat`]: the default-vs-controlgym conventions the PDE and linear envs share.
 //!
 //! This crate needs neither libtorch nor Python.
 //!
