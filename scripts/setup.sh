@@ -42,6 +42,23 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
   printf '%s\n' "$wanted" > "$stamp"
 fi
 
+# controlgym 1.0.0 provides the linear systems' data (its COMPleib MAT-files), which Keel reads
+# from the installed package and converts once into $KEEL_CACHE/controlgym-1.0.0. Its pinned
+# dependencies (numpy < 2, gymnasium 0.29.1) would replace the ones above, so it is installed
+# without them: Keel needs its data files, not its code (scripts/controlgym_venv.sh makes a
+# separate environment where controlgym itself runs, for the golden data and the benchmark).
+data_requirements=(
+  "controlgym==1.0.0"
+)
+for requirement in "${data_requirements[@]}"; do
+  name="${requirement%%==*}"
+  version="${requirement##*==}"
+  if ! "$venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('$name') != '$version')" 2>/dev/null; then
+    echo "keel setup: installing $requirement (data files only, --no-deps)"
+    "$venv/bin/pip" install -q --no-deps "$requirement"
+  fi
+done
+
 # `.venv` in the clone points at the shared environment.
 if [ -L "$root/.venv" ] || [ ! -e "$root/.venv" ]; then
   ln -sfn "$venv" "$root/.venv"

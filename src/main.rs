@@ -5,8 +5,10 @@
 //! - `keel bench`: env-steps per second of the vector engine.
 //! - `keel performative`: repeated retraining in the performative grid-world; `figure2`
 //!   reproduces the ICML'23 paper's Figure 2.
+//! - `keel baseline`: zero / LQR / LQG controllers on the envs with a linear model.
 //! - `keel doctor`: the libtorch build, its thread policy and CUDA devices.
 
+mod baseline;
 mod bench;
 mod performative;
 mod plot;
@@ -48,6 +50,8 @@ enum Command {
     /// Performative RL: repeated retraining (RPO / RGA, exact or finite-sample) in
     /// keel/PerformativeGrid-v0; `figure2` runs the paper's Figure 2.
     Performative(performative::PerformativeArgs),
+    /// Run a model-based controller (zero, LQR, LQG) and report the episodic cost.
+    Baseline(baseline::BaselineArgs),
     /// Report the libtorch build: version, thread policy, CUDA devices.
     Doctor,
 }
@@ -66,10 +70,16 @@ fn list(json: bool) -> Result<()> {
     if json {
         let mut entries = Vec::new();
         for r in keel_envs::REGISTRY {
+            // An env whose data is not installed is listed with the reason instead of a spec.
+            let spec = match r.spec() {
+                Ok(spec) => serde_json::to_value(spec)?,
+                Err(keel_envs::EnvError::DataMissing(why)) => serde_json::json!({ "unavailable": why }),
+                Err(e) => return Err(e.into()),
+            };
             entries.push(serde_json::json!({
                 "id": r.id,
                 "description": r.description,
-                "spec": r.spec()?,
+                "spec": spec,
                 "default_config": r.default_config(),
             }));
         }
@@ -78,7 +88,17 @@ fn list(json: bool) -> Result<()> {
     }
     println!("{:<32} {:<28} {:<22} {:>9}  description", "id", "observation space", "action space", "max steps");
     for r in keel_envs::REGISTRY {
-        let spec = r.spec()?;
+        let spec = match r.spec() {
+            Ok(spec) => spec,
+            Err(keel_envs::EnvError::DataMissing(_)) => {
+                println!(
+                    "{:<32} {:<28} {:<22} {:>9}  {} (data not installed: run scripts/setup.sh)",
+                    r.id, "-", "-", "-", r.description
+                );
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         let steps = spec.max_episode_steps.map_or("-".to_string(), |n| n.to_string());
         println!(
             "{:<32} {:<28} {:<22} {:>9}  {}",
@@ -113,6 +133,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => train::eval(&args),
         Command::Plot(args) => plots::run(&args),
         Command::Performative(args) => performative::run_command(&args),
+        Command::Baseline(args) => baseline::run(&args),
         Command::Doctor => {
             doctor();
             Ok(())

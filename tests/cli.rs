@@ -323,3 +323,101 @@ fn figure2_writes_six_panels_and_their_data() {
     assert_eq!(data["runs"], 14 + 24);
     assert_eq!(panels[4]["curves"][0]["runs"].as_array().map(Vec::len), Some(2));
 }
+
+fn fixture(name: &str) -> Value {
+    read_json(&Path::new(env!("CARGO_MANIFEST_DIR")).join("envs/tests/fixtures/controlgym").join(name))
+}
+
+/// The command: `keel rollout --env keel/Burgers-v0 --set compat=controlgym --set
+/// process_noise_cov=0 --set sensor_noise_cov=0 --init-state x0.json --actions a.json --out t.json`
+/// reproduces controlgym 1.0.0 (default size, 20 recorded steps).
+#[test]
+fn rollout_of_burgers_in_compat_mode_reproduces_controlgym() {
+    let case = fixture("burgers_default.json");
+    let dir = scratch("burgers");
+    let (x0, actions, out) = (dir.join("x0.json"), dir.join("a.json"), dir.join("t.json"));
+    std::fs::write(&x0, case["initial_state"].to_string()).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&actions, case["actions"].to_string()).unwrap_or_else(|e| panic!("{e}"));
+    let run = keel(&[
+        "rollout",
+        "--env",
+        "keel/Burgers-v0",
+        "--set",
+        "compat=controlgym",
+        "--set",
+        "process_noise_cov=0",
+        "--set",
+        "sensor_noise_cov=0",
+        "--init-state",
+        x0.to_str().unwrap_or_default(),
+        "--actions",
+        actions.to_str().unwrap_or_default(),
+        "--out",
+        out.to_str().unwrap_or_default(),
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let got = read_json(&out);
+    let (steps, want) =
+        (got["steps"].as_array().cloned().unwrap_or_default(), case["steps"].as_array().cloned().unwrap_or_default());
+    assert_eq!(steps.len(), want.len());
+    let number = |v: &Value| v.as_f64().unwrap_or(f64::NAN);
+    for (t, (s, w)) in steps.iter().zip(&want).enumerate() {
+        let (r, wr) = (number(&s["reward"]), number(&w["reward"]));
+        assert!((r - wr).abs() <= 1e-9 * wr.abs(), "step {t}: reward {r} vs {wr}");
+        assert_eq!((&s["terminated"], &s["truncated"]), (&w["terminated"], &w["truncated"]), "step {t}");
+        if let Some(state) = w["state"].as_array() {
+            let scale = state.iter().map(|v| number(v).abs()).fold(0.0, f64::max);
+            for (a, b) in s["state"].as_array().into_iter().flatten().zip(state) {
+                assert!((number(a) - number(b)).abs() <= 1e-9 * scale, "step {t}: state {a} vs {b}");
+            }
+        }
+    }
+}
+
+/// `keel baseline --env keel/Linear-v0 --set system=he1 --controller lqr --episodes 3` runs and
+/// reports a finite cost and a checked Riccati solution (needs controlgym's data: setup.sh).
+#[test]
+fn baseline_lqr_on_he1() {
+    let out = scratch("baseline").join("he1.json");
+    let run = keel(&[
+        "baseline",
+        "--env",
+        "keel/Linear-v0",
+        "--set",
+        "system=he1",
+        "--controller",
+        "lqr",
+        "--episodes",
+        "3",
+        "--out",
+        out.to_str().unwrap_or_default(),
+    ]);
+    if stderr(&run).contains("missing data") && std::env::var("KEEL_REQUIRE_CONTROLGYM_DATA").as_deref() != Ok("1") {
+        eprintln!("skipped: {}", stderr(&run));
+        return;
+    }
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(stdout(&run).contains("episodic cost"), "{}", stdout(&run));
+    let report = read_json(&out);
+    assert_eq!(report["episodes"].as_array().map(Vec::len), Some(3));
+    assert!(report["mean_cost"].as_f64().is_some_and(f64::is_finite));
+    assert!(report["riccati_residual"].as_f64().is_some_and(|r| r < 1e-8));
+}
+
+#[test]
+fn baseline_errors_name_the_cause() {
+    let out = scratch("baseline-errors").join("x.json");
+    let o = out.to_str().unwrap_or_default();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["baseline", "--env", "keel/Schrodinger-v0", "--controller", "lqr", "--episodes", "1", "--out", o],
+            "stabilis",
+        ),
+        (vec!["baseline", "--env", "keel/Burgers-v0", "--controller", "lqr", "--out", o], "no linear model"),
+        (
+            vec!["baseline", "--env", "keel/Burgers-v0", "--set", "n_state=63", "--controller", "zero", "--out", o],
+            "n_state",
+        ),
+    ];
+    assert_clear_errors(&cases);
+}

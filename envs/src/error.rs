@@ -64,6 +64,14 @@ pub enum EnvError {
     /// A snapshot that cannot be restored (unsupported, or not made by this kind of env).
     #[error("snapshot: {0}")]
     Snapshot(String),
+    /// Data an env needs is not installed (the COMPleib systems that controlgym ships); the
+    /// message says how to get it.
+    #[error("missing data: {0}")]
+    DataMissing(String),
+    /// A controller cannot be designed for this env (no linear model, no stabilising Riccati
+    /// solution, missing noise); the message names the cause.
+    #[error("controller: {0}")]
+    Control(String),
     /// An environment panicked inside a worker thread (a bug in the env, not in the input).
     #[error("worker {worker} failed: {message}")]
     Worker {

@@ -12,7 +12,10 @@
 //!   statistics, preallocated batch buffers);
 //! - [`wrappers`]: `TimeLimit`, `ClipAction`, `RescaleAction`;
 //! - [`testing`]: the conformance checks every registered env passes;
-//! - env families: [`classic`] control, [`performative`] RL's responsive grid-world.
+//! - env families: [`classic`] control, [`performative`] RL's responsive grid-world, [`pde`] (the
+//!   ten controlgym PDEs), [`linear`] (the industrial linear systems);
+//! - [`control`]: zero / LQR / LQG baselines for the envs with a linear model;
+//! - [`compat`]: the default-vs-controlgym conventions the PDE and linear envs share.
 //!
 //! This crate needs neither libtorch nor Python.
 //!
@@ -34,9 +37,13 @@
 //! ```
 
 pub mod classic;
+pub mod compat;
 pub mod config;
+pub mod control;
 pub mod env;
 pub mod error;
+pub mod linear;
+pub mod pde;
 pub mod performative;
 pub mod registry;
 pub mod rng;

@@ -7,12 +7,12 @@
 
 use serde_json::{Map, Value};
 
-use crate::classic;
 use crate::config::{Validate, overlay};
 use crate::env::{Env, EnvSpec};
 use crate::error::{EnvError, Result};
 use crate::performative::PerformativeGrid;
 use crate::wrappers::{MAX_EPISODE_STEPS, TimeLimit};
+use crate::{classic, linear, pde};
 
 /// An env that has a place in the registry.
 pub trait Registered: Env + Sized + 'static {
@@ -26,6 +26,11 @@ pub trait Registered: Env + Sized + 'static {
     type Config: Validate;
     /// Builds the env from a validated config.
     fn new(config: Self::Config) -> Result<Self>;
+    /// Episode cap `make` applies for this config (envs whose episode length is a config key
+    /// override this; the default is [`Self::MAX_EPISODE_STEPS`]).
+    fn episode_cap(_config: &Self::Config) -> Option<u64> {
+        Self::MAX_EPISODE_STEPS
+    }
 }
 
 /// Builds an env from config overrides and an episode-cap override (`None`: the registered cap).
@@ -80,8 +85,9 @@ impl Registration {
 /// `cap`: `None` keeps the registered episode cap, `Some(c)` replaces it.
 fn make_registered<E: Registered>(overrides: &Map<String, Value>, cap: Option<Option<u64>>) -> Result<Box<dyn Env>> {
     let config = overlay(&E::Config::default(), overrides, &format!("{} config", E::ID))?.into_owned();
+    let registered_cap = E::episode_cap(&config);
     let env = E::new(config)?;
-    Ok(Box::new(TimeLimit::new(env, cap.unwrap_or(E::MAX_EPISODE_STEPS))))
+    Ok(Box::new(TimeLimit::new(env, cap.unwrap_or(registered_cap))))
 }
 
 fn default_config<E: Registered>() -> Value {
@@ -105,6 +111,17 @@ pub static REGISTRY: &[Registration] = &[
     entry::<classic::MountainCarContinuous>(),
     entry::<classic::Pendulum>(),
     entry::<PerformativeGrid>(),
+    entry::<pde::AllenCahn>(),
+    entry::<pde::Burgers>(),
+    entry::<pde::CahnHilliard>(),
+    entry::<pde::ConvectionDiffusionReaction>(),
+    entry::<pde::Fisher>(),
+    entry::<pde::GinzburgLandau>(),
+    entry::<pde::KortewegDeVries>(),
+    entry::<pde::KuramotoSivashinsky>(),
+    entry::<pde::Schrodinger>(),
+    entry::<pde::Wave>(),
+    entry::<linear::Linear>(),
 ];
 
 /// The registry line of `id`, or an error listing the known ids.

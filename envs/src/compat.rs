@@ -1,0 +1,94 @@
+//! What the controlgym envs (the PDEs and the linear systems) share: the choice of conventions,
+//! and the pieces of `reset` / `step` whose meaning depends on it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{FieldError, positive};
+use crate::env::Step;
+use crate::error::{EnvError, Result};
+use crate::space::Action;
+
+/// Which conventions an env follows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compat {
+    /// Gymnasium conventions and physically correct numerics (the default).
+    #[default]
+    Keel,
+    /// controlgym 1.0.0 number for number, its quirks included.
+    Controlgym,
+}
+
+/// Checks the `state` reset option: `n` finite values.
+pub(crate) fn check_explicit_state(state: &[f64], n: usize) -> Result<()> {
+    if state.len() != n {
+        return Err(EnvError::InvalidState(format!("expected {n} values, got {}", state.len())));
+    }
+    match state.iter().position(|v| !v.is_finite()) {
+        Some(k) => Err(EnvError::InvalidState(format!("element {k} is {}", state[k]))),
+        None => Ok(()),
+    }
+}
+
+/// The float action as `f64`, clipped to `±action_limit` in the default mode (controlgym never
+/// clips). `started` is false before the first reset.
+pub(crate) fn read_action(
+    space: &crate::space::Space,
+    action: Action<'_>,
+    started: bool,
+    compat: Compat,
+    action_limit: Option<f64>,
+    out: impl IntoIterator<Item = impl std::ops::DerefMut<Target = f64>>,
+) -> Result<()> {
+    space.check_action(action)?;
+    let Action::Float(u) = action else {
+        return Err(EnvError::InvalidAction("expected float actions".into()));
+    };
+    if !started {
+        return Err(EnvError::ResetNeeded);
+    }
+    let limit = if compat == Compat::Controlgym { None } else { action_limit };
+    for (mut a, &v) in out.into_iter().zip(u) {
+        let v = f64::from(v);
+        *a = limit.map_or(v, |l| v.clamp(-l, l));
+    }
+    Ok(())
+}
+
+/// The flags of a step: controlgym's (`terminated` at the time limit, `truncated` when the
+/// reward leaves `±reward_limit` or is NaN), or Gymnasium's (`terminated` when the reward leaves
+/// its range or the state is no longer finite; the time limit is `make`'s `TimeLimit`).
+pub(crate) fn step_result(
+    compat: Compat,
+    reward: f64,
+    reward_limit: Option<f64>,
+    steps: u64,
+    n_steps: u64,
+    state_is_finite: impl FnOnce() -> bool,
+) -> Step {
+    let limit = reward_limit.unwrap_or(f64::INFINITY);
+    let in_range = -limit <= reward && reward <= limit;
+    match compat {
+        Compat::Controlgym => Step { reward, terminated: steps >= n_steps, truncated: !in_range },
+        Compat::Keel => Step { reward, terminated: !in_range || !state_is_finite(), truncated: false },
+    }
+}
+
+/// `Err` unless `value` is a finite variance (>= 0).
+pub(crate) fn variance(field: &'static str, value: f64) -> Result<(), FieldError> {
+    if value.is_finite() && value >= 0.0 {
+        Ok(())
+    } else {
+        Err(FieldError::new(field, format!("is a variance: must be finite and >= 0, got {value}")))
+    }
+}
+
+/// `Err` unless each of the optional limits (action, observation, reward) is absent or positive.
+pub(crate) fn limits(action: Option<f64>, observation: Option<f64>, reward: Option<f64>) -> Result<(), FieldError> {
+    for (field, value) in [("action_limit", action), ("observation_limit", observation), ("reward_limit", reward)] {
+        if let Some(v) = value {
+            positive(field, v)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,129 @@
+//! `keel baseline`: run a model-based controller (zero, LQR, LQG) for some episodes and report
+//! the episodic cost (minus the return).
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+use keel_envs::control::{Controller, run_episode};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// The controllers `keel baseline` knows.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ControllerName {
+    /// No input: the uncontrolled cost.
+    Zero,
+    /// Full-state linear–quadratic regulator (discrete Riccati equation).
+    Lqr,
+    /// LQR on a steady-state Kalman estimate from the observations.
+    Lqg,
+}
+
+impl ControllerName {
+    fn as_str(self) -> &'static str {
+        match self {
+            ControllerName::Zero => "zero",
+            ControllerName::Lqr => "lqr",
+            ControllerName::Lqg => "lqg",
+        }
+    }
+}
+
+/// Arguments of `keel baseline`.
+#[derive(Args)]
+pub struct BaselineArgs {
+    /// Environment id: keel/Linear-v0, keel/ConvectionDiffusionReaction-v0, keel/Wave-v0,
+    /// keel/Schrodinger-v0 (any env for `zero`).
+    #[arg(long)]
+    env: String,
+    /// Config override `key=value` (repeatable), e.g. `system=he1`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Which controller.
+    #[arg(long, value_enum)]
+    controller: ControllerName,
+    /// Number of episodes, seeded `seed`, `seed + 1`, ...
+    #[arg(long, default_value_t = 10)]
+    episodes: u64,
+    /// Seed of the first episode.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Where to write the results as JSON.
+    #[arg(long, value_name = "FILE.json", default_value = "baseline.json")]
+    out: PathBuf,
+}
+
+#[derive(Serialize)]
+struct EpisodeRecord {
+    seed: u64,
+    cost: f64,
+    steps: u64,
+    terminated: bool,
+}
+
+#[derive(Serialize)]
+struct Report {
+    env: String,
+    config: Map<String, Value>,
+    controller: &'static str,
+    episodes: Vec<EpisodeRecord>,
+    mean_cost: f64,
+    std_cost: f64,
+    /// Relative residual of the Riccati solution behind the gain (LQR, LQG).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    riccati_residual: Option<f64>,
+    /// Spectral radius of the closed loop A + BK (LQR, LQG).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    closed_loop_spectral_radius: Option<f64>,
+}
+
+/// Runs `keel baseline`.
+pub fn run(args: &BaselineArgs) -> Result<()> {
+    if args.episodes == 0 {
+        bail!("--episodes must be positive");
+    }
+    let config = crate::overrides_from(&args.set)?;
+    let name = args.controller.as_str();
+    let mut env = keel_envs::make(&args.env, &config)?;
+    let controller =
+        Controller::design(name, &args.env, &config).with_context(|| format!("{name} for {}", args.env))?;
+    let riccati = match &controller {
+        Controller::Zero => None,
+        Controller::Lqr(lqr) | Controller::Lqg { lqr, .. } => Some(&lqr.riccati),
+    };
+    let mut episodes = Vec::new();
+    for k in 0..args.episodes {
+        let seed = args.seed + k;
+        let e = run_episode(env.as_mut(), &controller, seed, u64::MAX).with_context(|| format!("episode {k}"))?;
+        episodes.push(EpisodeRecord { seed, cost: e.cost, steps: e.steps, terminated: e.terminated });
+    }
+    let n = episodes.len() as f64;
+    let mean = episodes.iter().map(|e| e.cost).sum::<f64>() / n;
+    let std = (episodes.iter().map(|e| (e.cost - mean).powi(2)).sum::<f64>() / n).sqrt();
+    let steps = episodes.first().map_or(0, |e| e.steps);
+    let diverged = episodes.iter().filter(|e| e.terminated).count();
+    let settings = if args.set.is_empty() { String::new() } else { format!(" ({})", args.set.join(", ")) };
+    println!(
+        "{}{settings}, {name}: episodic cost {mean:.6e} ± {std:.3e} (mean ± std over {} episodes of {steps} steps{})",
+        args.env,
+        episodes.len(),
+        if diverged > 0 { format!(", {diverged} diverged") } else { String::new() }
+    );
+    if let Some(r) = riccati {
+        println!("Riccati residual {:.2e}, closed-loop spectral radius {:.6}", r.residual, r.spectral_radius);
+    }
+    let report = Report {
+        env: args.env.clone(),
+        config,
+        controller: name,
+        episodes,
+        mean_cost: mean,
+        std_cost: std,
+        riccati_residual: riccati.map(|r| r.residual),
+        closed_loop_spectral_radius: riccati.map(|r| r.spectral_radius),
+    };
+    crate::rollout::write_atomically(&args.out, serde_json::to_string_pretty(&report)?.as_bytes())?;
+    println!("wrote {}", args.out.display());
+    Ok(())
+}
