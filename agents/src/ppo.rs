@@ -461,9 +461,9 @@ impl Trainer {
             keel_envs::config::checked(config, "training config").map_err(|e| AgentError::Config(e.to_string()))?;
         crate::threads::configure();
         let device = config.torch_device()?;
-        tch::manual_seed(torch_seed(config.seed));
         let options = VecOptions { workers: config.env_workers, autoreset_mode: AutoresetMode::SameStep };
         let mut venv = VecEnv::make(&config.env_id, &config.env_config, config.num_envs, options)?;
+        tch::manual_seed(torch_seed(config.seed));
         let spec = venv.spec().clone();
         let vs = nn::VarStore::new(device);
         let model = ActorCritic::new(&vs.root(), &spec.observation_space, &spec.action_space, &config.hidden_sizes)?;

@@ -104,6 +104,7 @@ fn learns_cartpole() {
 
 #[test]
 fn bad_config_is_rejected_naming_the_field() {
+    let _guard = exclusive();
     let base = PpoConfig::default();
     let cases: Vec<(&str, Value, &str)> = vec![
         ("learning_rte", json!(1e-3), "learning_rte"),
