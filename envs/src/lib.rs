@@ -47,6 +47,7 @@ pub mod pde;
 pub mod performative;
 pub mod registry;
 pub mod rng;
+mod snapshot;
 pub mod space;
 pub mod testing;
 pub mod vector;

@@ -17,8 +17,13 @@ def space_from_spec(spec: dict[str, Any]) -> spaces.Space:
     if kind == "box":
         dtype = np.dtype(spec["dtype"])
         shape = tuple(spec["shape"])
-        low = np.clip(np.asarray(spec["low"], dtype=np.float64), -_F32_MAX, _F32_MAX).reshape(shape)
-        high = np.clip(np.asarray(spec["high"], dtype=np.float64), -_F32_MAX, _F32_MAX).reshape(shape)
+        # JSON has no infinities: the core writes unbounded directions as null.
+        low = np.array([-np.inf if v is None else v for v in spec["low"]], dtype=np.float64).reshape(shape)
+        high = np.array([np.inf if v is None else v for v in spec["high"]], dtype=np.float64).reshape(shape)
+        if dtype == np.float32:
+            # Bounds at float32's limits mean "unbounded" too (Gymnasium's CartPole uses them).
+            low = np.where(low <= -_F32_MAX, -np.inf, low)
+            high = np.where(high >= _F32_MAX, np.inf, high)
         return spaces.Box(low=low.astype(dtype), high=high.astype(dtype), shape=shape, dtype=dtype)
     if kind == "discrete":
         return spaces.Discrete(int(spec["n"]), start=int(spec["start"]))

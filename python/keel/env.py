@@ -12,6 +12,15 @@ from keel import _core
 from keel._util import space_from_spec, to_json
 
 
+def _integer_obs(space: gym.Space):
+    """How to turn the core's float observation row into an element of an integer space."""
+    if isinstance(space, gym.spaces.Discrete):
+        return lambda obs: np.int64(obs[0])
+    if isinstance(space, gym.spaces.MultiDiscrete):
+        return lambda obs: obs.astype(np.int64)
+    return None
+
+
 class KeelEnv(gym.Env):
     """A Keel env behind Gymnasium's API.
 
@@ -38,15 +47,22 @@ class KeelEnv(gym.Env):
         spec = json.loads(self._core.spec_json())
         self.observation_space = space_from_spec(spec["observation_space"])
         self.action_space = space_from_spec(spec["action_space"])
-        # The Rust step already returns Gymnasium's 5-tuple with fresh objects: bind it directly.
-        self.step = self._core.step
+        # The Rust step already returns Gymnasium's 5-tuple with fresh objects: bind it directly,
+        # unless observations are integers (Discrete / MultiDiscrete), which travel as floats.
+        self._obs_to_space = _integer_obs(self.observation_space)
+        self.step = self._core.step if self._obs_to_space is None else self._step_integer_obs
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:  # noqa: F811
         return self._core.step(action)
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    def _step_integer_obs(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self._core.step(action)
+        return self._obs_to_space(obs), reward, terminated, truncated, info
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         super().reset(seed=seed)
-        return self._core.reset(seed, to_json(options)), {}
+        obs = self._core.reset(seed, to_json(options))
+        return (obs if self._obs_to_space is None else self._obs_to_space(obs)), {}
 
     @property
     def state(self) -> np.ndarray | None:

@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 import numpy as np
+from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
@@ -59,11 +60,20 @@ class KeelVectorEnv(VectorEnv):
         self.single_action_space = space_from_spec(spec["action_space"])
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
-        # The Rust step returns Gymnasium's 5-tuple: bind it directly, no Python frame per step.
-        self.step = self._core.step
+        # The Rust step returns Gymnasium's 5-tuple: bind it directly, no Python frame per step,
+        # unless observations are integers (Discrete / MultiDiscrete), which travel as floats.
+        self._integer_obs = isinstance(self.single_observation_space, (spaces.Discrete, spaces.MultiDiscrete))
+        self.step = self._step_integer_obs if self._integer_obs else self._core.step
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:  # noqa: F811
         return self._core.step(actions)
+
+    def _to_space(self, obs: np.ndarray) -> np.ndarray:
+        return obs.astype(np.int64).reshape(self.observation_space.shape)
+
+    def _step_integer_obs(self, actions: Any):
+        obs, rewards, terminations, truncations, infos = self._core.step(actions)
+        return self._to_space(obs), rewards, terminations, truncations, infos
 
     def step_into(self, actions: Any, obs: np.ndarray, rewards: np.ndarray, terminations: np.ndarray,
                   truncations: np.ndarray) -> dict[str, Any]:
@@ -89,6 +99,8 @@ class KeelVectorEnv(VectorEnv):
                 raise ValueError(f"reset_mask must have shape ({self.num_envs},), got {mask.shape}")
             mask = mask.tolist()
         obs = self._core.reset(seeds, to_json(options), mask)
+        if self._integer_obs:
+            return self._to_space(obs), {}
         return obs.reshape(self.observation_space.shape), {}
 
     def state(self, index: int) -> np.ndarray | None:

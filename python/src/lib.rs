@@ -48,12 +48,15 @@ fn to_py(err: EnvError) -> PyErr {
         EnvError::UnknownField { .. }
         | EnvError::InvalidField { .. }
         | EnvError::InvalidState(_)
-        | EnvError::Snapshot(_) => {
+        | EnvError::Snapshot(_)
+        | EnvError::InvalidPolicy(_) => {
             ConfigError::new_err(message)
         }
         EnvError::InvalidAction(_) | EnvError::BatchShape(_) => ActionError::new_err(message),
         EnvError::ResetNeeded | EnvError::StepAfterDone { .. } => ResetNeededError::new_err(message),
-        EnvError::Worker { .. } => KeelError::new_err(message),
+        EnvError::Worker { .. } | EnvError::InvalidModel(_) | EnvError::DataMissing(_) | EnvError::Control(_) => {
+            KeelError::new_err(message)
+        }
     }
 }
 

@@ -25,7 +25,7 @@ def test_spaces_and_metadata(env_id):
     assert envs.single_observation_space == single.observation_space
     assert envs.single_action_space == single.action_space
     obs, infos = envs.reset(seed=1)
-    assert obs.shape == (3, *single.observation_space.shape) and obs.dtype == np.float32
+    assert obs.shape == envs.observation_space.shape and obs.dtype == envs.observation_space.dtype
     assert infos == {}
     for actions in random_actions(envs, 20):
         obs, rewards, terminations, truncations, infos = envs.step(actions)

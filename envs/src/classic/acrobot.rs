@@ -34,12 +34,13 @@ use std::f64::consts::PI;
 
 use serde::{Deserialize, Serialize};
 
-use super::{UniformStart, explicit_state, params_methods, snapshot_fields};
+use super::{UniformStart, explicit_state, params_methods};
 use crate::config::{FieldError, Validate, positive};
 use crate::env::{Env, EnvSpec, ResetOptions, Step};
 use crate::error::{EnvError, Result};
 use crate::registry::Registered;
 use crate::rng::EnvRng;
+use crate::snapshot::snapshot_fields;
 use crate::space::{Action, BoxSpace, Discrete, Space};
 
 /// Which equations of motion to use.

@@ -39,12 +39,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{UniformStart, explicit_state, params_methods, snapshot_fields};
+use super::{UniformStart, explicit_state, params_methods};
 use crate::config::{FieldError, Validate, finite, positive};
 use crate::env::{Env, EnvSpec, ResetOptions, Step};
 use crate::error::{EnvError, Result};
 use crate::registry::Registered;
 use crate::rng::EnvRng;
+use crate::snapshot::snapshot_fields;
 use crate::space::{Action, BoxSpace, Discrete, Space};
 
 /// Integration scheme of the cart-pole dynamics.

@@ -35,12 +35,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{UniformStart, explicit_state, params_methods, snapshot_fields};
+use super::{UniformStart, explicit_state, params_methods};
 use crate::config::{FieldError, Validate, finite, ordered, positive};
 use crate::env::{Env, EnvSpec, ResetOptions, Step};
 use crate::error::{EnvError, Result};
 use crate::registry::Registered;
 use crate::rng::EnvRng;
+use crate::snapshot::snapshot_fields;
 use crate::space::{Action, BoxSpace, Space};
 
 /// Construction config of [`MountainCarContinuous`]; defaults are Gymnasium's.

@@ -36,12 +36,13 @@ use std::f64::consts::PI;
 
 use serde::{Deserialize, Serialize};
 
-use super::{explicit_state, params_methods, snapshot_fields};
+use super::{explicit_state, params_methods};
 use crate::config::{FieldError, Validate, finite, positive};
 use crate::env::{Env, EnvSpec, ResetOptions, Step};
 use crate::error::{EnvError, Result};
 use crate::registry::Registered;
 use crate::rng::EnvRng;
+use crate::snapshot::snapshot_fields;
 use crate::space::{Action, BoxSpace, Space};
 
 /// Construction config of [`Pendulum`]; defaults are Gymnasium's.

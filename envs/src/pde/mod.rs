@@ -564,6 +564,8 @@ impl<D: Dynamics> Env for PdeEnv<D> {
     fn params(&self) -> Value {
         serde_json::to_value(&self.params).unwrap_or(Value::Null)
     }
+
+    crate::snapshot::snapshot_fields!(state, rng, steps, started, params);
 }
 
 /// `L(k)` as complex values, for the ETDRK4 builder.
