@@ -23,6 +23,7 @@ const FAMILY_CONFIGS: &[(&str, &str)] = &[
     ("keel/Acrobot-v1", include_str!("../configs/ppo_acrobot.toml")),
     ("keel/Pendulum-v1", include_str!("../configs/ppo_pendulum.toml")),
     ("keel/MountainCarContinuous-v0", include_str!("../configs/ppo_mountaincar_continuous.toml")),
+    ("keel/ConvectionDiffusionReaction-v0", include_str!("../configs/ppo_cdr.toml")),
 ];
 
 /// Arguments of `keel train`.

@@ -91,13 +91,13 @@ pub struct Sample {
 
 impl ActorCritic {
     /// Networks for an env with these spaces.
-    pub fn new(root: &nn::Path, obs: &Space, action: &Space, hidden: &[i64]) -> Result<Self> {
+    pub fn new(root: &nn::Path, obs: &Space, action: &Space, hidden: &[i64], init_log_std: f64) -> Result<Self> {
         let obs_dim = obs.flat_len() as i64;
         let (out, head) = match action {
             Space::Discrete(d) => (d.n, Head::Categorical { n: d.n, start: d.start }),
             Space::Box(b) => {
                 let dim = b.len() as i64;
-                let log_std = root.zeros("log_std", &[1, dim]);
+                let log_std = root.var("log_std", &[1, dim], nn::Init::Const(init_log_std));
                 let low = b.low.iter().map(|&x| x as f32).collect();
                 let high = b.high.iter().map(|&x| x as f32).collect();
                 (dim, Head::Gaussian { log_std, low, high })
@@ -181,7 +181,7 @@ mod tests {
         let vs = nn::VarStore::new(Device::Cpu);
         let obs = Space::Box(BoxSpace::symmetric(&[1.0; 3]));
         let act = Space::Box(BoxSpace::symmetric(&[2.0; 2]));
-        let ac = ActorCritic::new(&vs.root(), &obs, &act, &[8]).unwrap_or_else(|e| panic!("{e}"));
+        let ac = ActorCritic::new(&vs.root(), &obs, &act, &[8], 0.0).unwrap_or_else(|e| panic!("{e}"));
         let x = Tensor::zeros([1, 3], (Kind::Float, Device::Cpu));
         let mean = ac.actor.forward(&x);
         let a = &mean + 1.0; // one std away in each of 2 dims (std = 1)
@@ -198,7 +198,7 @@ mod tests {
         let vs = nn::VarStore::new(Device::Cpu);
         let obs = Space::Box(BoxSpace::symmetric(&[1.0; 4]));
         let act = Space::Discrete(Discrete { n: 2, start: 0 });
-        let ac = ActorCritic::new(&vs.root(), &obs, &act, &[64, 64]).unwrap_or_else(|e| panic!("{e}"));
+        let ac = ActorCritic::new(&vs.root(), &obs, &act, &[64, 64], 0.0).unwrap_or_else(|e| panic!("{e}"));
         let x = Tensor::randn([16, 4], (Kind::Float, Device::Cpu));
         let (_, ent) = ac.evaluate(&x, &Tensor::zeros([16], (Kind::Int64, Device::Cpu)));
         // Head gain 0.01: logits near 0, entropy near ln 2.

@@ -159,6 +159,9 @@ pub struct PpoConfig {
     pub target_kl: Option<f64>,
     /// Hidden layer widths of actor and critic (default [64, 64]).
     pub hidden_sizes: Vec<i64>,
+    /// Initial log standard deviation of the Gaussian policy (Box actions; default 0, CleanRL's).
+    /// Lower it where exploration noise is costly, e.g. unbounded actions with a quadratic cost.
+    pub init_log_std: f64,
     /// Normalise observations with running statistics (default false; true for Box actions in
     /// the continuous configs).
     pub normalize_obs: bool,
@@ -205,6 +208,7 @@ impl Default for PpoConfig {
             max_grad_norm: 0.5,
             target_kl: None,
             hidden_sizes: vec![64, 64],
+            init_log_std: 0.0,
             normalize_obs: false,
             normalize_reward: false,
             obs_clip: 10.0,
@@ -252,6 +256,7 @@ impl Validate for PpoConfig {
         if let Some(kl) = self.target_kl {
             positive("target_kl", kl)?;
         }
+        keel_envs::config::finite("init_log_std", self.init_log_std)?;
         if self.hidden_sizes.iter().any(|&h| h < 1) {
             return Err(FieldError::new("hidden_sizes", "widths must be at least 1"));
         }
@@ -466,7 +471,13 @@ impl Trainer {
         tch::manual_seed(torch_seed(config.seed));
         let spec = venv.spec().clone();
         let vs = nn::VarStore::new(device);
-        let model = ActorCritic::new(&vs.root(), &spec.observation_space, &spec.action_space, &config.hidden_sizes)?;
+        let model = ActorCritic::new(
+            &vs.root(),
+            &spec.observation_space,
+            &spec.action_space,
+            &config.hidden_sizes,
+            config.init_log_std,
+        )?;
         let adam = Adam::new(&vs, 1e-5);
         let (n, t, obs_dim) = (config.num_envs as i64, config.num_steps as i64, spec.obs_len() as i64);
         let float = (Kind::Float, device);

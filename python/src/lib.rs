@@ -6,7 +6,8 @@
 //! - [`EnvCore`]: one Rust env. `step` returns exactly Gymnasium's 5-tuple (a fresh float32
 //!   array, a Python `float`, two Python `bool`s and a new `dict`), so the Python class can bind
 //!   it as its `step` with no Python frame in between.
-//! - [`VecCore`]: the Rust vector engine. `step` releases the GIL while the worker pool steps,
+//! - [`VecCore`]: the Rust vector engine. `step` releases the GIL while the worker pool steps
+//!   (unless the previous step took under 5 µs, when the hand-off would cost more than the step),
 //!   then hands the observation buffer itself to numpy (the engine takes a fresh one), so the
 //!   observations reach Python without being copied; the info dict (episode statistics, final
 //!   observations) is built here too, only on steps where an episode ended; `step_into` instead copies into buffers the
@@ -25,7 +26,7 @@ use pyo3::types::{PyDict, PyTuple};
 use pyo3::{create_exception, intern};
 use serde_json::{Map, Value};
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -230,6 +231,21 @@ pub struct VecCore {
     obs_len: usize,
     /// When each sub-env's current episode started, for the `t` of the episode statistics.
     episode_start: Vec<Instant>,
+    /// How long the last vector step took, to decide whether the next releases the GIL.
+    last_step: Duration,
+}
+
+/// Steps shorter than this keep the GIL: handing it over and back costs more than they take,
+/// and no other thread could do anything useful in between.
+const GIL_RELEASE_ABOVE: Duration = Duration::from_micros(5);
+
+/// Steps the vector, releasing the GIL unless the previous step was shorter than
+/// [`GIL_RELEASE_ABOVE`] (a handful of cheap envs); records this step's duration.
+fn step_releasing_gil(py: Python<'_>, venv: &mut VecEnv, actions: Action<'_>, last_step: &mut Duration) -> PyResult<()> {
+    let start = Instant::now();
+    let result = if *last_step > GIL_RELEASE_ABOVE { py.detach(|| venv.step(actions)) } else { venv.step(actions) };
+    *last_step = start.elapsed();
+    result.map_err(to_py)
 }
 
 /// A `(rows, cols)` matrix over `data`, without copying it.
@@ -260,7 +276,8 @@ impl VecCore {
         let actions = ActionReader::new(&venv.spec().action_space);
         let obs_len = venv.spec().obs_len();
         let episode_start = vec![Instant::now(); num_envs];
-        Ok(Self { venv: Mutex::new(venv), actions, num_envs, obs_len, episode_start })
+        // Start by releasing the GIL; the first step's duration decides for the next one.
+        Ok(Self { venv: Mutex::new(venv), actions, num_envs, obs_len, episode_start, last_step: Duration::MAX })
     }
 
     /// The sub-env spec as JSON.
@@ -300,7 +317,7 @@ impl VecCore {
     fn step<'py>(&mut self, py: Python<'py>, actions: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
         let actions = self.actions.read(actions, self.num_envs)?;
         let venv = exclusive(&mut self.venv);
-        py.detach(|| venv.step(actions)).map_err(to_py)?;
+        step_releasing_gil(py, venv, actions, &mut self.last_step)?;
         // Hand the filled buffer to numpy and give the engine a fresh one: no copy of the data.
         let obs = obs_matrix(venv.take_obs(), self.num_envs, self.obs_len)?.into_pyarray(py);
         let batch = venv.batch();
@@ -338,7 +355,7 @@ impl VecCore {
         let not_contiguous = |name: &str| ActionError::new_err(format!("output buffer `{name}` must be C-contiguous"));
         let actions = self.actions.read(actions, n)?;
         let venv = exclusive(&mut self.venv);
-        py.detach(|| venv.step(actions)).map_err(to_py)?;
+        step_releasing_gil(py, venv, actions, &mut self.last_step)?;
         let batch = venv.batch();
         obs.as_slice_mut().map_err(|_| not_contiguous("obs"))?.copy_from_slice(&batch.obs);
         rewards.as_slice_mut().map_err(|_| not_contiguous("rewards"))?.copy_from_slice(&batch.reward);
