@@ -51,8 +51,7 @@ impl Adam {
             let coef = max_norm / (total + 1e-6);
             if coef < 1.0 {
                 for mut g in grads {
-                    let scaled = &g * coef;
-                    g.copy_(&scaled);
+                    let _ = g.g_mul_scalar_(coef);
                 }
             }
             total
@@ -72,14 +71,14 @@ impl Adam {
                 if !g.defined() {
                     continue;
                 }
-                let new_m = &*m * b1 + &g * (1.0 - b1);
-                m.copy_(&new_m);
-                let new_v = &*v * b2 + g.square() * (1.0 - b2);
-                v.copy_(&new_v);
-                let denom = v.sqrt() / bias2.sqrt() + self.eps;
-                let update = &*m / denom * (lr / bias1);
-                let new_p = &*p - update;
-                p.copy_(&new_p);
+                // PyTorch's single-tensor Adam, operation for operation, in place.
+                let _ = m.lerp_(&g, 1.0 - b1);
+                let _ = v.g_mul_scalar_(b2);
+                let _ = v.addcmul_(&g, &(&g * (1.0 - b2)));
+                let mut denom = v.sqrt();
+                let _ = denom.g_div_scalar_(bias2.sqrt());
+                let _ = denom.g_add_scalar_(self.eps);
+                let _ = p.addcdiv_(&(&*m * (-lr / bias1)), &denom);
             }
         });
     }

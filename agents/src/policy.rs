@@ -40,7 +40,8 @@ impl Module for Mlp {
         let last = self.layers.len() - 1;
         let mut x = xs.shallow_clone();
         for (k, layer) in self.layers.iter().enumerate() {
-            x = layer.forward(&x);
+            // One fused libtorch call (addmm) instead of nn::Linear's matmul, transpose and add.
+            x = x.linear(&layer.ws, layer.bs.as_ref());
             if k < last {
                 x = x.tanh();
             }

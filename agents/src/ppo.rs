@@ -33,7 +33,6 @@ use serde_json::{Map, Value};
 use tch::{Device, Kind, Tensor, nn};
 
 use keel_envs::config::{FieldError, Validate};
-use keel_envs::space::Space;
 use keel_envs::{Action, AutoresetMode, VecEnv, VecOptions};
 
 use crate::adam::Adam;
@@ -413,7 +412,8 @@ pub struct IterationStats {
     pub kept_fraction: f64,
 }
 
-/// Rollout storage on the training device, `[num_steps, num_envs, ...]`.
+/// One rollout on the training device, `[num_steps, num_envs, ...]`, built once per iteration
+/// from host buffers and per-step tensors (one libtorch call per field, not one per step).
 struct Storage {
     obs: Tensor,
     actions: Tensor,
@@ -437,7 +437,6 @@ pub struct Trainer {
     adam: Adam,
     obs_norm: Option<ObsNormalizer>,
     reward_norm: Option<RewardNormalizer>,
-    storage: Storage,
     /// Raw observations the next rollout step acts on, `[num_envs * obs_dim]`.
     next_obs: Vec<f32>,
     next_done: Vec<bool>,
@@ -479,21 +478,6 @@ impl Trainer {
             config.init_log_std,
         )?;
         let adam = Adam::new(&vs, 1e-5);
-        let (n, t, obs_dim) = (config.num_envs as i64, config.num_steps as i64, spec.obs_len() as i64);
-        let float = (Kind::Float, device);
-        let action_shape: Vec<i64> = match &spec.action_space {
-            Space::Box(b) => vec![t, n, b.len() as i64],
-            _ => vec![t, n],
-        };
-        let action_kind = if spec.action_space.is_integer() { Kind::Int64 } else { Kind::Float };
-        let storage = Storage {
-            obs: Tensor::zeros([t, n, obs_dim], float),
-            actions: Tensor::zeros(action_shape.as_slice(), (action_kind, device)),
-            log_probs: Tensor::zeros([t, n], float),
-            rewards: Tensor::zeros([t, n], float),
-            dones: Tensor::zeros([t, n], float),
-            values: Tensor::zeros([t, n], float),
-        };
         venv.reset(Some(config.seed))?;
         let next_obs = venv.batch().obs.clone();
         let obs_norm = config.normalize_obs.then(|| ObsNormalizer::new(spec.obs_len(), config.obs_clip));
@@ -509,7 +493,6 @@ impl Trainer {
             adam,
             obs_norm,
             reward_norm,
-            storage,
             next_obs,
             iteration: 0,
             global_step: 0,
@@ -547,13 +530,22 @@ impl Trainer {
         self.iteration >= self.config.num_iterations()
     }
 
-    fn obs_tensor(&mut self, raw: &[f32], rows: usize, update: bool) -> Tensor {
-        let dim = raw.len() / rows.max(1);
-        let values = match &mut self.obs_norm {
+    /// Observations as the networks see them (normalised if configured).
+    fn normalized(&mut self, raw: &[f32], rows: usize, update: bool) -> Vec<f32> {
+        match &mut self.obs_norm {
             Some(norm) => norm.apply(raw, rows, update),
             None => raw.to_vec(),
-        };
-        Tensor::from_slice(&values).view([rows as i64, dim as i64]).to_device(self.device)
+        }
+    }
+
+    fn tensor(&self, values: &[f32], rows: usize) -> Tensor {
+        let dim = values.len() / rows.max(1);
+        Tensor::from_slice(values).view([rows as i64, dim as i64]).to_device(self.device)
+    }
+
+    fn obs_tensor(&mut self, raw: &[f32], rows: usize, update: bool) -> Tensor {
+        let values = self.normalized(raw, rows, update);
+        self.tensor(&values, rows)
     }
 
     fn env_action(&self, action: &Tensor) -> Result<(Vec<i64>, Vec<f32>)> {
@@ -588,19 +580,23 @@ impl Trainer {
         };
         let first_episode = self.episodes.len();
 
-        let mut obs = self.obs_tensor(&self.next_obs.clone(), n, false);
-        for step in 0..steps {
-            let t = step as i64;
+        let obs_dim = self.next_obs.len() / n;
+        let mut obs_values = self.normalized(&self.next_obs.clone(), n, false);
+        let mut obs = self.tensor(&obs_values, n);
+        let (mut obs_buf, mut done_buf, mut reward_buf) =
+            (Vec::with_capacity(steps * n * obs_dim), Vec::with_capacity(steps * n), Vec::with_capacity(steps * n));
+        let (mut values, mut actions, mut log_probs) =
+            (Vec::with_capacity(steps), Vec::with_capacity(steps), Vec::with_capacity(steps));
+        for _ in 0..steps {
             self.global_step += n as u64;
-            self.storage.obs.get(t).copy_(&obs);
-            let done_flags: Vec<f32> = self.next_done.iter().map(|&d| f32::from(u8::from(d))).collect();
-            self.storage.dones.get(t).copy_(&Tensor::from_slice(&done_flags).to_device(self.device));
+            obs_buf.extend_from_slice(&obs_values);
+            done_buf.extend(self.next_done.iter().map(|&d| f32::from(u8::from(d))));
             let (sample, value) = tch::no_grad(|| (self.model.sample(&obs, false), self.model.value(&obs)));
-            self.storage.values.get(t).copy_(&value);
-            self.storage.actions.get(t).copy_(&sample.action);
-            self.storage.log_probs.get(t).copy_(&sample.log_prob);
-
             let (ints, floats) = self.env_action(&sample.action)?;
+            values.push(value);
+            actions.push(sample.action);
+            log_probs.push(sample.log_prob);
+
             let action = if ints.is_empty() { Action::Float(&floats) } else { Action::Int(&ints) };
             self.venv.step(action)?;
             let batch = self.venv.batch();
@@ -617,8 +613,7 @@ impl Trainer {
             let raw_next = batch.obs.clone();
             let cut: Vec<usize> = (0..n).filter(|&i| truncated[i] && !terminated[i]).collect();
             let final_rows: Vec<f32> = if cfg.bootstrap_truncated && !cut.is_empty() {
-                let dim = raw_next.len() / n;
-                cut.iter().flat_map(|&i| batch.final_obs[i * dim..(i + 1) * dim].to_vec()).collect()
+                cut.iter().flat_map(|&i| batch.final_obs[i * obs_dim..(i + 1) * obs_dim].to_vec()).collect()
             } else {
                 Vec::new()
             };
@@ -636,14 +631,23 @@ impl Trainer {
                     rewards[i] += cfg.gamma * f64::from(values[k]);
                 }
             }
-            let rewards: Vec<f32> = rewards.iter().map(|&r| r as f32).collect();
-            self.storage.rewards.get(t).copy_(&Tensor::from_slice(&rewards).to_device(self.device));
+            reward_buf.extend(rewards.iter().map(|&r| r as f32));
             self.next_done = (0..n).map(|i| terminated[i] || truncated[i]).collect();
-            obs = self.obs_tensor(&raw_next, n, true);
+            obs_values = self.normalized(&raw_next, n, true);
+            obs = self.tensor(&obs_values, n);
             self.next_obs = raw_next;
         }
+        let (t, n64) = (steps as i64, n as i64);
+        let storage = Storage {
+            obs: Tensor::from_slice(&obs_buf).view([t, n64, obs_dim as i64]).to_device(self.device),
+            actions: Tensor::stack(&actions, 0),
+            log_probs: Tensor::stack(&log_probs, 0),
+            rewards: Tensor::from_slice(&reward_buf).view([t, n64]).to_device(self.device),
+            dones: Tensor::from_slice(&done_buf).view([t, n64]).to_device(self.device),
+            values: Tensor::stack(&values, 0),
+        };
 
-        let stats = self.update(&obs, lr)?;
+        let stats = self.update(&storage, &obs, lr)?;
         let finished = &self.episodes[first_episode..];
         let mean = |f: fn(&Episode) -> f64| {
             if finished.is_empty() { f64::NAN } else { finished.iter().map(f).sum::<f64>() / finished.len() as f64 }
@@ -659,9 +663,8 @@ impl Trainer {
         })
     }
 
-    fn update(&mut self, next_obs: &Tensor, lr: f64) -> Result<IterationStats> {
+    fn update(&mut self, s: &Storage, next_obs: &Tensor, lr: f64) -> Result<IterationStats> {
         let cfg = &self.config;
-        let s = &self.storage;
         let next_value = tch::no_grad(|| self.model.value(next_obs));
         let done_flags: Vec<f32> = self.next_done.iter().map(|&d| f32::from(u8::from(d))).collect();
         let next_done = Tensor::from_slice(&done_flags).to_device(self.device);
