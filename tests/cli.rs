@@ -34,6 +34,15 @@ fn read_json(path: &Path) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// `keel rollout --env ENV EXTRA... --init-state STATE --actions ACTIONS --out OUT`.
+fn rollout(env: &str, extra: &[&str], state: &Path, actions: &Path, out: &Path) -> Output {
+    let mut args = vec!["rollout", "--env", env];
+    args.extend_from_slice(extra);
+    let paths = [state, actions, out].map(|p| p.to_str().unwrap_or_default().to_string());
+    args.extend(["--init-state", &paths[0], "--actions", &paths[1], "--out", &paths[2]]);
+    keel(&args)
+}
+
 #[test]
 fn rollout_of_cartpole_equals_gymnasium() {
     let fixture =
@@ -49,19 +58,7 @@ fn rollout_of_cartpole_equals_gymnasium() {
         );
         std::fs::write(&state, case["initial_state"].to_string()).unwrap_or_else(|e| panic!("{e}"));
         std::fs::write(&actions, case["actions"].to_string()).unwrap_or_else(|e| panic!("{e}"));
-        let run = keel(&[
-            "rollout",
-            "--env",
-            "keel/CartPole-v1",
-            "--seed",
-            "3",
-            "--init-state",
-            state.to_str().unwrap_or_default(),
-            "--actions",
-            actions.to_str().unwrap_or_default(),
-            "--out",
-            out.to_str().unwrap_or_default(),
-        ]);
+        let run = rollout("keel/CartPole-v1", &["--seed", "3"], &state, &actions, &out);
         assert!(run.status.success(), "{}", stderr(&run));
         let got = read_json(&out);
         let (steps, want) = (
@@ -338,23 +335,8 @@ fn rollout_of_burgers_in_compat_mode_reproduces_controlgym() {
     let (x0, actions, out) = (dir.join("x0.json"), dir.join("a.json"), dir.join("t.json"));
     std::fs::write(&x0, case["initial_state"].to_string()).unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(&actions, case["actions"].to_string()).unwrap_or_else(|e| panic!("{e}"));
-    let run = keel(&[
-        "rollout",
-        "--env",
-        "keel/Burgers-v0",
-        "--set",
-        "compat=controlgym",
-        "--set",
-        "process_noise_cov=0",
-        "--set",
-        "sensor_noise_cov=0",
-        "--init-state",
-        x0.to_str().unwrap_or_default(),
-        "--actions",
-        actions.to_str().unwrap_or_default(),
-        "--out",
-        out.to_str().unwrap_or_default(),
-    ]);
+    let sets = ["--set", "compat=controlgym", "--set", "process_noise_cov=0", "--set", "sensor_noise_cov=0"];
+    let run = rollout("keel/Burgers-v0", &sets, &x0, &actions, &out);
     assert!(run.status.success(), "{}", stderr(&run));
     let got = read_json(&out);
     let (steps, want) =

@@ -216,6 +216,26 @@ impl Space {
         }
     }
 
+    /// Checks `action` against this space and returns its one integer (Discrete spaces).
+    #[inline]
+    pub fn discrete_action(&self, action: Action<'_>) -> Result<i64> {
+        self.check_action(action)?;
+        match action {
+            Action::Int(&[value]) => Ok(value),
+            _ => Err(EnvError::InvalidAction("expected one integer".into())),
+        }
+    }
+
+    /// Checks `action` against this space and returns its floats (Box spaces).
+    #[inline]
+    pub fn box_action<'a>(&self, action: Action<'a>) -> Result<&'a [f32]> {
+        self.check_action(action)?;
+        match action {
+            Action::Float(values) => Ok(values),
+            Action::Int(_) => Err(EnvError::InvalidAction("expected floats".into())),
+        }
+    }
+
     /// Checks a batch of `rows` actions laid out row by row. The common all-valid case is one
     /// branch-free pass; on failure the error names the first bad row.
     pub fn check_batch(&self, actions: Action<'_>, rows: usize) -> Result<()> {

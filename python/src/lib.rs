@@ -19,7 +19,9 @@
 use keel_envs::space::Space;
 use keel_envs::vector::{AutoresetMode, Batch, Seeds, VecOptions};
 use keel_envs::{Action, Env, EnvError, ResetOptions, VecEnv};
-use numpy::{IntoPyArray, PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyReadwriteArrayDyn, PyUntypedArrayMethods};
+use numpy::{
+    IntoPyArray, PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyReadwriteArrayDyn, PyUntypedArrayMethods,
+};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
@@ -50,9 +52,7 @@ fn to_py(err: EnvError) -> PyErr {
         | EnvError::InvalidField { .. }
         | EnvError::InvalidState(_)
         | EnvError::Snapshot(_)
-        | EnvError::InvalidPolicy(_) => {
-            ConfigError::new_err(message)
-        }
+        | EnvError::InvalidPolicy(_) => ConfigError::new_err(message),
         EnvError::InvalidAction(_) | EnvError::BatchShape(_) => ActionError::new_err(message),
         EnvError::ResetNeeded | EnvError::StepAfterDone { .. } => ResetNeededError::new_err(message),
         EnvError::Worker { .. } | EnvError::InvalidModel(_) | EnvError::DataMissing(_) | EnvError::Control(_) => {
@@ -241,7 +241,12 @@ const GIL_RELEASE_ABOVE: Duration = Duration::from_micros(5);
 
 /// Steps the vector, releasing the GIL unless the previous step was shorter than
 /// [`GIL_RELEASE_ABOVE`] (a handful of cheap envs); records this step's duration.
-fn step_releasing_gil(py: Python<'_>, venv: &mut VecEnv, actions: Action<'_>, last_step: &mut Duration) -> PyResult<()> {
+fn step_releasing_gil(
+    py: Python<'_>,
+    venv: &mut VecEnv,
+    actions: Action<'_>,
+    last_step: &mut Duration,
+) -> PyResult<()> {
     let start = Instant::now();
     let result = if *last_step > GIL_RELEASE_ABOVE { py.detach(|| venv.step(actions)) } else { venv.step(actions) };
     *last_step = start.elapsed();

@@ -226,10 +226,7 @@ impl Env for Acrobot {
     }
 
     fn step(&mut self, action: Action<'_>, obs: &mut [f32]) -> Result<Step> {
-        self.spec.action_space.check_action(action)?;
-        let Action::Int(&[action]) = action else {
-            return Err(EnvError::InvalidAction("expected one integer".into()));
-        };
+        let action = self.spec.action_space.discrete_action(action)?;
         let s = self.state.ok_or(EnvError::ResetNeeded)?;
         let mut torque = AVAIL_TORQUE[action as usize];
         if self.config.torque_noise_max > 0.0 {

@@ -185,10 +185,7 @@ impl Env for CartPole {
 
     #[inline]
     fn step(&mut self, action: Action<'_>, obs: &mut [f32]) -> Result<Step> {
-        self.spec.action_space.check_action(action)?;
-        let Action::Int(&[action]) = action else {
-            return Err(EnvError::InvalidAction("expected one integer".into()));
-        };
+        let action = self.spec.action_space.discrete_action(action)?;
         let [mut x, mut x_dot, mut theta, mut theta_dot] = self.state.ok_or(EnvError::ResetNeeded)?;
         let c = &self.config;
         let force = if action == 1 { c.force_mag } else { -c.force_mag };

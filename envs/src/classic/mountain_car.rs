@@ -133,10 +133,7 @@ impl Env for MountainCar {
     }
 
     fn step(&mut self, action: Action<'_>, obs: &mut [f32]) -> Result<Step> {
-        self.spec.action_space.check_action(action)?;
-        let Action::Int(&[action]) = action else {
-            return Err(EnvError::InvalidAction("expected one integer".into()));
-        };
+        let action = self.spec.action_space.discrete_action(action)?;
         let [mut position, mut velocity] = self.state.ok_or(EnvError::ResetNeeded)?;
         let c = &self.config;
         velocity += (action - 1) as f64 * c.force + (3.0 * position).cos() * (-c.gravity);

@@ -188,10 +188,7 @@ impl Env for MountainCarContinuous {
     }
 
     fn step(&mut self, action: Action<'_>, obs: &mut [f32]) -> Result<Step> {
-        self.spec.action_space.check_action(action)?;
-        let Action::Float(&[a]) = action else {
-            return Err(EnvError::InvalidAction("expected one float".into()));
-        };
+        let a = self.spec.action_space.box_action(action)?[0];
         let [p, v] = self.state.ok_or(EnvError::ResetNeeded)?;
         let c = &self.config;
         let typed = |x: f64| if self.state_is_f64 { Np::F64(x) } else { Np::F32(x as f32) };

@@ -162,10 +162,7 @@ impl Env for Pendulum {
     }
 
     fn step(&mut self, action: Action<'_>, obs: &mut [f32]) -> Result<Step> {
-        self.spec.action_space.check_action(action)?;
-        let Action::Float(&[u]) = action else {
-            return Err(EnvError::InvalidAction("expected one float".into()));
-        };
+        let u = self.spec.action_space.box_action(action)?[0];
         let [th, thdot] = self.state.ok_or(EnvError::ResetNeeded)?;
         let c = &self.config;
         let max_torque = c.max_torque as f32;

@@ -234,10 +234,7 @@ impl Env for PerformativeGrid {
 
     #[inline]
     fn step(&mut self, action: Action<'_>, obs: &mut [f32]) -> Result<Step> {
-        self.spec.action_space.check_action(action)?;
-        let Action::Int(&[action]) = action else {
-            return Err(EnvError::InvalidAction("expected one integer".into()));
-        };
+        let action = self.spec.action_space.discrete_action(action)?;
         let cell = self.cell.ok_or(EnvError::ResetNeeded)?;
         if cell == GOAL {
             // Absorbing: no reward, no move.
