@@ -388,4 +388,35 @@ impl Env for Linear {
     fn params(&self) -> Value {
         Value::Object(Map::new())
     }
+
+    fn snapshot(&self) -> Option<Value> {
+        Some(serde_json::json!({
+            "x": self.x.as_slice(),
+            "w": self.w.as_slice(),
+            "init_mean": self.init_mean.as_slice(),
+            "rng": serde_json::to_value(&self.rng).ok()?,
+            "steps": self.steps,
+            "started": self.started,
+        }))
+    }
+
+    fn restore(&mut self, snapshot: &Value) -> Result<()> {
+        fn field<T: serde::de::DeserializeOwned>(s: &Value, key: &str) -> Result<T> {
+            let value = s.get(key).cloned().ok_or_else(|| EnvError::Snapshot(format!("keel/Linear-v0: no `{key}`")))?;
+            serde_json::from_value(value).map_err(|e| EnvError::Snapshot(format!("keel/Linear-v0: `{key}`: {e}")))
+        }
+        let (x, w, init_mean): (Vec<f64>, Vec<f64>, Vec<f64>) =
+            (field(snapshot, "x")?, field(snapshot, "w")?, field(snapshot, "init_mean")?);
+        if x.len() != self.x.len() || w.len() != self.w.len() || init_mean.len() != self.init_mean.len() {
+            return Err(EnvError::Snapshot("keel/Linear-v0: snapshot of another system".into()));
+        }
+        let (rng, steps, started) = (field(snapshot, "rng")?, field(snapshot, "steps")?, field(snapshot, "started")?);
+        self.x.copy_from_slice(&x);
+        self.w.copy_from_slice(&w);
+        self.init_mean.copy_from_slice(&init_mean);
+        self.rng = rng;
+        self.steps = steps;
+        self.started = started;
+        Ok(())
+    }
 }

@@ -271,6 +271,38 @@ impl Env for PerformativeGrid {
     fn params(&self) -> Value {
         serde_json::to_value(&self.params).unwrap_or(Value::Null)
     }
+
+    fn snapshot(&self) -> Option<Value> {
+        Some(serde_json::json!({
+            "policy": self.policy,
+            "cell": self.cell,
+            "rng": serde_json::to_value(&self.rng).ok()?,
+            "params": serde_json::to_value(&self.params).ok()?,
+        }))
+    }
+
+    /// Restores the deployed policy (recomputing the response and model it induces), the cell,
+    /// the random stream and the parameters.
+    fn restore(&mut self, snapshot: &Value) -> Result<()> {
+        fn field<T: serde::de::DeserializeOwned>(s: &Value, key: &str) -> Result<T> {
+            let value = s
+                .get(key)
+                .cloned()
+                .ok_or_else(|| EnvError::Snapshot(format!("{}: no `{key}`", PerformativeGrid::ID)))?;
+            serde_json::from_value(value)
+                .map_err(|e| EnvError::Snapshot(format!("{}: `{key}`: {e}", PerformativeGrid::ID)))
+        }
+        let policy: Vec<f64> = field(snapshot, "policy")?;
+        check_policy(&policy).map_err(|e| EnvError::Snapshot(e.to_string()))?;
+        let (cell, rng, params) = (field(snapshot, "cell")?, field(snapshot, "rng")?, field(snapshot, "params")?);
+        if policy != self.policy {
+            self.install(policy);
+        }
+        self.cell = cell;
+        self.rng = rng;
+        self.params = params;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
