@@ -1,10 +1,17 @@
 //! # keel-agents
 //!
-//! Agents that train on libtorch tensors through [`tch`] (CPU or CUDA): networks, PPO and D-PPO,
-//! TD learning with target networks, imitation through differentiable physics, and the trainer
-//! behind `keel train`; and the repeated-retraining learners of performative RL ([`performative`],
-//! convex programs, no tensors). The algorithms arrive with their own issues; this crate already fixes
-//! the toolchain (tch 0.24.0 against torch 2.11.0, rpath-linked) and the thread policy.
+//! Agents that train on libtorch tensors through [`tch`] (CPU or CUDA):
+//!
+//! - [`ppo`]: PPO and D-PPO, the trainer behind `keel train` (checkpoints, exact resume), with its
+//!   shared pieces, each tested on its own: [`policy`] (networks, distributions), [`gae`],
+//!   [`normalize`] (running statistics), [`adam`] (an optimiser whose state can be saved),
+//!   [`tensorboard`] (event files);
+//! - [`performative`]: the repeated-retraining learners of performative RL (convex programs on
+//!   occupancy measures, no tensors);
+//! - [`threads`]: the libtorch thread policy.
+//!
+//! TD learning with target networks and imitation through differentiable physics come with their
+//! own issues. The toolchain is tch 0.24.0 against torch 2.11.0, rpath-linked.
 //!
 //! ## Threads
 //!
