@@ -102,8 +102,15 @@ fn measure(id: &str, args: &BenchArgs, workers: usize) -> Result<Measurement> {
     })
 }
 
+/// A rate with a unit that keeps three significant digits: 38.3M, 4.06k, 812.
 fn millions(x: f64) -> String {
-    format!("{:.2}M", x / 1e6)
+    if x >= 1e6 {
+        format!("{:.2}M", x / 1e6)
+    } else if x >= 1e3 {
+        format!("{:.2}k", x / 1e3)
+    } else {
+        format!("{x:.1}")
+    }
 }
 
 /// Runs `keel bench`.
