@@ -24,6 +24,7 @@ const FAMILY_CONFIGS: &[(&str, &str)] = &[
     ("keel/Pendulum-v1", include_str!("../configs/ppo_pendulum.toml")),
     ("keel/MountainCarContinuous-v0", include_str!("../configs/ppo_mountaincar_continuous.toml")),
     ("keel/ConvectionDiffusionReaction-v0", include_str!("../configs/ppo_cdr.toml")),
+    ("keel/PerformativeGrid-v0", include_str!("../configs/ppo_performative.toml")),
 ];
 
 /// Arguments of `keel train`.
@@ -162,11 +163,11 @@ fn default_run_dir(config: &PpoConfig) -> PathBuf {
 
 const METRICS_HEADER: &str = "iteration,global_step,episodic_return,episodic_length,episodes,learning_rate,value_loss,\
 policy_loss,entropy,old_approx_kl,approx_kl,clipfrac,explained_variance,surrogate_variance,deviation_variance,kept_fraction,\
-sps";
+policy_shift,sps";
 
 fn metrics_row(s: &IterationStats, sps: f64) -> String {
     format!(
-        "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.1}",
+        "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.1}",
         s.iteration,
         s.global_step,
         s.episodic_return,
@@ -183,6 +184,7 @@ fn metrics_row(s: &IterationStats, sps: f64) -> String {
         s.surrogate_variance,
         s.deviation_variance,
         s.kept_fraction,
+        s.policy_shift,
         sps
     )
 }

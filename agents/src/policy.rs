@@ -91,9 +91,9 @@ pub struct Sample {
 }
 
 impl ActorCritic {
-    /// Networks for an env with these spaces.
+    /// Networks for an env with these spaces. A Discrete observation is fed one-hot.
     pub fn new(root: &nn::Path, obs: &Space, action: &Space, hidden: &[i64], init_log_std: f64) -> Result<Self> {
-        let obs_dim = obs.flat_len() as i64;
+        let obs_dim = input_width(obs) as i64;
         let (out, head) = match action {
             Space::Discrete(d) => (d.n, Head::Categorical { n: d.n, start: d.start }),
             Space::Box(b) => {
@@ -161,6 +161,14 @@ impl ActorCritic {
                 (log_prob, entropy)
             }
         }
+    }
+}
+
+/// Width of the network input for an observation space: one-hot width for Discrete.
+pub fn input_width(obs: &Space) -> usize {
+    match obs {
+        Space::Discrete(d) => d.n.max(1) as usize,
+        other => other.flat_len(),
     }
 }
 

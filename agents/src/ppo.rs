@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use tch::{Device, Kind, Tensor, nn};
+use tch::{Device, Kind, Tensor, nn, nn::Module};
 
 use keel_envs::config::{FieldError, Validate};
 use keel_envs::{Action, AutoresetMode, VecEnv, VecOptions};
@@ -179,6 +179,12 @@ pub struct PpoConfig {
     pub device: String,
     /// Write a checkpoint every this many iterations (default 25), and at the end.
     pub checkpoint_every: u64,
+    /// Deploy the current policy to the envs every this many iterations (0: never, the default).
+    /// For envs whose dynamics respond to the deployed policy (`keel/PerformativeGrid-v0`): the
+    /// policy's action probabilities in every state are set as the envs' `learner_policy`, and
+    /// the followers respond (repeated retraining with function approximation). Needs Discrete
+    /// observations and actions.
+    pub deploy_every: u64,
     /// D-PPO settings.
     pub dppo: DppoConfig,
 }
@@ -216,6 +222,7 @@ impl Default for PpoConfig {
             env_workers: 0,
             device: "cpu".into(),
             checkpoint_every: 25,
+            deploy_every: 0,
             dppo: DppoConfig::default(),
         }
     }
@@ -410,6 +417,9 @@ pub struct IterationStats {
     pub deviation_variance: f64,
     /// Mean over minibatches of the fraction of samples kept in the policy loss.
     pub kept_fraction: f64,
+    /// On a deployment iteration, `‖π_new − π_old‖ / ‖π_old‖` of the deployed policy tables
+    /// (NaN otherwise).
+    pub policy_shift: f64,
 }
 
 /// One rollout on the training device, `[num_steps, num_envs, ...]`, built once per iteration
@@ -440,6 +450,10 @@ pub struct Trainer {
     /// Raw observations the next rollout step acts on, `[num_envs * obs_dim]`.
     next_obs: Vec<f32>,
     next_done: Vec<bool>,
+    /// Discrete observations are fed one-hot over this many values (offset by `start`).
+    one_hot: Option<(usize, i64)>,
+    /// The policy table last deployed (`deploy_every`), row-major states x actions.
+    deployed: Option<Vec<f64>>,
     iteration: u64,
     global_step: u64,
     episodes: Vec<Episode>,
@@ -483,8 +497,21 @@ impl Trainer {
         let obs_norm = config.normalize_obs.then(|| ObsNormalizer::new(spec.obs_len(), config.obs_clip));
         let reward_norm =
             config.normalize_reward.then(|| RewardNormalizer::new(config.num_envs, config.gamma, config.reward_clip));
+        let one_hot = match &spec.observation_space {
+            keel_envs::Space::Discrete(d) => Some((d.n.max(1) as usize, d.start)),
+            _ => None,
+        };
+        if config.deploy_every > 0 && (one_hot.is_none() || !matches!(spec.action_space, keel_envs::Space::Discrete(_)))
+        {
+            return Err(AgentError::Config(format!(
+                "training config: invalid `deploy_every`: {} needs Discrete observations and actions",
+                config.env_id
+            )));
+        }
         let mut trainer = Self {
             next_done: vec![false; config.num_envs],
+            one_hot,
+            deployed: None,
             config,
             device,
             venv,
@@ -532,6 +559,14 @@ impl Trainer {
 
     /// Observations as the networks see them (normalised if configured).
     fn normalized(&mut self, raw: &[f32], rows: usize, update: bool) -> Vec<f32> {
+        if let Some((n, start)) = self.one_hot {
+            let mut out = vec![0.0f32; rows * n];
+            for (r, &v) in raw.iter().enumerate().take(rows) {
+                let k = (v as i64 - start).clamp(0, n as i64 - 1) as usize;
+                out[r * n + k] = 1.0;
+            }
+            return out;
+        }
         match &mut self.obs_norm {
             Some(norm) => norm.apply(raw, rows, update),
             None => raw.to_vec(),
@@ -567,6 +602,51 @@ impl Trainer {
         }
     }
 
+    /// The current policy's action probabilities in every state, row-major (Discrete
+    /// observations and actions).
+    pub fn policy_table(&self) -> Result<Vec<f64>> {
+        let (n, _) =
+            self.one_hot.ok_or_else(|| AgentError::Config("policy tables need Discrete observations".into()))?;
+        let states = Tensor::eye(n as i64, (Kind::Float, self.device));
+        let probs = tch::no_grad(|| self.model.actor.forward(&states).softmax(-1, Kind::Float));
+        let table = Vec::<f32>::try_from(&probs.to_device(Device::Cpu).flatten(0, -1))?;
+        Ok(table.into_iter().map(f64::from).collect())
+    }
+
+    /// Deploys the current policy to every env (see `deploy_every`); returns the relative change
+    /// from the previous deployment (NaN for the first).
+    fn deploy(&mut self) -> Result<f64> {
+        let table = self.policy_table()?;
+        let actions = match &self.venv.spec().action_space {
+            keel_envs::Space::Discrete(d) => d.n.max(1) as usize,
+            _ => 1,
+        };
+        // Probabilities from float32 softmax: renormalise in float64 so every row sums to 1.
+        let rows: Vec<Vec<f64>> = table
+            .chunks_exact(actions)
+            .map(|row| {
+                let total: f64 = row.iter().sum();
+                row.iter().map(|p| p / total).collect()
+            })
+            .collect();
+        let mut params = Map::new();
+        params.insert(
+            "learner_policy".into(),
+            serde_json::to_value(&rows).map_err(|e| AgentError::Config(e.to_string()))?,
+        );
+        self.venv.set_params(&params)?;
+        let flat: Vec<f64> = rows.concat();
+        let shift = match &self.deployed {
+            Some(old) => {
+                let diff: f64 = flat.iter().zip(old).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt();
+                diff / old.iter().map(|v| v * v).sum::<f64>().sqrt()
+            }
+            None => f64::NAN,
+        };
+        self.deployed = Some(flat);
+        Ok(shift)
+    }
+
     /// Runs one rollout and one update.
     pub fn iteration_step(&mut self) -> Result<IterationStats> {
         let cfg = self.config.clone();
@@ -580,8 +660,9 @@ impl Trainer {
         };
         let first_episode = self.episodes.len();
 
-        let obs_dim = self.next_obs.len() / n;
+        let raw_dim = self.next_obs.len() / n;
         let mut obs_values = self.normalized(&self.next_obs.clone(), n, false);
+        let obs_dim = obs_values.len() / n;
         let mut obs = self.tensor(&obs_values, n);
         let (mut obs_buf, mut done_buf, mut reward_buf) =
             (Vec::with_capacity(steps * n * obs_dim), Vec::with_capacity(steps * n), Vec::with_capacity(steps * n));
@@ -613,7 +694,7 @@ impl Trainer {
             let raw_next = batch.obs.clone();
             let cut: Vec<usize> = (0..n).filter(|&i| truncated[i] && !terminated[i]).collect();
             let final_rows: Vec<f32> = if cfg.bootstrap_truncated && !cut.is_empty() {
-                cut.iter().flat_map(|&i| batch.final_obs[i * obs_dim..(i + 1) * obs_dim].to_vec()).collect()
+                cut.iter().flat_map(|&i| batch.final_obs[i * raw_dim..(i + 1) * raw_dim].to_vec()).collect()
             } else {
                 Vec::new()
             };
@@ -647,7 +728,11 @@ impl Trainer {
             values: Tensor::stack(&values, 0),
         };
 
-        let stats = self.update(&storage, &obs, lr)?;
+        let mut stats = self.update(&storage, &obs, lr)?;
+        stats.policy_shift = f64::NAN;
+        if cfg.deploy_every > 0 && self.iteration % cfg.deploy_every == 0 {
+            stats.policy_shift = self.deploy()?;
+        }
         let finished = &self.episodes[first_episode..];
         let mean = |f: fn(&Episode) -> f64| {
             if finished.is_empty() { f64::NAN } else { finished.iter().map(f).sum::<f64>() / finished.len() as f64 }
@@ -795,6 +880,8 @@ struct TrainerState {
     reward_norm: Option<RewardNormalizer>,
     episodes: Vec<Episode>,
     envs: Value,
+    #[serde(default)]
+    deployed: Option<Vec<f64>>,
 }
 
 /// Name of the file in a checkpoint folder that names the newest checkpoint.
@@ -825,6 +912,7 @@ impl Trainer {
             reward_norm: self.reward_norm.clone(),
             episodes: self.episodes.clone(),
             envs,
+            deployed: self.deployed.clone(),
         };
         let mut tensors: Vec<(String, Tensor)> = self.vs.variables().into_iter().collect();
         tensors.sort_by(|a, b| a.0.cmp(&b.0));
@@ -871,6 +959,7 @@ impl Trainer {
         self.obs_norm = state.obs_norm;
         self.reward_norm = state.reward_norm;
         self.episodes = state.episodes;
+        self.deployed = state.deployed;
         Ok(self.iteration)
     }
 

@@ -130,3 +130,33 @@ fn bad_config_is_rejected_naming_the_field() {
     assert_eq!((config.num_envs, config.dppo.drop_rate), (8, 0.2));
     assert_eq!(config.env_config.get("gravity"), Some(&json!(9.81)));
 }
+
+#[test]
+fn deploying_in_the_performative_grid_changes_the_envs() {
+    let _guard = exclusive();
+    let config = PpoConfig {
+        env_id: "keel/PerformativeGrid-v0".into(),
+        num_envs: 2,
+        num_steps: 64,
+        total_timesteps: 2 * 64 * 4,
+        deploy_every: 2,
+        ..PpoConfig::default()
+    };
+    let mut t = trainer(config.clone());
+    let first = t.iteration_step().unwrap_or_else(|e| panic!("{e}"));
+    assert!(first.policy_shift.is_nan(), "no deployment at iteration 1");
+    let second = t.iteration_step().unwrap_or_else(|e| panic!("{e}"));
+    assert!(second.policy_shift.is_nan(), "the first deployment has no predecessor");
+    let table = t.policy_table().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(table.len(), 64 * 4);
+    for row in table.chunks(4) {
+        assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-5);
+    }
+    run(&mut t, 2);
+    // Deploying needs Discrete observations and actions.
+    let err = Trainer::new(PpoConfig { deploy_every: 5, ..PpoConfig { env_id: "keel/Pendulum-v1".into(), ..config } })
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(err.contains("deploy_every"), "{err}");
+}
