@@ -43,14 +43,17 @@ def gym_rate(envs, num_envs, seconds, repeats):
 
 def keel_rates(num_envs, workers, repeats):
     keel = ROOT / "target" / "keel"
+    rates = {}
     with tempfile.TemporaryDirectory() as tmp:
-        out = pathlib.Path(tmp) / "bench.json"
-        subprocess.run(
-            [str(keel), "bench", "--num-envs", str(num_envs), "--workers", str(workers),
-             "--steps", "2000", "--repeats", str(repeats), "--json", str(out)],
-            check=True, stdout=subprocess.DEVNULL,
-        )
-        return {m["env"].removeprefix("keel/"): m["median_env_steps_per_s"] for m in json.loads(out.read_text())}
+        for env_id in ENVS:
+            out = pathlib.Path(tmp) / f"{env_id}.json"
+            subprocess.run(
+                [str(keel), "bench", "--env", f"keel/{env_id}", "--num-envs", str(num_envs), "--workers", str(workers),
+                 "--steps", "10000", "--repeats", str(repeats), "--json", str(out)],
+                check=True, stdout=subprocess.DEVNULL,
+            )
+            rates[env_id] = json.loads(out.read_text())[0]["median_env_steps_per_s"]
+    return rates
 
 
 def main():
