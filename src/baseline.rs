@@ -104,14 +104,14 @@ pub fn run(args: &BaselineArgs) -> Result<()> {
     let steps = episodes.first().map_or(0, |e| e.steps);
     let diverged = episodes.iter().filter(|e| e.terminated).count();
     let settings = if args.set.is_empty() { String::new() } else { format!(" ({})", args.set.join(", ")) };
-    println!(
+    out!(
         "{}{settings}, {name}: episodic cost {mean:.6e} ± {std:.3e} (mean ± std over {} episodes of {steps} steps{})",
         args.env,
         episodes.len(),
         if diverged > 0 { format!(", {diverged} diverged") } else { String::new() }
     );
     if let Some(r) = riccati {
-        println!("Riccati residual {:.2e}, closed-loop spectral radius {:.6}", r.residual, r.spectral_radius);
+        out!("Riccati residual {:.2e}, closed-loop spectral radius {:.6}", r.residual, r.spectral_radius);
     }
     let report = Report {
         env: args.env.clone(),
@@ -124,6 +124,6 @@ pub fn run(args: &BaselineArgs) -> Result<()> {
         closed_loop_spectral_radius: riccati.map(|r| r.spectral_radius),
     };
     crate::rollout::write_atomically(&args.out, serde_json::to_string_pretty(&report)?.as_bytes())?;
-    println!("wrote {}", args.out.display());
+    out!("wrote {}", args.out.display());
     Ok(())
 }

@@ -126,20 +126,20 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         Some(id) => vec![id.as_str()],
         None => keel_envs::registry::ids(),
     };
-    println!(
+    out!(
         "keel bench: {} envs, {workers} workers, {} autoreset, median of {} x {} batch steps",
         args.num_envs,
         serde_json::to_value(args.autoreset)?.as_str().unwrap_or("?"),
         args.repeats,
         args.steps
     );
-    println!();
-    println!("| env | env-steps/s (median) | min | max | ns per env-step |");
-    println!("|---|---:|---:|---:|---:|");
+    out!();
+    out!("| env | env-steps/s (median) | min | max | ns per env-step |");
+    out!("|---|---:|---:|---:|---:|");
     let mut results = Vec::new();
     for id in ids {
         let m = measure(id, args, workers)?;
-        println!(
+        out!(
             "| {} | {} | {} | {} | {:.1} |",
             m.env,
             millions(m.median_env_steps_per_s),

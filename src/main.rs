@@ -8,6 +8,14 @@
 //! - `keel baseline`: zero / LQR / LQG controllers on the envs with a linear model.
 //! - `keel doctor`: the libtorch build, its thread policy and CUDA devices.
 
+/// `println!` that stops quietly when stdout is closed (`keel list | head`) instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod baseline;
 mod bench;
 mod performative;
@@ -83,24 +91,28 @@ fn list(json: bool) -> Result<()> {
                 "default_config": r.default_config(),
             }));
         }
-        println!("{}", serde_json::to_string_pretty(&entries)?);
+        out!("{}", serde_json::to_string_pretty(&entries)?);
         return Ok(());
     }
-    println!("{:<32} {:<28} {:<22} {:>9}  description", "id", "observation space", "action space", "max steps");
+    out!("{:<32} {:<28} {:<22} {:>9}  description", "id", "observation space", "action space", "max steps");
     for r in keel_envs::REGISTRY {
         let spec = match r.spec() {
             Ok(spec) => spec,
             Err(keel_envs::EnvError::DataMissing(_)) => {
-                println!(
+                out!(
                     "{:<32} {:<28} {:<22} {:>9}  {} (data not installed: run scripts/setup.sh)",
-                    r.id, "-", "-", "-", r.description
+                    r.id,
+                    "-",
+                    "-",
+                    "-",
+                    r.description
                 );
                 continue;
             }
             Err(e) => return Err(e.into()),
         };
         let steps = spec.max_episode_steps.map_or("-".to_string(), |n| n.to_string());
-        println!(
+        out!(
             "{:<32} {:<28} {:<22} {:>9}  {}",
             r.id,
             spec.observation_space.describe(),
@@ -115,12 +127,12 @@ fn list(json: bool) -> Result<()> {
 fn doctor() {
     keel_agents::threads::configure();
     let tch = keel_agents::tch::Cuda::is_available();
-    println!("libtorch intra-op threads: {} (set KEEL_TORCH_THREADS to change)", keel_agents::tch::get_num_threads());
-    println!("CUDA available: {tch}");
-    println!("CUDA devices: {}", keel_agents::tch::Cuda::device_count());
-    println!("cuDNN available: {}", keel_agents::tch::Cuda::cudnn_is_available());
+    out!("libtorch intra-op threads: {} (set KEEL_TORCH_THREADS to change)", keel_agents::tch::get_num_threads());
+    out!("CUDA available: {tch}");
+    out!("CUDA devices: {}", keel_agents::tch::Cuda::device_count());
+    out!("cuDNN available: {}", keel_agents::tch::Cuda::cudnn_is_available());
     let t = keel_agents::tch::Tensor::from_slice(&[1.0f32, 2.0, 3.0]);
-    println!("tensor check: sum([1, 2, 3]) = {}", t.sum(keel_agents::tch::Kind::Float).double_value(&[]));
+    out!("tensor check: sum([1, 2, 3]) = {}", t.sum(keel_agents::tch::Kind::Float).double_value(&[]));
 }
 
 fn main() -> ExitCode {

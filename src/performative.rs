@@ -230,14 +230,14 @@ fn print_rounds(distance: &[f64], gap: &[f64]) {
     } else {
         (0..10).chain(distance.len() - 3..distance.len()).collect()
     };
-    println!("{:>6}  {:>14}{}", "round", "distance", if gap.is_empty() { "" } else { "  suboptimality gap" });
+    out!("{:>6}  {:>14}{}", "round", "distance", if gap.is_empty() { "" } else { "  suboptimality gap" });
     for (k, &t) in shown.iter().enumerate() {
         if k > 0 && t != shown[k - 1] + 1 {
-            println!("{:>6}", "...");
+            out!("{:>6}", "...");
         }
         match gap.get(t) {
-            Some(g) => println!("{t:>6}  {:>14.6e}  {g:>18.6e}", distance[t]),
-            None => println!("{t:>6}  {:>14.6e}", distance[t]),
+            Some(g) => out!("{t:>6}  {:>14.6e}  {g:>18.6e}", distance[t]),
+            None => out!("{t:>6}  {:>14.6e}", distance[t]),
         }
     }
 }
@@ -252,7 +252,7 @@ fn run_one(args: &RunArgs) -> Result<()> {
     let records = run_all(&configs, &order, default_workers(args.workers), &bar)?;
     bar.finish_and_clear();
     let seconds = start.elapsed().as_secs_f64();
-    println!("keel performative: {} x {} rounds in {seconds:.1} s", describe(&base), base.rounds);
+    out!("keel performative: {} x {} rounds in {seconds:.1} s", describe(&base), base.rounds);
     let output = if base.samples.is_none() {
         let record = &records[0];
         print_rounds(&record.distance, &record.gap);
@@ -265,7 +265,7 @@ fn run_one(args: &RunArgs) -> Result<()> {
         let gaps: Vec<&[f64]> = records.iter().map(|r| r.gap.as_slice()).collect();
         let (mean, std) = mean_std(&distances);
         let (mean_gap, _) = mean_std(&gaps);
-        println!("mean over {} seeds:", records.len());
+        out!("mean over {} seeds:", records.len());
         print_rounds(&mean, &mean_gap);
         json!({
             "config": base, "seconds": seconds, "seeds": (0..args.seeds).collect::<Vec<_>>(),
@@ -274,7 +274,7 @@ fn run_one(args: &RunArgs) -> Result<()> {
     };
     if let Some(path) = &args.out {
         crate::rollout::write_atomically(path, serde_json::to_string(&output)?.as_bytes())?;
-        println!("wrote {}", path.display());
+        out!("wrote {}", path.display());
     }
     Ok(())
 }
@@ -428,7 +428,7 @@ fn figure2(args: &Figure2Args) -> Result<()> {
     let mut order: Vec<usize> = (0..jobs.configs.len()).collect();
     order.sort_by(|&a, &b| cost(&jobs.configs[b]).total_cmp(&cost(&jobs.configs[a])));
     let workers = default_workers(args.workers);
-    println!(
+    out!(
         "keel performative figure2: {} runs x {} rounds on {workers} workers ({} seeds per finite-sample curve)",
         jobs.configs.len(),
         args.iters,
@@ -439,7 +439,7 @@ fn figure2(args: &Figure2Args) -> Result<()> {
     let records = run_all(&jobs.configs, &order, workers, &bar)?;
     bar.finish_and_clear();
     let seconds = start.elapsed().as_secs_f64();
-    println!("ran in {seconds:.1} s");
+    out!("ran in {seconds:.1} s");
 
     std::fs::create_dir_all(&args.out_dir).with_context(|| format!("creating {}", args.out_dir.display()))?;
     let mut panels_json = Vec::new();
@@ -457,7 +457,7 @@ fn figure2(args: &Figure2Args) -> Result<()> {
                 .collect();
             let (mean, std) = mean_std(&runs);
             let last = mean.last().copied().unwrap_or(f64::NAN);
-            println!(
+            out!(
                 "  ({}) {:<10} round 0: {:.3e}  round {}: {last:.3e}",
                 panel.id,
                 curve.label,
@@ -493,6 +493,6 @@ fn figure2(args: &Figure2Args) -> Result<()> {
     });
     let path = args.out_dir.join("figure2.json");
     crate::rollout::write_atomically(&path, serde_json::to_string(&output)?.as_bytes())?;
-    println!("wrote {} and six PNGs to {}", path.display(), args.out_dir.display());
+    out!("wrote {} and six PNGs to {}", path.display(), args.out_dir.display());
     Ok(())
 }

@@ -116,6 +116,6 @@ pub fn learning_curve(dir: &Path) -> Result<()> {
 pub fn run(args: &PlotArgs) -> Result<()> {
     let title = format!("{} ({} runs)", args.metric.replace('_', " "), args.runs.len());
     chart(&args.runs, &args.metric, args.smooth, title)?.write_png(&args.out, 1000, 620)?;
-    println!("keel plot: wrote {}", args.out.display());
+    out!("keel plot: wrote {}", args.out.display());
     Ok(())
 }

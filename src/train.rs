@@ -340,12 +340,13 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     if let Err(e) = crate::plots::learning_curve(&dir) {
         eprintln!("keel train: no plot: {e:#}");
     }
-    println!(
+    out!(
         "keel train: {status}: {} steps, final_return_mean {mean:.2} ± {std:.2} (last 100 episodes), {:.0} SPS",
-        summary.global_step, summary.sps
+        summary.global_step,
+        summary.sps
     );
-    println!("run folder: {}", dir.display());
-    println!("learning curve: {}", dir.join("learning_curve.png").display());
+    out!("run folder: {}", dir.display());
+    out!("learning curve: {}", dir.join("learning_curve.png").display());
     match (status, message) {
         ("diverged", Some(m)) => bail!(m),
         _ => Ok(()),
@@ -365,7 +366,7 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
     let returns = trainer.evaluate(args.episodes, args.deterministic, args.seed)?;
     let mean = returns.iter().sum::<f64>() / returns.len() as f64;
     let std = (returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / returns.len() as f64).sqrt();
-    println!(
+    out!(
         "keel eval: {} episodes ({}): return {mean:.2} ± {std:.2}",
         returns.len(),
         if args.deterministic { "deterministic" } else { "sampled" }
