@@ -98,9 +98,8 @@ pub fn run(args: &BaselineArgs) -> Result<()> {
         let e = run_episode(env.as_mut(), &controller, seed, u64::MAX).with_context(|| format!("episode {k}"))?;
         episodes.push(EpisodeRecord { seed, cost: e.cost, steps: e.steps, terminated: e.terminated });
     }
-    let n = episodes.len() as f64;
-    let mean = episodes.iter().map(|e| e.cost).sum::<f64>() / n;
-    let std = (episodes.iter().map(|e| (e.cost - mean).powi(2)).sum::<f64>() / n).sqrt();
+    let costs: Vec<f64> = episodes.iter().map(|e| e.cost).collect();
+    let (mean, std) = crate::mean_std(&costs);
     let steps = episodes.first().map_or(0, |e| e.steps);
     let diverged = episodes.iter().filter(|e| e.terminated).count();
     let settings = if args.set.is_empty() { String::new() } else { format!(" ({})", args.set.join(", ")) };

@@ -74,6 +74,17 @@ pub fn overrides_from(pairs: &[String]) -> Result<Map<String, Value>> {
     Ok(map)
 }
 
+/// Mean and population standard deviation (NaN, NaN for no values).
+pub fn mean_std(values: &[f64]) -> (f64, f64) {
+    if values.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+    (mean, var.sqrt())
+}
+
 fn list(json: bool) -> Result<()> {
     if json {
         let mut entries = Vec::new();

@@ -87,11 +87,10 @@ fn chart(runs: &[PathBuf], metric: &str, window: usize, title: String) -> Result
             let (mut mean, mut spread) = (Vec::with_capacity(len), Vec::with_capacity(len));
             for t in 0..len {
                 let at: Vec<f64> = curves.iter().map(|c| c[t]).filter(|v| v.is_finite()).collect();
-                let m = if at.is_empty() { f64::NAN } else { at.iter().sum::<f64>() / at.len() as f64 };
-                let var =
-                    if at.is_empty() { 0.0 } else { at.iter().map(|v| (v - m).powi(2)).sum::<f64>() / at.len() as f64 };
+                let (m, std) = crate::mean_std(&at);
                 mean.push(m);
-                spread.push(var.sqrt());
+                // No finite value at this iteration: no band either.
+                spread.push(if at.is_empty() { 0.0 } else { std });
             }
             let label = if curves.len() > 1 { format!("{label} ({} seeds)", curves.len()) } else { label };
             Series { label, y: mean, band: (curves.len() > 1).then_some(spread) }

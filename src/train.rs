@@ -108,12 +108,7 @@ struct Summary {
 
 fn final_returns(episodes: &[Episode]) -> (f64, f64) {
     let last: Vec<f64> = episodes.iter().rev().take(100).map(|e| e.episode_return).collect();
-    if last.is_empty() {
-        return (f64::NAN, f64::NAN);
-    }
-    let mean = last.iter().sum::<f64>() / last.len() as f64;
-    let var = last.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / last.len() as f64;
-    (mean, var.sqrt())
+    crate::mean_std(&last)
 }
 
 /// The config of a new run: defaults, the env's family config, `--config`, `--set`, flags.
@@ -364,8 +359,7 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
     let mut trainer = Trainer::new(config)?;
     trainer.load_checkpoint(&args.run.join("checkpoints"))?;
     let returns = trainer.evaluate(args.episodes, args.deterministic, args.seed)?;
-    let mean = returns.iter().sum::<f64>() / returns.len() as f64;
-    let std = (returns.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / returns.len() as f64).sqrt();
+    let (mean, std) = crate::mean_std(&returns);
     out!(
         "keel eval: {} episodes ({}): return {mean:.2} ± {std:.2}",
         returns.len(),
