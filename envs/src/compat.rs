@@ -30,29 +30,42 @@ pub(crate) fn check_explicit_state(state: &[f64], n: usize) -> Result<()> {
     }
 }
 
-/// The float action as `f64`, clipped to `±action_limit` in the default mode (controlgym never
-/// clips). `started` is false before the first reset.
+/// The float action as `f64` into `out`, clipped to `±action_limit` in the default mode
+/// (controlgym never clips). `Float64` actions keep every digit; `Float` ones widen exactly.
+/// `started` is false before the first reset.
 pub(crate) fn read_action(
     space: &crate::space::Space,
     action: Action<'_>,
     started: bool,
     compat: Compat,
     action_limit: Option<f64>,
-    out: impl IntoIterator<Item = impl std::ops::DerefMut<Target = f64>>,
+    out: &mut [f64],
 ) -> Result<()> {
     space.check_action(action)?;
-    let Action::Float(u) = action else {
-        return Err(EnvError::InvalidAction("expected float actions".into()));
-    };
     if !started {
         return Err(EnvError::ResetNeeded);
     }
-    let limit = if compat == Compat::Controlgym { None } else { action_limit };
-    for (mut a, &v) in out.into_iter().zip(u) {
-        let v = f64::from(v);
-        *a = limit.map_or(v, |l| v.clamp(-l, l));
+    space.box_action_f64(action, out)?;
+    if let (Compat::Keel, Some(l)) = (compat, action_limit) {
+        out.iter_mut().for_each(|a| *a = a.clamp(-l, l));
     }
     Ok(())
+}
+
+/// Names of the per-step extras of the controlgym envs: the two terms of the cost (`reward =
+/// -(state_cost + action_cost)`) and the Euclidean norm of the state after the step, which
+/// shows divergence long before the reward limit ends an episode.
+pub(crate) const EXTRAS: [&str; 3] = ["state_cost", "action_cost", "state_norm"];
+
+/// [`EXTRAS`] as the spec's list.
+pub(crate) fn extras() -> Vec<String> {
+    EXTRAS.iter().map(|s| s.to_string()).collect()
+}
+
+/// The box of a controlgym space: `±limit` (unbounded when absent), float64 as controlgym's.
+pub(crate) fn float64_box(limit: Option<f64>, len: usize) -> crate::space::Space {
+    let bound = vec![limit.unwrap_or(f64::INFINITY); len];
+    crate::space::Space::Box(crate::space::BoxSpace::symmetric(&bound).with_dtype(crate::space::DType::Float64))
 }
 
 /// The flags of a step: controlgym's (`terminated` at the time limit, `truncated` when the

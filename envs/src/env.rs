@@ -1,10 +1,13 @@
-//! The single-environment API: [`Env`], its [`EnvSpec`], reset options and step results.
+//! The single-environment API: [`Env`], its [`EnvSpec`], reset options and step results, and
+//! [`Registered`], what an env implements to be made by id.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::config::Validate;
 use crate::error::{EnvError, Result};
-use crate::space::{Action, Space};
+use crate::obs::{ObsBuf, ObsMut, obs_dtype};
+use crate::space::{Action, DType, Space};
 
 /// What an environment is: its id, spaces and episode limits (Gymnasium's `EnvSpec`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -21,6 +24,10 @@ pub struct EnvSpec {
     pub reward_threshold: Option<f64>,
     /// Length of the full internal state returned by [`Env::state`], if the env exposes it.
     pub state_len: Option<usize>,
+    /// Names of the per-step extras ([`Env::write_extras`]): named float columns the env fills
+    /// after every step and reset (Gymnasium's `info`, without per-step maps).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extras: Vec<String>,
 }
 
 impl EnvSpec {
@@ -32,6 +39,21 @@ impl EnvSpec {
     /// Scalars in one action row.
     pub fn action_len(&self) -> usize {
         self.action_space.flat_len()
+    }
+
+    /// Element type of observation rows.
+    pub fn obs_dtype(&self) -> DType {
+        obs_dtype(&self.observation_space)
+    }
+
+    /// A zeroed buffer for `rows` observations.
+    pub fn obs_buffer(&self, rows: usize) -> ObsBuf {
+        ObsBuf::for_space(&self.observation_space, rows)
+    }
+
+    /// Number of per-step extras.
+    pub fn extras_len(&self) -> usize {
+        self.extras.len()
     }
 }
 
@@ -75,8 +97,9 @@ pub struct Step {
 
 /// A single environment, with Gymnasium 1.x semantics.
 ///
-/// Observations are written into caller-provided rows of length `spec().obs_len()`, so the
-/// vector engine steps without allocating. Every env owns its random stream:
+/// Observations are written into caller-provided rows ([`ObsMut`]) of `spec().obs_len()`
+/// elements of the observation space's type, so the vector engine steps without allocating; a
+/// row of the wrong type or length is an error, not a panic. Every env owns its random stream:
 /// `reset(Some(seed), ..)` reseeds it, `reset(None, ..)` continues it (an env never seeded
 /// draws its seed from the OS). Same seed and actions give a bit-identical trajectory.
 ///
@@ -86,10 +109,16 @@ pub trait Env: Send {
     fn spec(&self) -> &EnvSpec;
 
     /// Starts an episode and writes its first observation into `obs`.
-    fn reset(&mut self, seed: Option<u64>, options: &ResetOptions, obs: &mut [f32]) -> Result<()>;
+    fn reset(&mut self, seed: Option<u64>, options: &ResetOptions, obs: ObsMut<'_>) -> Result<()>;
 
     /// Advances one step with `action` and writes the next observation into `obs`.
-    fn step(&mut self, action: Action<'_>, obs: &mut [f32]) -> Result<Step>;
+    fn step(&mut self, action: Action<'_>, obs: ObsMut<'_>) -> Result<Step>;
+
+    /// Writes the per-step extras of the last `reset` or `step` (one value per name in
+    /// `spec().extras`, in that order) into `out`. Envs without extras keep the default.
+    fn write_extras(&self, out: &mut [f64]) {
+        let _ = out;
+    }
 
     /// The full internal state (what `ResetOptions::state` accepts), if the env exposes one.
     fn state(&self) -> Option<Vec<f64>> {
@@ -122,11 +151,14 @@ impl<E: Env + ?Sized> Env for Box<E> {
     fn spec(&self) -> &EnvSpec {
         (**self).spec()
     }
-    fn reset(&mut self, seed: Option<u64>, options: &ResetOptions, obs: &mut [f32]) -> Result<()> {
+    fn reset(&mut self, seed: Option<u64>, options: &ResetOptions, obs: ObsMut<'_>) -> Result<()> {
         (**self).reset(seed, options, obs)
     }
-    fn step(&mut self, action: Action<'_>, obs: &mut [f32]) -> Result<Step> {
+    fn step(&mut self, action: Action<'_>, obs: ObsMut<'_>) -> Result<Step> {
         (**self).step(action, obs)
+    }
+    fn write_extras(&self, out: &mut [f64]) {
+        (**self).write_extras(out)
     }
     fn state(&self) -> Option<Vec<f64>> {
         (**self).state()
@@ -142,5 +174,29 @@ impl<E: Env + ?Sized> Env for Box<E> {
     }
     fn restore(&mut self, snapshot: &Value) -> Result<()> {
         (**self).restore(snapshot)
+    }
+}
+
+/// An env that can be made by id: the registry builds its `Config` from defaults plus
+/// overrides, asks for its spec, and constructs it. Implemented by every env family, in this
+/// crate or another (see [`crate::registry::register`]).
+pub trait Registered: Env + Sized + 'static {
+    /// Versioned id, `keel/<Name>-v<N>`.
+    const ID: &'static str;
+    /// One line for `keel list`.
+    const DESCRIPTION: &'static str;
+    /// Default episode cap applied by `make`.
+    const MAX_EPISODE_STEPS: Option<u64>;
+    /// Construction config.
+    type Config: Validate;
+    /// The spec of the env this config builds, without building it (an env whose spaces depend
+    /// on data reads only what the spaces need).
+    fn spec(config: &Self::Config) -> Result<EnvSpec>;
+    /// Builds the env from a validated config.
+    fn new(config: Self::Config) -> Result<Self>;
+    /// Episode cap `make` applies for this config (envs whose episode length is a config key
+    /// override this; the default is [`Self::MAX_EPISODE_STEPS`]).
+    fn episode_cap(_config: &Self::Config) -> Option<u64> {
+        Self::MAX_EPISODE_STEPS
     }
 }

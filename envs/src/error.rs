@@ -72,13 +72,22 @@ pub enum EnvError {
     /// solution, missing noise); the message names the cause.
     #[error("controller: {0}")]
     Control(String),
-    /// An environment panicked inside a worker thread (a bug in the env, not in the input).
-    #[error("worker {worker} failed: {message}")]
-    Worker {
-        /// Index of the worker.
-        worker: usize,
+    /// An environment panicked inside a vector call (a bug in the env, not in the input).
+    #[error("sub-env {index} panicked: {message}")]
+    EnvPanicked {
+        /// Index of the sub-env.
+        index: usize,
         /// The panic message.
         message: String,
+    },
+    /// A vector env whose sub-env failed in the middle of a call: some envs had stepped and
+    /// others not, so every call fails until a full reset.
+    #[error("the vector env is unusable until reset: sub-env {index} failed: {cause}")]
+    Poisoned {
+        /// Index of the sub-env that failed.
+        index: usize,
+        /// What happened.
+        cause: String,
     },
 }
 

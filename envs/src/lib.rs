@@ -3,13 +3,16 @@
 //! Keel's environments and the machinery around them, with Gymnasium 1.x semantics:
 //!
 //! - [`space`]: `Box`, `Discrete`, `MultiDiscrete`, with `contains`, seeded `sample` and action
-//!   checks;
-//! - [`env`]: the single-env [`Env`] trait, [`EnvSpec`], [`ResetOptions`] (an explicit initial
-//!   `state` and per-reset parameters);
+//!   checks in the space's dtype;
+//! - [`obs`]: observation buffers in the space's element type (`f32`, `f64`, `u8`);
+//! - [`env`]: the single-env [`Env`] trait, [`EnvSpec`] (spaces, per-step extras), [`ResetOptions`]
+//!   (an explicit initial `state` and per-reset parameters), and [`Registered`];
 //! - [`config`]: typed configs built from defaults plus key/value overrides, validated once;
-//! - [`registry`]: `make(id, overrides)` over every env under a versioned id;
-//! - [`vector`]: the [`VecEnv`] engine (serial or worker pool, three autoreset modes, episode
-//!   statistics, preallocated batch buffers);
+//! - [`registry`]: `make(id, overrides)` over every env under a versioned id; open to families in
+//!   other crates ([`registry::register`]);
+//! - [`vector`]: the [`VecEnv`] engine (serial or worker pool, three autoreset modes, per-env
+//!   reset options, episode statistics, one preallocated batch written in place);
+//! - [`sampler`]: the [`ResetSampler`] hook through which curricula choose each reset;
 //! - [`wrappers`]: `TimeLimit`, `ClipAction`, `RescaleAction`;
 //! - [`testing`]: the conformance checks every registered env passes;
 //! - env families: [`classic`] control, [`performative`] RL's responsive grid-world, [`pde`] (the
@@ -24,9 +27,9 @@
 //! use serde_json::Map;
 //!
 //! let mut env = make("keel/CartPole-v1", &Map::new())?;
-//! let mut obs = vec![0.0f32; env.spec().obs_len()];
-//! env.reset(Some(42), &ResetOptions::default(), &mut obs)?;
-//! let step = env.step(Action::Int(&[1]), &mut obs)?;
+//! let mut obs = env.spec().obs_buffer(1);
+//! env.reset(Some(42), &ResetOptions::default(), obs.as_mut())?;
+//! let step = env.step(Action::Int(&[1]), obs.as_mut())?;
 //! assert_eq!(step.reward, 1.0);
 //!
 //! let mut vec = VecEnv::make("keel/Pendulum-v1", &Map::new(), 8, VecOptions::default())?;
@@ -43,10 +46,12 @@ pub mod control;
 pub mod env;
 pub mod error;
 pub mod linear;
+pub mod obs;
 pub mod pde;
 pub mod performative;
 pub mod registry;
 pub mod rng;
+pub mod sampler;
 mod snapshot;
 pub mod space;
 pub mod testing;
@@ -58,8 +63,10 @@ pub mod wrappers;
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
-pub use env::{Env, EnvSpec, ResetOptions, Step};
+pub use env::{Env, EnvSpec, Registered, ResetOptions, Step};
 pub use error::{EnvError, Result};
-pub use registry::{REGISTRY, make};
+pub use obs::{ObsBuf, ObsMut, ObsRef};
+pub use registry::make;
+pub use sampler::{EpisodeEnd, ResetSampler};
 pub use space::{Action, OwnedAction, Space};
 pub use vector::{AutoresetMode, Batch, Seeds, VecEnv, VecOptions};

@@ -4,134 +4,189 @@
 //! overrides (unknown keys and invalid values are errors naming the field) and wraps it in a
 //! [`TimeLimit`] with the registered episode cap. The reserved key `max_episode_steps` changes
 //! that cap (`null` removes it), as Gymnasium's `make(id, max_episode_steps=...)`.
+//!
+//! The registry is open: it starts with this crate's families, and a family that lives in
+//! another crate or behind a cargo feature (Atari, the humanoid) adds its ids with [`register`]
+//! (its crate calls it from its own `register()` function, which the command line and the
+//! Python module call at start-up). This crate therefore depends on no family outside it.
+
+use std::sync::{LazyLock, PoisonError, RwLock};
 
 use serde_json::{Map, Value};
 
-use crate::config::{Validate, overlay};
-use crate::env::{Env, EnvSpec};
+use crate::config::overlay;
+use crate::env::{Env, EnvSpec, Registered};
 use crate::error::{EnvError, Result};
 use crate::performative::PerformativeGrid;
 use crate::wrappers::{MAX_EPISODE_STEPS, TimeLimit};
 use crate::{classic, linear, pde};
 
-/// An env that has a place in the registry.
-pub trait Registered: Env + Sized + 'static {
-    /// Versioned id, `keel/<Name>-v<N>`.
-    const ID: &'static str;
-    /// One line for `keel list`.
-    const DESCRIPTION: &'static str;
-    /// Default episode cap applied by `make`.
-    const MAX_EPISODE_STEPS: Option<u64>;
-    /// Construction config.
-    type Config: Validate;
-    /// Builds the env from a validated config.
-    fn new(config: Self::Config) -> Result<Self>;
-    /// Episode cap `make` applies for this config (envs whose episode length is a config key
-    /// override this; the default is [`Self::MAX_EPISODE_STEPS`]).
-    fn episode_cap(_config: &Self::Config) -> Option<u64> {
-        Self::MAX_EPISODE_STEPS
-    }
-}
-
 /// Builds an env from config overrides and an episode-cap override (`None`: the registered cap).
 type MakeFn = fn(&Map<String, Value>, Option<Option<u64>>) -> Result<Box<dyn Env>>;
 
-/// One registry line.
+/// Builds the spec from config overrides, without building the env.
+type SpecFn = fn(&Map<String, Value>, Option<Option<u64>>) -> Result<EnvSpec>;
+
+/// One registry line; [`entry`] makes it from a [`Registered`] env.
+#[derive(Clone, Copy)]
 pub struct Registration {
     /// Versioned id.
     pub id: &'static str,
     /// One-line description.
     pub description: &'static str,
+    /// The episode cap of the default config.
+    pub max_episode_steps: Option<u64>,
     make: MakeFn,
+    spec: SpecFn,
     default_config: fn() -> Value,
+}
+
+impl std::fmt::Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registration").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+/// Splits the reserved `max_episode_steps` key from config overrides.
+fn split_cap<'a>(
+    id: &str,
+    overrides: &'a Map<String, Value>,
+) -> Result<(std::borrow::Cow<'a, Map<String, Value>>, Option<Option<u64>>)> {
+    let Some(value) = overrides.get(MAX_EPISODE_STEPS) else {
+        return Ok((std::borrow::Cow::Borrowed(overrides), None));
+    };
+    let cap = match value {
+        Value::Null => None,
+        v => Some(v.as_u64().filter(|&n| n > 0).ok_or_else(|| EnvError::InvalidField {
+            context: format!("{id} config"),
+            field: MAX_EPISODE_STEPS.into(),
+            message: format!("must be a positive integer or null, got {v}"),
+        })?),
+    };
+    let mut rest = overrides.clone();
+    rest.remove(MAX_EPISODE_STEPS);
+    Ok((std::borrow::Cow::Owned(rest), Some(cap)))
 }
 
 impl Registration {
     /// Makes the env with config `overrides` (see the module docs).
     pub fn make(&self, overrides: &Map<String, Value>) -> Result<Box<dyn Env>> {
-        let mut cap_override = None;
-        let config_overrides;
-        let overrides = match overrides.get(MAX_EPISODE_STEPS) {
-            Some(value) => {
-                cap_override = Some(match value {
-                    Value::Null => None,
-                    v => Some(v.as_u64().filter(|&n| n > 0).ok_or_else(|| EnvError::InvalidField {
-                        context: format!("{} config", self.id),
-                        field: MAX_EPISODE_STEPS.into(),
-                        message: format!("must be a positive integer or null, got {v}"),
-                    })?),
-                });
-                let mut rest = overrides.clone();
-                rest.remove(MAX_EPISODE_STEPS);
-                config_overrides = rest;
-                &config_overrides
-            }
-            None => overrides,
-        };
-        (self.make)(overrides, cap_override)
+        let (overrides, cap) = split_cap(self.id, overrides)?;
+        (self.make)(&overrides, cap)
+    }
+
+    /// The spec of the env `make` would build with `overrides`, without building it.
+    pub fn spec_for(&self, overrides: &Map<String, Value>) -> Result<EnvSpec> {
+        let (overrides, cap) = split_cap(self.id, overrides)?;
+        (self.spec)(&overrides, cap)
+    }
+
+    /// The spec of the env made with the default config.
+    pub fn spec(&self) -> Result<EnvSpec> {
+        self.spec_for(&Map::new())
     }
 
     /// The default construction config, as JSON.
     pub fn default_config(&self) -> Value {
         (self.default_config)()
     }
+}
 
-    /// The spec of the env made with default config.
-    pub fn spec(&self) -> Result<EnvSpec> {
-        Ok(self.make(&Map::new())?.spec().clone())
-    }
+fn config_of<E: Registered>(overrides: &Map<String, Value>) -> Result<E::Config> {
+    Ok(overlay(&E::Config::default(), overrides, &format!("{} config", E::ID))?.into_owned())
 }
 
 /// `cap`: `None` keeps the registered episode cap, `Some(c)` replaces it.
 fn make_registered<E: Registered>(overrides: &Map<String, Value>, cap: Option<Option<u64>>) -> Result<Box<dyn Env>> {
-    let config = overlay(&E::Config::default(), overrides, &format!("{} config", E::ID))?.into_owned();
+    let config = config_of::<E>(overrides)?;
     let registered_cap = E::episode_cap(&config);
     let env = E::new(config)?;
     Ok(Box::new(TimeLimit::new(env, cap.unwrap_or(registered_cap))))
+}
+
+fn spec_registered<E: Registered>(overrides: &Map<String, Value>, cap: Option<Option<u64>>) -> Result<EnvSpec> {
+    let config = config_of::<E>(overrides)?;
+    let mut spec = <E as Registered>::spec(&config)?;
+    spec.max_episode_steps = cap.unwrap_or(E::episode_cap(&config));
+    Ok(spec)
 }
 
 fn default_config<E: Registered>() -> Value {
     serde_json::to_value(E::Config::default()).unwrap_or(Value::Null)
 }
 
-const fn entry<E: Registered>() -> Registration {
+/// The registry line of env type `E`.
+pub fn entry<E: Registered>() -> Registration {
     Registration {
         id: E::ID,
         description: E::DESCRIPTION,
+        max_episode_steps: E::episode_cap(&E::Config::default()),
         make: make_registered::<E>,
+        spec: spec_registered::<E>,
         default_config: default_config::<E>,
     }
 }
 
-/// Every registered env, in `keel list` order.
-pub static REGISTRY: &[Registration] = &[
-    entry::<classic::CartPole>(),
-    entry::<classic::Acrobot>(),
-    entry::<classic::MountainCar>(),
-    entry::<classic::MountainCarContinuous>(),
-    entry::<classic::Pendulum>(),
-    entry::<PerformativeGrid>(),
-    entry::<pde::AllenCahn>(),
-    entry::<pde::Burgers>(),
-    entry::<pde::CahnHilliard>(),
-    entry::<pde::ConvectionDiffusionReaction>(),
-    entry::<pde::Fisher>(),
-    entry::<pde::GinzburgLandau>(),
-    entry::<pde::KortewegDeVries>(),
-    entry::<pde::KuramotoSivashinsky>(),
-    entry::<pde::Schrodinger>(),
-    entry::<pde::Wave>(),
-    entry::<linear::Linear>(),
-];
+/// The families of this crate, in `keel list` order.
+fn builtin() -> Vec<Registration> {
+    vec![
+        entry::<classic::CartPole>(),
+        entry::<classic::Acrobot>(),
+        entry::<classic::MountainCar>(),
+        entry::<classic::MountainCarContinuous>(),
+        entry::<classic::Pendulum>(),
+        entry::<PerformativeGrid>(),
+        entry::<pde::AllenCahn>(),
+        entry::<pde::Burgers>(),
+        entry::<pde::CahnHilliard>(),
+        entry::<pde::ConvectionDiffusionReaction>(),
+        entry::<pde::Fisher>(),
+        entry::<pde::GinzburgLandau>(),
+        entry::<pde::KortewegDeVries>(),
+        entry::<pde::KuramotoSivashinsky>(),
+        entry::<pde::Schrodinger>(),
+        entry::<pde::Wave>(),
+        entry::<linear::Linear>(),
+    ]
+}
+
+static REGISTRY: LazyLock<RwLock<Vec<Registration>>> = LazyLock::new(|| RwLock::new(builtin()));
+
+/// Adds `registration` to the registry. Registering the same id twice is an error, unless it
+/// is the same registration again (so a family's `register()` may be called more than once).
+pub fn register(registration: Registration) -> Result<()> {
+    let mut registry = REGISTRY.write().unwrap_or_else(PoisonError::into_inner);
+    match registry.iter().find(|r| r.id == registration.id) {
+        Some(existing) if std::ptr::fn_addr_eq(existing.make, registration.make) => Ok(()),
+        Some(_) => Err(EnvError::InvalidField {
+            context: "registry".into(),
+            field: registration.id.into(),
+            message: "another env is already registered under this id".into(),
+        }),
+        None => {
+            registry.push(registration);
+            Ok(())
+        }
+    }
+}
+
+/// Every registry line, in `keel list` order (this crate's families first).
+pub fn entries() -> Vec<Registration> {
+    REGISTRY.read().unwrap_or_else(PoisonError::into_inner).clone()
+}
 
 /// The registry line of `id`, or an error listing the known ids.
-pub fn lookup(id: &str) -> Result<&'static Registration> {
-    REGISTRY.iter().find(|r| r.id == id).ok_or_else(|| EnvError::UnknownEnv { id: id.into(), known: ids().join(", ") })
+pub fn lookup(id: &str) -> Result<Registration> {
+    let registry = REGISTRY.read().unwrap_or_else(PoisonError::into_inner);
+    registry.iter().find(|r| r.id == id).copied().ok_or_else(|| EnvError::UnknownEnv {
+        id: id.into(),
+        known: registry.iter().map(|r| r.id).collect::<Vec<_>>().join(", "),
+    })
 }
 
 /// Every registered id.
 pub fn ids() -> Vec<&'static str> {
-    REGISTRY.iter().map(|r| r.id).collect()
+    entries().iter().map(|r| r.id).collect()
 }
 
 /// Makes the env registered as `id` with config `overrides` (see the module docs).
@@ -174,6 +229,16 @@ mod tests {
         assert_eq!(env.map(|e| e.spec().max_episode_steps).ok(), Some(None));
         overrides.insert(MAX_EPISODE_STEPS.into(), 0.into());
         assert!(make("keel/Pendulum-v1", &overrides).is_err());
+    }
+
+    #[test]
+    fn specs_come_without_building_and_match_the_env() {
+        for r in entries() {
+            // Without its data, keel/Linear-v0 gives the same DataMissing error both ways.
+            let spec = r.spec();
+            let made = r.make(&Map::new()).map(|e| e.spec().clone());
+            assert_eq!(spec, made, "{}", r.id);
+        }
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! Observation and action spaces, as Gymnasium's `Box`, `Discrete` and `MultiDiscrete`.
 //!
-//! Observations travel as flat `f32` rows (the Box `dtype` says what Python sees); actions
-//! travel as [`Action`]: integers for the discrete spaces, `f32` for Box.
+//! Observations travel as flat rows of the space's element type ([`crate::obs`]); actions travel
+//! as [`Action`]: integers for the discrete spaces, `f32` or `f64` for Box (its `dtype`).
 
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{EnvError, Result};
+use crate::obs::ObsRef;
 
 /// Element type of a Box space, as numpy names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,6 +19,17 @@ pub enum DType {
     Float64,
     /// `np.uint8`
     Uint8,
+}
+
+impl DType {
+    /// numpy's name of the type.
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::Float32 => "float32",
+            DType::Float64 => "float64",
+            DType::Uint8 => "uint8",
+        }
+    }
 }
 
 /// A box in R^n: per-element bounds, a shape and an element type.
@@ -44,6 +56,12 @@ impl BoxSpace {
     /// A 1-D float32 box with the same bounds `[-b, b]` per element.
     pub fn symmetric(bound: &[f64]) -> Self {
         Self::vector(bound.iter().map(|b| -b).collect(), bound.to_vec())
+    }
+
+    /// The same box with element type `dtype`.
+    pub fn with_dtype(mut self, dtype: DType) -> Self {
+        self.dtype = dtype;
+        self
     }
 
     /// Number of elements.
@@ -90,8 +108,10 @@ pub enum Space {
 pub enum Action<'a> {
     /// Values of a `Discrete` (one per env) or `MultiDiscrete` space.
     Int(&'a [i64]),
-    /// Values of a `Box` space.
+    /// Values of a `float32` `Box` space.
     Float(&'a [f32]),
+    /// Values of a `float64` `Box` space (which also takes `Float`: widening is exact).
+    Float64(&'a [f64]),
 }
 
 impl Action<'_> {
@@ -100,6 +120,7 @@ impl Action<'_> {
         match self {
             Action::Int(v) => v.len(),
             Action::Float(v) => v.len(),
+            Action::Float64(v) => v.len(),
         }
     }
 
@@ -113,6 +134,7 @@ impl Action<'_> {
         match self {
             Action::Int(v) => Action::Int(&v[i * width..(i + 1) * width]),
             Action::Float(v) => Action::Float(&v[i * width..(i + 1) * width]),
+            Action::Float64(v) => Action::Float64(&v[i * width..(i + 1) * width]),
         }
     }
 }
@@ -125,8 +147,11 @@ pub enum OwnedAction {
     Scalar(i64),
     /// Integers (MultiDiscrete).
     Ints(Vec<i64>),
-    /// Floats (Box).
+    /// Floats (float32 Box).
     Floats(Vec<f32>),
+    /// Doubles (float64 Box). Deserialising never produces this variant (untagged JSON numbers
+    /// read as `Floats`): use [`Space::parse_action`] to read an action in the space's type.
+    Floats64(Vec<f64>),
 }
 
 impl OwnedAction {
@@ -136,6 +161,7 @@ impl OwnedAction {
             OwnedAction::Scalar(v) => Action::Int(std::slice::from_ref(v)),
             OwnedAction::Ints(v) => Action::Int(v),
             OwnedAction::Floats(v) => Action::Float(v),
+            OwnedAction::Floats64(v) => Action::Float64(v),
         }
     }
 }
@@ -155,26 +181,32 @@ impl Space {
         !matches!(self, Space::Box(_))
     }
 
-    /// Whether the flat float row `x` lies in the space (observations).
-    pub fn contains(&self, x: &[f32]) -> bool {
+    /// Whether the observation row `x` lies in the space.
+    pub fn contains(&self, x: ObsRef<'_>) -> bool {
         if x.len() != self.flat_len() {
             return false;
         }
         match self {
-            Space::Box(b) => x.iter().zip(b.low.iter().zip(&b.high)).all(|(&v, (&lo, &hi))| {
-                let v = f64::from(v);
+            Space::Box(b) => x.iter_f64().zip(b.low.iter().zip(&b.high)).all(|(v, (&lo, &hi))| {
                 // A float32 observation may round just outside a float64 bound.
-                let slack = 1e-6 * (1.0 + v.abs());
+                let slack = if b.dtype == DType::Float32 { 1e-6 * (1.0 + v.abs()) } else { 0.0 };
                 !v.is_nan() && v >= lo - slack && v <= hi + slack
             }),
             Space::Discrete(d) => {
-                let v = f64::from(x[0]);
+                let v = x.get(0);
                 v.fract() == 0.0 && v >= d.start as f64 && v < (d.start + d.n) as f64
             }
-            Space::MultiDiscrete(m) => x.iter().zip(&m.nvec).all(|(&v, &n)| {
-                let v = f64::from(v);
-                v.fract() == 0.0 && v >= 0.0 && v < n as f64
-            }),
+            Space::MultiDiscrete(m) => {
+                x.iter_f64().zip(&m.nvec).all(|(v, &n)| v.fract() == 0.0 && v >= 0.0 && v < n as f64)
+            }
+        }
+    }
+
+    /// The dtype of a Box space (`None` for the discrete spaces).
+    pub fn box_dtype(&self) -> Option<DType> {
+        match self {
+            Space::Box(b) => Some(b.dtype),
+            _ => None,
         }
     }
 
@@ -187,11 +219,25 @@ impl Space {
         if action.len() != want {
             return Err(EnvError::InvalidAction(format!("expected {want} value(s), got {}", action.len())));
         }
+        let not_finite = |k: usize, v: f64| Err(EnvError::InvalidAction(format!("element {k} is {v}")));
         match (self, action) {
-            (Space::Box(_), Action::Float(v)) => match v.iter().position(|x| !x.is_finite()) {
-                Some(k) => Err(EnvError::InvalidAction(format!("element {k} is {}", v[k]))),
-                None => Ok(()),
-            },
+            (Space::Box(b), Action::Float(v)) if b.dtype != DType::Uint8 => {
+                match v.iter().position(|x| !x.is_finite()) {
+                    Some(k) => not_finite(k, f64::from(v[k])),
+                    None => Ok(()),
+                }
+            }
+            (Space::Box(b), Action::Float64(v)) if b.dtype == DType::Float64 => {
+                match v.iter().position(|x| !x.is_finite()) {
+                    Some(k) => not_finite(k, v[k]),
+                    None => Ok(()),
+                }
+            }
+            (Space::Box(b), Action::Float64(_) | Action::Float(_)) => Err(EnvError::InvalidAction(format!(
+                "this env takes {} actions, got {}",
+                b.dtype.name(),
+                if matches!(action, Action::Float64(_)) { "float64" } else { "float32" }
+            ))),
             (Space::Discrete(d), Action::Int(v)) => {
                 if v[0] < d.start || v[0] >= d.start + d.n {
                     Err(EnvError::InvalidAction(format!("{} is outside Discrete({}, start={})", v[0], d.n, d.start)))
@@ -210,7 +256,7 @@ impl Space {
             (Space::Box(_), Action::Int(_)) => {
                 Err(EnvError::InvalidAction("this env takes float actions (Box space), got integers".into()))
             }
-            (_, Action::Float(_)) => {
+            (_, Action::Float(_) | Action::Float64(_)) => {
                 Err(EnvError::InvalidAction("this env takes integer actions (Discrete space), got floats".into()))
             }
         }
@@ -226,13 +272,57 @@ impl Space {
         }
     }
 
-    /// Checks `action` against this space and returns its floats (Box spaces).
+    /// Checks `action` against this space and returns its floats (float32 Box spaces).
     #[inline]
     pub fn box_action<'a>(&self, action: Action<'a>) -> Result<&'a [f32]> {
         self.check_action(action)?;
         match action {
             Action::Float(values) => Ok(values),
-            Action::Int(_) => Err(EnvError::InvalidAction("expected floats".into())),
+            _ => Err(EnvError::InvalidAction("expected float32 values".into())),
+        }
+    }
+
+    /// Checks `action` against this space and writes its values as `f64` into `out` (float64
+    /// Box spaces take `Float64` as is and `Float` widened, which is exact).
+    #[inline]
+    pub fn box_action_f64(&self, action: Action<'_>, out: &mut [f64]) -> Result<()> {
+        self.check_action(action)?;
+        match action {
+            Action::Float64(values) if values.len() == out.len() => out.copy_from_slice(values),
+            Action::Float(values) if values.len() == out.len() => {
+                out.iter_mut().zip(values).for_each(|(o, &v)| *o = f64::from(v));
+            }
+            _ => return Err(EnvError::InvalidAction(format!("expected {} float values", out.len()))),
+        }
+        Ok(())
+    }
+
+    /// Reads one action of this space from JSON (a number or a list), in the space's type: a
+    /// float64 Box keeps every digit.
+    pub fn parse_action(&self, value: &serde_json::Value) -> Result<OwnedAction> {
+        let bad = |what: &str| EnvError::InvalidAction(format!("expected {what}, got {value}"));
+        let list: Vec<&serde_json::Value> = match value {
+            serde_json::Value::Array(items) => items.iter().collect(),
+            other => vec![other],
+        };
+        match self {
+            Space::Discrete(_) => match list.as_slice() {
+                [v] => v.as_i64().map(OwnedAction::Scalar).ok_or_else(|| bad("an integer")),
+                _ => Err(bad("one integer")),
+            },
+            Space::MultiDiscrete(_) => list
+                .iter()
+                .map(|v| v.as_i64())
+                .collect::<Option<Vec<_>>>()
+                .map(OwnedAction::Ints)
+                .ok_or_else(|| bad("integers")),
+            Space::Box(b) => {
+                let values = list.iter().map(|v| v.as_f64()).collect::<Option<Vec<_>>>().ok_or_else(|| bad("numbers"))?;
+                Ok(match b.dtype {
+                    DType::Float64 => OwnedAction::Floats64(values),
+                    _ => OwnedAction::Floats(values.iter().map(|&v| v as f32).collect()),
+                })
+            }
         }
     }
 
@@ -248,7 +338,12 @@ impl Space {
                 (Space::MultiDiscrete(m), Action::Int(v)) => v
                     .chunks_exact(width.max(1))
                     .all(|row| row.iter().zip(&m.nvec).fold(true, |ok, (&a, &n)| ok & (a >= 0) & (a < n))),
-                (Space::Box(_), Action::Float(v)) => v.iter().fold(true, |ok, x| ok & x.is_finite()),
+                (Space::Box(b), Action::Float(v)) if b.dtype != DType::Uint8 => {
+                    v.iter().fold(true, |ok, x| ok & x.is_finite())
+                }
+                (Space::Box(b), Action::Float64(v)) if b.dtype == DType::Float64 => {
+                    v.iter().fold(true, |ok, x| ok & x.is_finite())
+                }
                 _ => false,
             };
         if all_valid {
@@ -272,9 +367,13 @@ impl Space {
     /// unbounded directions, as Gymnasium).
     pub fn sample<R: rand::Rng + ?Sized>(&self, rng: &mut R) -> OwnedAction {
         match self {
-            Space::Box(b) => OwnedAction::Floats(
-                b.low.iter().zip(&b.high).map(|(&lo, &hi)| sample_interval(rng, lo, hi) as f32).collect(),
-            ),
+            Space::Box(b) => {
+                let values = b.low.iter().zip(&b.high).map(|(&lo, &hi)| sample_interval(rng, lo, hi));
+                match b.dtype {
+                    DType::Float64 => OwnedAction::Floats64(values.collect()),
+                    _ => OwnedAction::Floats(values.map(|v| v as f32).collect()),
+                }
+            }
             Space::Discrete(d) => OwnedAction::Scalar(d.start + rng.random_range(0..d.n.max(1))),
             Space::MultiDiscrete(m) => {
                 OwnedAction::Ints(m.nvec.iter().map(|&n| rng.random_range(0..n.max(1))).collect())
@@ -289,11 +388,7 @@ impl Space {
                 let shape: Vec<String> = b.shape.iter().map(usize::to_string).collect();
                 let shape =
                     if shape.len() == 1 { format!("({},)", shape[0]) } else { format!("({})", shape.join(", ")) };
-                let dtype = match b.dtype {
-                    DType::Float32 => "float32",
-                    DType::Float64 => "float64",
-                    DType::Uint8 => "uint8",
-                };
+                let dtype = b.dtype.name();
                 let same = |v: &[f64]| v.windows(2).all(|w| w[0] == w[1]);
                 if !b.is_empty() && same(&b.low) && same(&b.high) {
                     format!("Box({}, {}, {shape}, {dtype})", fmt_bound(b.low[0]), fmt_bound(b.high[0]))
@@ -354,7 +449,23 @@ mod tests {
         assert!(s.check_action(Action::Float(&[f32::NAN])).is_err());
         assert!(s.check_action(Action::Float(&[f32::INFINITY])).is_err());
         assert!(s.check_action(Action::Float(&[])).is_err());
-        assert!(s.contains(&[1.0]) && !s.contains(&[2.5]) && !s.contains(&[f32::NAN]));
+        let has = |x: f32| s.contains(ObsRef::F32(&[x]));
+        assert!(has(1.0) && !has(2.5) && !has(f32::NAN));
+    }
+
+    #[test]
+    fn float64_boxes_take_doubles_exactly() {
+        let s = Space::Box(BoxSpace::symmetric(&[2.0, 2.0]).with_dtype(DType::Float64));
+        let mut out = [0.0; 2];
+        let x = 0.1_f64 + 1e-12;
+        assert!(s.box_action_f64(Action::Float64(&[x, -x]), &mut out).is_ok());
+        assert_eq!(out, [x, -x]);
+        assert!(s.box_action_f64(Action::Float(&[0.5, 0.25]), &mut out).is_ok());
+        assert_eq!(out, [0.5, 0.25]);
+        let f32_box = Space::Box(BoxSpace::symmetric(&[2.0]));
+        assert!(f32_box.check_action(Action::Float64(&[0.5])).is_err());
+        let parsed = s.parse_action(&serde_json::json!([x, 1.0]));
+        assert_eq!(parsed.ok(), Some(OwnedAction::Floats64(vec![x, 1.0])));
     }
 
     #[test]

@@ -7,7 +7,8 @@ use serde_json::{Map, Value};
 
 use crate::env::{Env, EnvSpec, ResetOptions, Step};
 use crate::error::{EnvError, Result};
-use crate::space::{Action, BoxSpace, Space};
+use crate::obs::ObsMut;
+use crate::space::{Action, BoxSpace, DType, Space};
 
 /// Reset-option / parameter key of the episode cap.
 pub const MAX_EPISODE_STEPS: &str = "max_episode_steps";
@@ -62,7 +63,7 @@ impl<E: Env> Env for TimeLimit<E> {
         &self.spec
     }
 
-    fn reset(&mut self, seed: Option<u64>, options: &ResetOptions, obs: &mut [f32]) -> Result<()> {
+    fn reset(&mut self, seed: Option<u64>, options: &ResetOptions, obs: ObsMut<'_>) -> Result<()> {
         let (cap, inner_options);
         let options = match options.params.get(MAX_EPISODE_STEPS) {
             Some(value) => {
@@ -84,13 +85,17 @@ impl<E: Env> Env for TimeLimit<E> {
     }
 
     #[inline]
-    fn step(&mut self, action: Action<'_>, obs: &mut [f32]) -> Result<Step> {
+    fn step(&mut self, action: Action<'_>, obs: ObsMut<'_>) -> Result<Step> {
         let mut step = self.inner.step(action, obs)?;
         self.elapsed += 1;
         if let Some(cap) = self.episode_cap {
             step.truncated |= self.elapsed >= cap;
         }
         Ok(step)
+    }
+
+    fn write_extras(&self, out: &mut [f64]) {
+        self.inner.write_extras(out)
     }
 
     fn state(&self) -> Option<Vec<f64>> {
@@ -167,7 +172,7 @@ pub struct ClipAction<E> {
     inner: E,
     spec: EnvSpec,
     bounds: BoxSpace,
-    scratch: Vec<f32>,
+    scratch: ActionScratch,
 }
 
 impl<E: Env> ClipAction<E> {
@@ -181,7 +186,7 @@ impl<E: Env> ClipAction<E> {
             high: vec![unbounded; bounds.len()],
             ..bounds.clone()
         });
-        let scratch = vec![0.0; bounds.len()];
+        let scratch = ActionScratch::new(&bounds);
         Ok(Self { inner, spec, bounds, scratch })
     }
 }
@@ -194,7 +199,7 @@ pub struct RescaleAction<E> {
     bounds: BoxSpace,
     min: f64,
     max: f64,
-    scratch: Vec<f32>,
+    scratch: ActionScratch,
 }
 
 impl<E: Env> RescaleAction<E> {
@@ -211,8 +216,38 @@ impl<E: Env> RescaleAction<E> {
         let mut spec = inner.spec().clone();
         spec.action_space =
             Space::Box(BoxSpace { low: vec![min; bounds.len()], high: vec![max; bounds.len()], ..bounds.clone() });
-        let scratch = vec![0.0; bounds.len()];
+        let scratch = ActionScratch::new(&bounds);
         Ok(Self { inner, spec, bounds, min, max, scratch })
+    }
+}
+
+/// The transformed action of a Box-action wrapper, computed in `f64` and handed on in the
+/// wrapped env's dtype.
+struct ActionScratch {
+    values: Vec<f64>,
+    narrowed: Vec<f32>,
+    dtype: DType,
+}
+
+impl ActionScratch {
+    fn new(bounds: &BoxSpace) -> Self {
+        Self { values: vec![0.0; bounds.len()], narrowed: vec![0.0; bounds.len()], dtype: bounds.dtype }
+    }
+
+    /// Reads `action` (checked against `space`) as `f64` into a buffer the caller maps in place.
+    fn read(&mut self, space: &Space, action: Action<'_>) -> Result<&mut [f64]> {
+        space.box_action_f64(action, &mut self.values)?;
+        Ok(&mut self.values)
+    }
+
+    fn action(&mut self) -> Action<'_> {
+        match self.dtype {
+            DType::Float64 => Action::Float64(&self.values),
+            _ => {
+                self.narrowed.iter_mut().zip(&self.values).for_each(|(o, &v)| *o = v as f32);
+                Action::Float(&self.narrowed)
+            }
+        }
     }
 }
 
@@ -222,8 +257,11 @@ macro_rules! forward_except_step {
         fn spec(&self) -> &EnvSpec {
             &self.spec
         }
-        fn reset(&mut self, seed: Option<u64>, options: &ResetOptions, obs: &mut [f32]) -> Result<()> {
+        fn reset(&mut self, seed: Option<u64>, options: &ResetOptions, obs: ObsMut<'_>) -> Result<()> {
             self.inner.reset(seed, options, obs)
+        }
+        fn write_extras(&self, out: &mut [f64]) {
+            self.inner.write_extras(out)
         }
         fn state(&self) -> Option<Vec<f64>> {
             self.inner.state()
@@ -246,31 +284,25 @@ macro_rules! forward_except_step {
 impl<E: Env> Env for ClipAction<E> {
     forward_except_step!();
 
-    fn step(&mut self, action: Action<'_>, obs: &mut [f32]) -> Result<Step> {
-        self.spec.action_space.check_action(action)?;
-        let Action::Float(values) = action else {
-            return Err(EnvError::InvalidAction("expected float actions".into()));
-        };
-        for (k, (out, &v)) in self.scratch.iter_mut().zip(values).enumerate() {
-            *out = f64::from(v).clamp(self.bounds.low[k], self.bounds.high[k]) as f32;
+    fn step(&mut self, action: Action<'_>, obs: ObsMut<'_>) -> Result<Step> {
+        let values = self.scratch.read(&self.spec.action_space, action)?;
+        for (k, v) in values.iter_mut().enumerate() {
+            *v = v.clamp(self.bounds.low[k], self.bounds.high[k]);
         }
-        self.inner.step(Action::Float(&self.scratch), obs)
+        self.inner.step(self.scratch.action(), obs)
     }
 }
 
 impl<E: Env> Env for RescaleAction<E> {
     forward_except_step!();
 
-    fn step(&mut self, action: Action<'_>, obs: &mut [f32]) -> Result<Step> {
-        self.spec.action_space.check_action(action)?;
-        let Action::Float(values) = action else {
-            return Err(EnvError::InvalidAction("expected float actions".into()));
-        };
+    fn step(&mut self, action: Action<'_>, obs: ObsMut<'_>) -> Result<Step> {
+        let values = self.scratch.read(&self.spec.action_space, action)?;
         let span = self.max - self.min;
-        for (k, (out, &v)) in self.scratch.iter_mut().zip(values).enumerate() {
+        for (k, v) in values.iter_mut().enumerate() {
             let (lo, hi) = (self.bounds.low[k], self.bounds.high[k]);
-            *out = (lo + (hi - lo) * ((f64::from(v) - self.min) / span)) as f32;
+            *v = lo + (hi - lo) * ((*v - self.min) / span);
         }
-        self.inner.step(Action::Float(&self.scratch), obs)
+        self.inner.step(self.scratch.action(), obs)
     }
 }

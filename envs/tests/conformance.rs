@@ -46,10 +46,12 @@ conformance!(
     check_bad_actions,
     check_explicit_state,
     check_snapshot_restore,
+    check_masked_reset,
+    check_extras,
 );
 
 #[test]
 fn every_check_is_run() {
     // Keeps this file in step with `testing::CHECKS`.
-    assert_eq!(testing::CHECKS.len(), 8);
+    assert_eq!(testing::CHECKS.len(), 10);
 }

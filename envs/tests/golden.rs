@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use keel_envs::{Action, Env, ResetOptions, make};
+use keel_envs::{Action, Env, ResetOptions, make, ObsMut};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -58,10 +58,10 @@ fn close_f64(keel: f64, gym: f64) -> bool {
 
 fn step(env: &mut dyn Env, action: &Value, obs: &mut [f32]) -> keel_envs::Step {
     let result = match action {
-        Value::Number(n) => env.step(Action::Int(&[n.as_i64().unwrap_or(-1)]), obs),
+        Value::Number(n) => env.step(Action::Int(&[n.as_i64().unwrap_or(-1)]), ObsMut::F32(obs)),
         Value::Array(values) => {
             let floats: Vec<f32> = values.iter().map(|v| v.as_f64().unwrap_or(f64::NAN) as f32).collect();
-            env.step(Action::Float(&floats), obs)
+            env.step(Action::Float(&floats), ObsMut::F32(obs))
         }
         other => panic!("unexpected action {other}"),
     };
@@ -79,7 +79,7 @@ fn classic_control_matches_gymnasium() {
             let mut env = make(&fixture.keel_id, &Map::new()).unwrap_or_else(|e| panic!("{e}"));
             let mut obs = vec![0.0f32; env.spec().obs_len()];
             let options = ResetOptions::with_state(case.initial_state.clone());
-            env.reset(Some(0), &options, &mut obs).unwrap_or_else(|e| panic!("{}: {e}", here(0)));
+            env.reset(Some(0), &options, ObsMut::F32(&mut obs)).unwrap_or_else(|e| panic!("{}: {e}", here(0)));
             for (k, (&o, &g)) in obs.iter().zip(&case.initial_obs).enumerate() {
                 assert!(close_f32(o, g), "{}: initial obs[{k}] {o} vs {g}", here(0));
             }

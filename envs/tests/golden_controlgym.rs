@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use keel_envs::{Action, EnvError, ResetOptions, make};
+use keel_envs::{Action, EnvError, ObsMut, ResetOptions, make};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -61,16 +61,15 @@ fn replay(name: &str) -> Option<(f64, f64)> {
         }
         Err(e) => panic!("{name}: {e}"),
     };
-    let mut obs = vec![0.0f32; env.spec().obs_len()];
-    env.reset(Some(0), &ResetOptions::with_state(f.initial_state.clone()), &mut obs)
+    let mut obs = vec![0.0f64; env.spec().obs_len()];
+    env.reset(Some(0), &ResetOptions::with_state(f.initial_state.clone()), ObsMut::F64(&mut obs))
         .unwrap_or_else(|e| panic!("{name}: reset: {e}"));
     let (mut worst_state, mut worst_reward) = (0.0f64, 0.0f64);
     for (t, (action, want)) in f.actions.iter().zip(&f.steps).enumerate() {
-        let action: Vec<f32> = action.iter().map(|&a| a as f32).collect();
-        let step = env.step(Action::Float(&action), &mut obs).unwrap_or_else(|e| panic!("{name} step {t}: {e}"));
-        let obs64: Vec<f64> = obs.iter().map(|&o| f64::from(o)).collect();
-        let obs_dev = deviation(&obs64, &want.obs);
-        assert!(obs_dev < 1e-6, "{name} step {t}: observation off by {obs_dev:e}");
+        // float64 actions and observations, as controlgym's spaces: no rounding on either side.
+        let step = env.step(Action::Float64(action), ObsMut::F64(&mut obs)).unwrap_or_else(|e| panic!("{name} step {t}: {e}"));
+        let obs_dev = deviation(&obs, &want.obs);
+        assert!(obs_dev < RELATIVE, "{name} step {t}: observation off by {obs_dev:e}");
         let reward_dev = (step.reward - want.reward).abs() / want.reward.abs().max(f64::MIN_POSITIVE);
         worst_reward = worst_reward.max(reward_dev);
         assert!(reward_dev < RELATIVE, "{name} step {t}: reward {} vs {} ({reward_dev:e})", step.reward, want.reward);

@@ -1,7 +1,7 @@
 //! PDE envs beyond the golden data: Gymnasium conventions of the default mode, physics of the
 //! default numerics, controlgym's overflow behaviour in compat mode, and large grids.
 
-use keel_envs::{Action, ResetOptions, make};
+use keel_envs::{Action, ObsMut, ResetOptions, make};
 use serde_json::{Map, Value, json};
 
 fn config(pairs: &[(&str, Value)]) -> Map<String, Value> {
@@ -13,25 +13,25 @@ fn default_mode_fixes_controlgym_conventions() {
     // The observation returned by `step` is of the new state; the time limit is `truncated`.
     let overrides = config(&[("sensor_noise_cov", json!(0)), ("n_state", json!(64)), ("n_steps", json!(3))]);
     let mut env = make("keel/Burgers-v0", &overrides).unwrap_or_else(|e| panic!("{e}"));
-    let mut obs = vec![0.0f32; env.spec().obs_len()];
-    env.reset(Some(1), &ResetOptions::default(), &mut obs).unwrap_or_else(|e| panic!("{e}"));
+    let mut obs = vec![0.0f64; env.spec().obs_len()];
+    env.reset(Some(1), &ResetOptions::default(), ObsMut::F64(&mut obs)).unwrap_or_else(|e| panic!("{e}"));
     let mut last = None;
     for _ in 0..3 {
-        last = Some(env.step(Action::Float(&[0.1; 8]), &mut obs).unwrap_or_else(|e| panic!("{e}")));
+        last = Some(env.step(Action::Float(&[0.1; 8]), ObsMut::F64(&mut obs)).unwrap_or_else(|e| panic!("{e}")));
         let state = env.state().unwrap_or_default();
         let stride = 64 / 10;
         for (j, o) in obs.iter().enumerate() {
-            assert_eq!(*o, state[j * stride] as f32);
+            assert_eq!(*o, state[j * stride]);
         }
     }
     let last = last.unwrap_or_default();
     assert!(last.truncated && !last.terminated);
     // A diverging state terminates the episode.
     let mut env = make("keel/Fisher-v0", &config(&[("n_state", json!(64))])).unwrap_or_else(|e| panic!("{e}"));
-    env.reset(Some(0), &ResetOptions::with_state(vec![-100.0; 64]), &mut obs).unwrap_or_else(|e| panic!("{e}"));
+    env.reset(Some(0), &ResetOptions::with_state(vec![-100.0; 64]), ObsMut::F64(&mut obs)).unwrap_or_else(|e| panic!("{e}"));
     let mut ended = false;
     for _ in 0..20 {
-        let s = env.step(Action::Float(&[0.0; 8]), &mut obs).unwrap_or_else(|e| panic!("{e}"));
+        let s = env.step(Action::Float(&[0.0; 8]), ObsMut::F64(&mut obs)).unwrap_or_else(|e| panic!("{e}"));
         if s.terminated {
             ended = true;
             break;
@@ -63,10 +63,10 @@ fn kdv_soliton_travels_at_its_speed_in_the_default_mode() {
             ("compat", json!(compat)),
         ]);
         let mut env = make("keel/KortewegDeVries-v0", &overrides).unwrap_or_else(|e| panic!("{e}"));
-        let mut obs = vec![0.0f32; 10];
-        env.reset(Some(0), &ResetOptions::with_state(soliton(0.0)), &mut obs).unwrap_or_else(|e| panic!("{e}"));
+        let mut obs = vec![0.0f64; 10];
+        env.reset(Some(0), &ResetOptions::with_state(soliton(0.0)), ObsMut::F64(&mut obs)).unwrap_or_else(|e| panic!("{e}"));
         for _ in 0..steps {
-            env.step(Action::Float(&[0.0; 8]), &mut obs).unwrap_or_else(|e| panic!("{e}"));
+            env.step(Action::Float(&[0.0; 8]), ObsMut::F64(&mut obs)).unwrap_or_else(|e| panic!("{e}"));
         }
         let exact = soliton(a * 0.01 * steps as f64);
         let state = env.state().unwrap_or_default();
@@ -84,10 +84,10 @@ fn kdv_soliton_travels_at_its_speed_in_the_default_mode() {
 fn overflow_in_compat_mode_keeps_the_last_finite_state() {
     let overrides = config(&[("n_state", json!(64)), ("compat", json!("controlgym")), ("sensor_noise_cov", json!(0))]);
     let mut env = make("keel/Fisher-v0", &overrides).unwrap_or_else(|e| panic!("{e}"));
-    let mut obs = vec![0.0f32; 10];
-    env.reset(Some(0), &ResetOptions::with_state(vec![-100.0; 64]), &mut obs).unwrap_or_else(|e| panic!("{e}"));
+    let mut obs = vec![0.0f64; 10];
+    env.reset(Some(0), &ResetOptions::with_state(vec![-100.0; 64]), ObsMut::F64(&mut obs)).unwrap_or_else(|e| panic!("{e}"));
     for t in 0..5 {
-        env.step(Action::Float(&[0.0; 8]), &mut obs).unwrap_or_else(|e| panic!("{e}"));
+        env.step(Action::Float(&[0.0; 8]), ObsMut::F64(&mut obs)).unwrap_or_else(|e| panic!("{e}"));
         let state = env.state().unwrap_or_default();
         assert!(state.iter().all(|x| x.is_finite()), "step {t}: compat state became non-finite");
     }
@@ -98,9 +98,9 @@ fn overflow_in_compat_mode_keeps_the_last_finite_state() {
 fn sixteen_thousand_grid_points() {
     let overrides = config(&[("n_state", json!(16384)), ("sensor_noise_cov", json!(0))]);
     let mut env = make("keel/Burgers-v0", &overrides).unwrap_or_else(|e| panic!("{e}"));
-    let mut obs = vec![0.0f32; 10];
-    env.reset(Some(0), &ResetOptions::default(), &mut obs).unwrap_or_else(|e| panic!("{e}"));
-    let step = env.step(Action::Float(&[0.1; 8]), &mut obs).unwrap_or_else(|e| panic!("{e}"));
+    let mut obs = vec![0.0f64; 10];
+    env.reset(Some(0), &ResetOptions::default(), ObsMut::F64(&mut obs)).unwrap_or_else(|e| panic!("{e}"));
+    let step = env.step(Action::Float(&[0.1; 8]), ObsMut::F64(&mut obs)).unwrap_or_else(|e| panic!("{e}"));
     assert!(step.reward.is_finite() && !step.terminated);
     assert_eq!(env.state().map(|s| s.len()), Some(16384));
 }

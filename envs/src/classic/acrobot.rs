@@ -36,9 +36,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{UniformStart, explicit_state, params_methods};
 use crate::config::{FieldError, Validate, positive};
-use crate::env::{Env, EnvSpec, ResetOptions, Step};
+use crate::env::{Env, EnvSpec, Registered, ResetOptions, Step};
+use crate::obs::ObsMut;
 use crate::error::{EnvError, Result};
-use crate::registry::Registered;
 use crate::rng::EnvRng;
 use crate::snapshot::snapshot_fields;
 use crate::space::{Action, BoxSpace, Discrete, Space};
@@ -136,16 +136,21 @@ impl Registered for Acrobot {
     const MAX_EPISODE_STEPS: Option<u64> = Some(500);
     type Config = AcrobotConfig;
 
-    fn new(config: AcrobotConfig) -> Result<Self> {
+    fn spec(config: &AcrobotConfig) -> Result<EnvSpec> {
         let high = [1.0, 1.0, 1.0, 1.0, config.max_vel_1, config.max_vel_2];
-        let spec = EnvSpec {
+        Ok(EnvSpec {
             id: Self::ID.into(),
             observation_space: Space::Box(BoxSpace::symmetric(&high)),
             action_space: Space::Discrete(Discrete { n: 3, start: 0 }),
             max_episode_steps: Self::MAX_EPISODE_STEPS,
             reward_threshold: Some(-100.0),
+            extras: Vec::new(),
             state_len: Some(4),
-        };
+        })
+    }
+
+    fn new(config: AcrobotConfig) -> Result<Self> {
+        let spec = <Self as Registered>::spec(&config)?;
         Ok(Self { config, params: UniformStart { low: -0.1, high: 0.1 }, spec, rng: EnvRng::default(), state: None })
     }
 }
@@ -212,7 +217,8 @@ impl Env for Acrobot {
         &self.spec
     }
 
-    fn reset(&mut self, seed: Option<u64>, options: &ResetOptions, obs: &mut [f32]) -> Result<()> {
+    fn reset(&mut self, seed: Option<u64>, options: &ResetOptions, obs: ObsMut<'_>) -> Result<()> {
+        let obs = obs.f32(6)?;
         let params = crate::config::overlay(&self.params, &options.params, "keel/Acrobot-v1 reset options")?;
         let explicit = explicit_state::<4>(options)?;
         self.rng.reseed(seed);
@@ -225,7 +231,8 @@ impl Env for Acrobot {
         Ok(())
     }
 
-    fn step(&mut self, action: Action<'_>, obs: &mut [f32]) -> Result<Step> {
+    fn step(&mut self, action: Action<'_>, obs: ObsMut<'_>) -> Result<Step> {
+        let obs = obs.f32(6)?;
         let action = self.spec.action_space.discrete_action(action)?;
         let s = self.state.ok_or(EnvError::ResetNeeded)?;
         let mut torque = AVAIL_TORQUE[action as usize];

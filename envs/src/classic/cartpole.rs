@@ -41,9 +41,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{UniformStart, explicit_state, params_methods};
 use crate::config::{FieldError, Validate, finite, positive};
-use crate::env::{Env, EnvSpec, ResetOptions, Step};
+use crate::env::{Env, EnvSpec, Registered, ResetOptions, Step};
+use crate::obs::ObsMut;
 use crate::error::{EnvError, Result};
-use crate::registry::Registered;
 use crate::rng::EnvRng;
 use crate::snapshot::snapshot_fields;
 use crate::space::{Action, BoxSpace, Discrete, Space};
@@ -134,17 +134,22 @@ impl Registered for CartPole {
     const MAX_EPISODE_STEPS: Option<u64> = Some(500);
     type Config = CartPoleConfig;
 
-    fn new(config: CartPoleConfig) -> Result<Self> {
+    fn spec(config: &CartPoleConfig) -> Result<EnvSpec> {
         let high =
             [config.x_threshold * 2.0, f64::from(f32::MAX), config.theta_threshold_radians * 2.0, f64::from(f32::MAX)];
-        let spec = EnvSpec {
+        Ok(EnvSpec {
             id: Self::ID.into(),
             observation_space: Space::Box(BoxSpace::symmetric(&high)),
             action_space: Space::Discrete(Discrete { n: 2, start: 0 }),
             max_episode_steps: Self::MAX_EPISODE_STEPS,
             reward_threshold: Some(475.0),
+            extras: Vec::new(),
             state_len: Some(4),
-        };
+        })
+    }
+
+    fn new(config: CartPoleConfig) -> Result<Self> {
+        let spec = <Self as Registered>::spec(&config)?;
         Ok(Self {
             total_mass: config.masspole + config.masscart,
             polemass_length: config.masspole * config.length,
@@ -169,7 +174,8 @@ impl Env for CartPole {
         &self.spec
     }
 
-    fn reset(&mut self, seed: Option<u64>, options: &ResetOptions, obs: &mut [f32]) -> Result<()> {
+    fn reset(&mut self, seed: Option<u64>, options: &ResetOptions, obs: ObsMut<'_>) -> Result<()> {
+        let obs = obs.f32(4)?;
         let params = crate::config::overlay(&self.params, &options.params, "keel/CartPole-v1 reset options")?;
         let explicit = explicit_state::<4>(options)?;
         self.rng.reseed(seed);
@@ -184,7 +190,8 @@ impl Env for CartPole {
     }
 
     #[inline]
-    fn step(&mut self, action: Action<'_>, obs: &mut [f32]) -> Result<Step> {
+    fn step(&mut self, action: Action<'_>, obs: ObsMut<'_>) -> Result<Step> {
+        let obs = obs.f32(4)?;
         let action = self.spec.action_space.discrete_action(action)?;
         let [mut x, mut x_dot, mut theta, mut theta_dot] = self.state.ok_or(EnvError::ResetNeeded)?;
         let c = &self.config;
@@ -254,10 +261,10 @@ mod tests {
     fn falls_when_pushed_one_way() {
         let mut env = fresh();
         let mut obs = [0.0; 4];
-        env.reset(Some(0), &ResetOptions::default(), &mut obs).ok();
+        env.reset(Some(0), &ResetOptions::default(), ObsMut::F32(&mut obs)).ok();
         let mut steps = 0;
         loop {
-            let s = env.step(Action::Int(&[1]), &mut obs).ok().map(|s| s.terminated);
+            let s = env.step(Action::Int(&[1]), ObsMut::F32(&mut obs)).ok().map(|s| s.terminated);
             steps += 1;
             if s == Some(true) || steps > 200 {
                 break;
@@ -269,7 +276,7 @@ mod tests {
     #[test]
     fn step_before_reset_is_an_error() {
         let mut env = fresh();
-        assert_eq!(env.step(Action::Int(&[0]), &mut [0.0; 4]), Err(EnvError::ResetNeeded));
+        assert_eq!(env.step(Action::Int(&[0]), ObsMut::F32(&mut [0.0; 4])), Err(EnvError::ResetNeeded));
     }
 
     #[test]
@@ -279,9 +286,9 @@ mod tests {
         let mut opts = ResetOptions::default();
         opts.params.insert("low".into(), 0.2.into());
         opts.params.insert("high".into(), 0.3.into());
-        assert!(env.reset(Some(3), &opts, &mut obs).is_ok());
+        assert!(env.reset(Some(3), &opts, ObsMut::F32(&mut obs)).is_ok());
         assert!(obs.iter().all(|&v| (0.2..=0.3).contains(&v)), "{obs:?}");
         opts.params.insert("low".into(), 0.5.into());
-        assert!(matches!(env.reset(Some(3), &opts, &mut obs), Err(EnvError::InvalidField { .. })));
+        assert!(matches!(env.reset(Some(3), &opts, ObsMut::F32(&mut obs)), Err(EnvError::InvalidField { .. })));
     }
 }

@@ -32,9 +32,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{UniformStart, explicit_state, params_methods};
 use crate::config::{FieldError, Validate, finite, ordered, positive};
-use crate::env::{Env, EnvSpec, ResetOptions, Step};
+use crate::env::{Env, EnvSpec, Registered, ResetOptions, Step};
+use crate::obs::ObsMut;
 use crate::error::{EnvError, Result};
-use crate::registry::Registered;
 use crate::rng::EnvRng;
 use crate::snapshot::snapshot_fields;
 use crate::space::{Action, BoxSpace, Discrete, Space};
@@ -100,8 +100,8 @@ impl Registered for MountainCar {
     const MAX_EPISODE_STEPS: Option<u64> = Some(200);
     type Config = MountainCarConfig;
 
-    fn new(config: MountainCarConfig) -> Result<Self> {
-        let spec = EnvSpec {
+    fn spec(config: &MountainCarConfig) -> Result<EnvSpec> {
+        Ok(EnvSpec {
             id: Self::ID.into(),
             observation_space: Space::Box(BoxSpace::vector(
                 vec![config.min_position, -config.max_speed],
@@ -110,8 +110,13 @@ impl Registered for MountainCar {
             action_space: Space::Discrete(Discrete { n: 3, start: 0 }),
             max_episode_steps: Self::MAX_EPISODE_STEPS,
             reward_threshold: Some(-110.0),
+            extras: Vec::new(),
             state_len: Some(2),
-        };
+        })
+    }
+
+    fn new(config: MountainCarConfig) -> Result<Self> {
+        let spec = <Self as Registered>::spec(&config)?;
         Ok(Self { config, params: UniformStart { low: -0.6, high: -0.4 }, spec, rng: EnvRng::default(), state: None })
     }
 }
@@ -121,7 +126,8 @@ impl Env for MountainCar {
         &self.spec
     }
 
-    fn reset(&mut self, seed: Option<u64>, options: &ResetOptions, obs: &mut [f32]) -> Result<()> {
+    fn reset(&mut self, seed: Option<u64>, options: &ResetOptions, obs: ObsMut<'_>) -> Result<()> {
+        let obs = obs.f32(2)?;
         let params = crate::config::overlay(&self.params, &options.params, "keel/MountainCar-v0 reset options")?;
         let explicit = explicit_state::<2>(options)?;
         self.rng.reseed(seed);
@@ -132,7 +138,8 @@ impl Env for MountainCar {
         Ok(())
     }
 
-    fn step(&mut self, action: Action<'_>, obs: &mut [f32]) -> Result<Step> {
+    fn step(&mut self, action: Action<'_>, obs: ObsMut<'_>) -> Result<Step> {
+        let obs = obs.f32(2)?;
         let action = self.spec.action_space.discrete_action(action)?;
         let [mut position, mut velocity] = self.state.ok_or(EnvError::ResetNeeded)?;
         let c = &self.config;

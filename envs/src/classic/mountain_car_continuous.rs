@@ -37,9 +37,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{UniformStart, explicit_state, params_methods};
 use crate::config::{FieldError, Validate, finite, ordered, positive};
-use crate::env::{Env, EnvSpec, ResetOptions, Step};
+use crate::env::{Env, EnvSpec, Registered, ResetOptions, Step};
+use crate::obs::ObsMut;
 use crate::error::{EnvError, Result};
-use crate::registry::Registered;
 use crate::rng::EnvRng;
 use crate::snapshot::snapshot_fields;
 use crate::space::{Action, BoxSpace, Space};
@@ -146,8 +146,8 @@ impl Registered for MountainCarContinuous {
     const MAX_EPISODE_STEPS: Option<u64> = Some(999);
     type Config = MountainCarContinuousConfig;
 
-    fn new(config: MountainCarContinuousConfig) -> Result<Self> {
-        let spec = EnvSpec {
+    fn spec(config: &MountainCarContinuousConfig) -> Result<EnvSpec> {
+        Ok(EnvSpec {
             id: Self::ID.into(),
             observation_space: Space::Box(BoxSpace::vector(
                 vec![config.min_position, -config.max_speed],
@@ -156,8 +156,13 @@ impl Registered for MountainCarContinuous {
             action_space: Space::Box(BoxSpace::symmetric(&[1.0])),
             max_episode_steps: Self::MAX_EPISODE_STEPS,
             reward_threshold: Some(90.0),
+            extras: Vec::new(),
             state_len: Some(2),
-        };
+        })
+    }
+
+    fn new(config: MountainCarContinuousConfig) -> Result<Self> {
+        let spec = <Self as Registered>::spec(&config)?;
         Ok(Self {
             config,
             params: UniformStart { low: -0.6, high: -0.4 },
@@ -174,7 +179,8 @@ impl Env for MountainCarContinuous {
         &self.spec
     }
 
-    fn reset(&mut self, seed: Option<u64>, options: &ResetOptions, obs: &mut [f32]) -> Result<()> {
+    fn reset(&mut self, seed: Option<u64>, options: &ResetOptions, obs: ObsMut<'_>) -> Result<()> {
+        let obs = obs.f32(2)?;
         let context = "keel/MountainCarContinuous-v0 reset options";
         let params = crate::config::overlay(&self.params, &options.params, context)?;
         let explicit = explicit_state::<2>(options)?;
@@ -187,7 +193,8 @@ impl Env for MountainCarContinuous {
         Ok(())
     }
 
-    fn step(&mut self, action: Action<'_>, obs: &mut [f32]) -> Result<Step> {
+    fn step(&mut self, action: Action<'_>, obs: ObsMut<'_>) -> Result<Step> {
+        let obs = obs.f32(2)?;
         let a = self.spec.action_space.box_action(action)?[0];
         let [p, v] = self.state.ok_or(EnvError::ResetNeeded)?;
         let c = &self.config;

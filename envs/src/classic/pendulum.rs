@@ -38,9 +38,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{explicit_state, params_methods};
 use crate::config::{FieldError, Validate, finite, positive};
-use crate::env::{Env, EnvSpec, ResetOptions, Step};
+use crate::env::{Env, EnvSpec, Registered, ResetOptions, Step};
+use crate::obs::ObsMut;
 use crate::error::{EnvError, Result};
-use crate::registry::Registered;
 use crate::rng::EnvRng;
 use crate::snapshot::snapshot_fields;
 use crate::space::{Action, BoxSpace, Space};
@@ -120,15 +120,20 @@ impl Registered for Pendulum {
     const MAX_EPISODE_STEPS: Option<u64> = Some(200);
     type Config = PendulumConfig;
 
-    fn new(config: PendulumConfig) -> Result<Self> {
-        let spec = EnvSpec {
+    fn spec(config: &PendulumConfig) -> Result<EnvSpec> {
+        Ok(EnvSpec {
             id: Self::ID.into(),
             observation_space: Space::Box(BoxSpace::symmetric(&[1.0, 1.0, config.max_speed])),
             action_space: Space::Box(BoxSpace::symmetric(&[config.max_torque])),
             max_episode_steps: Self::MAX_EPISODE_STEPS,
             reward_threshold: None,
+            extras: Vec::new(),
             state_len: Some(2),
-        };
+        })
+    }
+
+    fn new(config: PendulumConfig) -> Result<Self> {
+        let spec = <Self as Registered>::spec(&config)?;
         Ok(Self { config, params: PendulumStart::default(), spec, rng: EnvRng::default(), state: None })
     }
 }
@@ -148,7 +153,8 @@ impl Env for Pendulum {
         &self.spec
     }
 
-    fn reset(&mut self, seed: Option<u64>, options: &ResetOptions, obs: &mut [f32]) -> Result<()> {
+    fn reset(&mut self, seed: Option<u64>, options: &ResetOptions, obs: ObsMut<'_>) -> Result<()> {
+        let obs = obs.f32(3)?;
         let params = crate::config::overlay(&self.params, &options.params, "keel/Pendulum-v1 reset options")?;
         let explicit = explicit_state::<2>(options)?;
         self.rng.reseed(seed);
@@ -161,7 +167,8 @@ impl Env for Pendulum {
         Ok(())
     }
 
-    fn step(&mut self, action: Action<'_>, obs: &mut [f32]) -> Result<Step> {
+    fn step(&mut self, action: Action<'_>, obs: ObsMut<'_>) -> Result<Step> {
+        let obs = obs.f32(3)?;
         let u = self.spec.action_space.box_action(action)?[0];
         let [th, thdot] = self.state.ok_or(EnvError::ResetNeeded)?;
         let c = &self.config;

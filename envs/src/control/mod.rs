@@ -32,7 +32,7 @@ use crate::env::{Env, ResetOptions};
 use crate::error::{EnvError, Result};
 use crate::linear::Linear;
 use crate::pde::{Compat, ConvectionDiffusionReaction, Dynamics, PdeEnv, Schrodinger, Wave};
-use crate::registry::Registered;
+use crate::env::Registered;
 use crate::space::Action;
 
 pub use riccati::{Riccati, solve_dare};
@@ -281,8 +281,8 @@ pub struct Episode {
 pub fn run_episode(env: &mut dyn Env, controller: &Controller, seed: u64, max_steps: u64) -> Result<Episode> {
     let spec = env.spec().clone();
     let (obs_len, act_len) = (spec.obs_len(), spec.action_len());
-    let mut obs = vec![0.0f32; obs_len];
-    env.reset(Some(seed), &ResetOptions::default(), &mut obs)?;
+    let mut obs = spec.obs_buffer(1);
+    env.reset(Some(seed), &ResetOptions::default(), obs.as_mut())?;
     let state_of = |env: &dyn Env| -> Result<DVector<f64>> {
         env.state()
             .map(DVector::from_vec)
@@ -292,7 +292,8 @@ pub fn run_episode(env: &mut dyn Env, controller: &Controller, seed: u64, max_st
         Controller::Lqg { .. } => Some(state_of(env)?),
         _ => None,
     };
-    let mut action = vec![0.0f32; act_len];
+    let (mut action, mut narrowed) = (vec![0.0f64; act_len], vec![0.0f32; act_len]);
+    let float64 = spec.action_space.box_dtype() == Some(crate::space::DType::Float64);
     let (mut cost, mut steps) = (0.0, 0);
     while steps < max_steps {
         let u = match controller {
@@ -303,16 +304,19 @@ pub fn run_episode(env: &mut dyn Env, controller: &Controller, seed: u64, max_st
         if u.len() != act_len {
             return Err(EnvError::Control(format!("the model has {} inputs, the env {act_len}", u.len())));
         }
-        for (a, &v) in action.iter_mut().zip(u.iter()) {
-            *a = v as f32;
-        }
+        action.copy_from_slice(u.as_slice());
         if let (Controller::Lqg { kalman, model, .. }, Some(x)) = (controller, estimate.as_mut()) {
             // Predict with the observation of the current state, before it is overwritten.
-            let y = DVector::from_iterator(obs_len, obs.iter().map(|&o| f64::from(o)));
+            let y = DVector::from_iterator(obs_len, obs.as_ref().iter_f64());
             let innovation = y - &model.c * &*x;
             *x = &model.a * &*x + &model.b * &u + &kalman.gain * innovation;
         }
-        let step = env.step(Action::Float(&action), &mut obs)?;
+        let step = if float64 {
+            env.step(Action::Float64(&action), obs.as_mut())?
+        } else {
+            narrowed.iter_mut().zip(&action).for_each(|(o, &v)| *o = v as f32);
+            env.step(Action::Float(&narrowed), obs.as_mut())?
+        };
         cost -= step.reward;
         steps += 1;
         if step.terminated || step.truncated {

@@ -59,13 +59,13 @@ use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::compat::{Compat, check_explicit_state, limits, read_action, step_result, variance};
+use crate::compat::{Compat, check_explicit_state, extras, float64_box, limits, read_action, step_result, variance};
 use crate::config::{FieldError, Validate, positive};
-use crate::env::{Env, EnvSpec, ResetOptions, Step};
+use crate::env::{Env, EnvSpec, Registered, ResetOptions, Step};
 use crate::error::{EnvError, Result};
-use crate::registry::Registered;
+use crate::obs::ObsMut;
 use crate::rng::EnvRng;
-use crate::space::{Action, BoxSpace, Space};
+use crate::space::Action;
 
 /// Construction config of [`Linear`]; defaults are controlgym's.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -200,6 +200,8 @@ pub struct Linear {
     scratch: DVector<f64>,
     steps: u64,
     started: bool,
+    /// `xᵀQx` and `uᵀRu + 2xᵀSu` of the last step (extras).
+    costs: [f64; 2],
 }
 
 impl Linear {
@@ -226,7 +228,7 @@ impl Linear {
     }
 
     /// `y = C x + D21 w` into `obs`.
-    fn observe(&mut self, obs: &mut [f32]) {
+    fn observe(&mut self, obs: &mut [f64]) {
         self.y.gemv(1.0, &self.system.c, &self.x, 0.0);
         self.y.gemv(1.0, &self.system.d21, &self.w, 1.0);
         let limit = match self.config.compat {
@@ -234,7 +236,7 @@ impl Linear {
             Compat::Controlgym => None,
         };
         for (o, &y) in obs.iter_mut().zip(self.y.iter()) {
-            *o = limit.map_or(y, |l| y.clamp(-l, l)) as f32;
+            *o = limit.map_or(y, |l| y.clamp(-l, l));
         }
     }
 }
@@ -246,8 +248,23 @@ impl Registered for Linear {
     const MAX_EPISODE_STEPS: Option<u64> = None;
     type Config = LinearConfig;
 
-    fn new(config: LinearConfig) -> Result<Self> {
+    fn spec(config: &LinearConfig) -> Result<EnvSpec> {
         crate::config::checked(config.clone(), "keel/Linear-v0 config")?;
+        let dims = data::load(&config.system)?;
+        let (n, nu, ny) = (dims.a.nrows(), dims.b2.ncols(), dims.c.nrows());
+        Ok(EnvSpec {
+            id: Self::ID.into(),
+            observation_space: float64_box(config.observation_limit, ny),
+            action_space: float64_box(config.action_limit, nu),
+            max_episode_steps: Self::episode_cap(config),
+            reward_threshold: None,
+            state_len: Some(n),
+            extras: extras(),
+        })
+    }
+
+    fn new(config: LinearConfig) -> Result<Self> {
+        let spec = <Self as Registered>::spec(&config)?;
         let raw = data::load(&config.system)?;
         let system = discretise(&config.system, &raw, config.sample_time);
         let (n, nw, nu, ny) = (system.a.nrows(), system.b1.ncols(), system.b2.ncols(), system.c.nrows());
@@ -262,15 +279,6 @@ impl Registered for Linear {
             Some(x) => DVector::from_column_slice(x),
             None => DVector::zeros(n),
         };
-        let bound = |limit: Option<f64>, len: usize| BoxSpace::symmetric(&vec![limit.unwrap_or(f64::INFINITY); len]);
-        let spec = EnvSpec {
-            id: Self::ID.into(),
-            observation_space: Space::Box(bound(config.observation_limit, ny)),
-            action_space: Space::Box(bound(config.action_limit, nu)),
-            max_episode_steps: Self::episode_cap(&config),
-            reward_threshold: None,
-            state_len: Some(n),
-        };
         Ok(Self {
             spec,
             system,
@@ -284,6 +292,7 @@ impl Registered for Linear {
             scratch: DVector::zeros(nu),
             steps: 0,
             started: false,
+            costs: [0.0; 2],
             config,
         })
     }
@@ -301,7 +310,8 @@ impl Env for Linear {
         &self.spec
     }
 
-    fn reset(&mut self, seed: Option<u64>, options: &ResetOptions, obs: &mut [f32]) -> Result<()> {
+    fn reset(&mut self, seed: Option<u64>, options: &ResetOptions, obs: ObsMut<'_>) -> Result<()> {
+        let obs = obs.f64(self.y.len())?;
         if !options.params.is_empty() {
             let known = "(none: the initial state is set with `state`)";
             let field = options.params.keys().next().cloned().unwrap_or_default();
@@ -332,23 +342,27 @@ impl Env for Linear {
         Self::draw(&mut self.rng, self.config.noise_cov.sqrt(), &mut self.w);
         self.steps = 0;
         self.started = true;
+        self.costs = [0.0; 2];
         self.observe(obs);
         Ok(())
     }
 
-    fn step(&mut self, action: Action<'_>, obs: &mut [f32]) -> Result<Step> {
+    fn step(&mut self, action: Action<'_>, obs: ObsMut<'_>) -> Result<Step> {
+        let obs = obs.f64(self.y.len())?;
         let (compat, limit) = (self.config.compat, self.config.action_limit);
-        read_action(&self.spec.action_space, action, self.started, compat, limit, self.u.iter_mut())?;
+        read_action(&self.spec.action_space, action, self.started, compat, limit, self.u.as_mut_slice())?;
         let compat = compat == Compat::Controlgym;
         let sys = &self.system;
         // Stage cost xᵀQx + uᵀRu + 2 xᵀSu.
         self.next.gemv(1.0, &sys.q, &self.x, 0.0);
-        let mut cost = self.x.dot(&self.next);
+        let state_cost = self.x.dot(&self.next);
         self.scratch.gemv(1.0, &sys.r, &self.u, 0.0);
-        cost += self.u.dot(&self.scratch);
+        let input_cost = self.u.dot(&self.scratch);
         self.scratch.gemv_tr(1.0, &sys.s, &self.x, 0.0);
-        cost += 2.0 * self.u.dot(&self.scratch);
-        let reward = -cost;
+        let cross_cost = 2.0 * self.u.dot(&self.scratch);
+        self.costs = [state_cost, input_cost + cross_cost];
+        // Summed in controlgym's order, (xᵀQx + uᵀRu) + 2xᵀSu, to the last bit.
+        let reward = -(state_cost + input_cost + cross_cost);
         if compat {
             // controlgym draws this step's disturbance, observes the pre-step state with it.
             Self::draw(&mut self.rng, self.config.noise_cov.sqrt(), &mut self.w);
@@ -368,6 +382,10 @@ impl Env for Linear {
         let x = &self.x;
         let c = &self.config;
         Ok(step_result(c.compat, reward, c.reward_limit, self.steps, c.n_steps, || x.iter().all(|v| v.is_finite())))
+    }
+
+    fn write_extras(&self, out: &mut [f64]) {
+        out.copy_from_slice(&[self.costs[0], self.costs[1], self.x.norm()][..out.len()]);
     }
 
     fn state(&self) -> Option<Vec<f64>> {
@@ -397,6 +415,7 @@ impl Env for Linear {
             "rng": serde_json::to_value(&self.rng).ok()?,
             "steps": self.steps,
             "started": self.started,
+            "costs": self.costs,
         }))
     }
 
@@ -411,12 +430,14 @@ impl Env for Linear {
             return Err(EnvError::Snapshot("keel/Linear-v0: snapshot of another system".into()));
         }
         let (rng, steps, started) = (field(snapshot, "rng")?, field(snapshot, "steps")?, field(snapshot, "started")?);
+        let costs = field(snapshot, "costs")?;
         self.x.copy_from_slice(&x);
         self.w.copy_from_slice(&w);
         self.init_mean.copy_from_slice(&init_mean);
         self.rng = rng;
         self.steps = steps;
         self.started = started;
+        self.costs = costs;
         Ok(())
     }
 }

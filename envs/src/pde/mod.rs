@@ -96,13 +96,13 @@ use realfft::num_complex::Complex64;
 use serde_json::{Map, Value};
 
 pub use crate::compat::Compat;
-use crate::compat::{check_explicit_state, limits, read_action, step_result, variance};
+use crate::compat::{check_explicit_state, extras, float64_box, limits, read_action, step_result, variance};
 use crate::config::{FieldError, Validate, positive};
-use crate::env::{Env, EnvSpec, ResetOptions, Step};
+use crate::env::{Env, EnvSpec, Registered, ResetOptions, Step};
 use crate::error::{EnvError, Result};
-use crate::registry::Registered;
+use crate::obs::ObsMut;
 use crate::rng::EnvRng;
-use crate::space::{Action, BoxSpace, Space};
+use crate::space::Action;
 
 /// The parameters every PDE env has (each env's config holds them as top-level keys).
 #[derive(Clone, Debug, PartialEq)]
@@ -388,9 +388,26 @@ pub struct PdeEnv<D: Dynamics> {
     action: Vec<f64>,
     steps: u64,
     started: bool,
+    /// The weighted state and action costs of the last step (extras).
+    costs: [f64; 2],
 }
 
 impl<D: Dynamics> PdeEnv<D> {
+    /// A restored snapshot must hold a state of this env's size.
+    #[allow(clippy::ptr_arg)] // `snapshot_fields!` passes the parsed field
+    fn check_snapshot(&self, state: &Vec<f64>) -> Result<()> {
+        if state.len() == self.common.n_state {
+            Ok(())
+        } else {
+            Err(EnvError::Snapshot(format!(
+                "{}: the snapshot's state has {} values, this env has n_state = {}",
+                D::ID,
+                state.len(),
+                self.common.n_state
+            )))
+        }
+    }
+
     /// The shared parameters this env was built with.
     pub fn common(&self) -> &Common {
         &self.common
@@ -417,7 +434,7 @@ impl<D: Dynamics> PdeEnv<D> {
         self.dynamics.advance(state, &self.force, out);
     }
 
-    fn observe(&mut self, obs: &mut [f32]) {
+    fn observe(&mut self, obs: &mut [f64]) {
         let c = &self.common;
         let std = c.sensor_noise_cov.sqrt();
         let limit = match c.compat {
@@ -433,7 +450,7 @@ impl<D: Dynamics> PdeEnv<D> {
             if let Some(l) = limit {
                 y = y.clamp(-l, l);
             }
-            *o = y as f32;
+            *o = y;
         }
     }
 }
@@ -444,7 +461,7 @@ impl<D: Dynamics> Registered for PdeEnv<D> {
     const MAX_EPISODE_STEPS: Option<u64> = None;
     type Config = D::Config;
 
-    fn new(config: D::Config) -> Result<Self> {
+    fn spec(config: &D::Config) -> Result<EnvSpec> {
         let common = config.common();
         // Configs reach here validated through `make`; a direct caller gets the same check.
         common.validate(D::LAYOUT).map_err(|e| EnvError::InvalidField {
@@ -452,17 +469,22 @@ impl<D: Dynamics> Registered for PdeEnv<D> {
             field: e.field.into(),
             message: e.message,
         })?;
+        Ok(EnvSpec {
+            id: D::ID.into(),
+            observation_space: float64_box(common.observation_limit, common.n_observation),
+            action_space: float64_box(common.action_limit, common.n_action),
+            max_episode_steps: Self::episode_cap(config),
+            reward_threshold: None,
+            state_len: Some(common.n_state),
+            extras: extras(),
+        })
+    }
+
+    fn new(config: D::Config) -> Result<Self> {
+        let spec = <Self as Registered>::spec(&config)?;
+        let common = config.common();
         let n = common.n_state;
         let grid = Grid::new(common.domain_length, D::LAYOUT.field_len(n));
-        let bound = |limit: Option<f64>, len: usize| BoxSpace::symmetric(&vec![limit.unwrap_or(f64::INFINITY); len]);
-        let spec = EnvSpec {
-            id: D::ID.into(),
-            observation_space: Space::Box(bound(common.observation_limit, common.n_observation)),
-            action_space: Space::Box(bound(common.action_limit, common.n_action)),
-            max_episode_steps: Self::episode_cap(&config),
-            reward_threshold: None,
-            state_len: Some(n),
-        };
         let dynamics = D::build(&config, &grid);
         Ok(Self {
             actuators: actuator_supports(&common, D::LAYOUT),
@@ -480,6 +502,7 @@ impl<D: Dynamics> Registered for PdeEnv<D> {
             force: vec![0.0; n],
             steps: 0,
             started: false,
+            costs: [0.0; 2],
         })
     }
 
@@ -498,7 +521,8 @@ impl<D: Dynamics> Env for PdeEnv<D> {
         &self.spec
     }
 
-    fn reset(&mut self, seed: Option<u64>, options: &ResetOptions, obs: &mut [f32]) -> Result<()> {
+    fn reset(&mut self, seed: Option<u64>, options: &ResetOptions, obs: ObsMut<'_>) -> Result<()> {
+        let obs = obs.f64(self.sensors.len())?;
         let context = format!("{} reset options", D::ID);
         let params = crate::config::overlay(&self.params, &options.params, &context)?;
         if let Some(state) = &options.state {
@@ -511,17 +535,20 @@ impl<D: Dynamics> Env for PdeEnv<D> {
         }
         self.steps = 0;
         self.started = true;
+        self.costs = [0.0; 2];
         self.observe(obs);
         Ok(())
     }
 
-    fn step(&mut self, action: Action<'_>, obs: &mut [f32]) -> Result<Step> {
+    fn step(&mut self, action: Action<'_>, obs: ObsMut<'_>) -> Result<Step> {
+        let obs = obs.f64(self.sensors.len())?;
         let c = &self.common;
-        read_action(&self.spec.action_space, action, self.started, c.compat, c.action_limit, self.action.iter_mut())?;
+        read_action(&self.spec.action_space, action, self.started, c.compat, c.action_limit, &mut self.action)?;
         let compat = c.compat == Compat::Controlgym;
         let state_cost: f64 = self.state.iter().zip(&self.target).map(|(x, t)| (x - t) * (x - t)).sum();
         let action_cost: f64 = self.action.iter().map(|a| a * a).sum();
-        let reward = -(self.common.q_weight * state_cost + self.common.r_weight * action_cost);
+        self.costs = [self.common.q_weight * state_cost, self.common.r_weight * action_cost];
+        let reward = -(self.costs[0] + self.costs[1]);
         if compat {
             // controlgym returns the observation of the pre-step state.
             self.observe(obs);
@@ -551,6 +578,11 @@ impl<D: Dynamics> Env for PdeEnv<D> {
         Ok(step_result(c.compat, reward, c.reward_limit, self.steps, c.n_steps, || state.iter().all(|x| x.is_finite())))
     }
 
+    fn write_extras(&self, out: &mut [f64]) {
+        let norm = self.state.iter().map(|x| x * x).sum::<f64>().sqrt();
+        out.copy_from_slice(&[self.costs[0], self.costs[1], norm][..out.len()]);
+    }
+
     fn state(&self) -> Option<Vec<f64>> {
         self.started.then(|| self.state.clone())
     }
@@ -565,7 +597,7 @@ impl<D: Dynamics> Env for PdeEnv<D> {
         serde_json::to_value(&self.params).unwrap_or(Value::Null)
     }
 
-    crate::snapshot::snapshot_fields!(state, rng, steps, started, params);
+    crate::snapshot::snapshot_fields!(state, rng, steps, started, params, costs; check(state) = Self::check_snapshot);
 }
 
 /// `L(k)` as complex values, for the ETDRK4 builder.

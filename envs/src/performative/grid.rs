@@ -9,9 +9,9 @@ use super::world::{
     GOAL, GridWorld, NO_INTERVENTION, NUM_ACTIONS, NUM_STATES, PAPER_FOLLOWERS, check_policy, sample_index,
 };
 use crate::config::{FieldError, Validate, finite, overlay};
-use crate::env::{Env, EnvSpec, ResetOptions, Step};
+use crate::env::{Env, EnvSpec, Registered, ResetOptions, Step};
+use crate::obs::ObsMut;
 use crate::error::{EnvError, Result};
-use crate::registry::Registered;
 use crate::rng::EnvRng;
 use crate::space::{Action, Discrete, Space};
 
@@ -108,16 +108,21 @@ impl Registered for PerformativeGrid {
     const MAX_EPISODE_STEPS: Option<u64> = Some(100);
     type Config = PerformativeGridConfig;
 
-    fn new(config: PerformativeGridConfig) -> Result<Self> {
-        let world = GridWorld::paper()?;
-        let spec = EnvSpec {
+    fn spec(_config: &PerformativeGridConfig) -> Result<EnvSpec> {
+        Ok(EnvSpec {
             id: Self::ID.into(),
             observation_space: Space::Discrete(Discrete { n: NUM_STATES as i64, start: 0 }),
             action_space: Space::Discrete(Discrete { n: NUM_ACTIONS as i64, start: 0 }),
             max_episode_steps: Self::MAX_EPISODE_STEPS,
             reward_threshold: None,
+            extras: Vec::new(),
             state_len: Some(1),
-        };
+        })
+    }
+
+    fn new(config: PerformativeGridConfig) -> Result<Self> {
+        let world = GridWorld::paper()?;
+        let spec = <Self as Registered>::spec(&config)?;
         let policy = world.initial_policy(config.gamma, config.tolerance);
         let response = population(world, &config).respond(&policy, config.beta);
         let model = TabularModel::induced(world, &response);
@@ -213,7 +218,8 @@ impl Env for PerformativeGrid {
         &self.spec
     }
 
-    fn reset(&mut self, seed: Option<u64>, options: &ResetOptions, obs: &mut [f32]) -> Result<()> {
+    fn reset(&mut self, seed: Option<u64>, options: &ResetOptions, obs: ObsMut<'_>) -> Result<()> {
+        let obs = obs.f32(1)?;
         if !options.params.is_empty() {
             return Err(EnvError::InvalidField {
                 context: format!("{} reset options", Self::ID),
@@ -233,7 +239,8 @@ impl Env for PerformativeGrid {
     }
 
     #[inline]
-    fn step(&mut self, action: Action<'_>, obs: &mut [f32]) -> Result<Step> {
+    fn step(&mut self, action: Action<'_>, obs: ObsMut<'_>) -> Result<Step> {
+        let obs = obs.f32(1)?;
         let action = self.spec.action_space.discrete_action(action)?;
         let cell = self.cell.ok_or(EnvError::ResetNeeded)?;
         if cell == GOAL {
@@ -319,7 +326,7 @@ mod tests {
         let mut env = fresh(PerformativeGridConfig::default());
         let mut obs = [0.0];
         for seed in 0..50 {
-            env.reset(Some(seed), &ResetOptions::default(), &mut obs).unwrap_or_else(|e| panic!("{e}"));
+            env.reset(Some(seed), &ResetOptions::default(), ObsMut::F32(&mut obs)).unwrap_or_else(|e| panic!("{e}"));
             let cell = obs[0] as usize;
             assert!(cell < 8 || cell % 8 == 0, "start cell {cell}");
         }
@@ -331,10 +338,10 @@ mod tests {
         let (cell, action, draws) = (27usize, 3i64, 20_000);
         let mut counts = [0usize; NUM_STATES];
         let mut obs = [0.0];
-        env.reset(Some(1), &ResetOptions::default(), &mut obs).unwrap_or_else(|e| panic!("{e}"));
+        env.reset(Some(1), &ResetOptions::default(), ObsMut::F32(&mut obs)).unwrap_or_else(|e| panic!("{e}"));
         for _ in 0..draws {
-            env.reset(None, &ResetOptions::with_state(vec![cell as f64]), &mut obs).unwrap_or_else(|e| panic!("{e}"));
-            env.step(Action::Int(&[action]), &mut obs).unwrap_or_else(|e| panic!("{e}"));
+            env.reset(None, &ResetOptions::with_state(vec![cell as f64]), ObsMut::F32(&mut obs)).unwrap_or_else(|e| panic!("{e}"));
+            env.step(Action::Int(&[action]), ObsMut::F32(&mut obs)).unwrap_or_else(|e| panic!("{e}"));
             counts[obs[0] as usize] += 1;
         }
         let row = (cell * NUM_ACTIONS + action as usize) * NUM_STATES;
@@ -384,30 +391,30 @@ mod tests {
         assert!(err.contains("beta") && err.contains(">= 0"), "{err}");
         let mut env = fresh(PerformativeGridConfig::default());
         let mut obs = [0.0];
-        assert!(env.reset(None, &ResetOptions::with_state(vec![63.0]), &mut obs).is_err());
-        assert!(env.reset(None, &ResetOptions::with_state(vec![2.5]), &mut obs).is_err());
+        assert!(env.reset(None, &ResetOptions::with_state(vec![63.0]), ObsMut::F32(&mut obs)).is_err());
+        assert!(env.reset(None, &ResetOptions::with_state(vec![2.5]), ObsMut::F32(&mut obs)).is_err());
         let mut options = ResetOptions::default();
         options.params.insert("learner_policy".into(), Value::Null);
-        assert!(matches!(env.reset(None, &options, &mut obs), Err(EnvError::InvalidField { .. })));
+        assert!(matches!(env.reset(None, &options, ObsMut::F32(&mut obs)), Err(EnvError::InvalidField { .. })));
     }
 
     #[test]
     fn the_goal_terminates_and_absorbs() {
         let mut env = fresh(PerformativeGridConfig { beta: 0.0, ..Default::default() });
         let mut obs = [0.0];
-        env.reset(Some(0), &ResetOptions::with_state(vec![(GOAL - 1) as f64]), &mut obs)
+        env.reset(Some(0), &ResetOptions::with_state(vec![(GOAL - 1) as f64]), ObsMut::F32(&mut obs))
             .unwrap_or_else(|e| panic!("{e}"));
         // With β = 0 A2 moves at random four times in five: keep pushing right until the goal.
         let mut reached = None;
         for _ in 0..10_000 {
-            let step = env.step(Action::Int(&[1]), &mut obs).unwrap_or_else(|e| panic!("{e}"));
+            let step = env.step(Action::Int(&[1]), ObsMut::F32(&mut obs)).unwrap_or_else(|e| panic!("{e}"));
             if step.terminated {
                 reached = Some(step.reward);
                 break;
             }
         }
         assert_eq!(reached, Some(1.0));
-        let after = env.step(Action::Int(&[0]), &mut obs).unwrap_or_else(|e| panic!("{e}"));
+        let after = env.step(Action::Int(&[0]), ObsMut::F32(&mut obs)).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((after.reward, after.terminated, obs[0]), (0.0, true, GOAL as f32));
     }
 }

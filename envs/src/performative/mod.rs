@@ -59,13 +59,12 @@
 //!
 //! ```
 //! use keel_envs::performative::{PerformativeGrid, PerformativeGridConfig};
-//! use keel_envs::registry::Registered;
-//! use keel_envs::{Action, Env, ResetOptions};
+//! use keel_envs::{Action, Env, ObsMut, Registered, ResetOptions};
 //!
 //! let mut env = PerformativeGrid::new(PerformativeGridConfig::default())?;
 //! let mut obs = [0.0f32];
-//! env.reset(Some(0), &ResetOptions::default(), &mut obs)?;
-//! env.step(Action::Int(&[3]), &mut obs)?;
+//! env.reset(Some(0), &ResetOptions::default(), ObsMut::F32(&mut obs))?;
+//! env.step(Action::Int(&[3]), ObsMut::F32(&mut obs))?;
 //! // Deploy "always go right": A2 responds and the model changes.
 //! let right: Vec<f64> = (0..64).flat_map(|_| [0.0, 1.0, 0.0, 0.0]).collect();
 //! let before = env.model().clone();
