@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
-use keel_envs::control::{Controller, run_episode};
+use keel_envs::baselines::{Controller, run_episode};
 use serde::Serialize;
 use serde_json::{Map, Value};
 

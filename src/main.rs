@@ -18,9 +18,9 @@ macro_rules! out {
 
 mod baseline;
 mod bench;
+mod chart;
+mod learning_curves;
 mod performative;
-mod plot;
-mod plots;
 mod rollout;
 mod train;
 
@@ -54,7 +54,7 @@ enum Command {
     /// Evaluate a run's latest checkpoint: mean ± std return over episodes.
     Eval(train::EvalArgs),
     /// Overlay learning curves of runs (mean and spread across seeds) into a PNG.
-    Plot(plots::PlotArgs),
+    Plot(learning_curves::PlotArgs),
     /// Performative RL: repeated retraining (RPO / RGA, exact or finite-sample) in
     /// keel/PerformativeGrid-v0; `figure2` runs the paper's Figure 2.
     Performative(performative::PerformativeArgs),
@@ -154,7 +154,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(&args),
         Command::Train(args) => train::run(&args),
         Command::Eval(args) => train::eval(&args),
-        Command::Plot(args) => plots::run(&args),
+        Command::Plot(args) => learning_curves::run(&args),
         Command::Performative(args) => performative::run_command(&args),
         Command::Baseline(args) => baseline::run(&args),
         Command::Doctor => {

@@ -18,7 +18,7 @@ use keel_envs::performative::PerformativeGridConfig;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::plot::{Chart, Series};
+use crate::chart::{Chart, Series};
 
 /// Arguments of `keel performative`.
 #[derive(Args)]

@@ -332,7 +332,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         last_checkpoint: last_checkpoint.map(|p| p.display().to_string()),
     };
     write_summary(&dir, &summary)?;
-    if let Err(e) = crate::plots::learning_curve(&dir) {
+    if let Err(e) = crate::learning_curves::learning_curve(&dir) {
         eprintln!("keel train: no plot: {e:#}");
     }
     out!(

@@ -15,10 +15,10 @@
 //! - [`sampler`]: the [`ResetSampler`] hook through which curricula choose each reset;
 //! - [`wrappers`]: `TimeLimit`, `ClipAction`, `RescaleAction`;
 //! - [`testing`]: the conformance checks every registered env passes;
-//! - env families: [`classic`] control, [`performative`] RL's responsive grid-world, [`pde`] (the
-//!   ten controlgym PDEs), [`linear`] (the industrial linear systems);
-//! - [`control`]: zero / LQR / LQG baselines for the envs with a linear model;
-//! - [`compat`]: the default-vs-controlgym conventions the PDE and linear envs share.
+//! - env families, one folder each: [`classic`] control, [`performative`] RL's responsive
+//!   grid-world, [`controlgym`] (the ten PDEs in [`controlgym::pde`], the industrial linear
+//!   systems in [`controlgym::linear`], and the conventions they share);
+//! - [`baselines`]: zero / LQR / LQG controllers for the envs with a linear model.
 //!
 //! This crate needs neither libtorch nor Python.
 //!
@@ -39,15 +39,13 @@
 //! # Ok::<(), keel_envs::EnvError>(())
 //! ```
 
+pub mod baselines;
 pub mod classic;
-pub mod compat;
 pub mod config;
-pub mod control;
+pub mod controlgym;
 pub mod env;
 pub mod error;
-pub mod linear;
 pub mod obs;
-pub mod pde;
 pub mod performative;
 pub mod registry;
 pub mod rng;

@@ -19,7 +19,8 @@ use crate::env::{Env, EnvSpec, Registered};
 use crate::error::{EnvError, Result};
 use crate::performative::PerformativeGrid;
 use crate::wrappers::{MAX_EPISODE_STEPS, TimeLimit};
-use crate::{classic, linear, pde};
+use crate::classic;
+use crate::controlgym::{linear, pde};
 
 /// Builds an env from config overrides and an episode-cap override (`None`: the registered cap).
 type MakeFn = fn(&Map<String, Value>, Option<Option<u64>>) -> Result<Box<dyn Env>>;

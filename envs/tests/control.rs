@@ -1,7 +1,7 @@
 //! Baseline controllers through the env API: LQR's Riccati solution is checked (residual,
 //! closed-loop stability), it beats doing nothing, and designs that cannot exist are clear errors.
 
-use keel_envs::control::{Controller, Lqr, linear_model, run_episode};
+use keel_envs::baselines::{Controller, Lqr, linear_model, run_episode};
 use keel_envs::{EnvError, make};
 use serde_json::{Map, Value, json};
 

@@ -134,7 +134,7 @@ fn lqr_gains_match_scipy() {
     for name in ["linear_toy.json", "linear_he1.json", "linear_ac3.json"] {
         let f = fixture(name);
         let Some(want) = &f.lqr_gain else { panic!("{name}: no gain recorded") };
-        let model = match keel_envs::control::linear_model(&f.keel_id, &f.config) {
+        let model = match keel_envs::baselines::linear_model(&f.keel_id, &f.config) {
             Ok(model) => model,
             Err(EnvError::DataMissing(why)) => {
                 eprintln!("{name}: skipped, {why}");
@@ -142,7 +142,7 @@ fn lqr_gains_match_scipy() {
             }
             Err(e) => panic!("{name}: {e}"),
         };
-        let lqr = keel_envs::control::Lqr::new(&model).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let lqr = keel_envs::baselines::Lqr::new(&model).unwrap_or_else(|e| panic!("{name}: {e}"));
         let got: Vec<f64> = (0..lqr.gain.nrows())
             .flat_map(|i| (0..lqr.gain.ncols()).map(move |j| (i, j)))
             .map(|(i, j)| lqr.gain[(i, j)])

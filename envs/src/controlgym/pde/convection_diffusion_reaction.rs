@@ -8,7 +8,7 @@
 //! `convection_diffusion_reaction`. LQR and LQG apply (`keel baseline`).
 //!
 //! ## Observation space
-//! `Box(±observation_limit, (n_observation,), float32)`: point sensors of `u` (see [`crate::pde`]).
+//! `Box(±observation_limit, (n_observation,), float32)`: point sensors of `u` (see [`crate::controlgym::pde`]).
 //!
 //! ## Action space
 //! `Box(±action_limit, (n_action,), float32)`: actuator impulses.
@@ -22,7 +22,7 @@
 //!
 //! ## Episode end
 //! Terminated when the state diverges (non-finite, or reward beyond `reward_limit`); truncated
-//! after `n_steps` (100) steps. In `compat = "controlgym"` mode see [`crate::pde`].
+//! after `n_steps` (100) steps. In `compat = "controlgym"` mode see [`crate::controlgym::pde`].
 //!
 //! ## Config
 //! [`ConvectionDiffusionReactionConfig`]; defaults as controlgym: `L = 1`, `sample_time = 0.1`,

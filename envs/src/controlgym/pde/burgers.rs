@@ -6,7 +6,7 @@
 //! ETDRK4 with 3/2-rule dealiasing. controlgym's `burgers`.
 //!
 //! ## Observation space
-//! `Box(±observation_limit, (n_observation,), float32)`: point sensors of `u` (see [`crate::pde`]).
+//! `Box(±observation_limit, (n_observation,), float32)`: point sensors of `u` (see [`crate::controlgym::pde`]).
 //!
 //! ## Action space
 //! `Box(±action_limit, (n_action,), float32)`: actuator sources, held over each sample interval.
@@ -20,13 +20,13 @@
 //!
 //! ## Episode end
 //! Terminated when the state diverges (non-finite, or reward beyond `reward_limit`); truncated
-//! after `n_steps` (100) steps. In `compat = "controlgym"` mode see [`crate::pde`].
+//! after `n_steps` (100) steps. In `compat = "controlgym"` mode see [`crate::controlgym::pde`].
 //!
 //! ## Config
 //! [`BurgersConfig`]; defaults as controlgym: `L = 1`, `h = 1e-3`, `sample_time = 0.05`,
 //! `n_state = 256`, `n_observation = 10`, `n_action = 8`, `control_sup_width = 0.1`, sensor noise
 //! variance 0.25, no process noise, `ν = 1e-3`. The default-vs-controlgym differences are listed in
-//! [`crate::pde`].
+//! [`crate::controlgym::pde`].
 //!
 //! ## Version history
 //! - v0: controlgym 1.0.0's `burgers`, with Gymnasium conventions by default.

@@ -59,7 +59,7 @@ use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::compat::{Compat, check_explicit_state, extras, float64_box, limits, read_action, step_result, variance};
+use crate::controlgym::compat::{Compat, check_explicit_state, extras, float64_box, limits, read_action, step_result, variance};
 use crate::config::{FieldError, Validate, positive};
 use crate::env::{Env, EnvSpec, Registered, ResetOptions, Step};
 use crate::error::{EnvError, Result};

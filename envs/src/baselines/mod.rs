@@ -30,8 +30,8 @@ use serde_json::{Map, Value};
 use crate::config::overlay;
 use crate::env::{Env, ResetOptions};
 use crate::error::{EnvError, Result};
-use crate::linear::Linear;
-use crate::pde::{Compat, ConvectionDiffusionReaction, Dynamics, PdeEnv, Schrodinger, Wave};
+use crate::controlgym::linear::Linear;
+use crate::controlgym::pde::{Compat, ConvectionDiffusionReaction, Dynamics, PdeEnv, Schrodinger, Wave};
 use crate::env::Registered;
 use crate::space::Action;
 
@@ -80,10 +80,10 @@ pub fn linear_model(id: &str, overrides: &Map<String, Value>) -> Result<LinearMo
             Ok(linear_system_model(&Linear::new(config)?))
         }
         ConvectionDiffusionReaction::ID => {
-            pde_model::<crate::pde::convection_diffusion_reaction::ConvectionDiffusionReactionDynamics>(&overrides)
+            pde_model::<crate::controlgym::pde::convection_diffusion_reaction::ConvectionDiffusionReactionDynamics>(&overrides)
         }
-        Wave::ID => pde_model::<crate::pde::wave::WaveDynamics>(&overrides),
-        Schrodinger::ID => pde_model::<crate::pde::schrodinger::SchrodingerDynamics>(&overrides),
+        Wave::ID => pde_model::<crate::controlgym::pde::wave::WaveDynamics>(&overrides),
+        Schrodinger::ID => pde_model::<crate::controlgym::pde::schrodinger::SchrodingerDynamics>(&overrides),
         other => Err(EnvError::Control(format!(
             "{other} has no linear model; model-based controllers apply to {}",
             MODELLED.join(", ")

@@ -27,7 +27,7 @@
 //! ## Episode end
 //! Terminated when the state diverges (non-finite, or reward below `−reward_limit`, 1e15 by
 //! default); truncated after `n_steps` (200) steps. In `compat = "controlgym"` mode see
-//! [`crate::pde`].
+//! [`crate::controlgym::pde`].
 //!
 //! ## Config
 //! [`WaveConfig`]; defaults as controlgym: `L = 1`, `sample_time = 0.1`, `n_state = 200`,

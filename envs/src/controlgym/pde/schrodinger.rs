@@ -23,7 +23,7 @@
 //!
 //! ## Episode end
 //! Terminated when the state diverges (non-finite, or reward beyond `reward_limit`); truncated
-//! after `n_steps` (500) steps. In `compat = "controlgym"` mode see [`crate::pde`].
+//! after `n_steps` (500) steps. In `compat = "controlgym"` mode see [`crate::controlgym::pde`].
 //!
 //! ## Config
 //! [`SchrodingerConfig`]; defaults as controlgym's code (its docstring disagrees): `L = 1`,

@@ -5,7 +5,7 @@
 //! 3/2-rule dealiasing. controlgym's `kuramoto_sivashinsky`.
 //!
 //! ## Observation space
-//! `Box(±observation_limit, (n_observation,), float32)`: point sensors of `u` (see [`crate::pde`]).
+//! `Box(±observation_limit, (n_observation,), float32)`: point sensors of `u` (see [`crate::controlgym::pde`]).
 //!
 //! ## Action space
 //! `Box(±action_limit, (n_action,), float32)`: actuator sources, held over each sample interval.
@@ -19,7 +19,7 @@
 //!
 //! ## Episode end
 //! Terminated when the state diverges (non-finite, or reward beyond `reward_limit`); truncated
-//! after `n_steps` (500) steps. In `compat = "controlgym"` mode see [`crate::pde`].
+//! after `n_steps` (500) steps. In `compat = "controlgym"` mode see [`crate::controlgym::pde`].
 //!
 //! ## Numerics
 //! The default mode integrates the full sample interval (100 ETDRK4 substeps);
@@ -28,7 +28,7 @@
 //! ## Config
 //! [`KuramotoSivashinskyConfig`]; defaults as controlgym: `L = 32π`, `h = 5e-3`, `sample_time = 0.5`, `n_steps = 500`, `n_state = 256`; `n_observation = 10`,
 //! `n_action = 8`, `control_sup_width = 0.1`, sensor noise variance 0.25, no process noise. The
-//! default-vs-controlgym differences are listed in [`crate::pde`].
+//! default-vs-controlgym differences are listed in [`crate::controlgym::pde`].
 //!
 //! ## Version history
 //! - v0: controlgym 1.0.0's `kuramoto_sivashinsky`, with Gymnasium conventions by default.

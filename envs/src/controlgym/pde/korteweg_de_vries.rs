@@ -5,7 +5,7 @@
 //! 3/2-rule dealiasing. controlgym's `korteweg_de_vries`.
 //!
 //! ## Observation space
-//! `Box(±observation_limit, (n_observation,), float32)`: point sensors of `u` (see [`crate::pde`]).
+//! `Box(±observation_limit, (n_observation,), float32)`: point sensors of `u` (see [`crate::controlgym::pde`]).
 //!
 //! ## Action space
 //! `Box(±action_limit, (n_action,), float32)`: actuator sources, held over each sample interval.
@@ -19,7 +19,7 @@
 //!
 //! ## Episode end
 //! Terminated when the state diverges (non-finite, or reward beyond `reward_limit`); truncated
-//! after `n_steps` (100) steps. In `compat = "controlgym"` mode see [`crate::pde`].
+//! after `n_steps` (100) steps. In `compat = "controlgym"` mode see [`crate::controlgym::pde`].
 //!
 //! ## Numerics
 //! `L = i k³` is imaginary: the default mode uses complex contour means for the ETDRK4
@@ -29,7 +29,7 @@
 //! ## Config
 //! [`KortewegDeVriesConfig`]; defaults as controlgym: `L = 10`, `h = 1e-5`, `sample_time = 0.01`, `n_state = 128`; `n_observation = 10`,
 //! `n_action = 8`, `control_sup_width = 0.1`, sensor noise variance 0.25, no process noise. The
-//! default-vs-controlgym differences are listed in [`crate::pde`].
+//! default-vs-controlgym differences are listed in [`crate::controlgym::pde`].
 //!
 //! ## Version history
 //! - v0: controlgym 1.0.0's `korteweg_de_vries`, with Gymnasium conventions by default.

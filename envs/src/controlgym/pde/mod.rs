@@ -64,7 +64,7 @@
 //! apply their exact discrete-time transition mode by mode (a complex factor for
 //! convection–diffusion–reaction, a 2×2 real block per wavenumber for Wave and Schrödinger), which
 //! is the matrix exponential controlgym builds densely, in `O(n log n)` instead of `O(n²)`.
-//! [`crate::control`] builds the dense `A` and `B` from the same transition for LQR and LQG.
+//! [`crate::baselines`] builds the dense `A` and `B` from the same transition for LQR and LQG.
 
 pub mod allen_cahn;
 pub mod burgers;
@@ -95,8 +95,8 @@ use rand_distr::{Distribution, StandardNormal};
 use realfft::num_complex::Complex64;
 use serde_json::{Map, Value};
 
-pub use crate::compat::Compat;
-use crate::compat::{check_explicit_state, extras, float64_box, limits, read_action, step_result, variance};
+pub use crate::controlgym::compat::Compat;
+use crate::controlgym::compat::{check_explicit_state, extras, float64_box, limits, read_action, step_result, variance};
 use crate::config::{FieldError, Validate, positive};
 use crate::env::{Env, EnvSpec, Registered, ResetOptions, Step};
 use crate::error::{EnvError, Result};
@@ -641,8 +641,8 @@ macro_rules! pde_config {
         #[serde(default, deny_unknown_fields)]
         pub struct $name {
             /// `"keel"`: Gymnasium conventions (default); `"controlgym"`: controlgym 1.0.0 number
-            /// for number (the differences are listed in [`crate::pde`]).
-            pub compat: $crate::pde::Compat,
+            /// for number (the differences are listed in [`crate::controlgym::pde`]).
+            pub compat: $crate::controlgym::pde::Compat,
             /// Episode length in steps: the time limit.
             pub n_steps: u64,
             /// Length `L` of the periodic domain `[0, L)`.
@@ -682,7 +682,7 @@ macro_rules! pde_config {
         impl Default for $name {
             fn default() -> Self {
                 #[allow(clippy::needless_update)]
-                let c = $crate::pde::Common { $($cfield: $cvalue,)* ..$crate::pde::Common::baseline() };
+                let c = $crate::controlgym::pde::Common { $($cfield: $cvalue,)* ..$crate::controlgym::pde::Common::baseline() };
                 Self {
                     compat: c.compat,
                     n_steps: c.n_steps,
@@ -706,9 +706,9 @@ macro_rules! pde_config {
             }
         }
 
-        impl $crate::pde::PdeConfig for $name {
-            fn common(&self) -> $crate::pde::Common {
-                $crate::pde::Common {
+        impl $crate::controlgym::pde::PdeConfig for $name {
+            fn common(&self) -> $crate::controlgym::pde::Common {
+                $crate::controlgym::pde::Common {
                     compat: self.compat,
                     n_steps: self.n_steps,
                     domain_length: self.domain_length,

@@ -5,7 +5,7 @@
 //! 3/2-rule dealiasing. controlgym's `allen_cahn`.
 //!
 //! ## Observation space
-//! `Box(±observation_limit, (n_observation,), float32)`: point sensors of `u` (see [`crate::pde`]).
+//! `Box(±observation_limit, (n_observation,), float32)`: point sensors of `u` (see [`crate::controlgym::pde`]).
 //!
 //! ## Action space
 //! `Box(±action_limit, (n_action,), float32)`: actuator sources, held over each sample interval.
@@ -19,12 +19,12 @@
 //!
 //! ## Episode end
 //! Terminated when the state diverges (non-finite, or reward beyond `reward_limit`); truncated
-//! after `n_steps` (100) steps. In `compat = "controlgym"` mode see [`crate::pde`].
+//! after `n_steps` (100) steps. In `compat = "controlgym"` mode see [`crate::controlgym::pde`].
 //!
 //! ## Config
 //! [`AllenCahnConfig`]; defaults as controlgym: `L = 2`, `h = 1e-3`, `sample_time = 0.01`, `n_state = 256`, `ε = 1e-4` (so the diffusion is `ε² = 1e-8`, as controlgym), `λ = 5`; `n_observation = 10`,
 //! `n_action = 8`, `control_sup_width = 0.1`, sensor noise variance 0.25, no process noise. The
-//! default-vs-controlgym differences are listed in [`crate::pde`].
+//! default-vs-controlgym differences are listed in [`crate::controlgym::pde`].
 //!
 //! ## Version history
 //! - v0: controlgym 1.0.0's `allen_cahn`, with Gymnasium conventions by default.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 
-use crate::plot::{Chart, Series};
+use crate::chart::{Chart, Series};
 
 /// Arguments of `keel plot`.
 #[derive(Args)]
