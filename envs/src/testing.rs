@@ -239,6 +239,10 @@ pub fn check_autoreset_modes(id: &str) -> CheckResult {
         if same[t].obs.row(0, ol) != next[t + 1].obs.row(0, ol) {
             return Err(format!("{id}: SameStep: the ending step does not return the reset observation"));
         }
+        let flags = |b: &crate::Batch| (b.reward[0], b.terminated[0], b.truncated[0]);
+        if flags(&same[t]) != flags(&next[t]) {
+            return Err(format!("{id}: SameStep: the ending step's reward or flags differ from NextStep's"));
+        }
         if same[t].episode_return[0] != next[t].episode_return[0] || !same[t].episode_done[0] {
             return Err(format!("{id}: SameStep: episode statistics differ from NextStep"));
         }

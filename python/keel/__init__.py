@@ -13,34 +13,41 @@ and ``keel.sb3.make_vec`` gives a Stable-Baselines3 ``VecEnv`` on the same engin
 
 from __future__ import annotations
 
-import json
-
 import gymnasium
 
 from keel import _core
-from keel._core import ActionError, ConfigError, KeelError, ResetNeededError, UnknownEnvError, __version__, env_ids
+from keel._core import (ActionError, ConfigError, DataMissingError, KeelError, PoisonedError, ResetNeededError,
+                        UnknownEnvError, __version__, env_ids)
 from keel.env import KeelEnv
 from keel.vector import KeelVectorEnv
 
 __all__ = [
-    "ActionError", "ConfigError", "KeelEnv", "KeelError", "KeelVectorEnv", "ResetNeededError", "UnknownEnvError",
-    "__version__", "env_ids", "make", "make_vec",
+    "ActionError", "ConfigError", "DataMissingError", "KeelEnv", "KeelError", "KeelVectorEnv", "PoisonedError",
+    "ResetNeededError", "UnknownEnvError", "__version__", "env_ids", "make", "make_vec", "register_test_envs",
 ]
 
 
 def _register_all() -> None:
-    for env_id in _core.env_ids():
+    # From the registry lines alone: no env is built, so an env whose data is not installed is
+    # still listed, and making it raises keel.DataMissingError saying how to install the data.
+    for env_id, _description, max_episode_steps, reward_threshold in _core.env_registrations():
         if env_id in gymnasium.registry:
             continue
-        spec = json.loads(_core.EnvCore(env_id).spec_json())
         gymnasium.register(
             id=env_id,
             entry_point="keel.env:KeelEnv",
             vector_entry_point="keel.vector:KeelVectorEnv",
-            max_episode_steps=spec["max_episode_steps"],
-            reward_threshold=spec["reward_threshold"],
+            max_episode_steps=max_episode_steps,
+            reward_threshold=reward_threshold,
             kwargs={"env_id": env_id},
         )
+
+
+def register_test_envs() -> None:
+    """Registers Keel's test envs (``keel-test/...``: a uint8 image env, ``BytePattern-v0``)
+    with Keel and Gymnasium; for test suites."""
+    _core.register_test_envs()
+    _register_all()
 
 
 def make(env_id: str, **kwargs) -> gymnasium.Env:

@@ -13,7 +13,9 @@ from keel._util import space_from_spec, to_json
 
 
 def _integer_obs(space: gym.Space):
-    """How to turn the core's float observation row into an element of an integer space."""
+    """How to turn the core's float32 observation row into an element of an integer space
+    (Discrete and MultiDiscrete observations travel as float32 rows; Box observations come in
+    their own dtype and shape)."""
     if isinstance(space, gym.spaces.Discrete):
         return lambda obs: np.int64(obs[0])
     if isinstance(space, gym.spaces.MultiDiscrete):
@@ -31,6 +33,10 @@ class KeelEnv(gym.Env):
 
     ``reset(options=...)`` takes ``{"state": [...]}`` to set the initial state exactly, and any
     per-reset parameter of the env (e.g. CartPole's ``low``/``high``).
+
+    Observations are fresh arrays of the observation space's dtype and shape. ``info`` holds the
+    env's per-step extras by name (the controlgym envs: ``state_cost``, ``action_cost``,
+    ``state_norm``); Gymnasium's classic-control envs have none, as in Gymnasium.
     """
 
     metadata = {"render_modes": []}
@@ -61,8 +67,8 @@ class KeelEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         super().reset(seed=seed)
-        obs = self._core.reset(seed, to_json(options))
-        return (obs if self._obs_to_space is None else self._obs_to_space(obs)), {}
+        obs, info = self._core.reset(seed, to_json(options))
+        return (obs if self._obs_to_space is None else self._obs_to_space(obs)), info
 
     @property
     def state(self) -> np.ndarray | None:

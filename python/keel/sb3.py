@@ -12,7 +12,13 @@ SB3's same-step conventions hold: a finished env is reset inside the step, its l
 in ``infos[i]["terminal_observation"]`` and ``infos[i]["TimeLimit.truncated"]`` says whether the
 episode was cut by the time limit. ``infos[i]["episode"]`` carries the episode's return ``r``, length
 ``l`` and time ``t``, as SB3's ``Monitor`` does, so the training logs show ``ep_rew_mean`` without a
-``VecMonitor``.
+``VecMonitor``. The env's per-step extras are in ``infos[i]`` by name.
+
+Per-env control, as SB3's ``VecEnv`` API has it: ``set_options([...])`` gives each env its own reset
+options (e.g. a ``state``); ``env_method("set_params", indices=[...], **params)`` and
+``set_attr(name, value, indices=[...])`` set per-reset parameters of the chosen envs (an attribute
+that is not a parameter raises ``keel.ConfigError`` naming the known ones); ``get_attr(name)`` reads
+them back (and ``"state"``, the sub-env's internal state).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import numpy as np
 from stable_baselines3.common.vec_env import VecEnv as _Sb3VecEnv
 
 from keel import _core
+from keel._util import _to_json_value as _json_default
 from keel._util import space_from_spec, to_json
 from keel.vector import _SERIAL_BELOW
 
@@ -48,6 +55,7 @@ class VecEnv(_Sb3VecEnv):
         super().__init__(int(n_envs), space_from_spec(spec["observation_space"]), space_from_spec(spec["action_space"]))
         self._actions: np.ndarray | None = None
         self._was_reset = False
+        self._extras = list(spec.get("extras", []))
 
     def reset(self) -> np.ndarray:
         seeds = None
@@ -55,13 +63,14 @@ class VecEnv(_Sb3VecEnv):
             # SB3 seeds env i with seed + i; an env without a seed continues its stream.
             base = next(s for s in self._seeds if s is not None)
             seeds = [s if s is not None else base + i for i, s in enumerate(self._seeds)]
-        options = self._options[0] if self._options and self._options[0] else None
-        obs = self._core.reset(seeds, to_json(options), None)
+        per_env = [dict(o or {}) for o in (self._options or [])]
+        options = json.dumps(per_env, default=_json_default) if any(per_env) else None
+        obs, _ = self._core.reset(seeds, options, None)
         self._reset_seeds()
         self._reset_options()
         self.reset_infos = [{} for _ in range(self.num_envs)]
         self._was_reset = True
-        return obs.reshape((self.num_envs, *self.observation_space.shape))
+        return obs
 
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = actions
@@ -72,14 +81,20 @@ class VecEnv(_Sb3VecEnv):
         obs, rewards, terminated, truncated, ends = self._core.step(self._actions)
         dones = terminated | truncated
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
-        if ends:
+        for name in self._extras:
+            for i, value in enumerate(ends[name]):
+                infos[i][name] = float(value)
+        if "episode" in ends:
             final_obs, episode = ends["final_obs"], ends["episode"]
+            final_info = ends["final_info"]
             for i in np.flatnonzero(ends["_episode"]):
-                infos[i]["terminal_observation"] = final_obs[i].reshape(self.observation_space.shape)
+                infos[i]["terminal_observation"] = final_obs[i]
                 infos[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
                 infos[i]["episode"] = {"r": float(episode["r"][i]), "l": int(episode["l"][i]),
                                        "t": round(float(episode["t"][i]), 6)}
-        return obs.reshape((self.num_envs, *self.observation_space.shape)), rewards.astype(np.float32), dones, infos
+                for name in self._extras:  # the terminal step's extras, not the reset's
+                    infos[i][name] = float(final_info[name][i])
+        return obs, rewards.astype(np.float32), dones, infos
 
     def close(self) -> None:
         self._core = None
@@ -87,24 +102,41 @@ class VecEnv(_Sb3VecEnv):
     def _indices(self, indices) -> list[int]:
         if indices is None:
             return list(range(self.num_envs))
-        if isinstance(indices, int):
-            return [indices]
-        return list(indices)
+        chosen = [int(indices)] if isinstance(indices, (int, np.integer)) else [int(i) for i in indices]
+        for i in chosen:
+            if not 0 <= i < self.num_envs:
+                raise IndexError(f"sub-env index {i} out of range for {self.num_envs} envs")
+        return chosen
 
     def get_attr(self, attr_name: str, indices=None) -> list[Any]:
+        """``"state"``: each sub-env's internal state; a per-reset parameter: its value in each
+        sub-env; anything else: the attribute of this adapter (shared by all)."""
+        chosen = self._indices(indices)
         if attr_name == "state":
-            return [self._core.state(i) for i in self._indices(indices)]
+            return [self._core.state(i) for i in chosen]
+        params = [json.loads(self._core.params_json(i)) for i in chosen]
+        if chosen and attr_name in params[0]:
+            return [p[attr_name] for p in params]
         value = getattr(self, attr_name)
-        return [value for _ in self._indices(indices)]
+        return [value for _ in chosen]
 
     def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
-        setattr(self, attr_name, value)
+        """Sets the per-reset parameter ``attr_name`` of the chosen sub-envs (from their next
+        reset on); an unknown name raises ``keel.ConfigError`` listing the parameters."""
+        self._core.set_params(to_json({attr_name: value}), self._indices(indices))
 
     def env_method(self, method_name: str, *method_args, indices=None, **method_kwargs) -> list[Any]:
+        """``set_params(**params)`` and ``params()`` on the chosen sub-envs."""
+        chosen = self._indices(indices)
+        if method_args:
+            raise TypeError(f"{method_name}: Keel sub-env methods take keyword arguments only")
         if method_name == "set_params":
-            self._core.set_params(to_json(method_kwargs) or "{}")
-            return [None for _ in self._indices(indices)]
-        raise AttributeError(f"Keel sub-envs have no method {method_name!r} reachable through env_method")
+            self._core.set_params(to_json(method_kwargs) or "{}", chosen)
+            return [None for _ in chosen]
+        if method_name == "params":
+            return [json.loads(self._core.params_json(i)) for i in chosen]
+        raise AttributeError(f"Keel sub-envs have no method {method_name!r} reachable through env_method "
+                             "(set_params, params)")
 
     def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
         return [False for _ in self._indices(indices)]

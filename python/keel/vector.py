@@ -12,6 +12,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from keel import _core
+from keel._util import _to_json_value as _json_default
 from keel._util import space_from_spec, to_json
 
 _MODES = {AutoresetMode.NEXT_STEP: "next_step", AutoresetMode.SAME_STEP: "same_step", AutoresetMode.DISABLED: "disabled"}
@@ -30,16 +31,22 @@ class KeelVectorEnv(VectorEnv):
       ``options={"reset_mask": mask}``).
     - ``workers``: threads of the Rust pool (0: serial); default: serial below 64 envs, else one
       per core.
-    - Episode statistics come in ``infos["episode"]`` (``r``, ``l``, ``t``) with mask
+    - Observations come in the observation space's dtype and shape ``(num_envs, *obs_shape)``.
+      ``copy=True`` (default, as Gymnasium's vector envs) returns fresh arrays; ``copy=False``
+      returns a read-only view of the engine's own batch buffer: no copy at all, the same array
+      memory every step, overwritten by the next ``step``/``reset`` (copy it to keep it).
+    - ``infos`` holds the env's per-step extras (``infos[name]`` with mask ``infos["_" + name]``);
+      episode statistics come in ``infos["episode"]`` (``r``, ``l``, ``t``) with mask
       ``infos["_episode"]``, as Gymnasium's ``RecordEpisodeStatistics`` writes them.
+    - ``reset(options=...)``: one mapping for every env (plus ``"reset_mask"``), or a list of one
+      mapping per env (e.g. a different ``state`` for each).
     - The GIL is released while stepping (steps shorter than 5 µs keep it: the hand-off would cost
-      more); observations are handed over without a copy.
-      ``step_into`` writes into arrays you own instead.
+      more). ``step_into`` writes into arrays you own instead.
     """
 
     def __init__(self, env_id: str, num_envs: int, *, autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
                  workers: int | None = None, max_episode_steps: int | None = None, render_mode: str | None = None,
-                 **config: Any):
+                 copy: bool = True, **config: Any):
         if render_mode is not None:
             raise ValueError(f"{env_id} does not render (render_mode must be None, got {render_mode!r})")
         if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
@@ -48,15 +55,16 @@ class KeelVectorEnv(VectorEnv):
         if workers is None:
             workers = 0 if num_envs < _SERIAL_BELOW else min(int(num_envs), os.cpu_count() or 1)
         self._args = dict(env_id=env_id, num_envs=int(num_envs), autoreset_mode=mode, workers=workers,
-                          max_episode_steps=max_episode_steps, config=dict(config))
+                          max_episode_steps=max_episode_steps, copy=bool(copy), config=dict(config))
         core_config = dict(config)
         if max_episode_steps is not None:
             core_config["max_episode_steps"] = max_episode_steps
-        self._core = _core.VecCore(env_id, int(num_envs), int(workers), _MODES[mode], to_json(core_config))
+        self._core = _core.VecCore(env_id, int(num_envs), int(workers), _MODES[mode], to_json(core_config), bool(copy))
         spec = json.loads(self._core.spec_json())
         self.num_envs = int(num_envs)
         self.render_mode = None
         self.metadata = {"autoreset_mode": mode, "render_modes": []}
+        self.copy = bool(copy)
         self.single_observation_space = space_from_spec(spec["observation_space"])
         self.single_action_space = space_from_spec(spec["action_space"])
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
@@ -72,14 +80,19 @@ class KeelVectorEnv(VectorEnv):
     def _to_space(self, obs: np.ndarray) -> np.ndarray:
         return obs.astype(np.int64).reshape(self.observation_space.shape)
 
+    @property
+    def extras(self) -> list[str]:
+        """Names of the per-step extras every ``infos`` carries."""
+        return list(json.loads(self._core.spec_json()).get("extras", []))
+
     def _step_integer_obs(self, actions: Any):
         obs, rewards, terminations, truncations, infos = self._core.step(actions)
         return self._to_space(obs), rewards, terminations, truncations, infos
 
     def step_into(self, actions: Any, obs: np.ndarray, rewards: np.ndarray, terminations: np.ndarray,
                   truncations: np.ndarray) -> dict[str, Any]:
-        """Steps and writes the results into the given C-contiguous arrays (float32 obs of shape
-        ``(num_envs, *obs_shape)``, float64 rewards, bool flags); returns the infos."""
+        """Steps and writes the results into the given C-contiguous arrays (obs of the observation
+        dtype and shape ``(num_envs, *obs_shape)``, float64 rewards, bool flags); returns the infos."""
         return self._core.step_into(actions, obs, rewards, terminations, truncations)
 
     def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
@@ -92,26 +105,40 @@ class KeelVectorEnv(VectorEnv):
             seeds = [int(s) for s in seed]
             if len(seeds) != self.num_envs:
                 raise ValueError(f"{len(seeds)} seeds for {self.num_envs} envs")
-        options = dict(options or {})
-        mask = options.pop("reset_mask", None)
+        if isinstance(options, (list, tuple)):
+            # One mapping per sub-env.
+            if len(options) != self.num_envs:
+                raise ValueError(f"{len(options)} option mappings for {self.num_envs} envs")
+            per_env = [dict(o or {}) for o in options]
+            mask = None
+            options_json = json.dumps(per_env, default=_json_default)
+        else:
+            options = dict(options or {})
+            mask = options.pop("reset_mask", None)
+            options_json = to_json(options)
         if mask is not None:
             mask = np.asarray(mask, dtype=bool)
             if mask.shape != (self.num_envs,):
                 raise ValueError(f"reset_mask must have shape ({self.num_envs},), got {mask.shape}")
             mask = mask.tolist()
-        obs = self._core.reset(seeds, to_json(options), mask)
+        obs, infos = self._core.reset(seeds, options_json, mask)
         if self._integer_obs:
-            return self._to_space(obs), {}
-        return obs.reshape(self.observation_space.shape), {}
+            return self._to_space(obs), infos
+        return obs, infos
 
     def state(self, index: int) -> np.ndarray | None:
         """The full internal state of sub-env ``index``, or None."""
         state = self._core.state(int(index))
         return None if state is None else np.asarray(state, dtype=np.float64)
 
-    def set_params(self, **params: Any) -> None:
-        """Sets per-reset parameters of every sub-env for every later reset, autoresets included."""
-        self._core.set_params(to_json(params) or "{}")
+    def set_params(self, indices: list[int] | None = None, **params: Any) -> None:
+        """Sets per-reset parameters of the sub-envs ``indices`` (default: all) for every later
+        reset, autoresets included."""
+        self._core.set_params(to_json(params) or "{}", None if indices is None else [int(i) for i in indices])
+
+    def params(self, index: int) -> dict[str, Any]:
+        """The per-reset parameters of sub-env ``index``."""
+        return json.loads(self._core.params_json(int(index)))
 
     def close_extras(self, **kwargs: Any) -> None:
         self._core = None

@@ -3,24 +3,28 @@
 //! The pyo3 extension module `keel._core`, built by maturin, behind `import keel`. It holds two
 //! cores that the pure-Python layer (`python/keel/`) dresses as Gymnasium classes:
 //!
-//! - [`EnvCore`]: one Rust env. `step` returns exactly Gymnasium's 5-tuple (a fresh float32
-//!   array, a Python `float`, two Python `bool`s and a new `dict`), so the Python class can bind
-//!   it as its `step` with no Python frame in between.
+//! - [`EnvCore`]: one Rust env. `step` returns exactly Gymnasium's 5-tuple (a fresh array of the
+//!   observation space's dtype and shape, a Python `float`, two Python `bool`s and a new `dict`
+//!   holding the env's per-step extras), so the Python class can bind it as its `step` with no
+//!   Python frame in between.
 //! - [`VecCore`]: the Rust vector engine. `step` releases the GIL while the worker pool steps
-//!   (unless the previous step took under 5 µs, when the hand-off would cost more than the step),
-//!   then hands the observation buffer itself to numpy (the engine takes a fresh one), so the
-//!   observations reach Python without being copied; the info dict (episode statistics, final
-//!   observations) is built here too, only on steps where an episode ended; `step_into` instead copies into buffers the
-//!   caller owns, for loops that reuse their arrays.
+//!   (unless the previous step took under 5 µs, when the hand-off would cost more than the step).
+//!   Observations come in the space's dtype and shape `(num_envs, *obs_shape)`: with
+//!   `copy=False` as a read-only numpy view of the engine's own batch buffer (the same address
+//!   every step, rewritten by the next step: nothing is copied), with `copy=True` (Gymnasium's
+//!   default) as a fresh array. The info dict (per-step extras, episode statistics, final
+//!   observations and infos) is built here too; `step_into` copies into buffers the caller owns.
 //!
 //! Errors become Python exceptions deriving from `ValueError` (`keel.KeelError` and its
 //! subclasses); no input reaches a panic.
 
-use keel_envs::space::Space;
-use keel_envs::vector::{AutoresetMode, Batch, Seeds, VecOptions};
-use keel_envs::{Action, Env, EnvError, ResetOptions, VecEnv};
+use keel_envs::space::{DType, Space};
+use keel_envs::vector::{AutoresetMode, Batch, OptionsFor, Seeds, VecOptions};
+use keel_envs::{Action, Env, EnvError, ObsBuf, ResetOptions, VecEnv};
+use numpy::ndarray::{ArrayViewD, IxDyn};
 use numpy::{
-    IntoPyArray, PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyReadwriteArrayDyn, PyUntypedArrayMethods,
+    Element, IntoPyArray, PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArray,
+    PyUntypedArrayMethods,
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -43,6 +47,8 @@ create_exception!(_core, UnknownEnvError, KeelError, "No env is registered under
 create_exception!(_core, ConfigError, KeelError, "A config or reset option key is unknown or its value invalid.");
 create_exception!(_core, ActionError, KeelError, "An action is not in the action space.");
 create_exception!(_core, ResetNeededError, KeelError, "step() before reset(), or a finished sub-env stepped.");
+create_exception!(_core, DataMissingError, KeelError, "Data the env needs is not installed; the message says how to get it.");
+create_exception!(_core, PoisonedError, KeelError, "A sub-env failed mid-step; the vector env needs a full reset.");
 
 fn to_py(err: EnvError) -> PyErr {
     let message = err.to_string();
@@ -55,97 +61,178 @@ fn to_py(err: EnvError) -> PyErr {
         | EnvError::InvalidPolicy(_) => ConfigError::new_err(message),
         EnvError::InvalidAction(_) | EnvError::BatchShape(_) => ActionError::new_err(message),
         EnvError::ResetNeeded | EnvError::StepAfterDone { .. } => ResetNeededError::new_err(message),
-        EnvError::Worker { .. } | EnvError::InvalidModel(_) | EnvError::DataMissing(_) | EnvError::Control(_) => {
-            KeelError::new_err(message)
-        }
+        EnvError::DataMissing(_) => DataMissingError::new_err(message),
+        EnvError::Poisoned { .. } | EnvError::EnvPanicked { .. } => PoisonedError::new_err(message),
+        EnvError::InvalidModel(_) | EnvError::Control(_) => KeelError::new_err(message),
+    }
+}
+
+fn parse_json(json: Option<&str>, what: &str) -> PyResult<Value> {
+    match json {
+        None => Ok(Value::Object(Map::new())),
+        Some(text) => serde_json::from_str(text).map_err(|e| ConfigError::new_err(format!("{what} is not valid JSON: {e}"))),
     }
 }
 
 fn parse_map(json: Option<&str>, what: &str) -> PyResult<Map<String, Value>> {
-    match json {
-        None => Ok(Map::new()),
-        Some(text) => match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(map)) => Ok(map),
-            Ok(other) => Err(ConfigError::new_err(format!("{what} must be a mapping, got {other}"))),
-            Err(e) => Err(ConfigError::new_err(format!("{what} is not valid JSON: {e}"))),
-        },
+    match parse_json(json, what)? {
+        Value::Object(map) => Ok(map),
+        other => Err(ConfigError::new_err(format!("{what} must be a mapping, got {other}"))),
     }
 }
 
-fn parse_options(json: Option<&str>) -> PyResult<ResetOptions> {
-    let map = parse_map(json, "reset options")?;
-    serde_json::from_value(Value::Object(map)).map_err(|e| ConfigError::new_err(format!("reset options: {e}")))
+fn options_from(value: Value, what: &str) -> PyResult<ResetOptions> {
+    if !value.is_object() {
+        return Err(ConfigError::new_err(format!("{what} must be a mapping, got {value}")));
+    }
+    serde_json::from_value(value).map_err(|e| ConfigError::new_err(format!("{what}: {e}")))
 }
 
-/// Reads one action (or a batch, `rows` rows) of the given space from any Python object:
-/// numpy arrays of any numeric dtype, Python ints/floats, or sequences.
+/// Reset options: one mapping for every env, or (vector only) a list of one mapping per env.
+enum ParsedOptions {
+    All(ResetOptions),
+    PerEnv(Vec<ResetOptions>),
+}
+
+fn parse_options(json: Option<&str>) -> PyResult<ParsedOptions> {
+    match parse_json(json, "reset options")? {
+        Value::Array(items) => items
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| options_from(v, &format!("reset options of sub-env {i}")))
+            .collect::<PyResult<Vec<_>>>()
+            .map(ParsedOptions::PerEnv),
+        other => options_from(other, "reset options").map(ParsedOptions::All),
+    }
+}
+
+/// Reads one action (or a batch of `rows` rows) of the given space from any Python object:
+/// numpy arrays of any numeric dtype, Python ints/floats, or sequences, into the space's type.
 struct ActionReader {
-    is_integer: bool,
+    kind: ActionKind,
     width: usize,
     ints: Vec<i64>,
     floats: Vec<f32>,
+    doubles: Vec<f64>,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum ActionKind {
+    Int,
+    F32,
+    F64,
 }
 
 impl ActionReader {
     fn new(space: &Space) -> Self {
-        Self { is_integer: space.is_integer(), width: space.flat_len(), ints: Vec::new(), floats: Vec::new() }
+        let kind = match space.box_dtype() {
+            None => ActionKind::Int,
+            Some(DType::Float64) => ActionKind::F64,
+            Some(_) => ActionKind::F32,
+        };
+        Self { kind, width: space.flat_len(), ints: Vec::new(), floats: Vec::new(), doubles: Vec::new() }
     }
 
     fn read(&mut self, obj: &Bound<'_, PyAny>, rows: usize) -> PyResult<Action<'_>> {
         let want = rows * self.width;
-        if self.is_integer {
-            self.ints.clear();
-            // Contiguous int64 arrays, the common case, are copied without numpy's borrow tracking.
-            if let Some(values) = obj.cast::<PyArrayDyn<i64>>().ok().and_then(|a| a.to_vec().ok()) {
-                self.ints.extend_from_slice(&values);
-            } else if let Ok(array) = obj.extract::<PyReadonlyArrayDyn<'_, i64>>() {
-                self.ints.extend(array.as_array().iter().copied());
-            } else if let Ok(value) = obj.extract::<i64>() {
-                self.ints.push(value);
-            } else {
-                // Other integer dtypes and sequences; floats are refused, not truncated.
-                let array = obj.call_method0("__array__").ok().filter(|a| {
-                    a.getattr("dtype")
-                        .and_then(|d| d.getattr("kind"))
-                        .is_ok_and(|k| k.to_string() == "i" || k.to_string() == "u")
-                });
-                let values: Vec<i64> = match array {
-                    Some(a) => a.call_method1("astype", ("int64",))?.call_method0("ravel")?.extract()?,
-                    None => obj.extract().map_err(|_| {
-                        ActionError::new_err(format!(
-                            "expected integer action(s) for a discrete space, got {}",
-                            describe(obj)
-                        ))
-                    })?,
-                };
-                self.ints.extend(values);
+        match self.kind {
+            ActionKind::Int => {
+                self.ints.clear();
+                // Contiguous int64 arrays, the common case, are copied without numpy's borrow tracking.
+                if let Some(values) = obj.cast::<PyArrayDyn<i64>>().ok().and_then(|a| a.to_vec().ok()) {
+                    self.ints.extend_from_slice(&values);
+                } else if let Ok(array) = obj.extract::<PyReadonlyArrayDyn<'_, i64>>() {
+                    self.ints.extend(array.as_array().iter().copied());
+                } else if let Ok(value) = obj.extract::<i64>() {
+                    self.ints.push(value);
+                } else {
+                    // Other integer dtypes and sequences; floats are refused, not truncated.
+                    let array = obj.call_method0("__array__").ok().filter(|a| {
+                        a.getattr("dtype")
+                            .and_then(|d| d.getattr("kind"))
+                            .is_ok_and(|k| k.to_string() == "i" || k.to_string() == "u")
+                    });
+                    let values: Vec<i64> = match array {
+                        Some(a) => a.call_method1("astype", ("int64",))?.call_method0("ravel")?.extract()?,
+                        None => obj.extract().map_err(|_| {
+                            ActionError::new_err(format!(
+                                "expected integer action(s) for a discrete space, got {}",
+                                describe(obj)
+                            ))
+                        })?,
+                    };
+                    self.ints.extend(values);
+                }
+                if self.ints.len() != want {
+                    return Err(ActionError::new_err(format!(
+                        "expected {want} integer value(s), got {}",
+                        self.ints.len()
+                    )));
+                }
+                Ok(Action::Int(&self.ints))
             }
-            if self.ints.len() != want {
-                return Err(ActionError::new_err(format!("expected {want} integer value(s), got {}", self.ints.len())));
+            ActionKind::F32 => {
+                self.floats.clear();
+                read_floats(obj, &mut self.floats)?;
+                if self.floats.len() != want {
+                    return Err(ActionError::new_err(format!("expected {want} float value(s), got {}", self.floats.len())));
+                }
+                Ok(Action::Float(&self.floats))
             }
-            Ok(Action::Int(&self.ints))
-        } else {
-            self.floats.clear();
-            if let Some(values) = obj.cast::<PyArrayDyn<f32>>().ok().and_then(|a| a.to_vec().ok()) {
-                self.floats.extend_from_slice(&values);
-            } else if let Ok(array) = obj.extract::<PyReadonlyArrayDyn<'_, f32>>() {
-                self.floats.extend(array.as_array().iter().copied());
-            } else if let Ok(array) = obj.extract::<PyReadonlyArrayDyn<'_, f64>>() {
-                self.floats.extend(array.as_array().iter().map(|&x| x as f32));
-            } else if let Ok(value) = obj.extract::<f64>() {
-                self.floats.push(value as f32);
-            } else {
-                let values: Vec<f64> = obj.extract().map_err(|_| {
-                    ActionError::new_err(format!("expected float action(s) for a Box space, got {}", describe(obj)))
-                })?;
-                self.floats.extend(values.iter().map(|&x| x as f32));
+            ActionKind::F64 => {
+                self.doubles.clear();
+                read_floats(obj, &mut self.doubles)?;
+                if self.doubles.len() != want {
+                    return Err(ActionError::new_err(format!("expected {want} float value(s), got {}", self.doubles.len())));
+                }
+                Ok(Action::Float64(&self.doubles))
             }
-            if self.floats.len() != want {
-                return Err(ActionError::new_err(format!("expected {want} float value(s), got {}", self.floats.len())));
-            }
-            Ok(Action::Float(&self.floats))
         }
     }
+}
+
+/// Where [`read_floats`] puts values: float32 arrays go in without a detour through f64, and
+/// float64 values keep every digit in a float64 buffer.
+trait FloatSink {
+    fn push_f64(&mut self, x: f64);
+    fn extend_f32(&mut self, values: &[f32]);
+}
+
+impl FloatSink for Vec<f32> {
+    fn push_f64(&mut self, x: f64) {
+        self.push(x as f32);
+    }
+    fn extend_f32(&mut self, values: &[f32]) {
+        self.extend_from_slice(values);
+    }
+}
+
+impl FloatSink for Vec<f64> {
+    fn push_f64(&mut self, x: f64) {
+        self.push(x);
+    }
+    fn extend_f32(&mut self, values: &[f32]) {
+        self.extend(values.iter().map(|&x| f64::from(x)));
+    }
+}
+
+/// Reads floats from a numpy array, a Python number or a sequence into `out`.
+fn read_floats(obj: &Bound<'_, PyAny>, out: &mut impl FloatSink) -> PyResult<()> {
+    if let Some(values) = obj.cast::<PyArrayDyn<f32>>().ok().and_then(|a| a.to_vec().ok()) {
+        out.extend_f32(&values);
+    } else if let Ok(array) = obj.extract::<PyReadonlyArrayDyn<'_, f64>>() {
+        array.as_array().iter().for_each(|&x| out.push_f64(x));
+    } else if let Ok(array) = obj.extract::<PyReadonlyArrayDyn<'_, f32>>() {
+        array.as_array().iter().for_each(|&x| out.extend_f32(&[x]));
+    } else if let Ok(value) = obj.extract::<f64>() {
+        out.push_f64(value);
+    } else {
+        let values: Vec<f64> = obj.extract().map_err(|_| {
+            ActionError::new_err(format!("expected float action(s) for a Box space, got {}", describe(obj)))
+        })?;
+        values.into_iter().for_each(|x| out.push_f64(x));
+    }
+    Ok(())
 }
 
 fn describe(obj: &Bound<'_, PyAny>) -> String {
@@ -156,6 +243,46 @@ fn describe(obj: &Bound<'_, PyAny>) -> String {
     }
 }
 
+/// The shape of one observation: the Box's shape, `(n,)` for the flat discrete rows.
+fn obs_shape(space: &Space) -> Vec<usize> {
+    match space {
+        Space::Box(b) => b.shape.clone(),
+        other => vec![other.flat_len()],
+    }
+}
+
+/// A new numpy array holding `values` in shape `shape`.
+fn new_array<'py, T: Element + Copy>(py: Python<'py>, values: &[T], shape: &[usize]) -> PyResult<Bound<'py, PyAny>> {
+    let array = numpy::ndarray::ArrayD::from_shape_vec(IxDyn(shape), values.to_vec())
+        .map_err(|e| KeelError::new_err(e.to_string()))?;
+    Ok(array.into_pyarray(py).into_any())
+}
+
+/// `buf` (or rows `rows` of it, of `width` values each) as a new array of shape `shape`.
+fn obs_array<'py>(
+    py: Python<'py>,
+    buf: &ObsBuf,
+    rows: std::ops::Range<usize>,
+    width: usize,
+    shape: &[usize],
+) -> PyResult<Bound<'py, PyAny>> {
+    let r = rows.start * width..rows.end * width;
+    match buf {
+        ObsBuf::F32(v) => new_array(py, &v[r], shape),
+        ObsBuf::F64(v) => new_array(py, &v[r], shape),
+        ObsBuf::U8(v) => new_array(py, &v[r], shape),
+    }
+}
+
+/// A dict of per-step extras for one env: `{name: float}`.
+fn extras_dict<'py>(py: Python<'py>, names: &[String], values: &[f64]) -> PyResult<Bound<'py, PyDict>> {
+    let dict = PyDict::new(py);
+    for (name, value) in names.iter().zip(values) {
+        dict.set_item(name, value)?;
+    }
+    Ok(dict)
+}
+
 /// One Rust env (see the module docs).
 #[pyclass(module = "keel._core")]
 pub struct EnvCore {
@@ -163,7 +290,20 @@ pub struct EnvCore {
     /// env through `get_mut`, which does not lock.
     env: Mutex<Box<dyn Env>>,
     actions: ActionReader,
-    obs_len: usize,
+    obs: ObsBuf,
+    shape: Vec<usize>,
+    extra_names: Vec<String>,
+    extras: Vec<f64>,
+}
+
+impl EnvCore {
+    fn info<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        if self.extras.is_empty() {
+            return Ok(PyDict::new(py));
+        }
+        exclusive(&mut self.env).write_extras(&mut self.extras);
+        extras_dict(py, &self.extra_names, &self.extras)
+    }
 }
 
 #[pymethods]
@@ -173,36 +313,42 @@ impl EnvCore {
     #[pyo3(signature = (env_id, config_json=None))]
     fn new(env_id: &str, config_json: Option<&str>) -> PyResult<Self> {
         let env = keel_envs::make(env_id, &parse_map(config_json, "config")?).map_err(to_py)?;
-        let actions = ActionReader::new(&env.spec().action_space);
-        let obs_len = env.spec().obs_len();
-        Ok(Self { env: Mutex::new(env), actions, obs_len })
+        let spec = env.spec();
+        let actions = ActionReader::new(&spec.action_space);
+        let (obs, shape) = (spec.obs_buffer(1), obs_shape(&spec.observation_space));
+        let (extra_names, extras) = (spec.extras.clone(), vec![0.0; spec.extras_len()]);
+        Ok(Self { env: Mutex::new(env), actions, obs, shape, extra_names, extras })
     }
 
-    /// The env's spec as JSON (id, spaces, episode cap, reward threshold).
+    /// The env's spec as JSON (id, spaces, episode cap, reward threshold, extras).
     fn spec_json(&self) -> PyResult<String> {
         serde_json::to_string(locked(&self.env).spec()).map_err(|e| KeelError::new_err(e.to_string()))
     }
 
-    /// Starts an episode; returns the first observation (a new float32 array).
+    /// Starts an episode; returns `(obs, info)` with a new array in the space's dtype and shape.
     #[pyo3(signature = (seed=None, options_json=None))]
     fn reset<'py>(
         &mut self,
         py: Python<'py>,
         seed: Option<u64>,
         options_json: Option<&str>,
-    ) -> PyResult<Bound<'py, PyArray1<f32>>> {
-        let options = parse_options(options_json)?;
-        let mut obs = vec![0.0f32; self.obs_len];
-        exclusive(&mut self.env).reset(seed, &options, &mut obs).map_err(to_py)?;
-        Ok(obs.into_pyarray(py))
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let ParsedOptions::All(options) = parse_options(options_json)? else {
+            return Err(ConfigError::new_err("reset options of a single env must be a mapping"));
+        };
+        exclusive(&mut self.env).reset(seed, &options, self.obs.as_mut()).map_err(to_py)?;
+        let obs = obs_array(py, &self.obs, 0..1, self.obs.len(), &self.shape)?;
+        let info = self.info(py)?;
+        (obs, info).into_pyobject(py)
     }
 
     /// One step: `(obs, reward, terminated, truncated, info)` with a new array and a new dict.
     fn step<'py>(&mut self, py: Python<'py>, action: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
         let action = self.actions.read(action, 1)?;
-        let mut obs = vec![0.0f32; self.obs_len];
-        let step = exclusive(&mut self.env).step(action, &mut obs).map_err(to_py)?;
-        (obs.into_pyarray(py), step.reward, step.terminated, step.truncated, PyDict::new(py)).into_pyobject(py)
+        let step = exclusive(&mut self.env).step(action, self.obs.as_mut()).map_err(to_py)?;
+        let obs = obs_array(py, &self.obs, 0..1, self.obs.len(), &self.shape)?;
+        let info = self.info(py)?;
+        (obs, step.reward, step.terminated, step.truncated, info).into_pyobject(py)
     }
 
     /// The full internal state, or `None` if the env has none.
@@ -229,6 +375,12 @@ pub struct VecCore {
     actions: ActionReader,
     num_envs: usize,
     obs_len: usize,
+    /// `(num_envs, *obs_shape)`.
+    batch_shape: Vec<usize>,
+    /// `obs_shape` of one env.
+    shape: Vec<usize>,
+    /// Hand out fresh arrays (true) or views of the engine's buffer (false).
+    copy: bool,
     /// When each sub-env's current episode started, for the `t` of the episode statistics.
     episode_start: Vec<Instant>,
     /// How long the last vector step took, to decide whether the next releases the GIL.
@@ -241,48 +393,84 @@ const GIL_RELEASE_ABOVE: Duration = Duration::from_micros(5);
 
 /// Steps the vector, releasing the GIL unless the previous step was shorter than
 /// [`GIL_RELEASE_ABOVE`] (a handful of cheap envs); records this step's duration.
-fn step_releasing_gil(
-    py: Python<'_>,
-    venv: &mut VecEnv,
-    actions: Action<'_>,
-    last_step: &mut Duration,
-) -> PyResult<()> {
+fn step_releasing_gil(py: Python<'_>, venv: &mut VecEnv, actions: Action<'_>, last_step: &mut Duration) -> PyResult<()> {
     let start = Instant::now();
     let result = if *last_step > GIL_RELEASE_ABOVE { py.detach(|| venv.step(actions)) } else { venv.step(actions) };
     *last_step = start.elapsed();
     result.map_err(to_py)
 }
 
-/// A `(rows, cols)` matrix over `data`, without copying it.
-fn obs_matrix(data: Vec<f32>, rows: usize, cols: usize) -> PyResult<numpy::ndarray::Array2<f32>> {
-    numpy::ndarray::Array2::from_shape_vec((rows, cols), data).map_err(|e| KeelError::new_err(e.to_string()))
-}
-
 fn flag_array<'py>(py: Python<'py>, values: &[bool]) -> Bound<'py, PyArray1<bool>> {
     PyArray1::from_slice(py, values)
+}
+
+/// A read-only numpy view of `values` in `shape`, kept alive by `owner`.
+fn view<'py, T: Element>(values: &[T], shape: &[usize], owner: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let view = ArrayViewD::from_shape(IxDyn(shape), values).map_err(|e| KeelError::new_err(e.to_string()))?;
+    // SAFETY: `values` is the engine's batch buffer, allocated once when the vector was made and
+    // never reallocated (the engine writes its elements in place); the vector lives inside
+    // `owner` (the `VecCore`), which numpy keeps alive as the array's base for as long as the
+    // array exists.
+    #[allow(unsafe_code)]
+    let array = unsafe { PyArrayDyn::borrow_from_array(&view, owner) };
+    array.call_method1(intern!(array.py(), "setflags"), (false,))?;
+    Ok(array.into_any())
+}
+
+impl VecCore {
+    /// The observations of the last call: a view of the engine's buffer or a copy.
+    fn observations<'py>(this: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let py = this.py();
+        let core = this.borrow();
+        let venv = locked(&core.venv);
+        let obs = &venv.batch().obs;
+        if core.copy {
+            return obs_array(py, obs, 0..core.num_envs, core.obs_len, &core.batch_shape);
+        }
+        let owner = this.clone().into_any();
+        match obs {
+            ObsBuf::F32(v) => view(v, &core.batch_shape, owner),
+            ObsBuf::F64(v) => view(v, &core.batch_shape, owner),
+            ObsBuf::U8(v) => view(v, &core.batch_shape, owner),
+        }
+    }
 }
 
 #[pymethods]
 impl VecCore {
     /// `num_envs` copies of `env_id` on `workers` threads (0: serial) with the given autoreset
-    /// mode (`next_step`, `same_step`, `disabled`).
+    /// mode (`next_step`, `same_step`, `disabled`); `copy=False` hands out views of the engine's
+    /// observation buffer instead of fresh arrays.
     #[new]
-    #[pyo3(signature = (env_id, num_envs, workers, autoreset_mode, config_json=None))]
+    #[pyo3(signature = (env_id, num_envs, workers, autoreset_mode, config_json=None, copy=true))]
     fn new(
         env_id: &str,
         num_envs: usize,
         workers: usize,
         autoreset_mode: &str,
         config_json: Option<&str>,
+        copy: bool,
     ) -> PyResult<Self> {
         let autoreset_mode: AutoresetMode = autoreset_mode.parse().map_err(ConfigError::new_err)?;
         let options = VecOptions { workers, autoreset_mode };
         let venv = VecEnv::make(env_id, &parse_map(config_json, "config")?, num_envs, options).map_err(to_py)?;
-        let actions = ActionReader::new(&venv.spec().action_space);
-        let obs_len = venv.spec().obs_len();
+        let spec = venv.spec();
+        let actions = ActionReader::new(&spec.action_space);
+        let (obs_len, shape) = (spec.obs_len(), obs_shape(&spec.observation_space));
+        let batch_shape: Vec<usize> = std::iter::once(num_envs).chain(shape.iter().copied()).collect();
         let episode_start = vec![Instant::now(); num_envs];
         // Start by releasing the GIL; the first step's duration decides for the next one.
-        Ok(Self { venv: Mutex::new(venv), actions, num_envs, obs_len, episode_start, last_step: Duration::MAX })
+        Ok(Self {
+            venv: Mutex::new(venv),
+            actions,
+            num_envs,
+            obs_len,
+            batch_shape,
+            shape,
+            copy,
+            episode_start,
+            last_step: Duration::MAX,
+        })
     }
 
     /// The sub-env spec as JSON.
@@ -291,59 +479,76 @@ impl VecCore {
     }
 
     /// Resets the envs selected by `mask` (all when `None`). `seeds`: `None` (continue), or one
-    /// seed per env. Returns the observations (a new `(num_envs, obs_len)` array).
+    /// seed per env; `options_json`: one mapping for all envs or a list of one per env. Returns
+    /// `(obs, infos)`.
     #[pyo3(signature = (seeds=None, options_json=None, mask=None))]
     fn reset<'py>(
-        &mut self,
-        py: Python<'py>,
+        this: &Bound<'py, Self>,
         seeds: Option<Vec<u64>>,
         options_json: Option<&str>,
         mask: Option<Vec<bool>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let py = this.py();
         let options = parse_options(options_json)?;
-        let seeds = match &seeds {
-            Some(s) => Seeds::PerEnv(s),
-            None => Seeds::Continue,
-        };
-        let venv = exclusive(&mut self.venv);
-        py.detach(|| venv.reset_with(seeds, &options, mask.as_deref())).map_err(to_py)?;
-        let now = Instant::now();
-        for (i, start) in self.episode_start.iter_mut().enumerate() {
-            if mask.as_ref().is_none_or(|m| m[i]) {
-                *start = now;
+        {
+            let mut core = this.borrow_mut();
+            let seeds = match &seeds {
+                Some(s) => Seeds::PerEnv(s),
+                None => Seeds::Continue,
+            };
+            let options = match &options {
+                ParsedOptions::All(o) if o.is_empty() => OptionsFor::Sampler,
+                ParsedOptions::All(o) => OptionsFor::All(o),
+                ParsedOptions::PerEnv(o) => OptionsFor::PerEnv(o),
+            };
+            let venv = exclusive(&mut core.venv);
+            py.detach(|| venv.reset_with(seeds, options, mask.as_deref())).map_err(to_py)?;
+            let now = Instant::now();
+            for (i, start) in core.episode_start.iter_mut().enumerate() {
+                if mask.as_ref().is_none_or(|m| m[i]) {
+                    *start = now;
+                }
             }
         }
-        // A masked reset leaves other rows as they were: copy rather than hand the buffer over.
-        let obs = obs_matrix(venv.batch().obs.clone(), self.num_envs, self.obs_len)?;
-        Ok(obs.into_pyarray(py).into_any())
+        let obs = Self::observations(this)?;
+        let core = this.borrow();
+        let venv = locked(&core.venv);
+        let infos = extras_infos(py, venv.spec().extras.as_slice(), &venv.batch().extras, core.num_envs)?;
+        (obs, infos).into_pyobject(py)
     }
 
     /// One vector step: `(obs, rewards, terminations, truncations, infos)`.
-    fn step<'py>(&mut self, py: Python<'py>, actions: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
-        let actions = self.actions.read(actions, self.num_envs)?;
-        let venv = exclusive(&mut self.venv);
-        step_releasing_gil(py, venv, actions, &mut self.last_step)?;
-        // Hand the filled buffer to numpy and give the engine a fresh one: no copy of the data.
-        let obs = obs_matrix(venv.take_obs(), self.num_envs, self.obs_len)?.into_pyarray(py);
+    fn step<'py>(this: &Bound<'py, Self>, actions: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
+        let py = this.py();
+        {
+            let mut core = this.borrow_mut();
+            let core = &mut *core;
+            let actions = core.actions.read(actions, core.num_envs)?;
+            step_releasing_gil(py, exclusive(&mut core.venv), actions, &mut core.last_step)?;
+        }
+        let obs = Self::observations(this)?;
+        let mut core = this.borrow_mut();
+        let core = &mut *core;
+        let venv = locked(&core.venv);
         let batch = venv.batch();
         let rewards = PyArray1::from_slice(py, &batch.reward);
         let terminations = flag_array(py, &batch.terminated);
         let truncations = flag_array(py, &batch.truncated);
-        let infos = infos(py, batch, &mut self.episode_start, self.obs_len)?;
+        let infos = step_infos(py, venv.spec().extras.as_slice(), batch, &mut core.episode_start, core.obs_len, &core.shape)?;
         (obs, rewards, terminations, truncations, infos).into_pyobject(py)
     }
 
-    /// One vector step written into caller-owned arrays (`obs` float32 `(num_envs, obs_len)`,
-    /// `rewards` float64, `terminations` and `truncations` bool, all C-contiguous); returns the
-    /// info dict. One copy per buffer, no allocation.
+    /// One vector step written into caller-owned C-contiguous arrays (`obs` of the observation
+    /// dtype and `num_envs * obs_len` elements, `rewards` float64, `terminations` and
+    /// `truncations` bool); returns the info dict. One copy per buffer, no allocation.
     fn step_into<'py>(
         &mut self,
         py: Python<'py>,
         actions: &Bound<'py, PyAny>,
-        mut obs: PyReadwriteArrayDyn<'py, f32>,
-        mut rewards: PyReadwriteArrayDyn<'py, f64>,
-        mut terminations: PyReadwriteArrayDyn<'py, bool>,
-        mut truncations: PyReadwriteArrayDyn<'py, bool>,
+        obs: &Bound<'py, PyUntypedArray>,
+        rewards: &Bound<'py, PyArrayDyn<f64>>,
+        terminations: &Bound<'py, PyArrayDyn<bool>>,
+        truncations: &Bound<'py, PyArrayDyn<bool>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let n = self.num_envs;
         let sizes = [
@@ -357,43 +562,95 @@ impl VecCore {
                 return Err(ActionError::new_err(format!("output buffer `{name}` has {got} elements, needs {want}")));
             }
         }
-        let not_contiguous = |name: &str| ActionError::new_err(format!("output buffer `{name}` must be C-contiguous"));
+        let dtype = locked(&self.venv).batch().obs.dtype();
+        let wrong_dtype = || ActionError::new_err(format!("output buffer `obs` must be of dtype {}", dtype.name()));
         let actions = self.actions.read(actions, n)?;
         let venv = exclusive(&mut self.venv);
         step_releasing_gil(py, venv, actions, &mut self.last_step)?;
         let batch = venv.batch();
-        obs.as_slice_mut().map_err(|_| not_contiguous("obs"))?.copy_from_slice(&batch.obs);
-        rewards.as_slice_mut().map_err(|_| not_contiguous("rewards"))?.copy_from_slice(&batch.reward);
-        terminations.as_slice_mut().map_err(|_| not_contiguous("terminations"))?.copy_from_slice(&batch.terminated);
-        truncations.as_slice_mut().map_err(|_| not_contiguous("truncations"))?.copy_from_slice(&batch.truncated);
-        infos(py, batch, &mut self.episode_start, self.obs_len).map(Bound::into_any)
+        let not_contiguous = |name: &str| ActionError::new_err(format!("output buffer `{name}` must be C-contiguous and writable"));
+        match &batch.obs {
+            ObsBuf::F32(v) => copy_into(obs.cast::<PyArrayDyn<f32>>().map_err(|_| wrong_dtype())?, v, "obs")?,
+            ObsBuf::F64(v) => copy_into(obs.cast::<PyArrayDyn<f64>>().map_err(|_| wrong_dtype())?, v, "obs")?,
+            ObsBuf::U8(v) => copy_into(obs.cast::<PyArrayDyn<u8>>().map_err(|_| wrong_dtype())?, v, "obs")?,
+        }
+        copy_into(rewards, &batch.reward, "rewards").map_err(|_| not_contiguous("rewards"))?;
+        copy_into(terminations, &batch.terminated, "terminations").map_err(|_| not_contiguous("terminations"))?;
+        copy_into(truncations, &batch.truncated, "truncations").map_err(|_| not_contiguous("truncations"))?;
+        let extras = venv.spec().extras.clone();
+        step_infos(py, &extras, batch, &mut self.episode_start, self.obs_len, &self.shape).map(Bound::into_any)
     }
 
-    /// Sets persistent per-reset parameters on every sub-env (JSON object).
-    fn set_params(&mut self, params_json: &str) -> PyResult<()> {
-        exclusive(&mut self.venv).set_params(&parse_map(Some(params_json), "params")?).map_err(to_py)
+    /// Sets persistent per-reset parameters (JSON object) on the sub-envs `indices` (all when
+    /// `None`).
+    #[pyo3(signature = (params_json, indices=None))]
+    fn set_params(&mut self, params_json: &str, indices: Option<Vec<usize>>) -> PyResult<()> {
+        let params = parse_map(Some(params_json), "params")?;
+        let venv = exclusive(&mut self.venv);
+        match indices {
+            None => venv.set_params(&params),
+            Some(indices) => venv.set_params_of(&indices, &params),
+        }
+        .map_err(to_py)
+    }
+
+    /// The persistent per-reset parameters of sub-env `index`, as JSON.
+    fn params_json(&self, index: usize) -> PyResult<String> {
+        locked(&self.venv).params_of(index).map(|p| p.to_string()).map_err(to_py)
     }
 
     /// The full internal state of sub-env `index`, or `None`.
-    fn state(&self, index: usize) -> Option<Vec<f64>> {
-        locked(&self.venv).state(index)
+    fn state(&self, index: usize) -> PyResult<Option<Vec<f64>>> {
+        if index >= self.num_envs {
+            return Err(ActionError::new_err(format!("sub-env index {index} out of range for {} envs", self.num_envs)));
+        }
+        Ok(locked(&self.venv).state(index))
     }
 }
 
-/// The info dict of a vector step, as Gymnasium writes it: empty unless an episode ended; then
-/// `episode` (`r`, `l`, `t` arrays, as `RecordEpisodeStatistics`) with mask `_episode`, and in
-/// same-step mode `final_obs` (an object array) and `final_info` with their masks.
-fn infos<'py>(
+/// Copies `values` into a C-contiguous writable array of the same length.
+fn copy_into<T: Element + Copy>(array: &Bound<'_, PyArrayDyn<T>>, values: &[T], name: &str) -> PyResult<()> {
+    let mut array = array.try_readwrite().map_err(|e| ActionError::new_err(format!("output buffer `{name}`: {e}")))?;
+    let slice = array
+        .as_slice_mut()
+        .map_err(|_| ActionError::new_err(format!("output buffer `{name}` must be C-contiguous")))?;
+    slice.copy_from_slice(values);
+    Ok(())
+}
+
+/// The per-step extras as Gymnasium's vector infos: `infos[name]` an array over envs and
+/// `infos["_" + name]` its mask (every env has every extra).
+fn extras_infos<'py>(py: Python<'py>, names: &[String], extras: &[f64], num_envs: usize) -> PyResult<Bound<'py, PyDict>> {
+    let dict = PyDict::new(py);
+    let e = names.len();
+    if e > 0 {
+        let everyone = vec![true; num_envs];
+        for (j, name) in names.iter().enumerate() {
+            let column: Vec<f64> = (0..num_envs).map(|i| extras[i * e + j]).collect();
+            dict.set_item(name, column.into_pyarray(py))?;
+            dict.set_item(format!("_{name}"), flag_array(py, &everyone))?;
+        }
+    }
+    Ok(dict)
+}
+
+/// The info dict of a vector step, as Gymnasium writes it: the per-step extras; when an episode
+/// ended, `episode` (`r`, `l`, `t` arrays, as `RecordEpisodeStatistics`) with mask `_episode`,
+/// and in same-step mode `final_obs` (an object array) and `final_info` (the terminal step's
+/// extras) with their masks.
+fn step_infos<'py>(
     py: Python<'py>,
+    names: &[String],
     batch: &Batch,
     episode_start: &mut [Instant],
     obs_len: usize,
+    shape: &[usize],
 ) -> PyResult<Bound<'py, PyDict>> {
-    let dict = PyDict::new(py);
+    let n = batch.episode_done.len();
+    let dict = extras_infos(py, names, &batch.extras, n)?;
     if !batch.episode_done.iter().any(|&d| d) {
         return Ok(dict);
     }
-    let n = batch.episode_done.len();
     let now = Instant::now();
     let (mut r, mut l, mut t) = (vec![0.0f64; n], vec![0i64; n], vec![0.0f64; n]);
     for i in (0..n).filter(|&i| batch.episode_done[i]) {
@@ -412,18 +669,35 @@ fn infos<'py>(
         let objects: Vec<Py<PyAny>> = (0..n)
             .map(|i| {
                 if batch.has_final_obs[i] {
-                    PyArray1::from_slice(py, &batch.final_obs[i * obs_len..(i + 1) * obs_len]).into_any().unbind()
+                    obs_array(py, &batch.final_obs, i..i + 1, obs_len, shape).map(Bound::unbind)
                 } else {
-                    py.None()
+                    Ok(py.None())
                 }
             })
-            .collect();
+            .collect::<PyResult<_>>()?;
         dict.set_item(intern!(py, "final_obs"), PyArray1::from_vec(py, objects))?;
         dict.set_item(intern!(py, "_final_obs"), flag_array(py, &batch.has_final_obs))?;
-        dict.set_item(intern!(py, "final_info"), PyDict::new(py))?;
+        let final_info = extras_infos(py, names, &batch.final_extras, n)?;
+        if !names.is_empty() {
+            for name in names {
+                final_info.set_item(format!("_{name}"), flag_array(py, &batch.has_final_obs))?;
+            }
+        }
+        dict.set_item(intern!(py, "final_info"), final_info)?;
         dict.set_item(intern!(py, "_final_info"), flag_array(py, &batch.has_final_obs))?;
     }
     Ok(dict)
+}
+
+/// Every registered env: `(id, description, max_episode_steps, reward_threshold)`, without
+/// building any env; an env whose data is missing is listed (its spec, and so its threshold, is
+/// unknown: `make` raises the error that says how to install the data).
+#[pyfunction]
+fn env_registrations() -> Vec<(&'static str, &'static str, Option<u64>, Option<f64>)> {
+    keel_envs::registry::entries()
+        .iter()
+        .map(|r| (r.id, r.description, r.max_episode_steps, r.spec().ok().and_then(|s| s.reward_threshold)))
+        .collect()
 }
 
 /// Ids of every registered env.
@@ -435,7 +709,13 @@ fn env_ids() -> Vec<&'static str> {
 /// One-line description of every registered env, by id.
 #[pyfunction]
 fn env_descriptions() -> Vec<(&'static str, &'static str)> {
-    keel_envs::REGISTRY.iter().map(|r| (r.id, r.description)).collect()
+    keel_envs::registry::entries().iter().map(|r| (r.id, r.description)).collect()
+}
+
+/// Registers Keel's test envs (`keel-test/...`, e.g. a uint8 image env) for test suites.
+#[pyfunction]
+fn register_test_envs() -> PyResult<()> {
+    keel_envs::testing::register_test_envs().map_err(to_py)
 }
 
 /// The `keel._core` module.
@@ -445,6 +725,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(env_ids, m)?)?;
     m.add_function(wrap_pyfunction!(env_descriptions, m)?)?;
+    m.add_function(wrap_pyfunction!(env_registrations, m)?)?;
+    m.add_function(wrap_pyfunction!(register_test_envs, m)?)?;
     m.add_class::<EnvCore>()?;
     m.add_class::<VecCore>()?;
     m.add("KeelError", py.get_type::<KeelError>())?;
@@ -452,5 +734,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ConfigError", py.get_type::<ConfigError>())?;
     m.add("ActionError", py.get_type::<ActionError>())?;
     m.add("ResetNeededError", py.get_type::<ResetNeededError>())?;
+    m.add("DataMissingError", py.get_type::<DataMissingError>())?;
+    m.add("PoisonedError", py.get_type::<PoisonedError>())?;
     Ok(())
 }

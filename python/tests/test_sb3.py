@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+import stable_baselines3 as sb3  # installed by the setup: a missing SB3 is a failure, not a skip
 
+import keel
 import keel.sb3
-
-sb3 = pytest.importorskip("stable_baselines3")
 
 
 def test_same_step_infos():
@@ -42,3 +42,30 @@ def test_ppo_trains_and_improves():
     model.learn(12288, reset_num_timesteps=False)
     late = np.mean([e["r"] for e in list(model.ep_info_buffer)[-20:]])
     assert late > early + 30, (early, late)
+
+
+def test_indices_and_per_env_options():
+    env = keel.sb3.make_vec("keel/CartPole-v1", n_envs=3, seed=0)
+    starts = [{"state": [0.01 * i, 0.0, 0.0, 0.0]} for i in range(3)]
+    env.set_options(starts)
+    obs = env.reset()
+    np.testing.assert_allclose(obs, np.array([s["state"] for s in starts], np.float32))
+    env.set_attr("high", 0.3, indices=[2])
+    env.env_method("set_params", indices=[0], low=-0.01, high=0.01)
+    assert env.get_attr("high") == [0.01, 0.05, 0.3]
+    assert env.env_method("params", indices=1)[0]["high"] == 0.05
+    with pytest.raises(keel.ConfigError, match="gravity"):
+        env.set_attr("gravity", 1000.0)
+    with pytest.raises(IndexError):
+        env.get_attr("high", indices=[10])
+
+
+def test_extras_reach_sb3_infos():
+    env = keel.sb3.make_vec("keel/Burgers-v0", n_envs=2, seed=0, n_state=64, max_episode_steps=3)
+    env.reset()
+    for _ in range(3):
+        obs, rewards, dones, infos = env.step(np.zeros((2, 8)))
+    assert obs.dtype == np.float64 and dones.all()
+    for info in infos:
+        assert info["state_cost"] > 0.0 and info["action_cost"] == 0.0  # zero actions cost nothing
+        assert {"state_cost", "action_cost", "state_norm", "terminal_observation"} <= set(info)

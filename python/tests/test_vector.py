@@ -1,7 +1,9 @@
 """The vector env: Gymnasium's VectorEnv contract on the Rust engine."""
 
 import pickle
+import sys
 import threading
+import time
 
 import gymnasium as gym
 import numpy as np
@@ -26,11 +28,15 @@ def test_spaces_and_metadata(env_id):
     assert envs.single_action_space == single.action_space
     obs, infos = envs.reset(seed=1)
     assert obs.shape == envs.observation_space.shape and obs.dtype == envs.observation_space.dtype
-    assert infos == {}
+    extras = envs.extras
+    assert set(infos) == set(extras) | {f"_{e}" for e in extras}
     for actions in random_actions(envs, 20):
         obs, rewards, terminations, truncations, infos = envs.step(actions)
         assert obs in envs.observation_space
+        assert obs.shape == envs.observation_space.shape and obs.dtype == envs.observation_space.dtype
         assert rewards.dtype == np.float64 and terminations.dtype == np.bool_ and truncations.dtype == np.bool_
+        for e in extras:
+            assert infos[e].shape == (3,) and infos[f"_{e}"].all()
 
 
 @pytest.mark.parametrize("workers", [0, 1, 2])
@@ -55,22 +61,30 @@ def test_sub_env_i_is_single_env_seeded_seed_plus_i(workers):
 
 def test_episode_statistics_and_next_step_autoreset():
     envs = gym.make_vec("keel/CartPole-v1", num_envs=2, max_episode_steps=5)
+    singles = [gym.make("keel/CartPole-v1", max_episode_steps=5) for _ in range(2)]
     envs.reset(seed=0)
-    returns, ended_at = np.zeros(2), None
+    for i, env in enumerate(singles):
+        env.reset(seed=i)
+    returns = np.zeros(2)
     for t in range(5):
         _, rewards, term, trunc, infos = envs.step(np.array([0, 1]))
+        for i, env in enumerate(singles):
+            env.step(i)
         returns += rewards
-        if "episode" in infos:
-            ended_at = t
-            assert infos["_episode"].dtype == np.bool_
-            for i in np.flatnonzero(infos["_episode"]):
-                assert infos["episode"]["r"][i] == returns[i]
-                assert infos["episode"]["l"][i] == t + 1
-            break
-    assert ended_at is not None
-    obs, rewards, term, trunc, infos = envs.step(np.array([0, 1]))
-    done_before = np.flatnonzero(infos.get("_episode", np.zeros(2, bool)) == False)  # noqa: E712
-    assert np.all(rewards[done_before] >= 0.0)
+    # The 5th step ends both episodes (time limit): statistics are reported at that step.
+    assert trunc.all() and infos["_episode"].all() and infos["_episode"].dtype == np.bool_
+    np.testing.assert_array_equal(infos["episode"]["r"], returns)
+    np.testing.assert_array_equal(infos["episode"]["l"], [5, 5])
+    # NextStep: the next step ignores the actions, resets, and returns the new start with
+    # reward 0 and no flags; the starts continue each env's random stream.
+    obs, rewards, term, trunc, infos = envs.step(np.array([1, 1]))
+    np.testing.assert_array_equal(rewards, [0.0, 0.0])
+    assert not term.any() and not trunc.any() and "episode" not in infos
+    for i, env in enumerate(singles):
+        np.testing.assert_array_equal(obs[i], env.reset()[0])
+    # Then normal steps again.
+    _, rewards, _, _, _ = envs.step(np.array([1, 1]))
+    np.testing.assert_array_equal(rewards, [1.0, 1.0])
 
 
 def test_same_step_final_obs():
@@ -99,13 +113,85 @@ def test_disabled_needs_masked_reset():
     envs.step(np.array([0, 0]))
 
 
-def test_observations_are_handed_over_not_copied():
-    envs = gym.make_vec("keel/Pendulum-v1", num_envs=8)
+@pytest.mark.parametrize("workers", [0, 1, 2])
+def test_masked_reset_keeps_the_other_rows(workers):
+    envs = keel.KeelVectorEnv("keel/CartPole-v1", 4, workers=workers)
     envs.reset(seed=0)
-    a = envs.step(np.zeros((8, 1), np.float32))[0]
-    b = envs.step(np.zeros((8, 1), np.float32))[0]
-    assert not a.flags.owndata and a.base is not None  # a view of the Rust buffer
-    assert not np.shares_memory(a, b)
+    before = envs.step(np.array([0, 1, 0, 1]))[0].copy()
+    obs, _ = envs.reset(options={"reset_mask": [True, False, False, False]})
+    np.testing.assert_array_equal(obs[1:], before[1:])
+    assert not np.array_equal(obs[0], before[0]) and np.abs(obs[0]).max() <= 0.05
+
+
+def test_uint8_observations_reach_numpy_without_a_copy():
+    keel.register_test_envs()
+    envs = keel.KeelVectorEnv("keel-test/BytePattern-v0", 4, copy=False, workers=2)
+    single = gym.make("keel-test/BytePattern-v0")
+    assert envs.single_observation_space.dtype == np.uint8 and envs.single_observation_space.shape == (2, 3, 4)
+    obs, infos = envs.reset(seed=3)
+    assert obs.dtype == np.uint8 and obs.shape == (4, 2, 3, 4)
+    address = obs.__array_interface__["data"][0]
+    np.testing.assert_array_equal(obs[2], single.reset(seed=5)[0])
+    for t in range(12):
+        actions = np.array([t % 4, 1, 2, 3])
+        obs, rewards, term, trunc, infos = envs.step(actions)
+        # The engine's own buffer: same address every step, read-only, kept alive by the env.
+        assert obs.__array_interface__["data"][0] == address
+        assert not obs.flags.writeable and not obs.flags.owndata and obs.base is not None
+        assert obs.dtype == np.uint8 and obs.shape == (4, 2, 3, 4)
+        if t < 10:
+            np.testing.assert_array_equal(obs[2], single.step(2)[0])
+            np.testing.assert_array_equal(infos["step"], [t + 1] * 4)
+    with pytest.raises(ValueError):
+        obs[0, 0, 0, 0] = 1
+    # copy=True (the default) hands out fresh arrays instead.
+    copied = keel.KeelVectorEnv("keel-test/BytePattern-v0", 4)
+    a = copied.reset(seed=3)[0]
+    b = copied.step(np.zeros(4, np.int64))[0]
+    assert a.flags.writeable and b.flags.writeable and not np.shares_memory(a, b)
+
+
+def test_per_env_options_and_params():
+    envs = keel.KeelVectorEnv("keel/CartPole-v1", 3)
+    starts = [[0.01 * i, 0.0, 0.0, 0.0] for i in range(3)]
+    obs, _ = envs.reset(seed=0, options=[{"state": s} for s in starts])
+    np.testing.assert_allclose(obs, np.array(starts, np.float32))
+    envs.set_params(indices=[1], high=0.2, low=-0.2)
+    assert envs.params(1)["high"] == 0.2 and envs.params(0)["high"] == 0.05
+    with pytest.raises(ValueError):
+        envs.reset(options=[{"state": starts[0]}] * 2)
+    with pytest.raises(keel.ActionError):
+        envs.set_params(indices=[5], high=0.2)
+
+
+def test_extras_and_float64_actions_of_controlgym_envs():
+    envs = keel.KeelVectorEnv("keel/Burgers-v0", 2, n_state=64)
+    single = gym.make("keel/Burgers-v0", n_state=64)
+    assert envs.single_action_space.dtype == np.float64 and envs.single_observation_space.dtype == np.float64
+    envs.reset(seed=0)
+    single.reset(seed=0)
+    action = np.full((2, 8), 0.1 + 1e-12)
+    obs, rewards, _, _, infos = envs.step(action)
+    o, r, _, _, info = single.step(action[0])
+    np.testing.assert_array_equal(obs[0], o)
+    assert rewards[0] == r and infos["state_norm"][0] == info["state_norm"]
+    assert info["state_cost"] + info["action_cost"] == pytest.approx(-r, rel=1e-12)
+    # float64 actions are not rounded to float32 on the way in.
+    rounded = gym.make("keel/Burgers-v0", n_state=64)
+    rounded.reset(seed=0)
+    assert rounded.step(action[0].astype(np.float32))[1] != r
+
+
+def test_a_failing_sub_env_poisons_until_reset():
+    keel.register_test_envs()
+    envs = keel.KeelVectorEnv("keel-test/BytePattern-v0", 3, panic_on=3)
+    envs.reset(seed=0)
+    with pytest.raises(keel.PoisonedError, match="sub-env 1"):
+        envs.step(np.array([0, 3, 0]))
+    with pytest.raises(keel.PoisonedError, match="until reset"):
+        envs.step(np.array([0, 0, 0]))
+    envs.reset(seed=1)
+    envs.step(np.array([0, 0, 0]))
 
 
 def test_step_into_caller_buffers():
@@ -123,6 +209,8 @@ def test_step_into_caller_buffers():
         assert set(infos) == set(ref_infos)
     with pytest.raises(ValueError, match="obs"):
         envs.step_into(np.zeros(4, np.int64), np.empty((4, 3), np.float32), rew, term, trunc)
+    with pytest.raises(ValueError, match="dtype float32"):
+        envs.step_into(np.zeros(4, np.int64), np.empty((4, 4), np.float64), rew, term, trunc)
 
 
 def test_bad_batches_raise_and_env_survives():
@@ -147,23 +235,37 @@ def test_bad_batches_raise_and_env_survives():
 
 
 def test_gil_is_released_while_stepping():
-    envs = keel.KeelVectorEnv("keel/Acrobot-v1", 256, workers=1)
+    # Another Python thread can only run while a vector step is in progress if the step released
+    # the GIL. With a switch interval of 100 s the interpreter never preempts the stepping thread
+    # between timing and stepping; the counting thread gives the GIL back after every tick. So
+    # ticks inside a step happen if and only if the step released the GIL.
+    envs = keel.KeelVectorEnv("keel/KuramotoSivashinsky-v0", 8, workers=1)
     envs.reset(seed=0)
-    actions = np.ones(256, np.int64)
-    ticks = []
+    actions = np.zeros((8, 8))
+    ticks, intervals = [], []
     stop = threading.Event()
 
     def count():
         while not stop.is_set():
-            ticks.append(1)
+            ticks.append(time.perf_counter())
+            time.sleep(0)
 
-    thread = threading.Thread(target=count)
-    thread.start()
-    for _ in range(50):
-        envs.step(actions)
-    stop.set()
-    thread.join()
-    assert len(ticks) > 0
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(100.0)
+    try:
+        thread = threading.Thread(target=count)
+        thread.start()
+        for _ in range(20):
+            start = time.perf_counter()
+            envs.step(actions)
+            intervals.append((start, time.perf_counter()))
+        stop.set()
+        thread.join()
+    finally:
+        sys.setswitchinterval(previous)
+    ticks = np.array(ticks)
+    inside = sum(int(((ticks > a) & (ticks < b)).sum()) for a, b in intervals)
+    assert inside > 20, f"{inside} ticks while the engine stepped: the GIL was held"
 
 
 def test_pickle_and_close_twice():

@@ -283,7 +283,8 @@ impl Chunk {
         };
     }
 
-    /// Resets env `k` with `seed` and its pending options, writing its rows.
+    /// Resets env `k` with `seed` and its pending options, writing its observation and extras
+    /// (not its reward and flags: a same-step autoreset keeps those of the ending step).
     fn reset_env(&mut self, k: usize, seed: Option<u64>, rows: &mut Rows<'_>) -> Result<()> {
         self.current = k;
         let options = self.pending[k].take().unwrap_or_default();
@@ -299,16 +300,20 @@ impl Chunk {
         self.needs_reset[k] = false;
         self.running_return[k] = 0.0;
         self.running_length[k] = 0;
+        Ok(())
+    }
+
+    fn clear_step(k: usize, rows: &mut Rows<'_>) {
         rows.reward[k] = 0.0;
         rows.terminated[k] = false;
         rows.truncated[k] = false;
-        Ok(())
     }
 
     fn reset(&mut self, rows: &mut Rows<'_>) -> Result<()> {
         for k in 0..self.envs.len() {
             if self.reset_mask[k] {
                 self.reset_env(k, self.seeds[k], rows)?;
+                Self::clear_step(k, rows);
                 rows.has_final_obs[k] = false;
                 rows.episode_done[k] = false;
                 rows.episode_return[k] = 0.0;
@@ -337,6 +342,7 @@ impl Chunk {
             if self.needs_reset[k] {
                 // NextStep: this step is the reset; the action is ignored.
                 self.reset_env(k, None, rows)?;
+                Self::clear_step(k, rows);
                 continue;
             }
             self.current = k;
