@@ -107,8 +107,14 @@ golden!(
 
 /// The linear systems need controlgym's data; without it they are skipped here (the
 /// `KEEL_REQUIRE_CONTROLGYM_DATA=1` of `scripts/test.sh` turns a skip into a failure).
+/// Whether `scripts/test.sh` asked for the data (`KEEL_REQUIRE_CONTROLGYM_DATA=1`): then a skip
+/// is a failure.
+fn data_required() -> bool {
+    std::env::var("KEEL_REQUIRE_CONTROLGYM_DATA").is_ok_and(|v| v == "1")
+}
+
 fn replay_linear(name: &str) {
-    if replay(name).is_none() && std::env::var("KEEL_REQUIRE_CONTROLGYM_DATA").is_ok_and(|v| v == "1") {
+    if replay(name).is_none() && data_required() {
         panic!("{name}: controlgym's data is required (KEEL_REQUIRE_CONTROLGYM_DATA=1)");
     }
 }
@@ -137,6 +143,7 @@ fn lqr_gains_match_scipy() {
         let model = match keel_envs::baselines::linear_model(&f.keel_id, &f.config) {
             Ok(model) => model,
             Err(EnvError::DataMissing(why)) => {
+                assert!(!data_required(), "{name}: controlgym's data is required (KEEL_REQUIRE_CONTROLGYM_DATA=1): {why}");
                 eprintln!("{name}: skipped, {why}");
                 continue;
             }

@@ -98,7 +98,7 @@ impl Dynamics for BurgersDynamics {
     }
 
     fn build(config: &BurgersConfig, grid: &Grid) -> Self {
-        let common: Common = config.common();
+        let common: Common = config.common().clone();
         let linear = complex(grid.k.iter().map(|k| -config.diffusivity_constant * k * k));
         // −u u_x = −(u²)_x / 2
         let multiplier = grid.k.iter().map(|&k| Complex64::new(0.0, -0.5) * k).collect();

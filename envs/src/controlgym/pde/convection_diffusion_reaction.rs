@@ -111,11 +111,11 @@ impl Dynamics for ConvectionDiffusionReactionDynamics {
 
     fn build(config: &Self::Config, grid: &Grid) -> Self {
         let (d, c, r, t) =
-            (config.diffusivity_constant, config.convective_velocity, config.reaction_constant, config.sample_time);
+            (config.diffusivity_constant, config.convective_velocity, config.reaction_constant, config.common.sample_time);
         // numpy's fftfreq puts the Nyquist bin at −k; only the real part of its factor reaches
         // the real state, and that is even in k.
         let factor = grid.k.iter().map(|&k| (Complex64::new(-d * k * k + r, -c * k) * t).exp()).collect();
-        Self(ModalScalar::new(factor, config.n_state))
+        Self(ModalScalar::new(factor, config.common.n_state))
     }
 
     fn initial_state(start: &Self::Start, rng: &mut EnvRng, grid: &Grid, out: &mut [f64]) {

@@ -104,42 +104,47 @@ use crate::obs::ObsMut;
 use crate::rng::EnvRng;
 use crate::space::Action;
 
-/// The parameters every PDE env has (each env's config holds them as top-level keys).
-#[derive(Clone, Debug, PartialEq)]
+/// The parameters every PDE env has. Each env's config holds them flattened (`#[serde(flatten)]`)
+/// so they are top-level keys beside the env's own; [`crate::config::overlay`] rejects unknown
+/// keys (serde cannot combine `flatten` with `deny_unknown_fields`), and a config is only ever
+/// built through it, from a complete default.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Common {
-    /// See the config field of the same name.
+    /// `"keel"`: Gymnasium conventions (default); `"controlgym"`: controlgym 1.0.0 number for
+    /// number (the differences are listed in [`crate::controlgym::pde`]).
     pub compat: Compat,
-    /// Episode length in steps.
+    /// Episode length in steps: the time limit.
     pub n_steps: u64,
-    /// Domain length `L`.
+    /// Length `L` of the periodic domain `[0, L)`.
     pub domain_length: f64,
-    /// ETDRK4 step `h` (None for the exactly integrated linear envs).
+    /// ETDRK4 step `h` (null for the exactly integrated linear envs).
     pub integration_time: Option<f64>,
-    /// Time per env step.
+    /// Time covered by one env step; the action is held over it.
     pub sample_time: f64,
-    /// Process-noise variance.
+    /// Variance of the process noise added to every state value after each step.
     pub process_noise_cov: f64,
-    /// Sensor-noise variance.
+    /// Variance of the noise on every observation value.
     pub sensor_noise_cov: f64,
-    /// Target state (None: zeros).
+    /// Target state `x*` of the reward (null: zeros), `n_state` values.
     pub target_state: Option<Vec<f64>>,
-    /// State dimension.
+    /// State dimension (even).
     pub n_state: usize,
-    /// Number of sensors.
+    /// Number of point sensors.
     pub n_observation: usize,
     /// Number of actuators.
     pub n_action: usize,
-    /// Actuator support width as a fraction of the field.
+    /// Width of each actuator's support as a fraction of the actuated field;
+    /// `n_action × control_sup_width` must not exceed 1.
     pub control_sup_width: f64,
-    /// State-cost weight.
+    /// Weight of the state cost `‖x − x*‖²` (controlgym's `Q_weight`).
     pub q_weight: f64,
-    /// Action-cost weight.
+    /// Weight of the action cost `‖u‖²` (controlgym's `R_weight`).
     pub r_weight: f64,
-    /// Action bound (None: unbounded).
+    /// Bound of the action space (null: unbounded).
     pub action_limit: Option<f64>,
-    /// Observation bound (None: unbounded).
+    /// Bound of the observation space (null: unbounded).
     pub observation_limit: Option<f64>,
-    /// Reward bound (None: unbounded).
+    /// Bound on the reward's magnitude beyond which the episode ends (null: none).
     pub reward_limit: Option<f64>,
 }
 
@@ -267,7 +272,7 @@ impl Common {
 /// Implemented by every PDE config: its shared parameters.
 pub trait PdeConfig: Validate {
     /// The shared parameters.
-    fn common(&self) -> Common;
+    fn common(&self) -> &Common;
 }
 
 /// How an env integrates and lays out its state.
@@ -482,7 +487,7 @@ impl<D: Dynamics> Registered for PdeEnv<D> {
 
     fn new(config: D::Config) -> Result<Self> {
         let spec = <Self as Registered>::spec(&config)?;
-        let common = config.common();
+        let common = config.common().clone();
         let n = common.n_state;
         let grid = Grid::new(common.domain_length, D::LAYOUT.field_len(n));
         let dynamics = D::build(&config, &grid);
@@ -635,98 +640,28 @@ macro_rules! pde_config {
     ) => {
         $(#[$doc])*
         ///
-        /// Keys shared by every PDE env come first (defaults in the env's module docs), then the
-        /// env's own.
+        /// Keys shared by every PDE env (flattened `common`, defaults in the env's module docs)
+        /// and the env's own.
         #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-        #[serde(default, deny_unknown_fields)]
+        #[serde(default)]
         pub struct $name {
-            /// `"keel"`: Gymnasium conventions (default); `"controlgym"`: controlgym 1.0.0 number
-            /// for number (the differences are listed in [`crate::controlgym::pde`]).
-            pub compat: $crate::controlgym::pde::Compat,
-            /// Episode length in steps: the time limit.
-            pub n_steps: u64,
-            /// Length `L` of the periodic domain `[0, L)`.
-            pub domain_length: f64,
-            /// ETDRK4 step `h` (null for the exactly integrated linear envs).
-            pub integration_time: Option<f64>,
-            /// Time covered by one env step; the action is held over it.
-            pub sample_time: f64,
-            /// Variance of the process noise added to every state value after each step.
-            pub process_noise_cov: f64,
-            /// Variance of the noise on every observation value.
-            pub sensor_noise_cov: f64,
-            /// Target state `x*` of the reward (null: zeros), `n_state` values.
-            pub target_state: Option<Vec<f64>>,
-            /// State dimension (even).
-            pub n_state: usize,
-            /// Number of point sensors.
-            pub n_observation: usize,
-            /// Number of actuators.
-            pub n_action: usize,
-            /// Width of each actuator's support as a fraction of the actuated field;
-            /// `n_action × control_sup_width` must not exceed 1.
-            pub control_sup_width: f64,
-            /// Weight of the state cost `‖x − x*‖²` (controlgym's `Q_weight`).
-            pub q_weight: f64,
-            /// Weight of the action cost `‖u‖²` (controlgym's `R_weight`).
-            pub r_weight: f64,
-            /// Bound of the action space (null: unbounded).
-            pub action_limit: Option<f64>,
-            /// Bound of the observation space (null: unbounded).
-            pub observation_limit: Option<f64>,
-            /// Bound on the reward's magnitude beyond which the episode ends (null: none).
-            pub reward_limit: Option<f64>,
+            /// The keys every PDE env has ([`crate::controlgym::pde::Common`]), flattened.
+            #[serde(flatten)]
+            pub common: $crate::controlgym::pde::Common,
             $( $(#[$fdoc])* pub $field: $ty, )*
         }
 
         impl Default for $name {
             fn default() -> Self {
                 #[allow(clippy::needless_update)]
-                let c = $crate::controlgym::pde::Common { $($cfield: $cvalue,)* ..$crate::controlgym::pde::Common::baseline() };
-                Self {
-                    compat: c.compat,
-                    n_steps: c.n_steps,
-                    domain_length: c.domain_length,
-                    integration_time: c.integration_time,
-                    sample_time: c.sample_time,
-                    process_noise_cov: c.process_noise_cov,
-                    sensor_noise_cov: c.sensor_noise_cov,
-                    target_state: c.target_state,
-                    n_state: c.n_state,
-                    n_observation: c.n_observation,
-                    n_action: c.n_action,
-                    control_sup_width: c.control_sup_width,
-                    q_weight: c.q_weight,
-                    r_weight: c.r_weight,
-                    action_limit: c.action_limit,
-                    observation_limit: c.observation_limit,
-                    reward_limit: c.reward_limit,
-                    $($field: $value,)*
-                }
+                let common = $crate::controlgym::pde::Common { $($cfield: $cvalue,)* ..$crate::controlgym::pde::Common::baseline() };
+                Self { common, $($field: $value,)* }
             }
         }
 
         impl $crate::controlgym::pde::PdeConfig for $name {
-            fn common(&self) -> $crate::controlgym::pde::Common {
-                $crate::controlgym::pde::Common {
-                    compat: self.compat,
-                    n_steps: self.n_steps,
-                    domain_length: self.domain_length,
-                    integration_time: self.integration_time,
-                    sample_time: self.sample_time,
-                    process_noise_cov: self.process_noise_cov,
-                    sensor_noise_cov: self.sensor_noise_cov,
-                    target_state: self.target_state.clone(),
-                    n_state: self.n_state,
-                    n_observation: self.n_observation,
-                    n_action: self.n_action,
-                    control_sup_width: self.control_sup_width,
-                    q_weight: self.q_weight,
-                    r_weight: self.r_weight,
-                    action_limit: self.action_limit,
-                    observation_limit: self.observation_limit,
-                    reward_limit: self.reward_limit,
-                }
+            fn common(&self) -> &$crate::controlgym::pde::Common {
+                &self.common
             }
         }
     };

@@ -106,7 +106,7 @@ impl Dynamics for SchrodingerDynamics {
     }
 
     fn build(config: &SchrodingerConfig, grid: &Grid) -> Self {
-        let (hbar, m, v, t) = (config.planck_constant, config.particle_mass, config.potential, config.sample_time);
+        let (hbar, m, v, t) = (config.planck_constant, config.particle_mass, config.potential, config.common.sample_time);
         let blocks = grid
             .k
             .iter()

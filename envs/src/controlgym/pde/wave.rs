@@ -104,7 +104,7 @@ impl Dynamics for WaveDynamics {
     }
 
     fn build(config: &WaveConfig, grid: &Grid) -> Self {
-        let t = config.sample_time;
+        let t = config.common.sample_time;
         let blocks = grid
             .k
             .iter()
