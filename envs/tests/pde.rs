@@ -104,3 +104,19 @@ fn sixteen_thousand_grid_points() {
     assert!(step.reward.is_finite() && !step.terminated);
     assert_eq!(env.state().map(|s| s.len()), Some(16384));
 }
+
+#[test]
+fn a_snapshot_of_another_size_is_an_error_not_a_panic() {
+    let small = make("keel/Burgers-v0", &config(&[("n_state", json!(64))])).unwrap_or_else(|e| panic!("{e}"));
+    let mut big = make("keel/Burgers-v0", &Map::new()).unwrap_or_else(|e| panic!("{e}"));
+    let mut obs = vec![0.0f64; big.spec().obs_len()];
+    big.reset(Some(0), &ResetOptions::default(), ObsMut::F64(&mut obs)).unwrap_or_else(|e| panic!("{e}"));
+    let mut small = small;
+    let mut small_obs = vec![0.0f64; small.spec().obs_len()];
+    small.reset(Some(0), &ResetOptions::default(), ObsMut::F64(&mut small_obs)).unwrap_or_else(|e| panic!("{e}"));
+    let snapshot = small.snapshot().unwrap_or_default();
+    let err = big.restore(&snapshot).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("n_state = 256") && err.contains("64 values"), "{err}");
+    // The env is unchanged and still steps.
+    assert!(big.step(Action::Float(&[0.0; 8]), ObsMut::F64(&mut obs)).is_ok());
+}
