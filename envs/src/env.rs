@@ -199,4 +199,9 @@ pub trait Registered: Env + Sized + 'static {
     fn episode_cap(_config: &Self::Config) -> Option<u64> {
         Self::MAX_EPISODE_STEPS
     }
+    /// Roughly how many bytes one env of this config holds, for the up-front check of a vector's
+    /// size ([`crate::memory`]). Envs whose size is a config key override this.
+    fn memory_estimate(_config: &Self::Config) -> u64 {
+        4096
+    }
 }

@@ -42,6 +42,10 @@ pub enum EnvError {
     /// An initial state (reset option `state`) of the wrong length or with non-finite values.
     #[error("invalid initial state: {0}")]
     InvalidState(String),
+    /// An observation that is NaN or infinite where the env does not end the episode: the state
+    /// has left the range its observation can represent.
+    #[error("non-finite observation: {0}")]
+    NonFiniteObservation(String),
     /// A learner policy that is not a table of probability distributions of the right shape.
     #[error("invalid policy: {0}")]
     InvalidPolicy(String),

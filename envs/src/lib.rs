@@ -45,6 +45,7 @@ pub mod config;
 pub mod controlgym;
 pub mod env;
 pub mod error;
+pub mod memory;
 pub mod obs;
 pub mod performative;
 pub mod registry;

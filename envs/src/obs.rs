@@ -89,6 +89,15 @@ impl<'a> ObsMut<'a> {
         }
     }
 
+    /// The first element that is NaN or infinite, with its value (`u8` rows have none).
+    pub fn first_non_finite(&self) -> Option<(usize, f64)> {
+        match self {
+            ObsMut::F32(v) => v.iter().position(|x| !x.is_finite()).map(|k| (k, f64::from(v[k]))),
+            ObsMut::F64(v) => v.iter().position(|x| !x.is_finite()).map(|k| (k, v[k])),
+            ObsMut::U8(_) => None,
+        }
+    }
+
     /// Reborrows the buffer for a shorter lifetime.
     pub fn reborrow(&mut self) -> ObsMut<'_> {
         match self {
@@ -198,6 +207,16 @@ impl ObsBuf {
             DType::Float64 => ObsBuf::F64(vec![0.0; len]),
             DType::Uint8 => ObsBuf::U8(vec![0; len]),
         }
+    }
+
+    /// `len` zeros of type `dtype`, or an error if they cannot be allocated (sizes users choose).
+    pub fn try_zeros(dtype: DType, len: usize) -> Result<Self> {
+        let what = "observation buffer";
+        Ok(match dtype {
+            DType::Float32 => ObsBuf::F32(crate::memory::try_filled(len, 0.0, what)?),
+            DType::Float64 => ObsBuf::F64(crate::memory::try_filled(len, 0.0, what)?),
+            DType::Uint8 => ObsBuf::U8(crate::memory::try_filled(len, 0, what)?),
+        })
     }
 
     /// A buffer for `rows` observations of `space`.

@@ -39,6 +39,7 @@ pub struct Registration {
     pub max_episode_steps: Option<u64>,
     make: MakeFn,
     spec: SpecFn,
+    memory: fn(&Map<String, Value>) -> Result<u64>,
     default_config: fn() -> Value,
 }
 
@@ -87,6 +88,12 @@ impl Registration {
         self.spec_for(&Map::new())
     }
 
+    /// Roughly how many bytes one env made with `overrides` holds.
+    pub fn memory_estimate(&self, overrides: &Map<String, Value>) -> Result<u64> {
+        let (overrides, _) = split_cap(self.id, overrides)?;
+        (self.memory)(&overrides)
+    }
+
     /// The default construction config, as JSON.
     pub fn default_config(&self) -> Value {
         (self.default_config)()
@@ -112,6 +119,10 @@ fn spec_registered<E: Registered>(overrides: &Map<String, Value>, cap: Option<Op
     Ok(spec)
 }
 
+fn memory_registered<E: Registered>(overrides: &Map<String, Value>) -> Result<u64> {
+    Ok(E::memory_estimate(&config_of::<E>(overrides)?))
+}
+
 fn default_config<E: Registered>() -> Value {
     serde_json::to_value(E::Config::default()).unwrap_or(Value::Null)
 }
@@ -124,6 +135,7 @@ pub fn entry<E: Registered>() -> Registration {
         max_episode_steps: E::episode_cap(&E::Config::default()),
         make: make_registered::<E>,
         spec: spec_registered::<E>,
+        memory: memory_registered::<E>,
         default_config: default_config::<E>,
     }
 }

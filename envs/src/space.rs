@@ -22,6 +22,15 @@ pub enum DType {
 }
 
 impl DType {
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            DType::Float32 => 4,
+            DType::Float64 => 8,
+            DType::Uint8 => 1,
+        }
+    }
+
     /// numpy's name of the type.
     pub fn name(self) -> &'static str {
         match self {

@@ -15,6 +15,10 @@ pub const MAX_EPISODE_STEPS: &str = "max_episode_steps";
 
 /// Truncates episodes after `max_episode_steps` steps (Gymnasium's `TimeLimit`).
 ///
+/// Every env made through the registry is wrapped in it, so it is also where a non-finite
+/// observation becomes an error ([`EnvError::NonFiniteObservation`]) unless the step
+/// terminated the episode (the controlgym envs document divergence as termination).
+///
 /// The cap is a per-reset parameter: `set_params({"max_episode_steps": n})` changes it for every
 /// later episode, and the same key in reset options changes it for one episode (`null` removes
 /// the cap). A curriculum can lengthen episodes without rebuilding the env.
@@ -78,15 +82,31 @@ impl<E: Env> Env for TimeLimit<E> {
                 options
             }
         };
-        self.inner.reset(seed, options, obs)?;
+        let mut obs = obs;
+        self.inner.reset(seed, options, obs.reborrow())?;
         self.episode_cap = cap;
         self.elapsed = 0;
+        if let Some((k, value)) = obs.first_non_finite() {
+            return Err(EnvError::NonFiniteObservation(format!(
+                "{}: element {k} of the first observation is {value}: the initial state is out of the observation's range",
+                self.spec.id
+            )));
+        }
         Ok(())
     }
 
     #[inline]
     fn step(&mut self, action: Action<'_>, obs: ObsMut<'_>) -> Result<Step> {
-        let mut step = self.inner.step(action, obs)?;
+        let mut obs = obs;
+        let mut step = self.inner.step(action, obs.reborrow())?;
+        if !step.terminated {
+            if let Some((k, value)) = obs.first_non_finite() {
+                return Err(EnvError::NonFiniteObservation(format!(
+                    "{}: element {k} of the observation is {value}: the state has left the observation's range; reset the env",
+                    self.spec.id
+                )));
+            }
+        }
         self.elapsed += 1;
         if let Some(cap) = self.episode_cap {
             step.truncated |= self.elapsed >= cap;

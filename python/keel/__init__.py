@@ -16,13 +16,13 @@ from __future__ import annotations
 import gymnasium
 
 from keel import _core
-from keel._core import (ActionError, ConfigError, DataMissingError, KeelError, PoisonedError, ResetNeededError,
-                        UnknownEnvError, __version__, env_ids)
+from keel._core import (ActionError, ClosedError, ConfigError, DataMissingError, InUseError, KeelError,
+                        PoisonedError, ResetNeededError, UnknownEnvError, __version__, env_ids)
 from keel.env import KeelEnv
 from keel.vector import KeelVectorEnv
 
 __all__ = [
-    "ActionError", "ConfigError", "DataMissingError", "KeelEnv", "KeelError", "KeelVectorEnv", "PoisonedError",
+    "ActionError", "ClosedError", "ConfigError", "DataMissingError", "InUseError", "KeelEnv", "KeelError", "KeelVectorEnv", "PoisonedError",
     "ResetNeededError", "UnknownEnvError", "__version__", "env_ids", "make", "make_vec", "register_test_envs",
 ]
 

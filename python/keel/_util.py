@@ -32,6 +32,60 @@ def space_from_spec(spec: dict[str, Any]) -> spaces.Space:
     raise ValueError(f"unknown space type {kind!r}")
 
 
+_U64 = 2**64
+
+
+def check_seed(seed: Any, name: str = "seed") -> int | None:
+    """``seed`` as an int in ``[0, 2**64)`` (or None), else a ``keel.ConfigError`` naming it."""
+    from keel._core import ConfigError
+
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < _U64:
+        raise ConfigError(f"{name} must be an integer in [0, 2**64) or None, got {seed!r}")
+    return int(seed)
+
+
+def check_count(value: Any, name: str, minimum: int) -> int:
+    """``value`` as an int >= ``minimum`` (and < 2**63), else a ``keel.ConfigError`` naming it."""
+    from keel._core import ConfigError
+
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not minimum <= int(value) < 2**63:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+class ClosedCore:
+    """Stands in for the Rust core of a closed env: every use raises ``keel.ClosedError``."""
+
+    def __init__(self, what: str):
+        self._what = what
+
+    def __getattr__(self, name: str) -> Any:
+        from keel._core import ClosedError
+
+        raise ClosedError(f"{self._what} is closed")
+
+
+def _non_finite(value: Any, path: str) -> str | None:
+    """The path of the first NaN or infinite float inside ``value``, if any."""
+    if isinstance(value, (float, np.floating)) and not np.isfinite(value):
+        return f"{path} = {value}"
+    if isinstance(value, np.ndarray) and value.dtype.kind == "f" and not np.isfinite(value).all():
+        return f"{path} (element {int(np.flatnonzero(~np.isfinite(value.ravel()))[0])})"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _non_finite(item, f"{path}.{key}" if path else str(key))
+            if found:
+                return found
+    if isinstance(value, (list, tuple)):
+        for k, item in enumerate(value):
+            found = _non_finite(item, f"{path}[{k}]")
+            if found:
+                return found
+    return None
+
+
 def _to_json_value(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
@@ -40,8 +94,14 @@ def _to_json_value(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def to_json(mapping: dict[str, Any] | None) -> str | None:
-    """A config or options mapping as JSON (numpy arrays and scalars become lists and numbers)."""
+def to_json(mapping: Any) -> str | None:
+    """A config or options mapping (or a list of them) as JSON (numpy arrays and scalars become
+    lists and numbers); a NaN or infinite value is a ``keel.ConfigError`` naming its key."""
     if not mapping:
         return None
-    return json.dumps(mapping, default=_to_json_value)
+    found = _non_finite(mapping, "")
+    if found:
+        from keel._core import ConfigError
+
+        raise ConfigError(f"`{found}` is not finite")
+    return json.dumps(mapping, default=_to_json_value, allow_nan=False)

@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 
 from keel import _core
-from keel._util import space_from_spec, to_json
+from keel._util import ClosedCore, check_seed, space_from_spec, to_json
 
 
 def _integer_obs(space: gym.Space):
@@ -66,6 +66,7 @@ class KeelEnv(gym.Env):
         return self._obs_to_space(obs), reward, terminated, truncated, info
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        seed = check_seed(seed)
         super().reset(seed=seed)
         obs, info = self._core.reset(seed, to_json(options))
         return (obs if self._obs_to_space is None else self._obs_to_space(obs)), info
@@ -81,7 +82,11 @@ class KeelEnv(gym.Env):
         self._core.set_params(to_json(params) or "{}")
 
     def close(self) -> None:
-        pass
+        self._core = ClosedCore(f"{self._env_id} env")
+        self.step = self._core_step_closed
+
+    def _core_step_closed(self, action: Any):
+        return self._core.step(action)
 
     def __getstate__(self) -> dict[str, Any]:
         # Rebuilt from its constructor arguments; the random stream restarts at the next seeded reset.

@@ -30,8 +30,7 @@ import numpy as np
 from stable_baselines3.common.vec_env import VecEnv as _Sb3VecEnv
 
 from keel import _core
-from keel._util import _to_json_value as _json_default
-from keel._util import space_from_spec, to_json
+from keel._util import ClosedCore, check_count, check_seed, space_from_spec, to_json
 from keel.vector import _SERIAL_BELOW
 
 
@@ -42,8 +41,10 @@ class VecEnv(_Sb3VecEnv):
                  max_episode_steps: int | None = None, **config: Any):
         import os
 
+        n_envs = check_count(n_envs, "n_envs", 1)
         if workers is None:
             workers = 0 if n_envs < _SERIAL_BELOW else min(n_envs, os.cpu_count() or 1)
+        workers = check_count(workers, "workers", 0)
         self._args = dict(env_id=env_id, n_envs=n_envs, workers=workers, max_episode_steps=max_episode_steps, config=config)
         core_config = dict(config)
         if max_episode_steps is not None:
@@ -62,9 +63,9 @@ class VecEnv(_Sb3VecEnv):
         if any(s is not None for s in self._seeds):
             # SB3 seeds env i with seed + i; an env without a seed continues its stream.
             base = next(s for s in self._seeds if s is not None)
-            seeds = [s if s is not None else base + i for i, s in enumerate(self._seeds)]
+            seeds = [(s if s is not None else base + i) % 2**64 for i, s in enumerate(self._seeds)]
         per_env = [dict(o or {}) for o in (self._options or [])]
-        options = json.dumps(per_env, default=_json_default) if any(per_env) else None
+        options = to_json(per_env) if any(per_env) else None
         obs, _ = self._core.reset(seeds, options, None)
         self._reset_seeds()
         self._reset_options()
@@ -96,8 +97,12 @@ class VecEnv(_Sb3VecEnv):
                     infos[i][name] = float(final_info[name][i])
         return obs, rewards.astype(np.float32), dones, infos
 
+    def seed(self, seed: int | None = None):
+        """Seeds env i with ``seed + i`` at the next reset (SB3's convention)."""
+        return super().seed(check_seed(seed))
+
     def close(self) -> None:
-        self._core = None
+        self._core = ClosedCore(f"this {self.env_id} SB3 vector env")
 
     def _indices(self, indices) -> list[int]:
         if indices is None:

@@ -12,8 +12,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from keel import _core
-from keel._util import _to_json_value as _json_default
-from keel._util import space_from_spec, to_json
+from keel._util import ClosedCore, check_count, check_seed, space_from_spec, to_json
 
 _MODES = {AutoresetMode.NEXT_STEP: "next_step", AutoresetMode.SAME_STEP: "same_step", AutoresetMode.DISABLED: "disabled"}
 
@@ -49,11 +48,11 @@ class KeelVectorEnv(VectorEnv):
                  copy: bool = True, **config: Any):
         if render_mode is not None:
             raise ValueError(f"{env_id} does not render (render_mode must be None, got {render_mode!r})")
-        if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
-            raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
+        num_envs = check_count(num_envs, "num_envs", 1)
         mode = AutoresetMode(autoreset_mode)
         if workers is None:
             workers = 0 if num_envs < _SERIAL_BELOW else min(int(num_envs), os.cpu_count() or 1)
+        workers = check_count(workers, "workers", 0)
         self._args = dict(env_id=env_id, num_envs=int(num_envs), autoreset_mode=mode, workers=workers,
                           max_episode_steps=max_episode_steps, copy=bool(copy), config=dict(config))
         core_config = dict(config)
@@ -97,12 +96,15 @@ class KeelVectorEnv(VectorEnv):
 
     def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         if isinstance(seed, (int, np.integer)):
-            super().reset(seed=int(seed))
-            seeds = [int(seed) + i for i in range(self.num_envs)]
+            seed = check_seed(seed)
+            super().reset(seed=seed)
+            seeds = [(seed + i) % 2**64 for i in range(self.num_envs)]
         elif seed is None:
             seeds = None
+        elif isinstance(seed, (list, tuple, np.ndarray)):
+            seeds = [check_seed(s, f"seed[{i}]") for i, s in enumerate(seed)]
         else:
-            seeds = [int(s) for s in seed]
+            seeds = [check_seed(seed)]
             if len(seeds) != self.num_envs:
                 raise ValueError(f"{len(seeds)} seeds for {self.num_envs} envs")
         if isinstance(options, (list, tuple)):
@@ -111,7 +113,7 @@ class KeelVectorEnv(VectorEnv):
                 raise ValueError(f"{len(options)} option mappings for {self.num_envs} envs")
             per_env = [dict(o or {}) for o in options]
             mask = None
-            options_json = json.dumps(per_env, default=_json_default)
+            options_json = to_json(per_env) or json.dumps(per_env)
         else:
             options = dict(options or {})
             mask = options.pop("reset_mask", None)
@@ -141,11 +143,11 @@ class KeelVectorEnv(VectorEnv):
         return json.loads(self._core.params_json(int(index)))
 
     def close_extras(self, **kwargs: Any) -> None:
-        self._core = None
+        self._core = ClosedCore(f"this {self._args['env_id']} vector env")
         self.step = self._closed_step
 
     def _closed_step(self, actions: Any):
-        raise RuntimeError("step() on a closed KeelVectorEnv")
+        return self._core.step(actions)
 
     def __getstate__(self) -> dict[str, Any]:
         return {"args": self._args, "spec": getattr(self, "spec", None)}

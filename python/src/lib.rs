@@ -49,6 +49,8 @@ create_exception!(_core, ActionError, KeelError, "An action is not in the action
 create_exception!(_core, ResetNeededError, KeelError, "step() before reset(), or a finished sub-env stepped.");
 create_exception!(_core, DataMissingError, KeelError, "Data the env needs is not installed; the message says how to get it.");
 create_exception!(_core, PoisonedError, KeelError, "A sub-env failed mid-step; the vector env needs a full reset.");
+create_exception!(_core, ClosedError, KeelError, "The env was closed.");
+create_exception!(_core, InUseError, KeelError, "The env is in use by another thread (envs are not shared between threads).");
 
 fn to_py(err: EnvError) -> PyErr {
     let message = err.to_string();
@@ -63,7 +65,9 @@ fn to_py(err: EnvError) -> PyErr {
         EnvError::ResetNeeded | EnvError::StepAfterDone { .. } => ResetNeededError::new_err(message),
         EnvError::DataMissing(_) => DataMissingError::new_err(message),
         EnvError::Poisoned { .. } | EnvError::EnvPanicked { .. } => PoisonedError::new_err(message),
-        EnvError::InvalidModel(_) | EnvError::Control(_) => KeelError::new_err(message),
+        EnvError::InvalidModel(_) | EnvError::Control(_) | EnvError::NonFiniteObservation(_) => {
+            KeelError::new_err(message)
+        }
     }
 }
 
@@ -111,6 +115,8 @@ fn parse_options(json: Option<&str>) -> PyResult<ParsedOptions> {
 struct ActionReader {
     kind: ActionKind,
     width: usize,
+    /// Shape of one action: the Box's shape, `()` for Discrete, `(k,)` for MultiDiscrete.
+    shape: Vec<usize>,
     ints: Vec<i64>,
     floats: Vec<f32>,
     doubles: Vec<f64>,
@@ -130,11 +136,28 @@ impl ActionReader {
             Some(DType::Float64) => ActionKind::F64,
             Some(_) => ActionKind::F32,
         };
-        Self { kind, width: space.flat_len(), ints: Vec::new(), floats: Vec::new(), doubles: Vec::new() }
+        let shape = match space {
+            Space::Box(b) => b.shape.clone(),
+            Space::Discrete(_) => Vec::new(),
+            Space::MultiDiscrete(m) => vec![m.nvec.len()],
+        };
+        Self { kind, width: space.flat_len(), shape, ints: Vec::new(), floats: Vec::new(), doubles: Vec::new() }
     }
 
-    fn read(&mut self, obj: &Bound<'_, PyAny>, rows: usize) -> PyResult<Action<'_>> {
-        let want = rows * self.width;
+    /// Reads one action (`batch: None`) or a batch of `n` (`Some(n)`), whose shape must be the
+    /// action's shape, or `(n, *shape)`, as Gymnasium's spaces require.
+    fn read(&mut self, obj: &Bound<'_, PyAny>, batch: Option<usize>) -> PyResult<Action<'_>> {
+        let expected: Vec<usize> = batch.into_iter().chain(self.shape.iter().copied()).collect();
+        let got = shape_of(obj)?;
+        if got != expected {
+            let what = if batch.is_some() { "batch of actions" } else { "action" };
+            return Err(ActionError::new_err(format!(
+                "{what} of shape {} where {} is expected",
+                tuple(&got),
+                tuple(&expected)
+            )));
+        }
+        let want = batch.unwrap_or(1) * self.width;
         match self.kind {
             ActionKind::Int => {
                 self.ints.clear();
@@ -189,6 +212,29 @@ impl ActionReader {
             }
         }
     }
+}
+
+/// `(a, b)` as Python writes a shape.
+fn tuple(shape: &[usize]) -> String {
+    match shape {
+        [one] => format!("({one},)"),
+        _ => format!("({})", shape.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")),
+    }
+}
+
+/// The shape of a numpy array (no call into Python), of a number (`()`), or of anything else
+/// as `numpy.shape` sees it.
+fn shape_of(obj: &Bound<'_, PyAny>) -> PyResult<Vec<usize>> {
+    if let Ok(array) = obj.cast::<PyUntypedArray>() {
+        return Ok(array.shape().to_vec());
+    }
+    if obj.is_instance_of::<pyo3::types::PyInt>() || obj.is_instance_of::<pyo3::types::PyFloat>() {
+        return Ok(Vec::new());
+    }
+    let py = obj.py();
+    let shape = py.import(intern!(py, "numpy"))?.getattr(intern!(py, "shape"))?.call1((obj,));
+    let shape = shape.map_err(|_| ActionError::new_err(format!("expected numeric action(s), got {}", describe(obj))))?;
+    shape.extract().map_err(|_| ActionError::new_err(format!("expected numeric action(s), got {}", describe(obj))))
 }
 
 /// Where [`read_floats`] puts values: float32 arrays go in without a detour through f64, and
@@ -344,7 +390,7 @@ impl EnvCore {
 
     /// One step: `(obs, reward, terminated, truncated, info)` with a new array and a new dict.
     fn step<'py>(&mut self, py: Python<'py>, action: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
-        let action = self.actions.read(action, 1)?;
+        let action = self.actions.read(action, None)?;
         let step = exclusive(&mut self.env).step(action, self.obs.as_mut()).map_err(to_py)?;
         let obs = obs_array(py, &self.obs, 0..1, self.obs.len(), &self.shape)?;
         let info = self.info(py)?;
@@ -421,7 +467,7 @@ impl VecCore {
     /// The observations of the last call: a view of the engine's buffer or a copy.
     fn observations<'py>(this: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         let py = this.py();
-        let core = this.borrow();
+        let core = core_ref(this)?;
         let venv = locked(&core.venv);
         let obs = &venv.batch().obs;
         if core.copy {
@@ -491,7 +537,7 @@ impl VecCore {
         let py = this.py();
         let options = parse_options(options_json)?;
         {
-            let mut core = this.borrow_mut();
+            let mut core = core_mut(this)?;
             let seeds = match &seeds {
                 Some(s) => Seeds::PerEnv(s),
                 None => Seeds::Continue,
@@ -511,7 +557,7 @@ impl VecCore {
             }
         }
         let obs = Self::observations(this)?;
-        let core = this.borrow();
+        let core = core_ref(this)?;
         let venv = locked(&core.venv);
         let infos = extras_infos(py, venv.spec().extras.as_slice(), &venv.batch().extras, core.num_envs)?;
         (obs, infos).into_pyobject(py)
@@ -521,13 +567,13 @@ impl VecCore {
     fn step<'py>(this: &Bound<'py, Self>, actions: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
         let py = this.py();
         {
-            let mut core = this.borrow_mut();
+            let mut core = core_mut(this)?;
             let core = &mut *core;
-            let actions = core.actions.read(actions, core.num_envs)?;
+            let actions = core.actions.read(actions, Some(core.num_envs))?;
             step_releasing_gil(py, exclusive(&mut core.venv), actions, &mut core.last_step)?;
         }
         let obs = Self::observations(this)?;
-        let mut core = this.borrow_mut();
+        let mut core = core_mut(this)?;
         let core = &mut *core;
         let venv = locked(&core.venv);
         let batch = venv.batch();
@@ -542,17 +588,19 @@ impl VecCore {
     /// dtype and `num_envs * obs_len` elements, `rewards` float64, `terminations` and
     /// `truncations` bool); returns the info dict. One copy per buffer, no allocation.
     fn step_into<'py>(
-        &mut self,
-        py: Python<'py>,
+        this: &Bound<'py, Self>,
         actions: &Bound<'py, PyAny>,
         obs: &Bound<'py, PyUntypedArray>,
         rewards: &Bound<'py, PyArrayDyn<f64>>,
         terminations: &Bound<'py, PyArrayDyn<bool>>,
         truncations: &Bound<'py, PyArrayDyn<bool>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let n = self.num_envs;
+        let py = this.py();
+        let mut core = core_mut(this)?;
+        let this = &mut *core;
+        let n = this.num_envs;
         let sizes = [
-            (obs.len(), n * self.obs_len, "obs"),
+            (obs.len(), n * this.obs_len, "obs"),
             (rewards.len(), n, "rewards"),
             (terminations.len(), n, "terminations"),
             (truncations.len(), n, "truncations"),
@@ -562,11 +610,11 @@ impl VecCore {
                 return Err(ActionError::new_err(format!("output buffer `{name}` has {got} elements, needs {want}")));
             }
         }
-        let dtype = locked(&self.venv).batch().obs.dtype();
+        let dtype = locked(&this.venv).batch().obs.dtype();
         let wrong_dtype = || ActionError::new_err(format!("output buffer `obs` must be of dtype {}", dtype.name()));
-        let actions = self.actions.read(actions, n)?;
-        let venv = exclusive(&mut self.venv);
-        step_releasing_gil(py, venv, actions, &mut self.last_step)?;
+        let actions = this.actions.read(actions, Some(n))?;
+        let venv = exclusive(&mut this.venv);
+        step_releasing_gil(py, venv, actions, &mut this.last_step)?;
         let batch = venv.batch();
         let not_contiguous = |name: &str| ActionError::new_err(format!("output buffer `{name}` must be C-contiguous and writable"));
         match &batch.obs {
@@ -578,15 +626,16 @@ impl VecCore {
         copy_into(terminations, &batch.terminated, "terminations").map_err(|_| not_contiguous("terminations"))?;
         copy_into(truncations, &batch.truncated, "truncations").map_err(|_| not_contiguous("truncations"))?;
         let extras = venv.spec().extras.clone();
-        step_infos(py, &extras, batch, &mut self.episode_start, self.obs_len, &self.shape).map(Bound::into_any)
+        step_infos(py, &extras, batch, &mut this.episode_start, this.obs_len, &this.shape).map(Bound::into_any)
     }
 
     /// Sets persistent per-reset parameters (JSON object) on the sub-envs `indices` (all when
     /// `None`).
     #[pyo3(signature = (params_json, indices=None))]
-    fn set_params(&mut self, params_json: &str, indices: Option<Vec<usize>>) -> PyResult<()> {
+    fn set_params(this: &Bound<'_, Self>, params_json: &str, indices: Option<Vec<usize>>) -> PyResult<()> {
         let params = parse_map(Some(params_json), "params")?;
-        let venv = exclusive(&mut self.venv);
+        let mut core = core_mut(this)?;
+        let venv = exclusive(&mut core.venv);
         match indices {
             None => venv.set_params(&params),
             Some(indices) => venv.set_params_of(&indices, &params),
@@ -595,17 +644,35 @@ impl VecCore {
     }
 
     /// The persistent per-reset parameters of sub-env `index`, as JSON.
-    fn params_json(&self, index: usize) -> PyResult<String> {
-        locked(&self.venv).params_of(index).map(|p| p.to_string()).map_err(to_py)
+    fn params_json(this: &Bound<'_, Self>, index: usize) -> PyResult<String> {
+        locked(&core_ref(this)?.venv).params_of(index).map(|p| p.to_string()).map_err(to_py)
     }
 
     /// The full internal state of sub-env `index`, or `None`.
-    fn state(&self, index: usize) -> PyResult<Option<Vec<f64>>> {
-        if index >= self.num_envs {
-            return Err(ActionError::new_err(format!("sub-env index {index} out of range for {} envs", self.num_envs)));
+    fn state(this: &Bound<'_, Self>, index: usize) -> PyResult<Option<Vec<f64>>> {
+        let core = core_ref(this)?;
+        if index >= core.num_envs {
+            return Err(ActionError::new_err(format!("sub-env index {index} out of range for {} envs", core.num_envs)));
         }
-        Ok(locked(&self.venv).state(index))
+        Ok(locked(&core.venv).state(index))
     }
+}
+
+/// The error of a second thread reaching a vector env while a step (which releases the GIL)
+/// is in progress on it.
+fn in_use() -> PyErr {
+    InUseError::new_err(
+        "this vector env is in use by another thread (a step releases the GIL): Keel vector envs are not \
+         shared between threads; give each thread its own",
+    )
+}
+
+fn core_mut<'py>(this: &Bound<'py, VecCore>) -> PyResult<PyRefMut<'py, VecCore>> {
+    this.try_borrow_mut().map_err(|_| in_use())
+}
+
+fn core_ref<'py>(this: &Bound<'py, VecCore>) -> PyResult<PyRef<'py, VecCore>> {
+    this.try_borrow().map_err(|_| in_use())
 }
 
 /// Copies `values` into a C-contiguous writable array of the same length.
@@ -736,5 +803,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ResetNeededError", py.get_type::<ResetNeededError>())?;
     m.add("DataMissingError", py.get_type::<DataMissingError>())?;
     m.add("PoisonedError", py.get_type::<PoisonedError>())?;
+    m.add("ClosedError", py.get_type::<ClosedError>())?;
+    m.add("InUseError", py.get_type::<InUseError>())?;
     Ok(())
 }

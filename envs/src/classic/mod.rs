@@ -52,6 +52,10 @@ pub(crate) fn explicit_state<const N: usize>(options: &ResetOptions) -> Result<O
     if let Some(k) = array.iter().position(|v| !v.is_finite()) {
         return Err(EnvError::InvalidState(format!("element {k} is {}", array[k])));
     }
+    // Observations are float32: a state beyond its range could only be observed as infinity.
+    if let Some(k) = array.iter().position(|v| v.abs() > f64::from(f32::MAX)) {
+        return Err(EnvError::InvalidState(format!("element {k} = {} is beyond float32's range", array[k])));
+    }
     Ok(Some(array))
 }
 

@@ -146,22 +146,26 @@ pub struct Batch {
 }
 
 impl Batch {
-    fn new(num_envs: usize, spec: &EnvSpec, mode: AutoresetMode) -> Self {
+    /// The batch of `num_envs` envs of `spec`; the buffers whose size the user chose are
+    /// allocated fallibly.
+    fn new(num_envs: usize, spec: &EnvSpec, mode: AutoresetMode) -> Result<Self> {
         let same_step = mode == AutoresetMode::SameStep;
         let extras = num_envs * spec.extras_len();
-        Self {
-            obs: spec.obs_buffer(num_envs),
+        let obs_len = |rows: usize| rows.checked_mul(spec.obs_len()).unwrap_or(usize::MAX);
+        let finals = if same_step { num_envs } else { 0 };
+        Ok(Self {
+            obs: ObsBuf::try_zeros(spec.obs_dtype(), obs_len(num_envs))?,
             reward: vec![0.0; num_envs],
             terminated: vec![false; num_envs],
             truncated: vec![false; num_envs],
-            extras: vec![0.0; extras],
-            final_obs: spec.obs_buffer(if same_step { num_envs } else { 0 }),
+            extras: crate::memory::try_filled(extras, 0.0, "extras buffer")?,
+            final_obs: ObsBuf::try_zeros(spec.obs_dtype(), obs_len(finals))?,
             final_extras: vec![0.0; if same_step { extras } else { 0 }],
             has_final_obs: vec![false; num_envs],
             episode_return: vec![0.0; num_envs],
             episode_length: vec![0; num_envs],
             episode_done: vec![false; num_envs],
-        }
+        })
     }
 }
 
@@ -493,7 +497,7 @@ impl Pool {
             blocks_done: AtomicUsize::new(0),
             shutdown: AtomicBool::new(false),
         });
-        let batch = Arc::new(SharedBatch::new(Batch::new(num_envs, spec, mode), num_envs));
+        let batch = Arc::new(SharedBatch::new(Batch::new(num_envs, spec, mode)?, num_envs));
         let mut pool = Self { blocks: blocks.into(), starts, threads: Vec::new(), signal, batch };
         // The calling thread is worker 0; spawn the others.
         for w in 1..workers {
@@ -572,11 +576,25 @@ pub struct VecEnv {
 }
 
 impl VecEnv {
-    /// Makes `num_envs` copies of the registered env `id` with config `overrides`.
+    /// Makes `num_envs` copies of the registered env `id` with config `overrides`. A vector
+    /// that would not fit in memory (envs and batch) is refused before any env is made.
     pub fn make(id: &str, overrides: &Map<String, Value>, num_envs: usize, options: VecOptions) -> Result<Self> {
         let registration = registry::lookup(id)?;
+        let spec = registration.spec_for(overrides)?;
+        let per_env = u128::from(registration.memory_estimate(overrides)?) + Self::row_bytes(&spec, options);
+        crate::memory::check("num_envs", num_envs as u128, (num_envs as u128) * per_env).map_err(|e| {
+            EnvError::InvalidField { context: format!("{id} vector"), field: e.field.into(), message: e.message }
+        })?;
         let envs = (0..num_envs).map(|_| registration.make(overrides)).collect::<Result<Vec<_>>>()?;
         Self::new(envs, options)
+    }
+
+    /// Bytes of one env's rows in the batch and of its bookkeeping.
+    fn row_bytes(spec: &EnvSpec, options: VecOptions) -> u128 {
+        let copies = if options.autoreset_mode == AutoresetMode::SameStep { 2 } else { 1 };
+        let obs = spec.obs_len() as u128 * spec.obs_dtype().size() as u128;
+        let extras = 8 * spec.extras_len() as u128;
+        copies * (obs + extras) + 8 * spec.action_len() as u128 + 256
     }
 
     /// A vector over `envs`, which must share one spec.
