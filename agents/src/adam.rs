@@ -1,11 +1,18 @@
 //! Adam (Kingma & Ba 2015) exactly as PyTorch's `torch.optim.Adam` computes it, with global
 //! gradient-norm clipping. Written here rather than taken from tch because its state (moments
 //! and step count) must go into checkpoints, and tch's optimiser does not expose it.
+//!
+//! Every optimiser has a name, and its state is saved under it (`<name>.steps`,
+//! `<name>.exp_avg.<k>`, `<name>.exp_avg_sq.<k>`), so an algorithm with two optimisers (an actor's
+//! and a critic's, say) checkpoints both side by side.
 
 use tch::{Kind, Tensor, nn};
 
-/// Adam over every trainable variable of a `VarStore`.
+use crate::error::{AgentError, Result};
+
+/// Adam over a set of parameters, with a name for its checkpointed state.
 pub struct Adam {
+    name: String,
     params: Vec<Tensor>,
     exp_avg: Vec<Tensor>,
     exp_avg_sq: Vec<Tensor>,
@@ -16,11 +23,17 @@ pub struct Adam {
 }
 
 impl Adam {
-    /// Adam with betas (0.9, 0.999) and the given eps (CleanRL's PPO: 1e-5).
+    /// Adam named `adam` over every trainable variable of `vs`, with betas (0.9, 0.999) and the
+    /// given eps (CleanRL's PPO: 1e-5).
     pub fn new(vs: &nn::VarStore, eps: f64) -> Self {
-        let params = vs.trainable_variables();
+        Self::over("adam", vs.trainable_variables(), eps)
+    }
+
+    /// Adam named `name` over `params`, with betas (0.9, 0.999) and the given eps.
+    pub fn over(name: &str, params: Vec<Tensor>, eps: f64) -> Self {
         let zeros = |p: &Tensor| p.zeros_like();
         Self {
+            name: name.to_string(),
             exp_avg: params.iter().map(zeros).collect(),
             exp_avg_sq: params.iter().map(zeros).collect(),
             params,
@@ -83,36 +96,54 @@ impl Adam {
         });
     }
 
-    /// Whether every parameter is finite.
-    pub fn parameters_finite(&self) -> bool {
-        self.params.iter().all(|p| p.isfinite().all().int64_value(&[]) == 1)
+    /// The name its state is saved under.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
-    /// Moments and step count, as named tensors (for checkpoints).
+    /// Moments and step count, as tensors named `<name>.steps`, `<name>.exp_avg.<k>` and
+    /// `<name>.exp_avg_sq.<k>` (for checkpoints).
     pub fn state(&self) -> Vec<(String, Tensor)> {
-        let mut out = vec![("adam.steps".to_string(), Tensor::from_slice(&[self.steps as i64]))];
+        let name = &self.name;
+        let mut out = vec![(format!("{name}.steps"), Tensor::from_slice(&[self.steps as i64]))];
         for (k, (m, v)) in self.exp_avg.iter().zip(&self.exp_avg_sq).enumerate() {
-            out.push((format!("adam.exp_avg.{k}"), m.shallow_clone()));
-            out.push((format!("adam.exp_avg_sq.{k}"), v.shallow_clone()));
+            out.push((format!("{name}.exp_avg.{k}"), m.shallow_clone()));
+            out.push((format!("{name}.exp_avg_sq.{k}"), v.shallow_clone()));
         }
         out
     }
 
-    /// Restores what [`Adam::state`] saved; `None` if a tensor is missing or mis-shaped.
-    pub fn load_state(&mut self, named: &[(String, Tensor)]) -> Option<()> {
-        let find = |name: &str| named.iter().find(|(n, _)| n == name).map(|(_, t)| t);
-        self.steps = u64::try_from(find("adam.steps")?.int64_value(&[0])).ok()?;
-        for (k, (m, v)) in self.exp_avg.iter_mut().zip(&mut self.exp_avg_sq).enumerate() {
-            let (sm, sv) = (find(&format!("adam.exp_avg.{k}"))?, find(&format!("adam.exp_avg_sq.{k}"))?);
+    /// Restores what [`Adam::state`] saved under this optimiser's name; a missing or mis-shaped
+    /// tensor is an error naming it, and changes nothing.
+    pub fn load_state(&mut self, named: &[(String, Tensor)]) -> Result<()> {
+        let find = |key: String| {
+            named.iter().find(|(n, _)| *n == key).map(|(_, t)| t).ok_or_else(|| {
+                AgentError::Checkpoint(format!("the checkpoint lacks `{key}` (state of the optimiser `{}`)", self.name))
+            })
+        };
+        let steps = find(format!("{}.steps", self.name))?.int64_value(&[0]);
+        let steps = u64::try_from(steps)
+            .map_err(|_| AgentError::Checkpoint(format!("`{}.steps` is negative: {steps}", self.name)))?;
+        let mut moments = Vec::with_capacity(self.exp_avg.len());
+        for (k, (m, v)) in self.exp_avg.iter().zip(&self.exp_avg_sq).enumerate() {
+            let (sm, sv) =
+                (find(format!("{}.exp_avg.{k}", self.name))?, find(format!("{}.exp_avg_sq.{k}", self.name))?);
             if sm.size() != m.size() || sv.size() != v.size() {
-                return None;
+                return Err(AgentError::Checkpoint(format!(
+                    "the optimiser `{}`'s moments {k} have another shape than this config's parameters",
+                    self.name
+                )));
             }
+            moments.push((sm, sv));
+        }
+        for ((m, v), (sm, sv)) in self.exp_avg.iter_mut().zip(&mut self.exp_avg_sq).zip(moments) {
             tch::no_grad(|| {
                 m.copy_(&sm.to_kind(Kind::Float).to_device(m.device()));
                 v.copy_(&sv.to_kind(Kind::Float).to_device(v.device()));
             });
         }
-        Some(())
+        self.steps = steps;
+        Ok(())
     }
 }
 
@@ -135,6 +166,29 @@ mod tests {
         adam.step(0.1);
         let after: Vec<f32> = Vec::try_from(&w.detach()).unwrap_or_default();
         assert!((after[0] - 0.9).abs() < 1e-5 && (after[1] - (-1.9)).abs() < 1e-5, "{after:?}");
+    }
+
+    /// Two optimisers save their state under their own names and restore only their own.
+    #[test]
+    fn state_is_keyed_by_the_optimiser_name() {
+        crate::threads::configure();
+        let vs = nn::VarStore::new(Device::Cpu);
+        let a = vs.root().var_copy("a", &Tensor::from_slice(&[1.0f32]));
+        let b = vs.root().var_copy("b", &Tensor::from_slice(&[2.0f32, 3.0]));
+        let mut actor = Adam::over("actor_adam", vec![a.shallow_clone()], 1e-8);
+        let mut critic = Adam::over("critic_adam", vec![b.shallow_clone()], 1e-8);
+        (&a * 2.0).sum(Kind::Float).backward();
+        actor.step(0.1);
+        let mut saved = actor.state();
+        saved.extend(critic.state());
+        let names: Vec<&str> = saved.iter().map(|(n, _)| n.as_str()).collect();
+        assert!(names.contains(&"actor_adam.exp_avg.0") && names.contains(&"critic_adam.steps"), "{names:?}");
+        let mut again = Adam::over("actor_adam", vec![a.shallow_clone()], 1e-8);
+        again.load_state(&saved).unwrap_or_else(|e| panic!("{e}"));
+        assert!(again.state().iter().zip(actor.state()).all(|((_, x), (_, y))| x.equal(&y)));
+        assert!(critic.load_state(&saved).is_ok());
+        let err = Adam::over("other", vec![a], 1e-8).load_state(&saved).err().map(|e| e.to_string());
+        assert!(err.unwrap_or_default().contains("other.steps"));
     }
 
     #[test]

@@ -22,6 +22,10 @@ pub enum AgentError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A checkpoint that cannot be restored: missing or mis-shaped tensors, non-finite values,
+    /// another config.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
     /// The loss or the parameters stopped being finite.
     #[error("training diverged at iteration {iteration}: {what}")]
     Diverged {

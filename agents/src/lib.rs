@@ -2,16 +2,32 @@
 //!
 //! Agents that train on libtorch tensors through [`tch`] (CPU or CUDA):
 //!
-//! - [`ppo`]: PPO and D-PPO, the trainer behind `keel train` (checkpoints, exact resume), with its
-//!   shared pieces, each tested on its own: [`policy`] (networks, distributions), [`gae`],
+//! - one file per algorithm: [`ppo`] (PPO and D-PPO); each implements [`algorithm::Algorithm`]
+//!   and is registered in [`algorithm::algorithms`], which `keel train --algo` chooses from;
+//! - the trainer core every algorithm plugs into, one module per concern:
+//!   - [`trainer`]: [`trainer::Trainer`], which builds the envs and the reset sampler, seeds,
+//!     runs iterations, checks for divergence, deploys, checkpoints, resumes exactly, evaluates;
+//!   - [`config`]: the settings every algorithm's config shares, and config resolution (TOML
+//!     files, `key=value` overrides, the resolved `config.toml`);
+//!   - [`collect`]: the training envs as an algorithm sees them (stepping with network outputs,
+//!     episodes, per-step extras); [`encode`]: observation upload in the space's dtype,
+//!     normalisation and one-hot input, action decoding; [`rollout`]: on-policy storage;
+//!   - [`checkpoint`]: named tensors (parameters, optimiser state by optimiser name) and JSON
+//!     state, written atomically, non-finite values refused; [`deploy`]: `deploy_every`;
+//!     [`eval`]: evaluation episodes with a step cap;
+//!   - [`run_dir`]: the run folder (`config.toml`, `metrics.csv`, TensorBoard, `summary.json`);
+//!     [`training`]: the training loop of `keel train` (stop, divergence, checkpoint cadence);
+//! - building blocks, each tested on its own: [`policy`] (networks, distributions), [`gae`],
 //!   [`normalize`] (running statistics), [`adam`] (an optimiser whose state can be saved),
 //!   [`tensorboard`] (event files);
 //! - [`performative`]: the repeated-retraining learners of performative RL (convex programs on
 //!   occupancy measures, no tensors);
 //! - [`threads`]: the libtorch thread policy.
 //!
-//! TD learning with target networks and imitation through differentiable physics come with their
-//! own issues. The toolchain is tch 0.24.0 against torch 2.11.0, rpath-linked.
+//! Reset samplers (curricula) come from keel-curricula, through a config's `[sampler]` table or
+//! [`trainer::Trainer::with_sampler`]. TD learning with target networks and imitation through
+//! differentiable physics come with their own issues. The toolchain is tch 0.24.0 against torch
+//! 2.11.0, rpath-linked.
 //!
 //! ## Threads
 //!
@@ -22,14 +38,25 @@
 //! inter-op counts explicitly (default 1, overridable with `KEEL_TORCH_THREADS`).
 
 pub mod adam;
+pub mod algorithm;
+pub mod checkpoint;
+pub mod collect;
+pub mod config;
+pub mod deploy;
+pub mod encode;
 pub mod error;
+pub mod eval;
 pub mod gae;
 pub mod normalize;
 pub mod performative;
 pub mod policy;
 pub mod ppo;
+pub mod rollout;
+pub mod run_dir;
 pub mod tensorboard;
 pub mod threads;
+pub mod trainer;
+pub mod training;
 
 pub use error::{AgentError, Result};
 pub use ppo::{PpoConfig, Trainer};

@@ -6,6 +6,9 @@
 //! is what an evaluation needs.
 
 use serde::{Deserialize, Serialize};
+use tch::{Kind, Tensor};
+
+use keel_envs::ObsRef;
 
 /// Mean and variance of a stream of vectors (Chan et al.'s parallel update), initialised as
 /// Gymnasium does: mean 0, variance 1, count 1e-4.
@@ -80,6 +83,11 @@ impl RewardNormalizer {
 
 /// Normalises observations with running statistics, updated with each new batch first (as
 /// Gymnasium's `NormalizeObservation`), then clips.
+///
+/// The statistics live on the host in float64; [`ObsNormalizer::apply`] normalises a tensor of
+/// observations of any element type on its own device, in float64, and returns float32: the
+/// same numbers, bit for bit, as computing `((x - mean) / sqrt(var + 1e-8)).clamp(-clip, clip)`
+/// in float64 on the host.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ObsNormalizer {
     /// Statistics of the raw observations.
@@ -93,21 +101,19 @@ impl ObsNormalizer {
         Self { stats: RunningMeanStd::new(dim), clip }
     }
 
-    /// Normalises `rows` observations, updating the statistics with them first if `update`.
-    pub fn apply(&mut self, obs: &[f32], rows: usize, update: bool) -> Vec<f32> {
-        if update {
-            let as_f64: Vec<f64> = obs.iter().map(|&x| f64::from(x)).collect();
-            self.stats.update(&as_f64, rows);
-        }
-        let dim = self.stats.mean.len();
-        obs.iter()
-            .enumerate()
-            .map(|(i, &x)| {
-                let k = i % dim;
-                ((f64::from(x) - self.stats.mean[k]) / (self.stats.var[k] + 1e-8).sqrt()).clamp(-self.clip, self.clip)
-                    as f32
-            })
-            .collect()
+    /// Merges rows of raw observations (any element type) into the statistics.
+    pub fn update(&mut self, obs: ObsRef<'_>) {
+        let dim = self.stats.mean.len().max(1);
+        self.stats.update(&obs.to_f64_vec(), obs.len() / dim);
+    }
+
+    /// Normalised observations, float32, `[..., dim]` like `obs` (any element type, any device).
+    pub fn apply(&self, obs: &Tensor) -> Tensor {
+        let options = (Kind::Double, obs.device());
+        let mean = Tensor::from_slice(&self.stats.mean).to_device(options.1);
+        let scale: Vec<f64> = self.stats.var.iter().map(|v| (v + 1e-8).sqrt()).collect();
+        let scale = Tensor::from_slice(&scale).to_device(options.1);
+        ((obs.to_kind(options.0) - mean) / scale).clamp(-self.clip, self.clip).to_kind(Kind::Float)
     }
 }
 
@@ -126,6 +132,28 @@ mod tests {
         let var = data.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 100.0;
         // The 1e-4 prior count shifts the estimates by about 1e-6.
         assert!((rms.mean[0] - mean).abs() < 1e-4 && (rms.var[0] - var).abs() < 1e-3, "{rms:?} vs {mean} {var}");
+    }
+
+    /// The device path gives exactly the host formula's float32 values, for every element type.
+    #[test]
+    fn observations_normalise_as_the_host_formula_bit_for_bit() {
+        crate::threads::configure();
+        let mut norm = ObsNormalizer::new(3, 2.5);
+        let rows: Vec<f64> = (0..30).map(|i| (i as f64 * 0.7).sin() * 4.0 + 0.3 * i as f64).collect();
+        norm.update(ObsRef::F64(&rows));
+        let host =
+            |x: f64, k: usize| ((x - norm.stats.mean[k]) / (norm.stats.var[k] + 1e-8).sqrt()).clamp(-2.5, 2.5) as f32;
+        let want: Vec<f32> = rows.iter().enumerate().map(|(i, &x)| host(x, i % 3)).collect();
+        let got = Vec::<f32>::try_from(&norm.apply(&Tensor::from_slice(&rows).view([10, 3])).flatten(0, -1));
+        assert_eq!(got.ok(), Some(want));
+        let floats: Vec<f32> = rows.iter().map(|&x| x as f32).collect();
+        let want: Vec<f32> = floats.iter().enumerate().map(|(i, &x)| host(f64::from(x), i % 3)).collect();
+        let got = Vec::<f32>::try_from(&norm.apply(&Tensor::from_slice(&floats).view([10, 3])).flatten(0, -1));
+        assert_eq!(got.ok(), Some(want));
+        let bytes: Vec<u8> = (0..30).map(|i| (i * 8) as u8).collect();
+        let want: Vec<f32> = bytes.iter().enumerate().map(|(i, &x)| host(f64::from(x), i % 3)).collect();
+        let got = Vec::<f32>::try_from(&norm.apply(&Tensor::from_slice(&bytes).view([10, 3])).flatten(0, -1));
+        assert_eq!(got.ok(), Some(want));
     }
 
     #[test]

@@ -50,24 +50,19 @@ impl Module for Mlp {
     }
 }
 
-/// The action head.
+/// The action head. Actions are indices `0..n` (categorical) or unbounded reals (Gaussian);
+/// `encode::ActionDecoder` turns them into the env's actions.
 #[derive(Debug)]
 pub enum Head {
-    /// Categorical over `n` actions, offset by `start`.
+    /// Categorical over `n` actions.
     Categorical {
         /// Number of actions.
         n: i64,
-        /// Value of the first action.
-        start: i64,
     },
     /// Diagonal Gaussian with a trainable log-std.
     Gaussian {
         /// `[1, act_dim]` log standard deviation.
         log_std: Tensor,
-        /// Lower bounds of the action space (actions are clipped to them when sent to the env).
-        low: Vec<f32>,
-        /// Upper bounds.
-        high: Vec<f32>,
     },
 }
 
@@ -91,17 +86,15 @@ pub struct Sample {
 }
 
 impl ActorCritic {
-    /// Networks for an env with these spaces. A Discrete observation is fed one-hot.
-    pub fn new(root: &nn::Path, obs: &Space, action: &Space, hidden: &[i64], init_log_std: f64) -> Result<Self> {
-        let obs_dim = input_width(obs) as i64;
+    /// Networks taking rows of `input` floats (see `encode::ObsEncoder::input_width`) for an
+    /// env with this action space.
+    pub fn new(root: &nn::Path, input: i64, action: &Space, hidden: &[i64], init_log_std: f64) -> Result<Self> {
         let (out, head) = match action {
-            Space::Discrete(d) => (d.n, Head::Categorical { n: d.n, start: d.start }),
+            Space::Discrete(d) => (d.n, Head::Categorical { n: d.n }),
             Space::Box(b) => {
                 let dim = b.len() as i64;
                 let log_std = root.var("log_std", &[1, dim], nn::Init::Const(init_log_std));
-                let low = b.low.iter().map(|&x| x as f32).collect();
-                let high = b.high.iter().map(|&x| x as f32).collect();
-                (dim, Head::Gaussian { log_std, low, high })
+                (dim, Head::Gaussian { log_std })
             }
             Space::MultiDiscrete(_) => {
                 return Err(AgentError::Config(
@@ -110,8 +103,8 @@ impl ActorCritic {
             }
         };
         Ok(Self {
-            actor: Mlp::new(&(root / "actor"), obs_dim, hidden, out, 0.01),
-            critic: Mlp::new(&(root / "critic"), obs_dim, hidden, 1, 1.0),
+            actor: Mlp::new(&(root / "actor"), input, hidden, out, 0.01),
+            critic: Mlp::new(&(root / "critic"), input, hidden, 1, 1.0),
             head,
         })
     }
@@ -164,14 +157,6 @@ impl ActorCritic {
     }
 }
 
-/// Width of the network input for an observation space: one-hot width for Discrete.
-pub fn input_width(obs: &Space) -> usize {
-    match obs {
-        Space::Discrete(d) => d.n.max(1) as usize,
-        other => other.flat_len(),
-    }
-}
-
 fn gaussian_log_prob(mean: &Tensor, log_std: &Tensor, action: &Tensor) -> Tensor {
     let var = (log_std * 2.0).exp();
     let per_dim: Tensor = -(action - mean).square() / (var * 2.0) - log_std - 0.5 * (2.0 * std::f64::consts::PI).ln();
@@ -188,9 +173,8 @@ mod tests {
     fn gaussian_log_prob_and_entropy_match_closed_forms() {
         crate::threads::configure();
         let vs = nn::VarStore::new(Device::Cpu);
-        let obs = Space::Box(BoxSpace::symmetric(&[1.0; 3]));
         let act = Space::Box(BoxSpace::symmetric(&[2.0; 2]));
-        let ac = ActorCritic::new(&vs.root(), &obs, &act, &[8], 0.0).unwrap_or_else(|e| panic!("{e}"));
+        let ac = ActorCritic::new(&vs.root(), 3, &act, &[8], 0.0).unwrap_or_else(|e| panic!("{e}"));
         let x = Tensor::zeros([1, 3], (Kind::Float, Device::Cpu));
         let mean = ac.actor.forward(&x);
         let a = &mean + 1.0; // one std away in each of 2 dims (std = 1)
@@ -205,9 +189,8 @@ mod tests {
     fn categorical_starts_near_uniform() {
         crate::threads::configure();
         let vs = nn::VarStore::new(Device::Cpu);
-        let obs = Space::Box(BoxSpace::symmetric(&[1.0; 4]));
         let act = Space::Discrete(Discrete { n: 2, start: 0 });
-        let ac = ActorCritic::new(&vs.root(), &obs, &act, &[64, 64], 0.0).unwrap_or_else(|e| panic!("{e}"));
+        let ac = ActorCritic::new(&vs.root(), 4, &act, &[64, 64], 0.0).unwrap_or_else(|e| panic!("{e}"));
         let x = Tensor::randn([16, 4], (Kind::Float, Device::Cpu));
         let (_, ent) = ac.evaluate(&x, &Tensor::zeros([16], (Kind::Int64, Device::Cpu)));
         // Head gain 0.01: logits near 0, entropy near ln 2.

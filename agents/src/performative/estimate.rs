@@ -9,7 +9,7 @@
 //! the four moves reach from `s` (`s` itself included on a border). The goal absorbs with reward 0.
 
 use keel_envs::performative::{GOAL, GridWorld, NUM_ACTIONS, NUM_STATES, PerformativeGrid, TabularModel, sample_index};
-use keel_envs::{Action, Env, ResetOptions};
+use keel_envs::{Action, Env, ObsMut, ResetOptions};
 use rand::RngExt;
 use rand_pcg::Pcg64;
 
@@ -89,12 +89,12 @@ pub fn sample(
     let mut counts = SampleCounts::default();
     let mut obs = [0.0f32];
     for _ in 0..trajectories {
-        env.reset(None, &ResetOptions::default(), &mut obs)?;
+        env.reset(None, &ResetOptions::default(), ObsMut::F32(&mut obs))?;
         let mut state = obs[0] as usize;
         for _ in 0..horizon {
             let pi = &policy[state * NUM_ACTIONS..(state + 1) * NUM_ACTIONS];
             let action = sample_index(pi, rng.random::<f64>()).unwrap_or(0);
-            let step = env.step(Action::Int(&[action as i64]), &mut obs)?;
+            let step = env.step(Action::Int(&[action as i64]), ObsMut::F32(&mut obs))?;
             let next = obs[0] as usize;
             counts.record(state, action, step.reward, next);
             state = next;
@@ -109,8 +109,8 @@ pub fn sample(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use keel_envs::Registered;
     use keel_envs::performative::PerformativeGridConfig;
-    use keel_envs::registry::Registered;
     use rand::SeedableRng;
 
     #[test]
@@ -118,7 +118,7 @@ mod tests {
         let mut env = PerformativeGrid::new(PerformativeGridConfig::default()).unwrap_or_else(|e| panic!("{e}"));
         let policy = env.deployed_policy().to_vec();
         let mut obs = [0.0f32];
-        env.reset(Some(3), &ResetOptions::default(), &mut obs).unwrap_or_else(|e| panic!("{e}"));
+        env.reset(Some(3), &ResetOptions::default(), ObsMut::F32(&mut obs)).unwrap_or_else(|e| panic!("{e}"));
         let mut rng = Pcg64::seed_from_u64(4);
         let counts = sample(&mut env, &policy, 2000, 100, &mut rng).unwrap_or_else(|e| panic!("{e}"));
         let estimate = counts.model(env.world());

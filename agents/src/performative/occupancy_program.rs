@@ -198,8 +198,8 @@ fn explain(status: SolverStatus) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use keel_envs::Registered;
     use keel_envs::performative::{GridWorld, PerformativeGrid, PerformativeGridConfig};
-    use keel_envs::registry::Registered;
 
     fn paper_env() -> PerformativeGrid {
         PerformativeGrid::new(PerformativeGridConfig::default()).unwrap_or_else(|e| panic!("{e}"))

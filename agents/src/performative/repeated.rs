@@ -21,8 +21,7 @@
 //! 1e-11) every exact configuration of the paper's Fig. 2 follows the validated reference port.
 
 use keel_envs::performative::{NUM_ACTIONS, PerformativeGrid, PerformativeGridConfig, TabularModel, check_policy};
-use keel_envs::registry::Registered;
-use keel_envs::{Env, ResetOptions};
+use keel_envs::{Env, ObsMut, Registered, ResetOptions};
 use rand::SeedableRng;
 use rand_pcg::Pcg64;
 use serde::{Deserialize, Serialize};
@@ -179,7 +178,7 @@ pub fn run(config: &RepeatedConfig, on_round: &mut dyn FnMut(usize)) -> Result<R
     let env = PerformativeGrid::new(config.env.clone())?;
     // Distinct streams for the env (A2, starts) and the learner's action draws.
     let mut learner = Learner { env, rng: Pcg64::seed_from_u64(config.seed ^ 0x5EED_1EA2_4E12_0000) };
-    learner.env.reset(Some(config.seed), &ResetOptions::default(), &mut [0.0])?;
+    learner.env.reset(Some(config.seed), &ResetOptions::default(), ObsMut::F32(&mut [0.0]))?;
     let world = learner.env.world();
     let (gamma, tolerance) = (config.env.gamma, config.env.tolerance);
 

@@ -1,0 +1,303 @@
+//! Training configs: the settings every algorithm's config shares, and how a config is resolved
+//! from defaults, TOML files and `key=value` overrides.
+//!
+//! Each algorithm has its own config struct (serde, `Default` from its reference implementation,
+//! a doc comment on every field) and implements [`TrainConfig`], which exposes the shared
+//! settings the trainer core needs ([`RunSettings`]: env, seed, envs, device, checkpoints,
+//! deployments, reset sampler, observation normalisation). Resolution, later wins: the config's
+//! `Default`, then layers of overrides (the algorithm's file for the env, `--config FILE.toml`,
+//! `--set key=value`, flags), each a dotted key and a JSON value, applied by [`with_overrides`].
+//! An unknown key or a value of the wrong type stops before training, naming the key; the
+//! resolved config is what a run folder's `config.toml` holds ([`to_toml`]).
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use tch::Device;
+
+use keel_curricula::SamplerConfig;
+use keel_envs::config::{FieldError, Validate};
+
+use crate::error::{AgentError, Result};
+
+/// Config keys whose value is one table set as a whole: `env_config` (free-form: the env
+/// validates its own fields) and `sampler` (a `[sampler]` table names its kind).
+pub const WHOLE_TABLES: [&str; 2] = ["env_config", "sampler"];
+
+/// The settings every training run has, whatever its algorithm: a view into the algorithm's
+/// config.
+#[derive(Clone, Copy, Debug)]
+pub struct RunSettings<'a> {
+    /// The registered algorithm name (`ppo`, `dppo`, ...).
+    pub algo: &'a str,
+    /// Environment id.
+    pub env_id: &'a str,
+    /// Config overrides of the environment.
+    pub env_config: &'a Map<String, Value>,
+    /// Seed of the networks, the sampling and the envs (env `i` gets `seed + i`).
+    pub seed: u64,
+    /// Parallel envs.
+    pub num_envs: usize,
+    /// Env worker threads (0: serial).
+    pub env_workers: usize,
+    /// `cpu`, `cuda` or `auto`.
+    pub device: &'a str,
+    /// Environment steps to train for, over all envs.
+    pub total_timesteps: u64,
+    /// Environment steps one iteration takes, over all envs.
+    pub steps_per_iteration: u64,
+    /// Iterations between checkpoints.
+    pub checkpoint_every: u64,
+    /// Iterations between deployments of the policy to the envs (0: never).
+    pub deploy_every: u64,
+    /// The reset sampler the envs use, if any.
+    pub sampler: Option<&'a SamplerConfig>,
+    /// Clip of normalised observations, when observations are normalised with running
+    /// statistics.
+    pub obs_normalization: Option<f64>,
+}
+
+impl RunSettings<'_> {
+    /// Iterations of the whole run.
+    pub fn num_iterations(&self) -> u64 {
+        self.total_timesteps / self.steps_per_iteration.max(1)
+    }
+
+    /// Checks the shared settings; every algorithm's `validate` calls this.
+    pub fn validate(&self) -> Result<(), FieldError> {
+        if self.num_envs == 0 {
+            return Err(FieldError::new("num_envs", "must be at least 1"));
+        }
+        if self.checkpoint_every == 0 {
+            return Err(FieldError::new("checkpoint_every", "must be at least 1"));
+        }
+        if !["cpu", "cuda", "auto"].contains(&self.device) {
+            return Err(FieldError::new("device", format!("must be cpu, cuda or auto, got {:?}", self.device)));
+        }
+        if let Some(clip) = self.obs_normalization {
+            keel_envs::config::positive("obs_clip", clip)?;
+        }
+        if let Some(sampler) = self.sampler {
+            sampler.validate().map_err(|e| FieldError::new("sampler", format!("`{}`: {}", e.field, e.message)))?;
+        }
+        Ok(())
+    }
+}
+
+/// An algorithm's config: serde, `Default`, validated, with the shared settings exposed.
+pub trait TrainConfig: Validate + Send + 'static {
+    /// The shared settings.
+    fn settings(&self) -> RunSettings<'_>;
+}
+
+/// `config` if both its own fields and the shared settings validate, else an error naming the
+/// field.
+pub fn checked<C: TrainConfig>(config: C) -> Result<C> {
+    let invalid = |e: FieldError| AgentError::Config(format!("training config: invalid `{}`: {}", e.field, e.message));
+    config.validate().map_err(invalid)?;
+    config.settings().validate().map_err(invalid)?;
+    Ok(config)
+}
+
+/// `base` with `overrides` applied in order, then checked. Keys are field names, with dots for
+/// nested fields (`dppo.drop_rate`, `env_config.gravity`, `sampler.scale`); values are JSON.
+/// Under `env_config` any key is accepted (the env checks its own config); elsewhere an unknown
+/// key or a value of the wrong type is an error naming the key.
+pub fn with_overrides<C: TrainConfig>(base: &C, overrides: &[(String, Value)]) -> Result<C> {
+    let mut json = serde_json::to_value(base).map_err(|e| AgentError::Config(e.to_string()))?;
+    for (key, value) in overrides {
+        let mut node = &mut json;
+        let parts: Vec<&str> = key.split('.').collect();
+        for (depth, part) in parts.iter().enumerate() {
+            let free_form = depth > 0 && parts[0] == "env_config";
+            let here = parts[..depth].join(".");
+            let map = match node {
+                Value::Object(map) => map,
+                Value::Null if WHOLE_TABLES.contains(&here.as_str()) => {
+                    return Err(AgentError::Config(format!(
+                        "training config: `{key}`: `{here}` is not set; give the whole table (a [{here}] table in a \
+                         config file, or --set '{here}={{...}}')"
+                    )));
+                }
+                _ => return Err(AgentError::Config(format!("training config: `{key}`: `{here}` is not a table"))),
+            };
+            if !map.contains_key(*part) && !free_form {
+                let known: Vec<&str> = map.keys().map(String::as_str).collect();
+                return Err(AgentError::Config(format!(
+                    "training config: unknown field `{key}`; known fields here: {}",
+                    known.join(", ")
+                )));
+            }
+            if depth == parts.len() - 1 {
+                map.insert((*part).to_string(), value.clone());
+                break;
+            }
+            node = map.entry((*part).to_string()).or_insert_with(|| Value::Object(Map::new()));
+        }
+        // Deserialise after each key so a type error names the key that caused it.
+        if let Err(e) = serde_json::from_value::<C>(json.clone()) {
+            return Err(AgentError::Config(format!("training config: invalid `{key}`: {e}")));
+        }
+    }
+    let config: C = serde_json::from_value(json).map_err(|e| AgentError::Config(e.to_string()))?;
+    checked(config)
+}
+
+/// The overrides a TOML document makes, as dotted keys: tables become prefixes, except the
+/// [`WHOLE_TABLES`], which stay one value each.
+pub fn toml_overrides(text: &str) -> Result<Vec<(String, Value)>> {
+    let table: toml::Table = text.parse().map_err(|e| AgentError::Config(format!("TOML: {e}")))?;
+    let json = serde_json::to_value(table).map_err(|e| AgentError::Config(e.to_string()))?;
+    let mut out = Vec::new();
+    fn walk(prefix: &str, value: &Value, out: &mut Vec<(String, Value)>) {
+        match value {
+            Value::Object(map) if !WHOLE_TABLES.contains(&prefix) => {
+                for (k, v) in map {
+                    let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    walk(&key, v, out);
+                }
+            }
+            other => out.push((prefix.to_string(), other.clone())),
+        }
+    }
+    walk("", &json, &mut out);
+    Ok(out)
+}
+
+/// A config as TOML (what a run folder's `config.toml` holds).
+pub fn to_toml<C: Serialize>(config: &C) -> Result<String> {
+    toml::to_string_pretty(config).map_err(|e| AgentError::Config(format!("config to TOML: {e}")))
+}
+
+/// The `algo` key of a TOML config (which algorithm a run folder's config belongs to).
+pub fn algo_of(text: &str) -> Result<String> {
+    let table: toml::Table = text.parse().map_err(|e| AgentError::Config(format!("TOML: {e}")))?;
+    match table.get("algo") {
+        Some(toml::Value::String(name)) => Ok(name.clone()),
+        _ => Err(AgentError::Config("the config names no algorithm (`algo = \"...\"`)".into())),
+    }
+}
+
+/// The libtorch device a `device` setting asks for.
+pub fn torch_device(device: &str) -> Result<Device> {
+    match device {
+        "cpu" => Ok(Device::Cpu),
+        "cuda" if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
+        "cuda" => Err(AgentError::Config("device = \"cuda\" but libtorch sees no CUDA device".into())),
+        "auto" => Ok(Device::cuda_if_available()),
+        other => Err(AgentError::Config(format!("device must be cpu, cuda or auto, got {other:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+    use serde_json::json;
+
+    /// A config with the shared settings and one table of its own.
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    struct Demo {
+        env_id: String,
+        env_config: Map<String, Value>,
+        rate: f64,
+        device: String,
+        inner: Inner,
+        sampler: Option<SamplerConfig>,
+    }
+
+    #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    struct Inner {
+        depth: u32,
+    }
+
+    impl Default for Demo {
+        fn default() -> Self {
+            Self {
+                env_id: "keel/CartPole-v1".into(),
+                env_config: Map::new(),
+                rate: 1.0,
+                device: "cpu".into(),
+                inner: Inner::default(),
+                sampler: None,
+            }
+        }
+    }
+
+    impl Validate for Demo {
+        fn validate(&self) -> Result<(), FieldError> {
+            keel_envs::config::positive("rate", self.rate)
+        }
+    }
+
+    impl TrainConfig for Demo {
+        fn settings(&self) -> RunSettings<'_> {
+            RunSettings {
+                algo: "demo",
+                env_id: &self.env_id,
+                env_config: &self.env_config,
+                seed: 0,
+                num_envs: 1,
+                env_workers: 0,
+                device: &self.device,
+                total_timesteps: 10,
+                steps_per_iteration: 5,
+                checkpoint_every: 1,
+                deploy_every: 0,
+                sampler: self.sampler.as_ref(),
+                obs_normalization: None,
+            }
+        }
+    }
+
+    fn error(overrides: &[(&str, Value)]) -> String {
+        let overrides: Vec<(String, Value)> = overrides.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        with_overrides(&Demo::default(), &overrides).err().map(|e| e.to_string()).unwrap_or_default()
+    }
+
+    #[test]
+    fn overrides_apply_in_order_and_errors_name_the_key() {
+        let layers = toml_overrides("rate = 2.0\n[inner]\ndepth = 3\n[env_config]\ngravity = 9.81\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut overrides = layers.clone();
+        overrides.push(("rate".into(), json!(4.0)));
+        let config = with_overrides(&Demo::default(), &overrides).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((config.rate, config.inner.depth), (4.0, 3));
+        assert_eq!(config.env_config.get("gravity"), Some(&json!(9.81)));
+        assert!(error(&[("rat", json!(1.0))]).contains("unknown field `rat`"));
+        assert!(error(&[("inner.dept", json!(1))]).contains("inner.dept"));
+        assert!(error(&[("rate", json!("fast"))]).contains("invalid `rate`"));
+        assert!(error(&[("rate", json!(-1.0))]).contains("invalid `rate`"));
+        assert!(error(&[("device", json!("tpu"))]).contains("invalid `device`"));
+        assert!(error(&[("rate.x", json!(1))]).contains("not a table"));
+    }
+
+    #[test]
+    fn the_sampler_table_is_set_whole_and_validated() {
+        let text = "[sampler]\nkind = \"uniform_start_state\"\nlow = [0.0]\nhigh = [1.0]\n";
+        let overrides = toml_overrides(text).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(overrides.len(), 1, "{overrides:?}");
+        let mut config = with_overrides(&Demo::default(), &overrides).unwrap_or_else(|e| panic!("{e}"));
+        assert!(config.sampler.is_some());
+        // Once set, its fields can be overridden one by one, and typos are named.
+        config = with_overrides(&config, &[("sampler.scale".into(), json!(0.5))]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(&config.sampler, Some(SamplerConfig::UniformStartState(s)) if s.scale == 0.5));
+        let typo = with_overrides(&config, &[("sampler.scal".into(), json!(0.5))]).err().map(|e| e.to_string());
+        assert!(typo.unwrap_or_default().contains("sampler.scal"));
+        let bad = with_overrides(&config, &[("sampler.scale".into(), json!(2.0))]).err().map(|e| e.to_string());
+        assert!(bad.unwrap_or_default().contains("scale"));
+        // Unset, it must be given whole.
+        assert!(error(&[("sampler.scale", json!(0.5))]).contains("give the whole table"));
+    }
+
+    #[test]
+    fn toml_round_trip_and_algo_key() {
+        let config = Demo { rate: 0.25, ..Demo::default() };
+        let text = to_toml(&config).unwrap_or_default();
+        let back = with_overrides(&Demo::default(), &toml_overrides(&text).unwrap_or_default());
+        assert_eq!(back.ok(), Some(config));
+        assert_eq!(algo_of("algo = \"dppo\"\nseed = 1\n").ok().as_deref(), Some("dppo"));
+        assert!(algo_of("seed = 1\n").is_err());
+    }
+}

@@ -1,0 +1,114 @@
+//! Evaluation: episodes of a trained policy on a fresh env, each with a step cap so that an env
+//! without an episode limit cannot make it run forever.
+//!
+//! The env is made with the run's env config; its episode cap is `max_episode_steps` if given,
+//! else the env's own (the registered cap, or the run's `env_config.max_episode_steps`), else
+//! [`DEFAULT_STEP_CAP`]. An episode cut by the cap is reported as truncated, as Gymnasium's
+//! `TimeLimit` does. For a run that deploys its policy (`deploy_every`), the trainer deploys the
+//! trained policy to the evaluation env first, so what is evaluated is the policy in the world
+//! that responds to it.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use tch::Tensor;
+
+use keel_envs::{Env, ObsBuf, ResetOptions};
+
+use crate::encode::{ActionDecoder, ObsEncoder};
+use crate::error::Result;
+
+/// Episode cap of an evaluation when neither the caller nor the env sets one.
+pub const DEFAULT_STEP_CAP: u64 = 10_000;
+
+/// What to evaluate.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EvalOptions {
+    /// Episodes to play; episode `k` is seeded `seed + k`.
+    pub episodes: usize,
+    /// Play the policy's mode instead of sampling it.
+    pub deterministic: bool,
+    /// Seed of the first episode (and of the policy's sampling).
+    pub seed: u64,
+    /// Episode cap (default: the env's, else [`DEFAULT_STEP_CAP`]).
+    pub max_episode_steps: Option<u64>,
+}
+
+/// One evaluation episode.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct EvalEpisode {
+    /// Its seed.
+    pub seed: u64,
+    /// Undiscounted return.
+    pub episode_return: f64,
+    /// Steps.
+    pub length: u64,
+    /// Cut by the episode cap (or another time limit) rather than ended by the MDP.
+    pub truncated: bool,
+}
+
+/// The result of an evaluation.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Evaluation {
+    /// Every episode, in order.
+    pub episodes: Vec<EvalEpisode>,
+    /// The episode cap that applied.
+    pub step_cap: u64,
+    /// Whether the trained policy was deployed to the env first.
+    pub deployed: bool,
+}
+
+impl Evaluation {
+    /// The episodes' returns.
+    pub fn returns(&self) -> Vec<f64> {
+        self.episodes.iter().map(|e| e.episode_return).collect()
+    }
+
+    /// How many episodes were truncated.
+    pub fn truncated(&self) -> usize {
+        self.episodes.iter().filter(|e| e.truncated).count()
+    }
+}
+
+/// The env config of an evaluation env (the run's, with the episode cap set) and that cap.
+pub fn env_config(
+    env_id: &str,
+    run_config: &Map<String, Value>,
+    cap: Option<u64>,
+) -> Result<(Map<String, Value>, u64)> {
+    let own = keel_envs::registry::lookup(env_id)?.spec_for(run_config)?.max_episode_steps;
+    let cap = cap.or(own).unwrap_or(DEFAULT_STEP_CAP).max(1);
+    let mut config = run_config.clone();
+    config.insert(keel_envs::wrappers::MAX_EPISODE_STEPS.into(), cap.into());
+    Ok((config, cap))
+}
+
+/// Plays `options.episodes` episodes in `env`, acting with `act` (network input to actions); an
+/// episode that reaches `cap` steps is cut there (the env made by [`env_config`] cuts it itself).
+pub fn play(
+    env: &mut dyn Env,
+    options: &EvalOptions,
+    cap: u64,
+    encoder: &ObsEncoder,
+    act: &mut dyn FnMut(&Tensor) -> Tensor,
+) -> Result<Vec<EvalEpisode>> {
+    let decoder = ActionDecoder::new(&env.spec().action_space);
+    let mut obs: ObsBuf = env.spec().obs_buffer(1);
+    let mut episodes = Vec::with_capacity(options.episodes);
+    for k in 0..options.episodes {
+        let seed = options.seed + k as u64;
+        env.reset(Some(seed), &ResetOptions::default(), obs.as_mut())?;
+        let mut episode = EvalEpisode { seed, episode_return: 0.0, length: 0, truncated: false };
+        loop {
+            let action = decoder.decode(&act(&encoder.input(&encoder.store(obs.as_ref()))))?;
+            let step = env.step(action.as_action(), obs.as_mut())?;
+            episode.episode_return += step.reward;
+            episode.length += 1;
+            if step.terminated || step.truncated || episode.length >= cap {
+                episode.truncated = !step.terminated;
+                break;
+            }
+        }
+        episodes.push(episode);
+    }
+    Ok(episodes)
+}
