@@ -49,9 +49,9 @@ pub struct BaselineArgs {
     /// Seed of the first episode.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Where to write the results as JSON.
-    #[arg(long, value_name = "FILE.json", default_value = "baseline.json")]
-    out: PathBuf,
+    /// Also write the results as JSON to this file (without it, nothing is written).
+    #[arg(long, value_name = "FILE.json")]
+    out: Option<PathBuf>,
 }
 
 #[derive(Serialize)]
@@ -122,7 +122,9 @@ pub fn run(args: &BaselineArgs) -> Result<()> {
         riccati_residual: riccati.map(|r| r.residual),
         closed_loop_spectral_radius: riccati.map(|r| r.spectral_radius),
     };
-    crate::rollout::write_atomically(&args.out, serde_json::to_string_pretty(&report)?.as_bytes())?;
-    out!("wrote {}", args.out.display());
+    if let Some(path) = &args.out {
+        crate::write_atomically(path, serde_json::to_string_pretty(&report)?.as_bytes())?;
+        out!("wrote {}", path.display());
+    }
     Ok(())
 }

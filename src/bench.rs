@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use anyhow::{Result, bail};
 use clap::Args;
-use keel_envs::space::OwnedAction;
-use keel_envs::{Action, AutoresetMode, VecEnv, VecOptions};
+use keel_envs::space::{DType, OwnedAction};
+use keel_envs::{AutoresetMode, VecEnv, VecOptions};
 use rand::SeedableRng;
 use serde::Serialize;
 
@@ -57,25 +57,28 @@ fn measure(id: &str, args: &BenchArgs, workers: usize) -> Result<Measurement> {
     let options = VecOptions { workers, autoreset_mode: args.autoreset };
     let mut venv = VecEnv::make(id, &config, args.num_envs, options)?;
     let space = venv.spec().action_space.clone();
-    // A small table of pre-drawn action batches, cycled, so sampling is not timed.
+    // A small table of pre-drawn action batches in the action space's type, cycled, so
+    // sampling is not timed.
     let mut rng = rand_pcg::Pcg64::seed_from_u64(0);
-    let batches: Vec<(Vec<i64>, Vec<f32>)> = (0..16)
+    let batches: Vec<OwnedAction> = (0..16)
         .map(|_| {
-            let (mut ints, mut floats) = (Vec::new(), Vec::new());
+            let (mut ints, mut floats, mut doubles) = (Vec::new(), Vec::new(), Vec::new());
             for _ in 0..args.num_envs {
                 match space.sample(&mut rng) {
                     OwnedAction::Scalar(v) => ints.push(v),
                     OwnedAction::Ints(v) => ints.extend(v),
                     OwnedAction::Floats(v) => floats.extend(v),
+                    OwnedAction::Floats64(v) => doubles.extend(v),
                 }
             }
-            (ints, floats)
+            match space.box_dtype() {
+                None => OwnedAction::Ints(ints),
+                Some(DType::Float64) => OwnedAction::Floats64(doubles),
+                Some(_) => OwnedAction::Floats(floats),
+            }
         })
         .collect();
-    let action = |k: usize| {
-        let (ints, floats) = &batches[k % batches.len()];
-        if space.is_integer() { Action::Int(ints) } else { Action::Float(floats) }
-    };
+    let action = |k: usize| batches[k % batches.len()].as_action();
     venv.reset(Some(0))?;
     for k in 0..(args.steps / 10).max(1) {
         venv.step(action(k))?;
@@ -150,7 +153,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         results.push(m);
     }
     if let Some(path) = &args.json {
-        crate::rollout::write_atomically(path, serde_json::to_string_pretty(&results)?.as_bytes())?;
+        crate::write_atomically(path, serde_json::to_string_pretty(&results)?.as_bytes())?;
     }
     Ok(())
 }

@@ -41,7 +41,8 @@ struct Cli {
 enum Command {
     /// List registered environments: id, spaces, episode cap, description.
     List {
-        /// Print JSON (id, spaces, default config) instead of a table.
+        /// Print JSON (id, description, spec with spaces and episode cap, per-step extras, default
+        /// config) instead of a table.
         #[arg(long)]
         json: bool,
     },
@@ -49,7 +50,8 @@ enum Command {
     Rollout(rollout::RolloutArgs),
     /// Measure env-steps per second of the vector engine.
     Bench(bench::BenchArgs),
-    /// Train PPO or D-PPO; writes a run folder (config, metrics, checkpoints, summary, plot).
+    /// Train an agent (--algo ppo | dppo); writes a run folder (config, metrics, checkpoints,
+    /// summary, plot).
     Train(train::TrainArgs),
     /// Evaluate a run's latest checkpoint: mean ± std return over episodes.
     Eval(train::EvalArgs),
@@ -74,31 +76,24 @@ pub fn overrides_from(pairs: &[String]) -> Result<Map<String, Value>> {
     Ok(map)
 }
 
-/// Mean and population standard deviation (NaN, NaN for no values).
-pub fn mean_std(values: &[f64]) -> (f64, f64) {
-    if values.is_empty() {
-        return (f64::NAN, f64::NAN);
-    }
-    let n = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
-    (mean, var.sqrt())
-}
+pub use keel_agents::checkpoint::write_atomically;
+pub use keel_agents::run_dir::mean_std;
 
 fn list(json: bool) -> Result<()> {
     if json {
         let mut entries = Vec::new();
-        for r in keel_envs::REGISTRY {
+        for r in keel_envs::registry::entries() {
             // An env whose data is not installed is listed with the reason instead of a spec.
-            let spec = match r.spec() {
-                Ok(spec) => serde_json::to_value(spec)?,
-                Err(keel_envs::EnvError::DataMissing(why)) => serde_json::json!({ "unavailable": why }),
+            let (spec, extras) = match r.spec() {
+                Ok(spec) => (serde_json::to_value(&spec)?, serde_json::to_value(&spec.extras)?),
+                Err(keel_envs::EnvError::DataMissing(why)) => (serde_json::json!({ "unavailable": why }), Value::Null),
                 Err(e) => return Err(e.into()),
             };
             entries.push(serde_json::json!({
                 "id": r.id,
                 "description": r.description,
                 "spec": spec,
+                "extras": extras,
                 "default_config": r.default_config(),
             }));
         }
@@ -106,7 +101,7 @@ fn list(json: bool) -> Result<()> {
         return Ok(());
     }
     out!("{:<32} {:<28} {:<22} {:>9}  description", "id", "observation space", "action space", "max steps");
-    for r in keel_envs::REGISTRY {
+    for r in keel_envs::registry::entries() {
         let spec = match r.spec() {
             Ok(spec) => spec,
             Err(keel_envs::EnvError::DataMissing(_)) => {

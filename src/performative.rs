@@ -273,7 +273,7 @@ fn run_one(args: &RunArgs) -> Result<()> {
         })
     };
     if let Some(path) = &args.out {
-        crate::rollout::write_atomically(path, serde_json::to_string(&output)?.as_bytes())?;
+        crate::write_atomically(path, serde_json::to_string(&output)?.as_bytes())?;
         out!("wrote {}", path.display());
     }
     Ok(())
@@ -492,7 +492,7 @@ fn figure2(args: &Figure2Args) -> Result<()> {
         "panels": panels_json,
     });
     let path = args.out_dir.join("figure2.json");
-    crate::rollout::write_atomically(&path, serde_json::to_string(&output)?.as_bytes())?;
+    crate::write_atomically(&path, serde_json::to_string(&output)?.as_bytes())?;
     out!("wrote {} and six PNGs to {}", path.display(), args.out_dir.display());
     Ok(())
 }

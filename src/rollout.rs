@@ -4,8 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use keel_envs::space::{OwnedAction, Space};
-use keel_envs::{Env, ResetOptions};
+use keel_envs::{Env, ObsBuf, ResetOptions};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -25,7 +24,8 @@ pub struct RolloutArgs {
     #[arg(long, value_name = "FILE.json")]
     init_state: Option<PathBuf>,
     /// JSON file with the actions: a list whose items are integers (Discrete) or lists of
-    /// numbers (Box, MultiDiscrete).
+    /// numbers (Box, MultiDiscrete), read in the action space's type (float64 Boxes keep every
+    /// digit).
     #[arg(long, value_name = "FILE.json")]
     actions: PathBuf,
     /// Where to write the trajectory JSON.
@@ -35,7 +35,8 @@ pub struct RolloutArgs {
 
 #[derive(Serialize)]
 struct Record {
-    obs: Vec<f32>,
+    /// The observation, as numbers of the observation space's type.
+    obs: Value,
     reward: f64,
     terminated: bool,
     truncated: bool,
@@ -72,34 +73,12 @@ fn parse_state(value: Value) -> Result<Vec<f64>> {
         .collect()
 }
 
-/// Converts one JSON action to the env's action type.
-pub fn parse_action(space: &Space, value: &Value) -> Result<OwnedAction, String> {
-    let number_list = |v: &Value| -> Option<Vec<f64>> {
-        match v {
-            Value::Number(n) => n.as_f64().map(|x| vec![x]),
-            Value::Array(items) => items.iter().map(Value::as_f64).collect(),
-            _ => None,
-        }
-    };
-    let values = number_list(value).ok_or_else(|| format!("expected a number or a list of numbers, got {value}"))?;
-    match space {
-        Space::Box(_) => Ok(OwnedAction::Floats(values.iter().map(|&x| x as f32).collect())),
-        Space::Discrete(_) | Space::MultiDiscrete(_) => {
-            let ints = values
-                .iter()
-                .map(|&x| {
-                    if x.fract() == 0.0 && x.abs() < 9.0e15 {
-                        Ok(x as i64)
-                    } else {
-                        Err(format!("{x} is not an integer"))
-                    }
-                })
-                .collect::<Result<Vec<i64>, String>>()?;
-            Ok(match space {
-                Space::Discrete(_) if ints.len() == 1 => OwnedAction::Scalar(ints[0]),
-                _ => OwnedAction::Ints(ints),
-            })
-        }
+/// An observation as a JSON list of numbers of its own type (float64 values keep every digit).
+fn obs_json(obs: &ObsBuf) -> Value {
+    match obs {
+        ObsBuf::F32(v) => Value::from(v.as_slice()),
+        ObsBuf::F64(v) => Value::from(v.as_slice()),
+        ObsBuf::U8(v) => Value::from(v.as_slice()),
     }
 }
 
@@ -114,21 +93,21 @@ pub fn run(args: &RolloutArgs) -> Result<()> {
     let actions = raw_actions
         .iter()
         .enumerate()
-        .map(|(t, v)| parse_action(&space, v).map_err(|e| anyhow::anyhow!("action {t}: {e}")))
+        .map(|(t, v)| space.parse_action(v).with_context(|| format!("action {t}")))
         .collect::<Result<Vec<_>>>()?;
     let options = match &args.init_state {
         Some(path) => ResetOptions::with_state(parse_state(read_json(path, "initial state")?)?),
         None => ResetOptions::default(),
     };
 
-    let mut obs = vec![0.0f32; env.spec().obs_len()];
-    env.reset(Some(args.seed), &options, &mut obs)?;
-    let reset = Record { obs: obs.clone(), reward: 0.0, terminated: false, truncated: false, state: env.state() };
+    let mut obs = env.spec().obs_buffer(1);
+    env.reset(Some(args.seed), &options, obs.as_mut())?;
+    let reset = Record { obs: obs_json(&obs), reward: 0.0, terminated: false, truncated: false, state: env.state() };
     let mut steps = Vec::with_capacity(actions.len());
     for (t, action) in actions.iter().enumerate() {
-        let s = env.step(action.as_action(), &mut obs).with_context(|| format!("action {t}"))?;
+        let s = env.step(action.as_action(), obs.as_mut()).with_context(|| format!("action {t}"))?;
         steps.push(Record {
-            obs: obs.clone(),
+            obs: obs_json(&obs),
             reward: s.reward,
             terminated: s.terminated,
             truncated: s.truncated,
@@ -144,14 +123,6 @@ pub fn run(args: &RolloutArgs) -> Result<()> {
     }
     let trajectory = Trajectory { env: args.env.clone(), seed: args.seed, config, reset, steps, unplayed_actions };
     let text = serde_json::to_string(&trajectory)?;
-    write_atomically(&args.out, text.as_bytes())?;
-    Ok(())
-}
-
-/// Writes through a temporary file and a rename, so a reader never sees half a file.
-pub fn write_atomically(path: &PathBuf, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp~");
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+    crate::write_atomically(&args.out, text.as_bytes())?;
     Ok(())
 }

@@ -1,46 +1,34 @@
-//! `keel train` and `keel eval`: PPO / D-PPO runs and their run folders.
-//!
-//! A run folder holds `config.toml` (the resolved config), `metrics.csv` (one row per
-//! iteration), TensorBoard event files, `checkpoints/` (`iter_NNNNNN.safetensors` + `.json`,
-//! `latest`), `summary.json` and `learning_curve.png`.
+//! `keel train` and `keel eval`: runs of any registered algorithm (`--algo`), in run folders
+//! (see `keel_agents::run_dir`: `config.toml`, `metrics.csv`, TensorBoard event files,
+//! `checkpoints/`, `summary.json`, and `learning_curve.png`, drawn here).
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use keel_agents::ppo::{Algo, Episode, IterationStats, PpoConfig, Trainer};
-use keel_agents::tensorboard::EventWriter;
-use serde::Serialize;
+use keel_agents::algorithm::{self, Run};
+use keel_agents::config::{algo_of, toml_overrides};
+use keel_agents::eval::EvalOptions;
+use keel_agents::run_dir::RunDir;
+use keel_agents::training::{TrainOptions, train};
 use serde_json::Value;
-
-/// Default configs per env, embedded so `keel train --env ID` works from anywhere.
-const FAMILY_CONFIGS: &[(&str, &str)] = &[
-    ("keel/CartPole-v1", include_str!("../configs/ppo_cartpole.toml")),
-    ("keel/Acrobot-v1", include_str!("../configs/ppo_acrobot.toml")),
-    ("keel/Pendulum-v1", include_str!("../configs/ppo_pendulum.toml")),
-    ("keel/MountainCarContinuous-v0", include_str!("../configs/ppo_mountaincar_continuous.toml")),
-    ("keel/ConvectionDiffusionReaction-v0", include_str!("../configs/ppo_cdr.toml")),
-    ("keel/PerformativeGrid-v0", include_str!("../configs/ppo_performative.toml")),
-];
 
 /// Arguments of `keel train`.
 #[derive(Args)]
 pub struct TrainArgs {
-    /// `ppo` or `dppo`.
+    /// Algorithm: ppo or dppo (an unknown name lists the registered ones).
     #[arg(long, default_value = "ppo")]
     algo: String,
     /// Environment id (default keel/CartPole-v1).
     #[arg(long)]
     env: Option<String>,
-    /// TOML file of config fields, applied over the env's defaults (see configs/).
+    /// TOML file of config fields, applied over the algorithm's defaults for the env (see configs/).
     #[arg(long, value_name = "FILE.toml")]
     config: Option<PathBuf>,
     /// Config override `key=value` (repeatable; dotted keys for tables: dppo.drop_rate=0.2,
-    /// env_config.gravity=9.81).
+    /// env_config.gravity=9.81, sampler.scale=0.5).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
     /// Seed.
@@ -58,8 +46,9 @@ pub struct TrainArgs {
     /// Run folder (default runs/<env>_<algo>_s<seed>).
     #[arg(long, value_name = "DIR")]
     run_dir: Option<PathBuf>,
-    /// Continue the stopped run in DIR from its latest checkpoint (other flags are ignored).
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["env", "config", "set", "seed", "num_envs", "run_dir"])]
+    /// Continue the stopped run in DIR from its latest checkpoint (with its own config and
+    /// algorithm; only --total-timesteps may change it).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["env", "config", "set", "seed", "num_envs", "device", "run_dir"])]
     resume: Option<PathBuf>,
     /// Stop after this many iterations in this session (checkpoint written; continue with --resume).
     #[arg(long, value_name = "N")]
@@ -84,54 +73,29 @@ pub struct EvalArgs {
     /// Seed of the first episode (episode k gets seed + k).
     #[arg(long, default_value_t = 1_000_000)]
     seed: u64,
+    /// Episode cap (default: the env's episode cap, else 10000 steps); episodes cut by it count
+    /// as truncated.
+    #[arg(long, value_name = "N")]
+    max_episode_steps: Option<u64>,
 }
 
-/// `summary.json`.
-#[derive(Serialize)]
-struct Summary {
-    status: String,
-    message: Option<String>,
-    env_id: String,
-    algo: Algo,
-    seed: u64,
-    global_step: u64,
-    iterations: u64,
-    episodes: usize,
-    /// Mean return of the last 100 training episodes.
-    final_return_mean: f64,
-    /// Standard deviation of those returns.
-    final_return_std: f64,
-    wall_time_s: f64,
-    sps: f64,
-    last_checkpoint: Option<String>,
-}
-
-fn final_returns(episodes: &[Episode]) -> (f64, f64) {
-    let last: Vec<f64> = episodes.iter().rev().take(100).map(|e| e.episode_return).collect();
-    crate::mean_std(&last)
-}
-
-/// The config of a new run: defaults, the env's family config, `--config`, `--set`, flags.
-fn resolve_config(args: &TrainArgs) -> Result<PpoConfig> {
+/// The overrides of a new run, later wins: the algorithm's file for the env (configs/, embedded),
+/// `--config`, the env id, `--set`, then the flags.
+fn overrides(args: &TrainArgs, algo: &algorithm::Registration) -> Result<Vec<(String, Value)>> {
     let env_id = args.env.clone().unwrap_or_else(|| "keel/CartPole-v1".into());
     keel_envs::registry::lookup(&env_id)?;
     let mut overrides: Vec<(String, Value)> = Vec::new();
-    if let Some((_, text)) = FAMILY_CONFIGS.iter().find(|(id, _)| *id == env_id) {
-        overrides.extend(PpoConfig::toml_overrides(text)?);
+    if let Some(text) = algo.env_defaults(&env_id) {
+        overrides.extend(toml_overrides(text)?);
     }
     if let Some(path) = &args.config {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        overrides.extend(PpoConfig::toml_overrides(&text).with_context(|| format!("in {}", path.display()))?);
+        overrides.extend(toml_overrides(&text).with_context(|| format!("in {}", path.display()))?);
     }
     overrides.push(("env_id".into(), Value::String(env_id)));
     for pair in &args.set {
         overrides.push(keel_envs::config::parse_key_value(pair).map_err(anyhow::Error::msg)?);
     }
-    let algo = match args.algo.as_str() {
-        "ppo" | "dppo" => args.algo.clone(),
-        other => bail!("--algo must be ppo or dppo, got {other:?}"),
-    };
-    overrides.push(("algo".into(), Value::String(algo)));
     if let Some(seed) = args.seed {
         overrides.push(("seed".into(), seed.into()));
     }
@@ -144,98 +108,42 @@ fn resolve_config(args: &TrainArgs) -> Result<PpoConfig> {
     if let Some(device) = &args.device {
         overrides.push(("device".into(), Value::String(device.clone())));
     }
-    Ok(PpoConfig::default().with_overrides(&overrides)?)
+    Ok(overrides)
 }
 
-fn default_run_dir(config: &PpoConfig) -> PathBuf {
-    let name = config.env_id.trim_start_matches("keel/").to_lowercase();
-    let algo = match config.algo {
-        Algo::Ppo => "ppo",
-        Algo::Dppo => "dppo",
-    };
-    PathBuf::from("runs").join(format!("{name}_{algo}_s{}", config.seed))
-}
-
-const METRICS_HEADER: &str = "iteration,global_step,episodic_return,episodic_length,episodes,learning_rate,value_loss,\
-policy_loss,entropy,old_approx_kl,approx_kl,clipfrac,explained_variance,surrogate_variance,deviation_variance,kept_fraction,\
-policy_shift,sps";
-
-fn metrics_row(s: &IterationStats, sps: f64) -> String {
-    format!(
-        "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{:.1}",
-        s.iteration,
-        s.global_step,
-        s.episodic_return,
-        s.episodic_length,
-        s.episodes,
-        s.learning_rate,
-        s.value_loss,
-        s.policy_loss,
-        s.entropy,
-        s.old_approx_kl,
-        s.approx_kl,
-        s.clipfrac,
-        s.explained_variance,
-        s.surrogate_variance,
-        s.deviation_variance,
-        s.kept_fraction,
-        s.policy_shift,
-        sps
-    )
-}
-
-/// Keeps the header and the rows of iterations up to `iteration` (a resumed run rewrites the rest).
-fn truncate_metrics(path: &Path, iteration: u64) -> Result<()> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let mut kept = vec![METRICS_HEADER.to_string()];
-    for line in text.lines().skip(1) {
-        let it: u64 = line.split(',').next().and_then(|v| v.parse().ok()).unwrap_or(u64::MAX);
-        if it <= iteration {
-            kept.push(line.to_string());
-        }
-    }
-    std::fs::write(path, kept.join("\n") + "\n").with_context(|| format!("writing {}", path.display()))
-}
-
-fn write_summary(dir: &Path, summary: &Summary) -> Result<()> {
-    crate::rollout::write_atomically(&dir.join("summary.json"), serde_json::to_string_pretty(summary)?.as_bytes())
+/// The run of a run folder, rebuilt from its `config.toml` (plus `extra` overrides) and
+/// restored from its latest checkpoint.
+fn reopen(dir: &RunDir, extra: &[(String, Value)]) -> Result<Box<dyn Run>> {
+    let text = dir.config()?;
+    let algo = algorithm::lookup(&algo_of(&text).with_context(|| format!("{}", dir.path().display()))?)?;
+    let mut overrides = toml_overrides(&text)?;
+    overrides.extend_from_slice(extra);
+    let mut run = algo.build(&overrides)?;
+    run.load_checkpoint(&dir.checkpoints())?;
+    Ok(run)
 }
 
 /// Runs `keel train`.
 pub fn run(args: &TrainArgs) -> Result<()> {
-    let (config, dir, resuming) = match &args.resume {
-        Some(dir) => {
-            let path = dir.join("config.toml");
-            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-            let mut overrides = PpoConfig::toml_overrides(&text)?;
-            if let Some(steps) = args.total_timesteps {
-                overrides.push(("total_timesteps".into(), steps.into()));
-            }
-            (PpoConfig::default().with_overrides(&overrides)?, dir.clone(), true)
+    let (mut run, dir) = match &args.resume {
+        Some(path) => {
+            let dir = RunDir::new(path);
+            let extra: Vec<(String, Value)> =
+                args.total_timesteps.map(|steps| ("total_timesteps".to_string(), steps.into())).into_iter().collect();
+            let run = reopen(&dir, &extra)?;
+            eprintln!("keel train: resumed {} at iteration {}", path.display(), run.iteration());
+            (run, dir)
         }
         None => {
-            let config = resolve_config(args)?;
-            let dir = args.run_dir.clone().unwrap_or_else(|| default_run_dir(&config));
-            (config, dir, false)
+            let algo = algorithm::lookup(&args.algo)?;
+            let run = algo.build(&overrides(args, &algo)?)?;
+            let s = run.settings();
+            let name = format!("{}_{}_s{}", s.env_id.trim_start_matches("keel/").to_lowercase(), s.algo, s.seed);
+            let dir = RunDir::new(args.run_dir.clone().unwrap_or_else(|| PathBuf::from("runs").join(name)));
+            dir.start(&run.config_toml()?)?;
+            (run, dir)
         }
     };
-    let checkpoints = dir.join("checkpoints");
-    if !resuming && checkpoints.join(keel_agents::ppo::LATEST).exists() {
-        bail!("{} already holds a run; use --resume {0} to continue it or choose another --run-dir", dir.display());
-    }
-    std::fs::create_dir_all(&checkpoints).with_context(|| format!("creating {}", checkpoints.display()))?;
-    let mut trainer = Trainer::new(config.clone())?;
-    let metrics_path = dir.join("metrics.csv");
-    if resuming {
-        let iteration = trainer.load_checkpoint(&checkpoints)?;
-        truncate_metrics(&metrics_path, iteration)?;
-        eprintln!("keel train: resumed {} at iteration {iteration}", dir.display());
-    } else {
-        crate::rollout::write_atomically(&dir.join("config.toml"), config.to_toml()?.as_bytes())?;
-        std::fs::write(&metrics_path, format!("{METRICS_HEADER}\n"))?;
-    }
-    let mut metrics = std::fs::OpenOptions::new().append(true).open(&metrics_path)?;
-    let mut events = EventWriter::create(&dir).context("creating the TensorBoard event file")?;
 
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -247,102 +155,33 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             }
         });
     }
-
-    let total = config.num_iterations();
+    let total = run.settings().num_iterations();
     let bar = if args.quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(total) };
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} it  {msg}  [{elapsed_precise} < {eta_precise}]")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    bar.set_position(trainer.iteration());
-    let started = Instant::now();
-    let first_step = trainer.global_step();
-    let mut last_checkpoint: Option<PathBuf> = None;
-    let mut session_iterations = 0u64;
-    let (status, message) = loop {
-        if trainer.finished() {
-            break ("completed", None);
-        }
-        if stop.load(Ordering::SeqCst) {
-            break ("interrupted", Some("stopped by Ctrl-C; continue with --resume".to_string()));
-        }
-        if args.max_iterations.is_some_and(|m| session_iterations >= m) {
-            break ("stopped", Some(format!("stopped after {session_iterations} iterations; continue with --resume")));
-        }
-        let stats = match trainer.iteration_step() {
-            Ok(stats) => stats,
-            Err(keel_agents::AgentError::Diverged { iteration, what }) => {
-                let kept = last_checkpoint.as_ref().map_or("none".to_string(), |p| p.display().to_string());
-                break (
-                    "diverged",
-                    Some(format!("diverged at iteration {iteration} ({what}); last good checkpoint: {kept}")),
-                );
-            }
-            Err(e) => return Err(e.into()),
-        };
-        session_iterations += 1;
-        let sps = (trainer.global_step() - first_step) as f64 / started.elapsed().as_secs_f64().max(1e-9);
-        writeln!(metrics, "{}", metrics_row(&stats, sps))?;
-        events.scalars(
-            stats.global_step,
-            &[
-                ("charts/episodic_return", stats.episodic_return),
-                ("charts/episodic_length", stats.episodic_length),
-                ("charts/learning_rate", stats.learning_rate),
-                ("charts/SPS", sps),
-                ("losses/value_loss", stats.value_loss),
-                ("losses/policy_loss", stats.policy_loss),
-                ("losses/entropy", stats.entropy),
-                ("losses/approx_kl", stats.approx_kl),
-                ("losses/clipfrac", stats.clipfrac),
-                ("losses/explained_variance", stats.explained_variance),
-                ("losses/surrogate_variance", stats.surrogate_variance),
-                ("losses/deviation_variance", stats.deviation_variance),
-                ("losses/kept_fraction", stats.kept_fraction),
-            ],
-        )?;
-        let (recent, _) = final_returns(trainer.episodes());
-        bar.set_position(trainer.iteration());
-        bar.set_message(format!("{:.0} SPS  return(100) {recent:.1}", sps));
-        if trainer.iteration() % config.checkpoint_every == 0 {
-            last_checkpoint = Some(trainer.save_checkpoint(&checkpoints)?);
-        }
-    };
+    bar.set_position(run.iteration());
+    let options = TrainOptions { max_iterations: args.max_iterations, stop: Some(stop.as_ref()) };
+    let summary = train(run.as_mut(), &dir, options, &mut |p| {
+        bar.set_position(p.iteration);
+        bar.set_message(format!("{:.0} SPS  return(100) {:.1}", p.sps, p.recent_return));
+    })?;
     bar.finish_and_clear();
-    metrics.flush()?;
-    events.flush()?;
-    if status != "diverged" {
-        last_checkpoint = Some(trainer.save_checkpoint(&checkpoints)?);
-    }
-    let wall = started.elapsed().as_secs_f64();
-    let (mean, std) = final_returns(trainer.episodes());
-    let summary = Summary {
-        status: status.into(),
-        message: message.clone(),
-        env_id: config.env_id.clone(),
-        algo: config.algo,
-        seed: config.seed,
-        global_step: trainer.global_step(),
-        iterations: trainer.iteration(),
-        episodes: trainer.episodes().len(),
-        final_return_mean: mean,
-        final_return_std: std,
-        wall_time_s: wall,
-        sps: (trainer.global_step() - first_step) as f64 / wall.max(1e-9),
-        last_checkpoint: last_checkpoint.map(|p| p.display().to_string()),
-    };
-    write_summary(&dir, &summary)?;
-    if let Err(e) = crate::learning_curves::learning_curve(&dir) {
+    if let Err(e) = crate::learning_curves::learning_curve(dir.path()) {
         eprintln!("keel train: no plot: {e:#}");
     }
     out!(
-        "keel train: {status}: {} steps, final_return_mean {mean:.2} ± {std:.2} (last 100 episodes), {:.0} SPS",
+        "keel train: {}: {} steps, final_return_mean {:.2} ± {:.2} (last 100 episodes), {:.0} SPS",
+        summary.status,
         summary.global_step,
+        summary.final_return_mean,
+        summary.final_return_std,
         summary.sps
     );
-    out!("run folder: {}", dir.display());
-    out!("learning curve: {}", dir.join("learning_curve.png").display());
-    match (status, message) {
+    out!("run folder: {}", dir.path().display());
+    out!("learning curve: {}", dir.path().join("learning_curve.png").display());
+    match (summary.status.as_str(), summary.message) {
         ("diverged", Some(m)) => bail!(m),
         _ => Ok(()),
     }
@@ -353,26 +192,41 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
     if args.episodes == 0 {
         bail!("--episodes must be positive");
     }
-    let path = args.run.join("config.toml");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let config = PpoConfig::default().with_overrides(&PpoConfig::toml_overrides(&text)?)?;
-    let mut trainer = Trainer::new(config)?;
-    trainer.load_checkpoint(&args.run.join("checkpoints"))?;
-    let returns = trainer.evaluate(args.episodes, args.deterministic, args.seed)?;
+    if args.max_episode_steps == Some(0) {
+        bail!("--max-episode-steps must be positive");
+    }
+    let dir = RunDir::new(&args.run);
+    let mut run = reopen(&dir, &[])?;
+    let options = EvalOptions {
+        episodes: args.episodes,
+        deterministic: args.deterministic,
+        seed: args.seed,
+        max_episode_steps: args.max_episode_steps,
+    };
+    let evaluation = run.evaluate(&options)?;
+    let returns = evaluation.returns();
     let (mean, std) = crate::mean_std(&returns);
+    let truncated = evaluation.truncated();
     out!(
-        "keel eval: {} episodes ({}): return {mean:.2} ± {std:.2}",
+        "keel eval: {} episodes ({}{}): return {mean:.2} ± {std:.2}{}",
         returns.len(),
-        if args.deterministic { "deterministic" } else { "sampled" }
+        if args.deterministic { "deterministic" } else { "sampled" },
+        if evaluation.deployed { ", policy deployed" } else { "" },
+        if truncated > 0 { format!("; {truncated} truncated at {} steps", evaluation.step_cap) } else { String::new() }
     );
     let report = serde_json::json!({
         "episodes": returns.len(),
         "deterministic": args.deterministic,
         "seed": args.seed,
-        "iteration": trainer.iteration(),
+        "iteration": run.iteration(),
+        "step_cap": evaluation.step_cap,
+        "deployed": evaluation.deployed,
+        "truncated": truncated,
         "return_mean": mean,
         "return_std": std,
         "returns": returns,
+        "lengths": evaluation.episodes.iter().map(|e| e.length).collect::<Vec<_>>(),
     });
-    crate::rollout::write_atomically(&args.run.join("eval.json"), serde_json::to_string_pretty(&report)?.as_bytes())
+    crate::write_atomically(&args.run.join("eval.json"), serde_json::to_string_pretty(&report)?.as_bytes())?;
+    Ok(())
 }

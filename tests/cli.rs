@@ -210,7 +210,11 @@ fn train_rejects_bad_config_before_training() {
         assert!(!run.join("metrics.csv").exists(), "{flag}: training started");
     }
     let out = keel(&["train", "--algo", "sac", "--quiet", "--run-dir", dir.join("sac").to_str().unwrap_or_default()]);
-    assert!(!out.status.success() && stderr(&out).contains("ppo or dppo"));
+    assert!(
+        !out.status.success() && stderr(&out).contains("unknown algorithm `sac`; registered algorithms: ppo, dppo"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
