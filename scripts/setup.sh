@@ -59,6 +59,53 @@ for requirement in "${data_requirements[@]}"; do
   fi
 done
 
+# ---------------------------------------------------------------------------------------------
+# Humanoid data (keel-physics): the DeepMimic humanoid (humanoid.urdf), its 15 motion clips
+# (humanoid3d_*.txt) and the two pybullet files that hold its PD gains and torque limits, from
+# the pybullet 3.2.7 wheel (zlib licence). Only those files are kept, in
+# $KEEL_CACHE/pybullet-3.2.7/; the wheel is pinned to one build (its data is the same in every
+# build) so that one checksum holds on any machine, and it is deleted once unpacked.
+pybullet_wheel="pybullet-3.2.7-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl"
+pybullet_sha256="5d858abf7c12a21ef3ed351cf81dac1b5e486ec25c9ab59bfc84beb89034edff"
+pybullet_data="$cache/pybullet-3.2.7"
+if [ ! -f "$pybullet_data/.complete" ]; then
+  echo "keel setup: fetching the humanoid model and motion clips (pybullet 3.2.7 wheel, 103 MB, once)"
+  downloads="$cache/downloads"
+  mkdir -p "$downloads"
+  if [ ! -f "$downloads/$pybullet_wheel" ]; then
+    "$venv/bin/pip" download -q --no-deps --only-binary=:all: --platform manylinux2014_x86_64 \
+      --python-version 3.11 --implementation cp --abi cp311 -d "$downloads" "pybullet==3.2.7"
+  fi
+  if ! echo "$pybullet_sha256  $downloads/$pybullet_wheel" | sha256sum -c --quiet -; then
+    echo "keel setup: $downloads/$pybullet_wheel does not match its SHA-256; deleted, run again" >&2
+    rm -f "$downloads/$pybullet_wheel"
+    exit 1
+  fi
+  rm -rf "$pybullet_data.partial"
+  "$venv/bin/python" - "$downloads/$pybullet_wheel" "$pybullet_data.partial" <<'PY'
+import re, sys, zipfile
+wanted = re.compile(
+    r"pybullet_data/humanoid/humanoid\.urdf"
+    r"|pybullet_data/data/motions/humanoid3d_[a-z_]+\.txt"
+    r"|pybullet_envs/deep_mimic/env/(humanoid_stable_pd|pybullet_deep_mimic_env)\.py"
+    r"|pybullet-3\.2\.7\.dist-info/(LICENSE|AUTHORS)\.txt"
+)
+with zipfile.ZipFile(sys.argv[1]) as wheel:
+    names = [name for name in wheel.namelist() if wanted.fullmatch(name)]
+    clips = [name for name in names if "/motions/" in name]
+    if len(clips) != 15 or len(names) != 20:
+        sys.exit(f"unexpected wheel content: {len(clips)} clips, {len(names)} files")
+    for name in names:
+        wheel.extract(name, sys.argv[2])
+PY
+  touch "$pybullet_data.partial/.complete"
+  rm -rf "$pybullet_data"
+  mv "$pybullet_data.partial" "$pybullet_data"
+  rm -f "$downloads/$pybullet_wheel"
+  rmdir "$downloads" 2>/dev/null || true
+fi
+# ---------------------------------------------------------------------------------------------
+
 # `.venv` in the clone points at the shared environment.
 if [ -L "$root/.venv" ] || [ ! -e "$root/.venv" ]; then
   ln -sfn "$venv" "$root/.venv"
