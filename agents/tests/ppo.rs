@@ -1,7 +1,12 @@
-//! PPO / D-PPO trainer: learning, the D-PPO identity, exact resume, config errors.
+//! PPO / D-PPO on the trainer core: learning, the D-PPO identity, exact resume (with a reset
+//! sampler, across worker counts, on float64 envs), per-step extras, deployments, evaluation,
+//! config and checkpoint errors.
 
+use keel_agents::eval::{DEFAULT_STEP_CAP, EvalOptions};
 use keel_agents::ppo::{Algo, PpoConfig, Trainer};
-use serde_json::{Value, json};
+use keel_agents::tch::Tensor;
+use keel_curricula::{AdaptScale, SamplerConfig, UniformStartState, UniformStartStateConfig};
+use serde_json::{Map, Value, json};
 
 fn small(algo: Algo) -> PpoConfig {
     PpoConfig {
@@ -153,10 +158,206 @@ fn deploying_in_the_performative_grid_changes_the_envs() {
         assert!((row.iter().sum::<f64>() - 1.0).abs() < 1e-5);
     }
     run(&mut t, 2);
+    // Evaluation plays the trained policy in a world that responds to it: deployed first.
+    let (env, _) = t.eval_env(None).unwrap_or_else(|e| panic!("{e}"));
+    let deployed: Vec<f64> =
+        serde_json::from_value::<Vec<Vec<f64>>>(env.params()["learner_policy"].clone()).unwrap_or_default().concat();
+    let table = t.policy_table().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(deployed.len(), table.len());
+    assert!(deployed.iter().zip(&table).all(|(a, b)| (a - b).abs() < 1e-6));
+    let fresh = keel_envs::make("keel/PerformativeGrid-v0", &Map::new()).unwrap_or_else(|e| panic!("{e}"));
+    assert_ne!(env.params()["learner_policy"], fresh.params()["learner_policy"]);
+    let options = EvalOptions { episodes: 2, deterministic: false, seed: 0, max_episode_steps: None };
+    assert!(t.evaluate(&options).is_ok_and(|e| e.deployed && e.episodes.len() == 2));
     // Deploying needs Discrete observations and actions.
     let err = Trainer::new(PpoConfig { deploy_every: 5, ..PpoConfig { env_id: "keel/Pendulum-v1".into(), ..config } })
         .err()
         .map(|e| e.to_string())
         .unwrap_or_default();
     assert!(err.contains("deploy_every"), "{err}");
+}
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("keel-ppo-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// CartPole starts drawn from a box by keel-curricula's sampler, the box widening after
+/// episodes of 30 steps or more and narrowing after shorter ones.
+fn start_states(seed: Option<u64>) -> UniformStartStateConfig {
+    UniformStartStateConfig {
+        low: vec![-0.2, -0.05, -0.05, -0.05],
+        high: vec![0.2, 0.05, 0.05, 0.05],
+        seed,
+        scale: 0.5,
+        adapt: Some(AdaptScale { success_return: 30.0, step: 0.1, min_scale: 0.1 }),
+    }
+}
+
+fn with_sampler(workers: usize) -> PpoConfig {
+    PpoConfig {
+        num_envs: 4,
+        env_workers: workers,
+        total_timesteps: 4 * 32 * 8,
+        sampler: Some(SamplerConfig::UniformStartState(start_states(None))),
+        ..small(Algo::Ppo)
+    }
+}
+
+fn sampler_state(t: &Trainer) -> Value {
+    t.envs().vector().sampler().map(|s| s.snapshot()).unwrap_or(Value::Null)
+}
+
+/// The bar: a sampler that sets a per-env start state is exercised at every worker count
+/// with identical results, and survives resume exactly (here even onto another worker count).
+#[test]
+fn a_start_state_sampler_is_worker_count_independent_and_resumes_exactly() {
+    let _guard = exclusive();
+    let mut runs: Vec<Trainer> = [0, 1, 2]
+        .into_iter()
+        .map(|workers| {
+            let mut t = trainer(with_sampler(workers));
+            run(&mut t, 6);
+            t
+        })
+        .collect();
+    for other in &runs[1..] {
+        assert!(same_parameters(&runs[0], other), "parameters depend on the worker count");
+        assert_eq!(runs[0].episodes(), other.episodes());
+        assert_eq!(sampler_state(&runs[0]), sampler_state(other));
+    }
+    // The sampler acted: it heard every episode, moved its box, and changed the run.
+    let state = sampler_state(&runs[0]);
+    assert_eq!(state["episodes"].as_u64(), Some(runs[0].episodes().len() as u64));
+    assert_ne!(state["scale"].as_f64(), Some(0.5));
+    let mut plain = trainer(PpoConfig { sampler: None, ..with_sampler(0) });
+    run(&mut plain, 6);
+    assert_ne!(plain.episodes(), runs[0].episodes());
+
+    let dir = scratch("sampler-resume");
+    let mut first = trainer(with_sampler(2));
+    run(&mut first, 3);
+    first.save_checkpoint(&dir).unwrap_or_else(|e| panic!("{e}"));
+    drop(first);
+    let mut resumed = trainer(with_sampler(0));
+    assert_eq!(resumed.load_checkpoint(&dir).unwrap_or_else(|e| panic!("{e}")), 3);
+    run(&mut resumed, 3);
+    let straight = runs.swap_remove(0);
+    assert!(same_parameters(&straight, &resumed), "parameters differ after resume");
+    assert_eq!(straight.episodes(), resumed.episodes());
+    assert_eq!(straight.global_step(), resumed.global_step());
+    assert_eq!(sampler_state(&straight), sampler_state(&resumed));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A sampler given through the API is the same as the config's `[sampler]` table.
+#[test]
+fn a_sampler_from_the_api_equals_the_config_table() {
+    let _guard = exclusive();
+    let table = PpoConfig { sampler: Some(SamplerConfig::UniformStartState(start_states(Some(9)))), ..with_sampler(0) };
+    let mut from_table = trainer(table);
+    let sampler = UniformStartState::new(start_states(Some(9)), 0);
+    let mut from_api = Trainer::with_sampler(PpoConfig { sampler: None, ..with_sampler(0) }, Some(Box::new(sampler)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    run(&mut from_table, 2);
+    run(&mut from_api, 2);
+    assert!(same_parameters(&from_table, &from_api));
+    assert_eq!(from_table.episodes(), from_api.episodes());
+    // A sampler for another state size is refused when the trainer is built.
+    let err = Trainer::new(PpoConfig { env_id: "keel/Pendulum-v1".into(), ..with_sampler(0) }).err();
+    assert!(err.is_some_and(|e| e.to_string().contains("state of keel/Pendulum-v1 has 2")));
+}
+
+/// controlgym envs observe and act in float64: training, checkpoints and resume work on them.
+#[test]
+fn float64_envs_train_and_resume_exactly() {
+    let _guard = exclusive();
+    let config = PpoConfig {
+        env_id: "keel/ConvectionDiffusionReaction-v0".into(),
+        normalize_obs: true,
+        normalize_reward: true,
+        init_log_std: -2.0,
+        ent_coef: 0.0,
+        ..small(Algo::Ppo)
+    };
+    let mut straight = trainer(config.clone());
+    run(&mut straight, 4);
+    let dir = scratch("float64-resume");
+    let mut first = trainer(config.clone());
+    run(&mut first, 2);
+    first.save_checkpoint(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let mut resumed = trainer(config);
+    resumed.load_checkpoint(&dir).unwrap_or_else(|e| panic!("{e}"));
+    run(&mut resumed, 2);
+    assert!(same_parameters(&straight, &resumed));
+    assert_eq!(straight.episodes(), resumed.episodes());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Each iteration reports the mean of every per-step extra over its steps. controlgym's reward
+/// is minus the sum of the two cost extras, so over one whole episode per env the mean return
+/// is minus the episode length times the mean summed costs: this catches a step's extras taken
+/// from the reset that follows it.
+#[test]
+fn per_step_extras_are_averaged_over_the_iteration() {
+    let _guard = exclusive();
+    let config = PpoConfig {
+        env_id: "keel/ConvectionDiffusionReaction-v0".into(),
+        num_envs: 2,
+        num_steps: 100,
+        total_timesteps: 2 * 100 * 2,
+        num_minibatches: 2,
+        init_log_std: -2.0,
+        ..PpoConfig::default()
+    };
+    let mut t = trainer(config);
+    let columns: Vec<String> = t.columns().into_iter().map(|(name, _)| name).collect();
+    assert!(columns.contains(&"extras/state_norm".to_string()), "{columns:?}");
+    let stats = t.iteration_step().unwrap_or_else(|e| panic!("{e}"));
+    let names: Vec<&str> = stats.extras.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["state_cost", "action_cost", "state_norm"]);
+    assert_eq!(stats.episodes, 2, "one 100-step episode per env");
+    let costs = stats.extras[0].1 + stats.extras[1].1;
+    let want = -100.0 * costs;
+    assert!((stats.episodic_return - want).abs() <= 1e-9 * want.abs(), "{} vs {want}", stats.episodic_return);
+    assert!(stats.extras[2].1 > 0.0);
+}
+
+/// A checkpoint with a NaN is refused with an error naming the tensor, not a libtorch panic.
+#[test]
+fn a_checkpoint_holding_nan_is_refused_naming_the_tensor() {
+    let _guard = exclusive();
+    let dir = scratch("nan");
+    let mut t = trainer(small(Algo::Ppo));
+    run(&mut t, 1);
+    let path = t.save_checkpoint(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let mut tensors = Tensor::read_safetensors(&path).unwrap_or_else(|e| panic!("{e}"));
+    let poisoned = tensors.iter_mut().find(|(name, _)| name == "critic.l1.weight").map(|(_, t)| t);
+    let _ = poisoned.unwrap_or_else(|| panic!("no critic.l1.weight")).fill_(f64::NAN);
+    Tensor::write_safetensors(&tensors, &path).unwrap_or_else(|e| panic!("{e}"));
+    let err = trainer(small(Algo::Ppo)).load_checkpoint(&dir).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("critic.l1.weight") && err.contains("NaN"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Evaluation episodes end at a step cap: the env's own, else 10000 steps (an env made without
+/// an episode limit would otherwise never end), or the caller's.
+#[test]
+fn evaluation_caps_episodes_and_reports_truncation() {
+    let _guard = exclusive();
+    let mut uncapped = Map::new();
+    uncapped.insert("max_episode_steps".into(), Value::Null);
+    let config = PpoConfig { env_id: "keel/Pendulum-v1".into(), env_config: uncapped, ..small(Algo::Ppo) };
+    let mut t = trainer(config);
+    let options = EvalOptions { episodes: 2, deterministic: true, seed: 5, max_episode_steps: None };
+    let e = t.evaluate(&options).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(e.step_cap, DEFAULT_STEP_CAP);
+    assert!(e.episodes.iter().all(|ep| ep.length == DEFAULT_STEP_CAP && ep.truncated), "{e:?}");
+    let e = t.evaluate(&EvalOptions { max_episode_steps: Some(25), ..options }).unwrap_or_else(|e| panic!("{e}"));
+    assert!(e.episodes.iter().all(|ep| ep.length == 25 && ep.truncated) && e.truncated() == 2);
+    let mut cartpole = trainer(small(Algo::Ppo));
+    let e = cartpole.evaluate(&options).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(e.step_cap, 500);
+    assert!(!e.deployed);
 }
