@@ -7,7 +7,13 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 fn keel(args: &[&str]) -> Output {
+    keel_in(&std::env::temp_dir(), args)
+}
+
+/// `keel ARGS` run in the working directory `cwd`.
+fn keel_in(cwd: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_keel"))
+        .current_dir(cwd)
         .args(args)
         .env_remove("LD_LIBRARY_PATH")
         .env_remove("KEEL_TORCH_THREADS")
@@ -95,6 +101,53 @@ fn list_shows_every_env() {
     let json = keel(&["list", "--json"]);
     let parsed: Value = serde_json::from_str(&stdout(&json)).unwrap_or(Value::Null);
     assert_eq!(parsed.as_array().map(Vec::len), Some(keel_envs::registry::ids().len()));
+    let entry = |id: &str| parsed.as_array().into_iter().flatten().find(|e| e["id"] == id).cloned();
+    let burgers = entry("keel/Burgers-v0").unwrap_or_default();
+    assert_eq!(burgers["extras"], serde_json::json!(["state_cost", "action_cost", "state_norm"]));
+    assert_eq!(burgers["spec"]["observation_space"]["dtype"], "float64");
+    assert_eq!(entry("keel/CartPole-v1").unwrap_or_default()["extras"], serde_json::json!([]));
+}
+
+/// Float64 envs take their actions and give their observations with every digit: the
+/// trajectory `keel rollout` writes equals the env stepped in-process with float64 actions.
+#[test]
+fn rollout_keeps_float64_actions_and_observations_exact() {
+    use keel_envs::{Action, ResetOptions};
+    let dir = scratch("rollout-f64");
+    let (state, actions, out) = (dir.join("x0.json"), dir.join("a.json"), dir.join("t.json"));
+    let sets = ["--set", "n_state=64", "--set", "process_noise_cov=0", "--set", "sensor_noise_cov=0"];
+    let x0: Vec<f64> = (0..64).map(|i| 0.1 * (f64::from(i) * 0.3).sin() + 1e-13 * f64::from(i)).collect();
+    let plan: Vec<Vec<f64>> =
+        (0..5).map(|t| (0..8).map(|k| 0.123_456_789_012_345 * f64::from(t - k) + 1e-14).collect()).collect();
+    std::fs::write(&state, serde_json::to_string(&x0).unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(&actions, serde_json::to_string(&plan).unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
+    let run = rollout("keel/Burgers-v0", &[&sets[..], &["--seed", "2"]].concat(), &state, &actions, &out);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let got = read_json(&out);
+
+    let mut config = serde_json::Map::new();
+    for pair in sets.chunks(2) {
+        let (k, v) = keel_envs::config::parse_key_value(pair[1]).unwrap_or_else(|e| panic!("{e}"));
+        config.insert(k, v);
+    }
+    let mut env = keel_envs::make("keel/Burgers-v0", &config).unwrap_or_else(|e| panic!("{e}"));
+    let mut obs = env.spec().obs_buffer(1);
+    env.reset(Some(2), &ResetOptions::with_state(x0), obs.as_mut()).unwrap_or_else(|e| panic!("{e}"));
+    let numbers = |v: &Value| -> Vec<f64> { v.as_array().into_iter().flatten().filter_map(Value::as_f64).collect() };
+    assert_eq!(numbers(&got["reset"]["obs"]), obs.to_f64_vec());
+    for (t, a) in plan.iter().enumerate() {
+        env.step(Action::Float64(a), obs.as_mut()).unwrap_or_else(|e| panic!("{e}"));
+        let step = &got["steps"][t];
+        assert_eq!(numbers(&step["obs"]), obs.to_f64_vec(), "step {t}: observation");
+        assert_eq!(numbers(&step["state"]), env.state().unwrap_or_default(), "step {t}: state");
+    }
+    // Rounding the actions to float32 would have changed the trajectory.
+    let mut rounded = keel_envs::make("keel/Burgers-v0", &config).unwrap_or_else(|e| panic!("{e}"));
+    let x0: Vec<f64> = serde_json::from_str(&std::fs::read_to_string(&state).unwrap_or_default()).unwrap_or_default();
+    rounded.reset(Some(2), &ResetOptions::with_state(x0), obs.as_mut()).unwrap_or_else(|e| panic!("{e}"));
+    let a32: Vec<f32> = plan[0].iter().map(|&x| x as f32).collect();
+    rounded.step(Action::Float(&a32), obs.as_mut()).unwrap_or_else(|e| panic!("{e}"));
+    assert_ne!(numbers(&got["steps"][0]["state"]), rounded.state().unwrap_or_default());
 }
 
 /// Each command fails with a one-line error containing its needle, and none panics.
@@ -195,6 +248,97 @@ fn train_stop_resume_eval_plot() {
     let plot = keel(&["plot", r, "--out", png.to_str().unwrap_or_default(), "--metric", "surrogate_variance"]);
     assert!(plot.status.success(), "{}", stderr(&plot));
     assert!(png.exists());
+}
+
+/// `keel eval --max-episode-steps N` cuts episodes at N steps and reports the truncation (the
+/// default cap, for envs without one, is tested in agents/tests/ppo.rs: a run folder cannot
+/// hold a config without a cap, which `keel train` refuses with a clear error).
+#[test]
+fn eval_caps_episodes_and_reports_truncation() {
+    let dir = scratch("eval-cap");
+    let run = dir.join("run");
+    let r = run.to_str().unwrap_or_default();
+    let small = ["--set", "num_steps=32", "--set", "num_minibatches=2", "--total-timesteps", "256", "--quiet"];
+    let train = keel(&[&["train", "--env", "keel/Pendulum-v1", "--run-dir", r], &small[..]].concat());
+    assert!(train.status.success(), "{}", stderr(&train));
+    let eval = keel(&["eval", "--run", r, "--episodes", "3", "--max-episode-steps", "40"]);
+    assert!(eval.status.success(), "{}", stderr(&eval));
+    assert!(stdout(&eval).contains("3 truncated at 40 steps"), "{}", stdout(&eval));
+    let report = read_json(&run.join("eval.json"));
+    assert_eq!(report["lengths"], serde_json::json!([40, 40, 40]));
+    assert_eq!((report["step_cap"].as_u64(), report["truncated"].as_u64()), (Some(40), Some(3)));
+    let uncapped = dir.join("uncapped");
+    let refused = keel(
+        &[
+            &["train", "--env", "keel/Pendulum-v1", "--set", "env_config.max_episode_steps=null"],
+            &["--run-dir", uncapped.to_str().unwrap_or_default()][..],
+            &small[..],
+        ]
+        .concat(),
+    );
+    assert!(
+        !refused.status.success() && stderr(&refused).contains("max_episode_steps` is null"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(!stderr(&refused).contains("panicked"));
+}
+
+/// A run whose checkpoint holds a NaN is refused by `--resume` and `eval` with one line naming
+/// the tensor, not a libtorch panic.
+#[test]
+fn a_nan_checkpoint_is_a_clear_error_for_resume_and_eval() {
+    use keel_agents::tch::Tensor;
+    let dir = scratch("nan-checkpoint");
+    let run = dir.join("run");
+    let r = run.to_str().unwrap_or_default();
+    let common = ["--total-timesteps", "512", "--set", "num_steps=64", "--set", "num_envs=2", "--quiet"];
+    let first = keel(&[&["train", "--run-dir", r, "--max-iterations", "1"], &common[..]].concat());
+    assert!(first.status.success(), "{}", stderr(&first));
+    let stem = std::fs::read_to_string(run.join("checkpoints/latest")).unwrap_or_default();
+    let path = run.join("checkpoints").join(format!("{}.safetensors", stem.trim()));
+    let mut tensors = Tensor::read_safetensors(&path).unwrap_or_else(|e| panic!("{e}"));
+    for (name, t) in &mut tensors {
+        if name == "actor.head.bias" {
+            let _ = t.fill_(f64::NAN);
+        }
+    }
+    Tensor::write_safetensors(&tensors, &path).unwrap_or_else(|e| panic!("{e}"));
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["train", "--resume", r, "--quiet"], "actor.head.bias"),
+        (vec!["eval", "--run", r, "--episodes", "1"], "actor.head.bias"),
+    ];
+    assert_clear_errors(&cases);
+    for (args, _) in &cases {
+        assert_eq!(stderr(&keel(args)).trim().lines().count(), 1, "{args:?}");
+    }
+}
+
+/// A `[sampler]` table in a config file reaches the run (its resolved config keeps it) and a
+/// stopped run with it resumes to completion.
+#[test]
+fn train_with_a_sampler_table_and_resume() {
+    let dir = scratch("sampler");
+    let config = dir.join("sampler.toml");
+    std::fs::write(
+        &config,
+        "[sampler]\nkind = \"uniform_start_state\"\nlow = [-0.1, -0.1, -0.1, -0.1]\nhigh = [0.1, 0.1, 0.1, 0.1]\n\
+         [sampler.adapt]\nsuccess_return = 50.0\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let run = dir.join("run");
+    let r = run.to_str().unwrap_or_default();
+    let c = config.to_str().unwrap_or_default();
+    let args = ["train", "--config", c, "--run-dir", r, "--total-timesteps", "512", "--set", "num_steps=64", "--quiet"];
+    let first = keel(&[&args[..], &["--max-iterations", "1"]].concat());
+    assert!(first.status.success(), "{}", stderr(&first));
+    let saved = std::fs::read_to_string(run.join("config.toml")).unwrap_or_default();
+    assert!(saved.contains("[sampler]") && saved.contains("uniform_start_state"), "{saved}");
+    let resumed = keel(&["train", "--resume", r, "--quiet"]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert_eq!(read_json(&run.join("summary.json"))["status"], "completed");
+    let bad = keel(&["train", "--set", "sampler.scale=0.5", "--run-dir", dir.join("bad").to_str().unwrap_or_default()]);
+    assert!(!bad.status.success() && stderr(&bad).contains("give the whole table"), "{}", stderr(&bad));
 }
 
 #[test]
@@ -388,6 +532,20 @@ fn baseline_lqr_on_he1() {
     assert_eq!(report["episodes"].as_array().map(Vec::len), Some(3));
     assert!(report["mean_cost"].as_f64().is_some_and(f64::is_finite));
     assert!(report["riccati_residual"].as_f64().is_some_and(|r| r < 1e-8));
+}
+
+/// Without `--out`, `keel baseline` prints its result and writes nothing (it used to leave a
+/// `baseline.json` in the working directory).
+#[test]
+fn baseline_writes_only_where_told() {
+    let dir = scratch("baseline-cwd");
+    let run = keel_in(
+        &dir,
+        &["baseline", "--env", "keel/Burgers-v0", "--set", "n_state=64", "--controller", "zero", "--episodes", "1"],
+    );
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(stdout(&run).contains("episodic cost"), "{}", stdout(&run));
+    assert_eq!(std::fs::read_dir(&dir).map(Iterator::count).ok(), Some(0), "files written into the working directory");
 }
 
 #[test]

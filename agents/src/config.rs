@@ -163,8 +163,25 @@ pub fn toml_overrides(text: &str) -> Result<Vec<(String, Value)>> {
     Ok(out)
 }
 
-/// A config as TOML (what a run folder's `config.toml` holds).
+/// A config as TOML (what a run folder's `config.toml` holds). TOML has no null, so an
+/// `env_config` value of null (`max_episode_steps = null`: no episode cap) is an error naming
+/// the key.
 pub fn to_toml<C: Serialize>(config: &C) -> Result<String> {
+    let json = serde_json::to_value(config).map_err(|e| AgentError::Config(e.to_string()))?;
+    fn first_null(prefix: &str, value: &Value) -> Option<String> {
+        match value {
+            Value::Null => Some(prefix.to_string()),
+            Value::Object(map) => map.iter().find_map(|(k, v)| first_null(&format!("{prefix}.{k}"), v)),
+            Value::Array(items) => items.iter().enumerate().find_map(|(i, v)| first_null(&format!("{prefix}[{i}]"), v)),
+            _ => None,
+        }
+    }
+    if let Some(key) = json.get("env_config").and_then(|v| first_null("env_config", v)) {
+        return Err(AgentError::Config(format!(
+            "training config: `{key}` is null, which a run folder's config.toml cannot hold; give a number \
+             (for max_episode_steps, a large cap such as 1000000)"
+        )));
+    }
     toml::to_string_pretty(config).map_err(|e| AgentError::Config(format!("config to TOML: {e}")))
 }
 
@@ -299,5 +316,9 @@ mod tests {
         assert_eq!(back.ok(), Some(config));
         assert_eq!(algo_of("algo = \"dppo\"\nseed = 1\n").ok().as_deref(), Some("dppo"));
         assert!(algo_of("seed = 1\n").is_err());
+        let mut uncapped = Demo::default();
+        uncapped.env_config.insert("max_episode_steps".into(), Value::Null);
+        let err = to_toml(&uncapped).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("`env_config.max_episode_steps` is null"), "{err}");
     }
 }
