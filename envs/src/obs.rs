@@ -90,7 +90,17 @@ impl<'a> ObsMut<'a> {
     }
 
     /// The first element that is NaN or infinite, with its value (`u8` rows have none).
+    #[inline]
     pub fn first_non_finite(&self) -> Option<(usize, f64)> {
+        // One branch-free pass for the common all-finite case.
+        let all_finite = match self {
+            ObsMut::F32(v) => v.iter().fold(true, |ok, x| ok & x.is_finite()),
+            ObsMut::F64(v) => v.iter().fold(true, |ok, x| ok & x.is_finite()),
+            ObsMut::U8(_) => true,
+        };
+        if all_finite {
+            return None;
+        }
         match self {
             ObsMut::F32(v) => v.iter().position(|x| !x.is_finite()).map(|k| (k, f64::from(v[k]))),
             ObsMut::F64(v) => v.iter().position(|x| !x.is_finite()).map(|k| (k, v[k])),

@@ -198,6 +198,7 @@ impl ActionRows {
         }
     }
 
+    #[inline(always)]
     fn row(&self, k: usize, width: usize) -> Action<'_> {
         let r = k * width..(k + 1) * width;
         match self {
@@ -248,6 +249,8 @@ struct Chunk {
     reset_mask: Vec<bool>,
     // Outputs.
     result: Result<()>,
+    /// Episodes that ended in the last step.
+    ended: usize,
     /// The env being run, for the error report of a panic.
     current: usize,
 }
@@ -275,11 +278,13 @@ impl Chunk {
             seeds: vec![None; n],
             reset_mask: vec![true; n],
             result: Ok(()),
+            ended: 0,
             current: 0,
         }
     }
 
     fn run(&mut self, rows: &mut Rows<'_>) {
+        self.ended = 0;
         self.result = match self.command {
             Command::Step => self.step(rows),
             Command::Reset => self.reset(rows),
@@ -338,11 +343,11 @@ impl Chunk {
 
     fn step(&mut self, rows: &mut Rows<'_>) -> Result<()> {
         let (al, e) = (self.action_len, self.extras_len);
+        rows.episode_done.fill(false);
+        rows.episode_return.fill(0.0);
+        rows.episode_length.fill(0);
+        rows.has_final_obs.fill(false);
         for k in 0..self.envs.len() {
-            rows.episode_done[k] = false;
-            rows.episode_return[k] = 0.0;
-            rows.episode_length[k] = 0;
-            rows.has_final_obs[k] = false;
             if self.needs_reset[k] {
                 // NextStep: this step is the reset; the action is ignored.
                 self.reset_env(k, None, rows)?;
@@ -362,6 +367,7 @@ impl Chunk {
             self.running_return[k] += step.reward;
             self.running_length[k] += 1;
             if step.terminated || step.truncated {
+                self.ended += 1;
                 let length = self.running_length[k];
                 rows.episode_done[k] = true;
                 rows.episode_return[k] = self.running_return[k];
@@ -476,6 +482,8 @@ struct Pool {
     threads: Vec<JoinHandle<()>>,
     signal: Arc<Signal>,
     batch: Arc<SharedBatch>,
+    /// Episodes that ended in the last command, over all blocks.
+    ended: usize,
 }
 
 impl Pool {
@@ -498,7 +506,7 @@ impl Pool {
             shutdown: AtomicBool::new(false),
         });
         let batch = Arc::new(SharedBatch::new(Batch::new(num_envs, spec, mode)?, num_envs));
-        let mut pool = Self { blocks: blocks.into(), starts, threads: Vec::new(), signal, batch };
+        let mut pool = Self { blocks: blocks.into(), starts, threads: Vec::new(), signal, batch, ended: 0 };
         // The calling thread is worker 0; spawn the others.
         for w in 1..workers {
             let (blocks, batch, signal) = (Arc::clone(&pool.blocks), Arc::clone(&pool.batch), Arc::clone(&pool.signal));
@@ -538,11 +546,13 @@ impl Pool {
                 std::thread::yield_now();
             }
         }
+        self.ended = 0;
         for block in self.blocks.iter() {
             let block = lock(block);
             if let Err(e) = &block.result {
                 return Err(e.clone());
             }
+            self.ended += block.ended;
         }
         Ok(())
     }
@@ -775,17 +785,18 @@ impl VecEnv {
             chunk.actions.fill(actions, chunk.start * al..(chunk.start + chunk.envs.len()) * al);
         });
         self.run_command()?;
-        let disabled = self.options.autoreset_mode == AutoresetMode::Disabled;
-        let mut any_done = false;
-        for i in 0..n {
-            if self.pool.batch().episode_done[i] {
-                any_done = true;
-                self.episodes_completed += 1;
-                // Only `Disabled` keeps finished envs finished until a masked reset.
-                self.finished[i] = disabled;
+        let ended = self.pool.ended;
+        if ended == 0 {
+            return Ok(());
+        }
+        self.episodes_completed += ended as u64;
+        if self.options.autoreset_mode == AutoresetMode::Disabled {
+            // Only `Disabled` keeps finished envs finished until a masked reset.
+            for (finished, &done) in self.finished.iter_mut().zip(&self.pool.batch().episode_done) {
+                *finished |= done;
             }
         }
-        if any_done && self.sampler.is_some() {
+        if self.sampler.is_some() {
             self.report_and_resample()?;
         }
         Ok(())

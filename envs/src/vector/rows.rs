@@ -80,6 +80,7 @@ pub(super) enum ObsRows<'a> {
 
 impl ObsRows<'_> {
     /// Row `k` of the block.
+    #[inline(always)]
     pub(super) fn row(&mut self, k: usize) -> ObsMut<'_> {
         match self {
             ObsRows::F32(v, w) => ObsMut::F32(&mut v[k * *w..(k + 1) * *w]),
