@@ -149,6 +149,9 @@ impl<A: Algorithm> Run for Trainer<A> {
     }
 }
 
+/// Resolves a config from an algorithm's defaults and overrides, and builds the run.
+pub type BuildFn = fn(&[(String, Value)]) -> Result<Box<dyn Run>>;
+
 /// A registered algorithm: its name and how to build a run of it.
 #[derive(Clone, Copy)]
 pub struct Registration {
@@ -156,7 +159,7 @@ pub struct Registration {
     pub name: &'static str,
     /// One line for listings.
     pub description: &'static str,
-    build: fn(&[(String, Value)]) -> Result<Box<dyn Run>>,
+    build: BuildFn,
     env_defaults: fn(&str) -> Option<&'static str>,
 }
 
@@ -173,7 +176,7 @@ impl Registration {
     pub const fn new(
         name: &'static str,
         description: &'static str,
-        build: fn(&[(String, Value)]) -> Result<Box<dyn Run>>,
+        build: BuildFn,
         env_defaults: fn(&str) -> Option<&'static str>,
     ) -> Self {
         Self { name, description, build, env_defaults }
