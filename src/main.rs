@@ -1,8 +1,11 @@
 //! `keel`: the command line of Keel.
 //!
-//! - `keel list`: every registered env with its spaces.
+//! - `keel list`: every registered env with its spaces (and, with `--json`, extras and config).
 //! - `keel rollout`: replay a JSON list of actions in one env and write the trajectory as JSON.
 //! - `keel bench`: env-steps per second of the vector engine.
+//! - `keel train`: train any registered algorithm (`--algo`) into a run folder; `--resume`.
+//! - `keel eval`: episodes of a run's latest checkpoint, each with a step cap.
+//! - `keel plot`: learning curves of runs, averaged over seeds.
 //! - `keel performative`: repeated retraining in the performative grid-world; `figure2`
 //!   reproduces the ICML'23 paper's Figure 2.
 //! - `keel baseline`: zero / LQR / LQG controllers on the envs with a linear model.
