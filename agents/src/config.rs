@@ -179,7 +179,7 @@ pub fn to_toml<C: Serialize>(config: &C) -> Result<String> {
     if let Some(key) = json.get("env_config").and_then(|v| first_null("env_config", v)) {
         return Err(AgentError::Config(format!(
             "training config: `{key}` is null, which a run folder's config.toml cannot hold; give a number \
-             (for max_episode_steps, a large cap such as 1000000)"
+             (for max_episode_steps, \"none\" means no cap)"
         )));
     }
     toml::to_string_pretty(config).map_err(|e| AgentError::Config(format!("config to TOML: {e}")))

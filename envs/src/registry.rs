@@ -49,22 +49,20 @@ impl std::fmt::Debug for Registration {
     }
 }
 
+/// Config overrides without the reserved cap key, and the cap override (`None`: the
+/// registered cap; `Some(None)`: no cap).
+type SplitCap<'a> = (std::borrow::Cow<'a, Map<String, Value>>, Option<Option<u64>>);
+
 /// Splits the reserved `max_episode_steps` key from config overrides.
-fn split_cap<'a>(
-    id: &str,
-    overrides: &'a Map<String, Value>,
-) -> Result<(std::borrow::Cow<'a, Map<String, Value>>, Option<Option<u64>>)> {
+fn split_cap<'a>(id: &str, overrides: &'a Map<String, Value>) -> Result<SplitCap<'a>> {
     let Some(value) = overrides.get(MAX_EPISODE_STEPS) else {
         return Ok((std::borrow::Cow::Borrowed(overrides), None));
     };
-    let cap = match value {
-        Value::Null => None,
-        v => Some(v.as_u64().filter(|&n| n > 0).ok_or_else(|| EnvError::InvalidField {
-            context: format!("{id} config"),
-            field: MAX_EPISODE_STEPS.into(),
-            message: format!("must be a positive integer or null, got {v}"),
-        })?),
-    };
+    let cap = crate::wrappers::parse_cap(value).map_err(|_| EnvError::InvalidField {
+        context: format!("{id} config"),
+        field: MAX_EPISODE_STEPS.into(),
+        message: format!("must be a positive integer, or null / \"none\" for no cap, got {value}"),
+    })?;
     let mut rest = overrides.clone();
     rest.remove(MAX_EPISODE_STEPS);
     Ok((std::borrow::Cow::Owned(rest), Some(cap)))
@@ -238,6 +236,9 @@ mod tests {
         let env = make("keel/Pendulum-v1", &overrides);
         assert_eq!(env.map(|e| e.spec().max_episode_steps).ok(), Some(Some(7)));
         overrides.insert(MAX_EPISODE_STEPS.into(), Value::Null);
+        let env = make("keel/Pendulum-v1", &overrides);
+        assert_eq!(env.map(|e| e.spec().max_episode_steps).ok(), Some(None));
+        overrides.insert(MAX_EPISODE_STEPS.into(), "none".into());
         let env = make("keel/Pendulum-v1", &overrides);
         assert_eq!(env.map(|e| e.spec().max_episode_steps).ok(), Some(None));
         overrides.insert(MAX_EPISODE_STEPS.into(), 0.into());

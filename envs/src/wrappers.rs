@@ -48,15 +48,17 @@ impl<E: Env> TimeLimit<E> {
     }
 }
 
-fn parse_cap(value: &Value) -> Result<Option<u64>> {
+/// An episode cap: a positive integer, or `null` or `"none"` (TOML has no null) for no cap.
+pub(crate) fn parse_cap(value: &Value) -> Result<Option<u64>> {
     match value {
         Value::Null => Ok(None),
+        Value::String(s) if s == "none" => Ok(None),
         v => match v.as_u64() {
             Some(n) if n > 0 => Ok(Some(n)),
             _ => Err(EnvError::InvalidField {
                 context: "TimeLimit".into(),
                 field: MAX_EPISODE_STEPS.into(),
-                message: format!("must be a positive integer or null, got {v}"),
+                message: format!("must be a positive integer, or null / \"none\" for no cap, got {v}"),
             }),
         },
     }

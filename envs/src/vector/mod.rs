@@ -151,7 +151,7 @@ impl Batch {
     fn new(num_envs: usize, spec: &EnvSpec, mode: AutoresetMode) -> Result<Self> {
         let same_step = mode == AutoresetMode::SameStep;
         let extras = num_envs * spec.extras_len();
-        let obs_len = |rows: usize| rows.checked_mul(spec.obs_len()).unwrap_or(usize::MAX);
+        let obs_len = |rows: usize| rows.saturating_mul(spec.obs_len());
         let finals = if same_step { num_envs } else { 0 };
         Ok(Self {
             obs: ObsBuf::try_zeros(spec.obs_dtype(), obs_len(num_envs))?,

@@ -201,6 +201,7 @@ impl SharedBatch {
     ///
     /// # Safety
     /// Only between commands, and no other reference to the batch may be alive.
+    #[allow(clippy::mut_from_ref)] // the cell is the point: exclusivity is the caller's contract
     pub(super) unsafe fn batch_mut(&self) -> &mut Batch {
         // SAFETY: forwarded contract.
         unsafe { &mut *self.batch.get() }

@@ -148,8 +148,8 @@ fn per_env_options_and_params_reach_only_their_env() {
     let options: Vec<ResetOptions> =
         (0..3).map(|i| ResetOptions::with_state(vec![0.01 * i as f64, 0.0, 0.0, 0.0])).collect();
     assert!(venv.reset_with(Seeds::Base(0), OptionsFor::PerEnv(&options), None).is_ok());
-    for i in 0..3 {
-        assert_eq!(venv.state(i), options[i].state);
+    for (i, o) in options.iter().enumerate() {
+        assert_eq!(venv.state(i), o.state);
     }
     assert!(venv.reset_with(Seeds::Base(0), OptionsFor::PerEnv(&options[..2]), None).is_err());
     let mut params = Map::new();

@@ -96,7 +96,7 @@ impl Dynamics for AllenCahnDynamics {
         let linear =
             complex(grid.k.iter().map(|k| config.potential_constant - config.diffusivity_constant.powi(2) * k * k));
         let multiplier = grid.k.iter().map(|_| Complex64::new(-config.potential_constant, 0.0)).collect();
-        Self(etdrk4(&config.common(), &linear, multiplier, Pointwise::Cube))
+        Self(etdrk4(config.common(), &linear, multiplier, Pointwise::Cube))
     }
 
     fn initial_state(start: &AllenCahnStart, rng: &mut EnvRng, grid: &Grid, out: &mut [f64]) {

@@ -98,7 +98,7 @@ impl Dynamics for CahnHilliardDynamics {
             grid.k.iter().map(|k| config.diffusivity_constant * (k * k - config.surface_tension_constant * k.powi(4))),
         );
         let multiplier = grid.k.iter().map(|k| Complex64::new(-config.diffusivity_constant * k * k, 0.0)).collect();
-        Self(etdrk4(&config.common(), &linear, multiplier, Pointwise::Cube))
+        Self(etdrk4(config.common(), &linear, multiplier, Pointwise::Cube))
     }
 
     fn initial_state(start: &CahnHilliardStart, rng: &mut EnvRng, grid: &Grid, out: &mut [f64]) {

@@ -96,7 +96,7 @@ impl Dynamics for FisherDynamics {
     fn build(config: &FisherConfig, grid: &Grid) -> Self {
         let linear = complex(grid.k.iter().map(|k| -config.diffusivity_constant * k * k));
         let multiplier = grid.k.iter().map(|_| Complex64::new(config.reaction_constant, 0.0)).collect();
-        Self(etdrk4(&config.common(), &linear, multiplier, Pointwise::Logistic))
+        Self(etdrk4(config.common(), &linear, multiplier, Pointwise::Logistic))
     }
 
     fn initial_state(start: &FisherStart, rng: &mut EnvRng, grid: &Grid, out: &mut [f64]) {

@@ -97,7 +97,7 @@ impl Dynamics for GinzburgLandauDynamics {
     fn build(config: &GinzburgLandauConfig, grid: &Grid) -> Self {
         let linear = complex(grid.k.iter().map(|k| 1.0 - k * k));
         let multiplier = grid.k.iter().map(|_| Complex64::new(-1.0, 0.0)).collect();
-        Self(etdrk4(&config.common(), &linear, multiplier, Pointwise::Cube))
+        Self(etdrk4(config.common(), &linear, multiplier, Pointwise::Cube))
     }
 
     fn initial_state(start: &GinzburgLandauStart, rng: &mut EnvRng, grid: &Grid, out: &mut [f64]) {

@@ -94,7 +94,7 @@ impl Dynamics for KortewegDeVriesDynamics {
     fn build(config: &KortewegDeVriesConfig, grid: &Grid) -> Self {
         let linear = grid.k.iter().map(|k| Complex64::new(0.0, k * k * k)).collect::<Vec<_>>();
         let multiplier = grid.k.iter().map(|&k| Complex64::new(0.0, 3.0) * k).collect();
-        Self(etdrk4(&config.common(), &linear, multiplier, Pointwise::Square))
+        Self(etdrk4(config.common(), &linear, multiplier, Pointwise::Square))
     }
 
     fn initial_state(start: &KortewegDeVriesStart, rng: &mut EnvRng, grid: &Grid, out: &mut [f64]) {

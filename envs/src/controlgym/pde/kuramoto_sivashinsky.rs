@@ -95,7 +95,7 @@ impl Dynamics for KuramotoSivashinskyDynamics {
     fn build(config: &KuramotoSivashinskyConfig, grid: &Grid) -> Self {
         let linear = complex(grid.k.iter().map(|k| k * k - k.powi(4)));
         let multiplier = grid.k.iter().map(|&k| Complex64::new(0.0, -0.5) * k).collect();
-        Self(etdrk4(&config.common(), &linear, multiplier, Pointwise::Square))
+        Self(etdrk4(config.common(), &linear, multiplier, Pointwise::Square))
     }
 
     fn initial_state(start: &KuramotoSivashinskyStart, rng: &mut EnvRng, grid: &Grid, out: &mut [f64]) {
