@@ -379,13 +379,14 @@ impl Humanoid {
     /// The current pose (see [`crate::model`]).
     pub fn pose(&self) -> Vec<f64> {
         let mut pose = vec![0.0; self.model.pose_len()];
-        self.write_pose(&mut pose);
+        let _ = self.write_pose(&mut pose);
         pose
     }
 
     /// [`Self::pose`] into `out` (of length `model.pose_len()`).
-    pub fn write_pose(&self, out: &mut [f64]) {
-        let Ok(mb) = self.multibody() else { return };
+    pub fn write_pose(&self, out: &mut [f64]) -> Result<()> {
+        check_len("pose", self.model.pose_len(), out.len())?;
+        let mb = self.multibody()?;
         for (body, &link) in self.model.bodies().iter().zip(self.links.iter()) {
             let (Some(link), p) = (mb.link(link), body.pose_offset) else { continue };
             match body.joint {
@@ -401,18 +402,20 @@ impl Humanoid {
                 Joint::Fixed => {}
             }
         }
+        Ok(())
     }
 
     /// The current velocity (see [`crate::model`]).
     pub fn velocity(&self) -> Vec<f64> {
         let mut velocity = vec![0.0; self.model.velocity_len()];
-        self.write_velocity(&mut velocity);
+        let _ = self.write_velocity(&mut velocity);
         velocity
     }
 
     /// [`Self::velocity`] into `out` (of length `model.velocity_len()`).
-    pub fn write_velocity(&self, out: &mut [f64]) {
-        let Ok(mb) = self.multibody() else { return };
+    pub fn write_velocity(&self, out: &mut [f64]) -> Result<()> {
+        check_len("velocity", self.model.velocity_len(), out.len())?;
+        let mb = self.multibody()?;
         let qdot = mb.generalized_velocity();
         let mut next = 0;
         for (body, &link) in self.model.bodies().iter().zip(self.links.iter()) {
@@ -437,18 +440,20 @@ impl Humanoid {
                 }
             }
         }
+        Ok(())
     }
 
     /// Every body's state, through rapier's kinematics.
     pub fn body_states(&self) -> Vec<BodyState> {
         let mut states = vec![BodyState::default(); self.model.bodies().len()];
-        self.write_body_states(&mut states);
+        let _ = self.write_body_states(&mut states);
         states
     }
 
     /// [`Self::body_states`] into `out` (one per body).
-    pub fn write_body_states(&self, out: &mut [BodyState]) {
-        let (Ok(mb), Ok(velocities)) = (self.multibody(), self.link_velocities()) else { return };
+    pub fn write_body_states(&self, out: &mut [BodyState]) -> Result<()> {
+        check_len("body states", self.bodies.len(), out.len())?;
+        let (mb, velocities) = (self.multibody()?, self.link_velocities()?);
         for (i, (body, &link)) in self.model.bodies().iter().zip(self.links.iter()).enumerate() {
             let Some(link) = mb.link(link) else { continue };
             let frame = link.local_to_world();
@@ -467,21 +472,24 @@ impl Humanoid {
                 angvel: angvel.to_array(),
             };
         }
+        Ok(())
     }
 
     /// Whether each body touches the ground.
     pub fn ground_contacts(&self) -> Vec<bool> {
         let mut contacts = vec![false; self.colliders.len()];
-        self.write_ground_contacts(&mut contacts);
+        let _ = self.write_ground_contacts(&mut contacts);
         contacts
     }
 
     /// [`Self::ground_contacts`] into `out` (one per body).
-    pub fn write_ground_contacts(&self, out: &mut [bool]) {
+    pub fn write_ground_contacts(&self, out: &mut [bool]) -> Result<()> {
+        check_len("ground contacts", self.colliders.len(), out.len())?;
         for (touching, &collider) in out.iter_mut().zip(&self.colliders) {
             let pair = self.world.narrow_phase.contact_pair(collider, self.ground);
             *touching = pair.is_some_and(|pair| pair.has_any_active_contact());
         }
+        Ok(())
     }
 
     /// The joint targets (the joint part of a pose, quaternions normalised).
@@ -629,6 +637,11 @@ impl Humanoid {
 
 fn multibody_mut(joints: &mut MultibodyJointSet, index: MultibodyIndex) -> Result<&mut Multibody> {
     joints.get_multibody_mut(index).ok_or_else(|| PhysicsError::Config("the humanoid's multibody is missing".into()))
+}
+
+/// [`PhysicsError::WrongLength`] unless `got == expected`.
+fn check_len(what: &'static str, expected: usize, got: usize) -> Result<()> {
+    if got == expected { Ok(()) } else { Err(PhysicsError::WrongLength { what, expected, got }) }
 }
 
 /// A rapier pose from an f64 translation and rotation.

@@ -63,6 +63,13 @@ fn joint_errors(model: &HumanoidModel, a: &[f64], b: &[f64]) -> Vec<f64> {
 }
 
 #[test]
+fn humanoids_and_clips_move_to_worker_threads() {
+    fn send<T: Send + Sync>() {}
+    send::<Humanoid>();
+    send::<ClipLibrary>();
+}
+
+#[test]
 #[allow(clippy::approx_constant)] // The URDF's knee limit is written 3.14, not π.
 fn the_model_is_deepmimics_humanoid() {
     let Some(Data { model, .. }) = data("the_model_is_deepmimics_humanoid") else { return };
@@ -253,6 +260,16 @@ fn walk_on_the_ground(humanoid: &mut Humanoid, clips: &ClipLibrary, from: usize,
     touching
 }
 
+/// Asserts two bit patterns are equal, naming the first difference.
+fn assert_same_bits(got: &[u64], want: &[u64], what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}");
+    if let Some(i) = (0..got.len()).find(|&i| got[i] != want[i]) {
+        let differing = (0..got.len()).filter(|&i| got[i] != want[i]).count();
+        let (a, b) = (f64::from_bits(got[i]), f64::from_bits(want[i]));
+        panic!("{what}: {differing} of {} numbers differ, the first at {i}: {a} vs {b}", got.len());
+    }
+}
+
 fn bits(humanoid: &Humanoid) -> Vec<u64> {
     let states = humanoid.body_states();
     let numbers = states
@@ -273,25 +290,26 @@ fn replay_is_bit_identical_and_a_snapshot_continues_it() {
     let (mut a, mut b) = (make(), make());
     let touching = walk_on_the_ground(&mut a, &clips, 0, 120);
     walk_on_the_ground(&mut b, &clips, 0, 120);
-    assert_eq!(bits(&a), bits(&b));
+    assert_same_bits(&bits(&a), &bits(&b), "two humanoids given the same inputs");
     assert!((1..120).contains(&touching), "the walk touches the ground in {touching} steps of 120");
     let snapshot = a.snapshot();
     walk_on_the_ground(&mut a, &clips, 120, 240);
     let end = bits(&a);
-    assert_ne!(end, bits(&b), "the walk moved");
+    assert_ne!(end, bits(&b), "the walk moved on");
 
     // Into a fresh humanoid, through JSON (as an env checkpoint holds it).
     let json = serde_json::to_string(&snapshot).unwrap();
     let mut c = Humanoid::new(Arc::clone(&model), HumanoidConfig::default()).unwrap();
     c.restore(&serde_json::from_str::<Snapshot>(&json).unwrap()).unwrap();
-    assert_eq!((bits(&c), c.steps(), c.targets()), (bits(&b), 120, b.targets()));
+    assert_same_bits(&bits(&c), &bits(&b), "restored into a fresh humanoid");
+    assert_eq!((c.steps(), c.targets()), (120, b.targets()));
     walk_on_the_ground(&mut c, &clips, 120, 240);
-    assert_eq!(bits(&c), end);
+    assert_same_bits(&bits(&c), &end, "continued from the snapshot");
 
     // Back into the humanoid that made it, after it moved on.
     a.restore(&snapshot).unwrap();
     walk_on_the_ground(&mut a, &clips, 120, 240);
-    assert_eq!(bits(&a), end);
+    assert_same_bits(&bits(&a), &end, "restored into the humanoid that made it");
     eprintln!("snapshot: {} bytes, {} in JSON", snapshot.as_bytes().len(), json.len());
 }
 
@@ -325,7 +343,13 @@ fn bad_input_is_a_clear_error_and_changes_nothing() {
     bad_targets[12] = f64::NAN;
     assert_eq!(message(humanoid.set_targets(&bad_targets).unwrap_err()), "targets[12] (right_knee) = NaN: not finite");
     assert_eq!(message(humanoid.set_targets(&pose).unwrap_err()), "targets has 43 values, expected 36");
-    assert_eq!((bits(&humanoid), humanoid.targets()), (before.clone(), &targets[..]));
+    assert_eq!(message(humanoid.write_pose(&mut [0.0; 3]).unwrap_err()), "pose has 3 values, expected 43");
+    assert_eq!(
+        message(humanoid.write_ground_contacts(&mut [false; 14]).unwrap_err()),
+        "ground contacts has 14 values, expected 15"
+    );
+    assert_same_bits(&bits(&humanoid), &before, "after refused states and targets");
+    assert_eq!(humanoid.targets(), &targets[..]);
 
     let walk = clips.get("walk").unwrap();
     assert_eq!(message(walk.pose_at(f64::NAN).unwrap_err()), "clip `walk`: time NaN is not finite");
@@ -344,7 +368,7 @@ fn bad_input_is_a_clear_error_and_changes_nothing() {
         message(humanoid.restore(&Snapshot::from_bytes(vec![1, 2, 3])).unwrap_err()).starts_with("snapshot: malformed")
     );
     assert!(serde_json::from_str::<Snapshot>("\"not base64!\"").is_err());
-    assert_eq!(bits(&humanoid), before);
+    assert_same_bits(&bits(&humanoid), &before, "after refused snapshots");
     humanoid.step().unwrap();
 
     // Config values out of range.
@@ -362,21 +386,34 @@ fn bad_input_is_a_clear_error_and_changes_nothing() {
 }
 
 #[test]
-fn the_fastest_state_allowed_steps_without_panicking() {
+fn the_fastest_state_allowed_steps_without_panicking_and_a_divergence_stops_the_steps() {
     let Some(Data { model, .. }) = data("the_fastest_state_allowed_steps_without_panicking") else { return };
+    let still = vec![0.0; model.velocity_len()];
     for pin_root in [false, true] {
-        let mut humanoid =
-            Humanoid::new(Arc::clone(&model), HumanoidConfig { pin_root, ..HumanoidConfig::default() }).unwrap();
-        let velocity: Vec<f64> = (0..34).map(|i| if i % 2 == 0 { 1e3 } else { -1e3 }).collect();
-        humanoid.set_state(&model.zero_pose(), &velocity).unwrap();
-        let diverged = (0..200).map(|_| humanoid.step()).find_map(Result::err);
-        if let Some(e) = diverged {
-            assert!(matches!(e, PhysicsError::Diverged { .. }), "{e}");
-            assert!(matches!(humanoid.step(), Err(PhysicsError::Diverged { .. })), "stays diverged");
-            humanoid.set_state(&model.zero_pose(), &vec![0.0; 34]).unwrap();
-            humanoid.step().unwrap();
+        let config = HumanoidConfig { pin_root, ..HumanoidConfig::default() };
+        let mut humanoid = Humanoid::new(Arc::clone(&model), config).unwrap();
+        let flail: Vec<f64> = (0..34).map(|i| if i % 2 == 0 { 1e3 } else { -1e3 }).collect();
+        humanoid.set_state(&model.zero_pose(), &flail).unwrap();
+        for _ in 0..200 {
+            match humanoid.step() {
+                Ok(()) => {}
+                Err(PhysicsError::Diverged { .. }) => break,
+                Err(e) => panic!("{e}"),
+            }
         }
     }
+    // Thrown up at 1 km/s, the root leaves the world's extent (1e4 m) after about 10.5 s.
+    let mut humanoid = Humanoid::new(Arc::clone(&model), HumanoidConfig::default()).unwrap();
+    let mut up = still.clone();
+    up[1] = 1e3;
+    humanoid.set_state(&model.zero_pose(), &up).unwrap();
+    let diverged = (0..1500).map(|_| humanoid.step()).find_map(Result::err).map(|e| e.to_string());
+    let message = diverged.unwrap_or_default();
+    assert!(message.starts_with("the simulation diverged at step 12") && message.contains("the root at"), "{message}");
+    let again = humanoid.step().unwrap_err().to_string();
+    assert!(again.contains("diverged earlier; set a new state to continue"), "{again}");
+    humanoid.set_state(&model.zero_pose(), &still).unwrap();
+    humanoid.step().unwrap();
 }
 
 #[test]
@@ -441,4 +478,8 @@ fn clips_sample_loop_and_mirror() {
         }
     }
     assert_eq!(mirrored.cycle_offset(), [shift[0], 0.0, -shift[2]]);
+    // The mirror's finite differences are the mirrored velocities.
+    let mut image = vec![0.0; model.velocity_len()];
+    model.mirror_velocity(&walk.velocity_at(0.5).unwrap(), &mut image).unwrap();
+    assert!(close(&mirrored.velocity_at(0.5).unwrap(), &image, 1e-9));
 }
