@@ -6,11 +6,12 @@
 //! Each actuated degree of freedom is a joint spring (`MultibodyJoint::set_spring`, stiffness
 //! `kp`) with joint damping `kd` (`Multibody::damping_mut`), which rapier integrates implicitly in
 //! its joint-space solve: backward-Euler PD, stable at one substep of 1/120 s with DeepMimic's
-//! gains (explicit PD torques diverge there; see `research/humanoid_pd.md`). The spring's rest
-//! position is re-based before every physics step: rapier's ball-joint coordinates integrate the
-//! angular velocity and drift away from any rotation parameter, so the rest position is the
-//! current coordinate plus the rotation vector from the current joint rotation to the target
-//! (`humanoid.md` §4.3). The position error is clamped per axis to `max_torque / kp`, so the
+//! gains. (Explicit PD torques diverge there: `kd·dt/I` is about 67 for a foot, where stability
+//! needs less than 2; they hold a stance only near 2 kHz.) The spring's rest position is re-based
+//! before every physics step: rapier's ball-joint coordinates integrate the angular velocity and
+//! drift away from any rotation parameter, so the rest position is the current coordinate plus the
+//! rotation vector from the current joint rotation to the target (springs aimed at the targets'
+//! own rotation vectors track the walk 4 times worse). The position error is clamped per axis to `max_torque / kp`, so the
 //! position term never exceeds DeepMimic's torque limits; the damping term is not limited.
 //! Target velocities are zero, as in DeepMimic's PD, unless given
 //! ([`Humanoid::set_targets_with_velocities`]).
@@ -48,8 +49,7 @@ const GROUND: Group = Group::GROUP_2;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HumanoidConfig {
-    /// Physics step, s (default: 1/120, as SkillMimic and PHC simulate and as measured in
-    /// `research/humanoid_pd.md`).
+    /// Physics step, s (default: 1/120, as SkillMimic and PHC simulate).
     pub dt: f64,
     /// rapier substeps per step (`num_solver_iterations`; default: 1). Implicit PD needs no
     /// more; each substep costs a full joint-space factorisation.
