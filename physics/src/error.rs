@@ -76,3 +76,8 @@ pub enum PhysicsError {
 
 /// `Result` with [`PhysicsError`].
 pub type Result<T> = std::result::Result<T, PhysicsError>;
+
+/// [`PhysicsError::WrongLength`] unless `got == expected`.
+pub(crate) fn check_len(what: &'static str, expected: usize, got: usize) -> Result<()> {
+    if got == expected { Ok(()) } else { Err(PhysicsError::WrongLength { what, expected, got }) }
+}

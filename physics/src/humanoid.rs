@@ -39,7 +39,7 @@ use glam::{DQuat, DVec3};
 use rapier3d::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{PhysicsError, Result};
+use crate::error::{PhysicsError, Result, check_len};
 use crate::model::{self, BodyState, HumanoidModel, Joint, MAX_ABS_POSITION, MAX_ABS_VELOCITY, Shape, beyond};
 
 const HUMANOID: Group = Group::GROUP_1;
@@ -637,11 +637,6 @@ impl Humanoid {
 
 fn multibody_mut(joints: &mut MultibodyJointSet, index: MultibodyIndex) -> Result<&mut Multibody> {
     joints.get_multibody_mut(index).ok_or_else(|| PhysicsError::Config("the humanoid's multibody is missing".into()))
-}
-
-/// [`PhysicsError::WrongLength`] unless `got == expected`.
-fn check_len(what: &'static str, expected: usize, got: usize) -> Result<()> {
-    if got == expected { Ok(()) } else { Err(PhysicsError::WrongLength { what, expected, got }) }
 }
 
 /// A rapier pose from an f64 translation and rotation.

@@ -24,7 +24,7 @@ use glam::DVec3;
 use serde::Deserialize;
 
 use crate::data::{self, DataDir};
-use crate::error::{PhysicsError, Result};
+use crate::error::{PhysicsError, Result, check_len};
 use crate::model::{self, BodyState, HumanoidModel, Joint};
 
 /// The 15 clips of the pybullet 3.2.7 wheel (`humanoid3d_<name>.txt`).
@@ -201,9 +201,7 @@ impl Clip {
     pub fn write_pose_at(&self, t: f64, out: &mut [f64]) -> Result<()> {
         let (i, alpha, cycles) = self.locate(t)?;
         let n = self.model.pose_len();
-        if out.len() != n {
-            return Err(PhysicsError::WrongLength { what: "pose", expected: n, got: out.len() });
-        }
+        check_len("pose", n, out.len())?;
         let (from, to) = (&self.poses[i * n..(i + 1) * n], &self.poses[(i + 1) * n..(i + 2) * n]);
         let slerp = |k: usize, out: &mut [f64]| {
             let q = model::quat(&from[k..k + 4]).slerp(model::quat(&to[k..k + 4]), alpha);
@@ -237,9 +235,7 @@ impl Clip {
     pub fn write_velocity_at(&self, t: f64, out: &mut [f64]) -> Result<()> {
         let (i, _, _) = self.locate(t)?;
         let n = self.model.velocity_len();
-        if out.len() != n {
-            return Err(PhysicsError::WrongLength { what: "velocity", expected: n, got: out.len() });
-        }
+        check_len("velocity", n, out.len())?;
         if !self.looping && !(0.0..=self.duration()).contains(&t) {
             out.fill(0.0);
         } else {

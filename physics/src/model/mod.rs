@@ -32,7 +32,7 @@ mod urdf;
 use glam::{DQuat, DVec3};
 
 use crate::data::{self, DataDir};
-use crate::error::{PhysicsError, Result};
+use crate::error::{PhysicsError, Result, check_len};
 
 /// The scale pybullet loads the DeepMimic URDF at (`globalScaling=0.25`).
 pub const SCALE: f64 = 0.25;
@@ -412,10 +412,7 @@ impl HumanoidModel {
     }
 
     fn check_joints(&self, values: &[f64], what: &'static str, skip: usize) -> Result<()> {
-        let expected = self.pose_len - skip;
-        if values.len() != expected {
-            return Err(PhysicsError::WrongLength { what, expected, got: values.len() });
-        }
+        check_len(what, self.pose_len - skip, values.len())?;
         let bad = |index: usize, why: &'static str| PhysicsError::BadValue {
             what,
             index,
@@ -448,41 +445,25 @@ impl HumanoidModel {
 
     /// Checks a velocity: its length and finite numbers within [`MAX_ABS_VELOCITY`].
     pub fn check_velocity(&self, velocity: &[f64]) -> Result<()> {
-        if velocity.len() != self.velocity_len {
-            return Err(PhysicsError::WrongLength {
-                what: "velocity",
-                expected: self.velocity_len,
-                got: velocity.len(),
-            });
-        }
-        match velocity.iter().position(|&v| beyond(v, MAX_ABS_VELOCITY)) {
-            None => Ok(()),
-            Some(index) => Err(PhysicsError::BadValue {
-                what: "velocity",
-                index,
-                coordinate: self.velocity_coordinate(index),
-                value: velocity[index],
-                why: if velocity[index].is_finite() { "beyond 1e3 m/s or rad/s" } else { "not finite" },
-            }),
-        }
+        self.check_speeds(velocity, "velocity", 0)
     }
 
     /// Checks target joint velocities (the joint part of a velocity) as [`Self::check_velocity`]
     /// does.
     pub fn check_joint_velocities(&self, velocities: &[f64]) -> Result<()> {
-        let skip = Joint::Free.velocity_width();
-        let expected = self.velocity_len - skip;
-        if velocities.len() != expected {
-            return Err(PhysicsError::WrongLength { what: "target velocities", expected, got: velocities.len() });
-        }
-        match velocities.iter().position(|&v| beyond(v, MAX_ABS_VELOCITY)) {
+        self.check_speeds(velocities, "target velocities", Joint::Free.velocity_width())
+    }
+
+    fn check_speeds(&self, values: &[f64], what: &'static str, skip: usize) -> Result<()> {
+        check_len(what, self.velocity_len - skip, values.len())?;
+        match values.iter().position(|&v| beyond(v, MAX_ABS_VELOCITY)) {
             None => Ok(()),
             Some(index) => Err(PhysicsError::BadValue {
-                what: "target velocities",
+                what,
                 index,
                 coordinate: self.velocity_coordinate(index + skip),
-                value: velocities[index],
-                why: if velocities[index].is_finite() { "beyond 1e3 m/s or rad/s" } else { "not finite" },
+                value: values[index],
+                why: if values[index].is_finite() { "beyond 1e3 m/s or rad/s" } else { "not finite" },
             }),
         }
     }
@@ -501,9 +482,7 @@ impl HumanoidModel {
         if let Some(velocity) = velocity {
             self.check_velocity(velocity)?;
         }
-        if out.len() != self.bodies.len() {
-            return Err(PhysicsError::WrongLength { what: "body states", expected: self.bodies.len(), got: out.len() });
-        }
+        check_len("body states", self.bodies.len(), out.len())?;
         self.fill_states(pose, velocity, out);
         Ok(())
     }
@@ -549,49 +528,36 @@ impl HumanoidModel {
     /// (`z -> -z`), with each `left_*` joint taking its `right_*` partner's rotation and back.
     pub fn mirror_pose(&self, pose: &[f64], out: &mut [f64]) -> Result<()> {
         self.check_pose(pose)?;
-        if out.len() != self.pose_len {
-            return Err(PhysicsError::WrongLength { what: "mirrored pose", expected: self.pose_len, got: out.len() });
-        }
-        let reflect = |q: &[f64]| [q[0], -q[1], -q[2], q[3]];
-        for (body, partner, sign) in self.mirror_pairs()? {
-            let (from, to) = (self.bodies[body].pose_offset, self.bodies[partner].pose_offset);
-            match self.bodies[body].joint {
-                Joint::Free => {
-                    out[to..to + 3].copy_from_slice(&[pose[from], pose[from + 1], -pose[from + 2]]);
-                    out[to + 3..to + 7].copy_from_slice(&reflect(&pose[from + 3..from + 7]));
-                }
-                Joint::Spherical => out[to..to + 4].copy_from_slice(&reflect(&pose[from..from + 4])),
-                Joint::Revolute { .. } => out[to] = sign * pose[from],
-                Joint::Fixed => {}
-            }
-        }
-        Ok(())
+        check_len("mirrored pose", self.pose_len, out.len())?;
+        self.mirror(pose, out, false)
     }
 
     /// A velocity mirrored as [`Self::mirror_pose`] mirrors a pose.
     pub fn mirror_velocity(&self, velocity: &[f64], out: &mut [f64]) -> Result<()> {
         self.check_velocity(velocity)?;
-        if out.len() != self.velocity_len {
-            return Err(PhysicsError::WrongLength {
-                what: "mirrored velocity",
-                expected: self.velocity_len,
-                got: out.len(),
-            });
-        }
-        // Positions and linear velocities are vectors (z flips); angular ones are pseudovectors
-        // (x and y flip).
-        let pseudo = |w: &[f64]| [-w[0], -w[1], w[2]];
+        check_len("mirrored velocity", self.velocity_len, out.len())?;
+        self.mirror(velocity, out, true)
+    }
+
+    /// Mirrors a checked pose or velocity: positions and linear velocities are vectors (z flips),
+    /// rotations reflect to `(w, -x, -y, z)`, angular velocities are pseudovectors (x and y flip).
+    fn mirror(&self, values: &[f64], out: &mut [f64], velocity: bool) -> Result<()> {
         for (body, partner, sign) in self.mirror_pairs()? {
-            let (from, to) = (self.bodies[body].velocity_offset, self.bodies[partner].velocity_offset);
-            match self.bodies[body].joint {
-                Joint::Free => {
-                    out[to..to + 3].copy_from_slice(&[velocity[from], velocity[from + 1], -velocity[from + 2]]);
-                    out[to + 3..to + 6].copy_from_slice(&pseudo(&velocity[from + 3..from + 6]));
-                }
-                Joint::Spherical => out[to..to + 3].copy_from_slice(&pseudo(&velocity[from..from + 3])),
-                Joint::Revolute { .. } => out[to] = sign * velocity[from],
-                Joint::Fixed => {}
-            }
+            let (body, partner) = (&self.bodies[body], &self.bodies[partner]);
+            let (from, to) = match velocity {
+                false => (body.pose_offset, partner.pose_offset),
+                true => (body.velocity_offset, partner.velocity_offset),
+            };
+            let v = &values[from..];
+            let image = match (body.joint, velocity) {
+                (Joint::Free, false) => vec![v[0], v[1], -v[2], v[3], -v[4], -v[5], v[6]],
+                (Joint::Free, true) => vec![v[0], v[1], -v[2], -v[3], -v[4], v[5]],
+                (Joint::Spherical, false) => vec![v[0], -v[1], -v[2], v[3]],
+                (Joint::Spherical, true) => vec![-v[0], -v[1], v[2]],
+                (Joint::Revolute { .. }, _) => vec![sign * v[0]],
+                (Joint::Fixed, _) => vec![],
+            };
+            out[to..to + image.len()].copy_from_slice(&image);
         }
         Ok(())
     }
