@@ -18,6 +18,7 @@
 //! - env families, one folder each: [`classic`] control, [`performative`] RL's responsive
 //!   grid-world, [`controlgym`] (the ten PDEs in [`controlgym::pde`], the industrial linear
 //!   systems in [`controlgym::linear`], and the conventions they share);
+//! - [`baird`]: Baird's star counterexample, the off-policy TD test (`keel/Baird-v0`);
 //! - [`baselines`]: zero / LQR / LQG controllers for the envs with a linear model.
 //!
 //! This crate needs neither libtorch nor Python.
@@ -39,6 +40,7 @@
 //! # Ok::<(), keel_envs::EnvError>(())
 //! ```
 
+pub mod baird;
 pub mod baselines;
 pub mod classic;
 pub mod config;

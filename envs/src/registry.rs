@@ -158,6 +158,7 @@ fn builtin() -> Vec<Registration> {
         entry::<pde::Schrodinger>(),
         entry::<pde::Wave>(),
         entry::<linear::Linear>(),
+        entry::<crate::baird::Baird>(),
     ]
 }
 
