@@ -475,7 +475,8 @@ impl Humanoid {
         Ok(())
     }
 
-    /// Whether each body touches the ground.
+    /// Whether each body touches the ground, as the last step found (after [`Self::set_state`],
+    /// the new pose's contacts show after the next step).
     pub fn ground_contacts(&self) -> Vec<bool> {
         let mut contacts = vec![false; self.colliders.len()];
         let _ = self.write_ground_contacts(&mut contacts);
@@ -601,7 +602,8 @@ impl Humanoid {
     }
 
     /// Restores a [`Self::snapshot`] of a humanoid with the same model and config. A snapshot
-    /// that is malformed or from another model or config is an error and changes nothing.
+    /// that is malformed or from another model or config is an error and changes nothing; one
+    /// that decodes is trusted to be what [`Self::snapshot`] wrote.
     pub fn restore(&mut self, snapshot: &Snapshot) -> Result<()> {
         let saved: Saved<PhysicsWorld> =
             postcard::from_bytes(&snapshot.bytes).map_err(|e| PhysicsError::Snapshot(format!("malformed: {e}")))?;
