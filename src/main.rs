@@ -9,6 +9,8 @@
 //! - `keel performative`: repeated retraining in the performative grid-world; `figure2`
 //!   reproduces the ICML'23 paper's Figure 2.
 //! - `keel baseline`: zero / LQR / LQG controllers on the envs with a linear model.
+//! - `keel td`: linear TD / PFPE on Baird's counterexample; `critical` finds the smallest
+//!   stable target period.
 //! - `keel doctor`: the libtorch build, its thread policy and CUDA devices.
 
 /// `println!` that stops quietly when stdout is closed (`keel list | head`) instead of panicking.
@@ -25,6 +27,7 @@ mod chart;
 mod learning_curves;
 mod performative;
 mod rollout;
+mod td;
 mod train;
 
 use std::process::ExitCode;
@@ -65,6 +68,8 @@ enum Command {
     Performative(performative::PerformativeArgs),
     /// Run a model-based controller (zero, LQR, LQG) and report the episodic cost.
     Baseline(baseline::BaselineArgs),
+    /// Linear TD and PFPE (target-network TD) on Baird's counterexample: `baird`, `critical`.
+    Td(td::TdArgs),
     /// Report the libtorch build: version, thread policy, CUDA devices.
     Doctor,
 }
@@ -155,6 +160,7 @@ fn main() -> ExitCode {
         Command::Plot(args) => learning_curves::run(&args),
         Command::Performative(args) => performative::run_command(&args),
         Command::Baseline(args) => baseline::run(&args),
+        Command::Td(args) => td::run(&args),
         Command::Doctor => {
             doctor();
             Ok(())

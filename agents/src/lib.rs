@@ -22,12 +22,13 @@
 //!   [`tensorboard`] (event files);
 //! - [`performative`]: the repeated-retraining learners of performative RL (convex programs on
 //!   occupancy measures, no tensors);
+//! - [`td`]: linear TD(0) and PFPE (TD with a target period k) with their spectral analysis,
+//!   on Baird's counterexample (no tensors);
 //! - [`threads`]: the libtorch thread policy.
 //!
 //! Reset samplers (curricula) come from keel-curricula, through a config's `[sampler]` table or
-//! [`trainer::Trainer::with_sampler`]. TD learning with target networks and imitation through
-//! differentiable physics come with their own issues. The toolchain is tch 0.24.0 against torch
-//! 2.11.0, rpath-linked.
+//! [`trainer::Trainer::with_sampler`]. Imitation through differentiable physics comes with its
+//! own issue. The toolchain is tch 0.24.0 against torch 2.11.0, rpath-linked.
 //!
 //! ## Threads
 //!
@@ -53,6 +54,7 @@ pub mod policy;
 pub mod ppo;
 pub mod rollout;
 pub mod run_dir;
+pub mod td;
 pub mod tensorboard;
 pub mod threads;
 pub mod trainer;
