@@ -198,7 +198,7 @@ impl Registration {
 
 /// Every registered algorithm.
 pub fn algorithms() -> Vec<Registration> {
-    vec![crate::ppo::PPO, crate::ppo::DPPO]
+    vec![crate::ppo::PPO, crate::ppo::DPPO, crate::dqn::DQN]
 }
 
 /// The algorithm registered as `name`, or an error listing the registered ones.

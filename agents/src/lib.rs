@@ -2,7 +2,8 @@
 //!
 //! Agents that train on libtorch tensors through [`tch`] (CPU or CUDA):
 //!
-//! - one file per algorithm: [`ppo`] (PPO and D-PPO); each implements [`algorithm::Algorithm`]
+//! - one file per algorithm: [`ppo`] (PPO and D-PPO), [`dqn`] (DQN: double Q, Polyak or
+//!   periodic targets); each implements [`algorithm::Algorithm`]
 //!   and is registered in [`algorithm::algorithms`], which `keel train --algo` chooses from;
 //! - the trainer core every algorithm plugs into, one module per concern:
 //!   - [`trainer`]: [`trainer::Trainer`], which builds the envs and the reset sampler, seeds,
@@ -44,6 +45,7 @@ pub mod checkpoint;
 pub mod collect;
 pub mod config;
 pub mod deploy;
+pub mod dqn;
 pub mod encode;
 pub mod error;
 pub mod eval;
