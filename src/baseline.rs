@@ -43,11 +43,11 @@ pub struct BaselineArgs {
     /// Which controller.
     #[arg(long, value_enum)]
     controller: ControllerName,
-    /// Number of episodes, seeded `seed`, `seed + 1`, ...
-    #[arg(long, default_value_t = 10)]
+    /// Number of episodes, seeded `seed`, `seed + 1`, ... (wrapping at 2^64).
+    #[arg(long, default_value_t = 10, allow_negative_numbers = true)]
     episodes: u64,
     /// Seed of the first episode.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     seed: u64,
     /// Also write the results as JSON to this file (without it, nothing is written).
     #[arg(long, value_name = "FILE.json")]
@@ -83,6 +83,12 @@ pub fn run(args: &BaselineArgs) -> Result<()> {
     if args.episodes == 0 {
         bail!("--episodes must be positive");
     }
+    if let Some(path) = &args.out {
+        crate::checks::output_file(path, "--out")?;
+    }
+    let record = std::mem::size_of::<EpisodeRecord>() as u128;
+    keel_envs::memory::check("--episodes", u128::from(args.episodes), u128::from(args.episodes) * record)
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     let config = crate::overrides_from(&args.set)?;
     let name = args.controller.as_str();
     let mut env = keel_envs::make(&args.env, &config)?;
@@ -94,7 +100,7 @@ pub fn run(args: &BaselineArgs) -> Result<()> {
     };
     let mut episodes = Vec::new();
     for k in 0..args.episodes {
-        let seed = args.seed + k;
+        let seed = args.seed.wrapping_add(k);
         let e = run_episode(env.as_mut(), &controller, seed, u64::MAX).with_context(|| format!("episode {k}"))?;
         episodes.push(EpisodeRecord { seed, cost: e.cost, steps: e.steps, terminated: e.terminated });
     }

@@ -44,6 +44,11 @@ fn ensure_font() -> Result<()> {
     loaded.as_ref().map(|_| ()).map_err(|e| anyhow!("{e}"))
 }
 
+/// A plotting error in words (drawing happens in memory, so these are font and layout errors).
+fn drawing(e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow!("{e}")
+}
+
 /// One line: `y[t]` at `x = t`, with an optional band `y ± band` (e.g. one standard deviation).
 pub struct Series {
     /// Legend text.
@@ -100,25 +105,38 @@ impl Chart {
         }
     }
 
-    /// Writes the chart to `path` as a PNG of `width x height` pixels.
+    /// Writes the chart to `path` as a PNG of `width x height` pixels: drawn in memory, encoded,
+    /// then written atomically, so a failure leaves no half-written file and says why in words.
     pub fn write_png(&self, path: &Path, width: u32, height: u32) -> Result<()> {
         ensure_font()?;
-        let context = || format!("drawing {}", path.display());
-        let root = BitMapBackend::new(path, (width, height)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| anyhow!("{e:?}")).with_context(context)?;
+        let mut pixels = vec![0u8; width as usize * height as usize * 3];
+        self.draw(&mut pixels, width, height).with_context(|| format!("drawing {}", path.display()))?;
+        let image = image::RgbImage::from_raw(width, height, pixels)
+            .ok_or_else(|| anyhow!("drawing {}: the pixel buffer has the wrong size", path.display()))?;
+        let mut png = Vec::new();
+        image
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .with_context(|| format!("encoding {} as PNG", path.display()))?;
+        crate::write_atomically(path, &png)?;
+        Ok(())
+    }
+
+    /// Draws the chart into `pixels` (RGB rows).
+    fn draw(&self, pixels: &mut [u8], width: u32, height: u32) -> Result<()> {
+        let root = BitMapBackend::with_buffer(pixels, (width, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(drawing)?;
         let steps = self.series.iter().map(|s| s.y.len()).max().unwrap_or(1).max(2);
         let (low, high) = self.y_range();
         let mut builder = ChartBuilder::on(&root);
         builder.caption(&self.title, ("sans-serif", 22)).margin(12).x_label_area_size(44).y_label_area_size(72);
         if self.log_y {
-            let chart = builder.build_cartesian_2d(0..steps - 1, (low..high).log_scale()).map_err(|e| anyhow!("{e:?}"));
-            self.draw_on(chart.with_context(context)?, |v| format!("{v:.0e}")).with_context(context)?;
+            let chart = builder.build_cartesian_2d(0..steps - 1, (low..high).log_scale()).map_err(drawing)?;
+            self.draw_on(chart, |v| format!("{v:.0e}"))?;
         } else {
-            let chart = builder.build_cartesian_2d(0..steps - 1, low..high).map_err(|e| anyhow!("{e:?}"));
-            self.draw_on(chart.with_context(context)?, |v| format!("{v:.2}")).with_context(context)?;
+            let chart = builder.build_cartesian_2d(0..steps - 1, low..high).map_err(drawing)?;
+            self.draw_on(chart, |v| format!("{v:.2}"))?;
         }
-        root.present().map_err(|e| anyhow!("{e:?}")).with_context(context)?;
-        Ok(())
+        root.present().map_err(drawing)
     }
 
     /// Mesh, lines, bands and legend on a built chart, whatever its y-axis.
@@ -140,7 +158,7 @@ impl Chart {
             .light_line_style(BLACK.mix(0.04))
             .y_label_formatter(&y_format)
             .draw()
-            .map_err(|e| anyhow!("{e:?}"))?;
+            .map_err(drawing)?;
         let keep = |v: f64| v.is_finite() && (!self.log_y || v > 0.0);
         for (i, series) in self.series.iter().enumerate() {
             let colour = COLOURS[i % COLOURS.len()];
@@ -150,14 +168,12 @@ impl Chart {
                 let floor = if self.log_y { 0.0 } else { f64::NEG_INFINITY };
                 let lower = series.y.iter().zip(band).enumerate().rev().map(|(t, (y, b))| (t, (y - b).max(floor)));
                 let outline: Vec<(usize, f64)> = upper.chain(lower).filter(|(_, v)| keep(*v)).collect();
-                chart
-                    .draw_series(std::iter::once(Polygon::new(outline, colour.mix(0.18))))
-                    .map_err(|e| anyhow!("{e:?}"))?;
+                chart.draw_series(std::iter::once(Polygon::new(outline, colour.mix(0.18)))).map_err(drawing)?;
             }
             let points: Vec<(usize, f64)> = series.y.iter().copied().enumerate().filter(|(_, v)| keep(*v)).collect();
             chart
                 .draw_series(LineSeries::new(points, colour.stroke_width(2)))
-                .map_err(|e| anyhow!("{e:?}"))?
+                .map_err(drawing)?
                 .label(series.label.clone())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour.stroke_width(2)));
         }
@@ -168,7 +184,7 @@ impl Chart {
             .border_style(BLACK.mix(0.4))
             .label_font(("sans-serif", 15))
             .draw()
-            .map_err(|e| anyhow!("{e:?}"))
+            .map_err(drawing)
     }
 }
 

@@ -22,7 +22,7 @@ pub struct PlotArgs {
     #[arg(long, default_value = "learning_curves.png")]
     out: PathBuf,
     /// Moving-average window over iterations (episodic returns are noisy).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, allow_negative_numbers = true)]
     smooth: usize,
 }
 
@@ -113,6 +113,7 @@ pub fn learning_curve(dir: &Path) -> Result<()> {
 
 /// Runs `keel plot`.
 pub fn run(args: &PlotArgs) -> Result<()> {
+    crate::checks::output_png(&args.out, "--out")?;
     let title = format!("{} ({} runs)", args.metric.replace('_', " "), args.runs.len());
     chart(&args.runs, &args.metric, args.smooth, title)?.write_png(&args.out, 1000, 620)?;
     out!("keel plot: wrote {}", args.out.display());

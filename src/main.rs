@@ -24,6 +24,7 @@ macro_rules! out {
 mod baseline;
 mod bench;
 mod chart;
+mod checks;
 mod learning_curves;
 mod performative;
 mod rollout;
@@ -78,7 +79,7 @@ enum Command {
 pub fn overrides_from(pairs: &[String]) -> Result<Map<String, Value>> {
     let mut map = Map::new();
     for pair in pairs {
-        let (key, value) = keel_envs::config::parse_key_value(pair).map_err(anyhow::Error::msg)?;
+        let (key, value) = checks::parse_set(pair)?;
         map.insert(key, value);
     }
     Ok(map)

@@ -73,23 +73,23 @@ struct RunArgs {
     #[arg(long, value_enum, default_value = "l2")]
     regulariser: RegulariserName,
     /// Trajectories per round (the finite-sample version); omitted: the exact model.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     samples: Option<usize>,
     /// Rounds of deploy-and-retrain (the paper: 1000).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, allow_negative_numbers = true)]
     iters: usize,
     /// Number of seeds 0..K of a finite-sample run.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
     seeds: usize,
     /// Worker threads (seeds run in parallel); default: one per core.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     workers: Option<usize>,
     /// Responding followers, the first of the paper's 50.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, allow_negative_numbers = true)]
     followers: usize,
     /// Total occupancy of a state at or below which its policy is uniform (0: only states with
     /// no mass at all, the paper's rule).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     min_state_occupancy: f64,
     /// Write the results as JSON to this file.
     #[arg(long, value_name = "FILE.json")]
@@ -103,13 +103,13 @@ struct Figure2Args {
     #[arg(long)]
     out_dir: PathBuf,
     /// Rounds per run (the paper: 1000).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, allow_negative_numbers = true)]
     iters: usize,
     /// Seeds of each finite-sample configuration (the paper: 20).
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 20, allow_negative_numbers = true)]
     seeds: usize,
     /// Worker threads; default: one per core.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     workers: Option<usize>,
 }
 
@@ -242,8 +242,20 @@ fn print_rounds(distance: &[f64], gap: &[f64]) {
     }
 }
 
+/// Checks that `runs` runs of `rounds` rounds can keep their records (a distance and a gap per
+/// round) in memory.
+fn check_rounds(runs: usize, rounds: usize) -> Result<()> {
+    let bytes = 16 * (runs as u128) * (rounds as u128);
+    keel_envs::memory::check("--iters", rounds as u128, bytes).map_err(|e| anyhow!("{}", e.message))?;
+    Ok(())
+}
+
 fn run_one(args: &RunArgs) -> Result<()> {
+    if let Some(path) = &args.out {
+        crate::checks::output_file(path, "--out")?;
+    }
     let base = config_from(args)?;
+    check_rounds(args.seeds, base.rounds)?;
     let configs: Vec<RepeatedConfig> =
         (0..args.seeds as u64).map(|seed| RepeatedConfig { seed, ..base.clone() }).collect();
     let bar = progress_bar((configs.len() * base.rounds) as u64)?;
@@ -325,6 +337,8 @@ fn figure2(args: &Figure2Args) -> Result<()> {
     if args.seeds == 0 || args.iters == 0 {
         bail!("--seeds and --iters must be at least 1");
     }
+    crate::checks::output_folder(&args.out_dir, "--out-dir")?;
+    check_rounds(args.seeds.saturating_mul(12).saturating_add(14), args.iters)?;
     let base = RepeatedConfig { rounds: args.iters, ..Default::default() };
     let env = |beta: f64| PerformativeGridConfig { beta, ..Default::default() };
     let mut jobs = Jobs::default();

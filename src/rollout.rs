@@ -18,7 +18,7 @@ pub struct RolloutArgs {
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
     /// Seed of the reset.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     seed: u64,
     /// JSON file with the initial state: a list of numbers, or an object with key `state`.
     #[arg(long, value_name = "FILE.json")]
@@ -84,6 +84,7 @@ fn obs_json(obs: &ObsBuf) -> Value {
 
 /// Runs `keel rollout`.
 pub fn run(args: &RolloutArgs) -> Result<()> {
+    crate::checks::output_file(&args.out, "--out")?;
     let config = crate::overrides_from(&args.set)?;
     let mut env = keel_envs::make(&args.env, &config)?;
     let space = env.spec().action_space.clone();

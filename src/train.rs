@@ -18,10 +18,11 @@ use serde_json::Value;
 /// Arguments of `keel train`.
 #[derive(Args)]
 pub struct TrainArgs {
-    /// Algorithm: ppo or dppo (an unknown name lists the registered ones).
-    #[arg(long, default_value = "ppo")]
-    algo: String,
-    /// Environment id (default keel/CartPole-v1).
+    /// Algorithm: ppo or dppo (an unknown name lists the registered ones); default: the
+    /// config file's `algo`, else ppo.
+    #[arg(long)]
+    algo: Option<String>,
+    /// Environment id; default: the config file's `env_id`, else keel/CartPole-v1.
     #[arg(long)]
     env: Option<String>,
     /// TOML file of config fields, applied over the algorithm's defaults for the env (see configs/).
@@ -32,13 +33,13 @@ pub struct TrainArgs {
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
     /// Seed.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     seed: Option<u64>,
     /// Environment steps to train for.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     total_timesteps: Option<u64>,
     /// Parallel envs.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     num_envs: Option<usize>,
     /// cpu, cuda or auto.
     #[arg(long)]
@@ -48,10 +49,14 @@ pub struct TrainArgs {
     run_dir: Option<PathBuf>,
     /// Continue the stopped run in DIR from its latest checkpoint (with its own config and
     /// algorithm; only --total-timesteps may change it).
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["env", "config", "set", "seed", "num_envs", "device", "run_dir"])]
+    #[arg(
+        long,
+        value_name = "DIR",
+        conflicts_with_all = ["algo", "env", "config", "set", "seed", "num_envs", "device", "run_dir"]
+    )]
     resume: Option<PathBuf>,
     /// Stop after this many iterations in this session (checkpoint written; continue with --resume).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     max_iterations: Option<u64>,
     /// No progress bar (for logs and CI).
     #[arg(long)]
@@ -65,37 +70,69 @@ pub struct EvalArgs {
     #[arg(long, value_name = "DIR")]
     run: PathBuf,
     /// Episodes to play.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, allow_negative_numbers = true)]
     episodes: usize,
     /// Play the policy's mode instead of sampling.
     #[arg(long)]
     deterministic: bool,
     /// Seed of the first episode (episode k gets seed + k).
-    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(long, default_value_t = 1_000_000, allow_negative_numbers = true)]
     seed: u64,
     /// Episode cap (default: the env's episode cap, else 10000 steps); episodes cut by it count
     /// as truncated.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     max_episode_steps: Option<u64>,
 }
 
-/// The overrides of a new run, later wins: the algorithm's file for the env (configs/, embedded),
-/// `--config`, the env id, `--set`, then the flags.
-fn overrides(args: &TrainArgs, algo: &algorithm::Registration) -> Result<Vec<(String, Value)>> {
-    let env_id = args.env.clone().unwrap_or_else(|| "keel/CartPole-v1".into());
+/// The one value of `key` (`env_id` or `algo`) among the places a new run names it (its flag,
+/// `--config`, `--set`), each given as (place, value): every place is honoured, and two different
+/// values are an error naming both.
+fn chosen(key: &str, mentions: &[(String, Value)]) -> Result<Option<String>> {
+    let mut found: Option<(&str, &str)> = None;
+    for (place, value) in mentions {
+        let Some(text) = value.as_str() else { bail!("{place}: `{key}` must be a string, got {value}") };
+        match found {
+            Some((first, other)) if other != text => {
+                bail!("`{key}` is given twice, {other:?} by {first} and {text:?} by {place}: give it once");
+            }
+            Some(_) => {}
+            None => found = Some((place, text)),
+        }
+    }
+    Ok(found.map(|(_, text)| text.to_string()))
+}
+
+/// The algorithm and the overrides of a new run, later wins: the algorithm's file for the env
+/// (configs/, embedded), `--config`, the env id, `--set`, then the flags. The env id and the
+/// algorithm may be given by their flags, by `env_id` / `algo` in `--config`, or by `--set`;
+/// see [`chosen`].
+fn resolve(args: &TrainArgs) -> Result<(algorithm::Registration, Vec<(String, Value)>)> {
+    let file: Vec<(String, Value)> = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            toml_overrides(&text).with_context(|| format!("{}", path.display()))?
+        }
+        None => Vec::new(),
+    };
+    let sets = args.set.iter().map(|pair| crate::checks::parse_set(pair)).collect::<Result<Vec<_>>>()?;
+    let file_name = args.config.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+    let pick = |key: &str, flag: &str, given: &Option<String>| {
+        let mut mentions: Vec<(String, Value)> =
+            given.iter().map(|v| (flag.to_string(), Value::String(v.clone()))).collect();
+        mentions.extend(file.iter().filter(|(k, _)| k == key).map(|(_, v)| (file_name.clone(), v.clone())));
+        mentions.extend(sets.iter().filter(|(k, _)| k == key).map(|(_, v)| (format!("--set {key}"), v.clone())));
+        chosen(key, &mentions)
+    };
+    let env_id = pick("env_id", "--env", &args.env)?.unwrap_or_else(|| "keel/CartPole-v1".into());
+    let algo = algorithm::lookup(&pick("algo", "--algo", &args.algo)?.unwrap_or_else(|| "ppo".into()))?;
     keel_envs::registry::lookup(&env_id)?;
     let mut overrides: Vec<(String, Value)> = Vec::new();
     if let Some(text) = algo.env_defaults(&env_id) {
         overrides.extend(toml_overrides(text)?);
     }
-    if let Some(path) = &args.config {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        overrides.extend(toml_overrides(&text).with_context(|| format!("in {}", path.display()))?);
-    }
+    overrides.extend(file);
     overrides.push(("env_id".into(), Value::String(env_id)));
-    for pair in &args.set {
-        overrides.push(keel_envs::config::parse_key_value(pair).map_err(anyhow::Error::msg)?);
-    }
+    overrides.extend(sets);
     if let Some(seed) = args.seed {
         overrides.push(("seed".into(), seed.into()));
     }
@@ -108,7 +145,7 @@ fn overrides(args: &TrainArgs, algo: &algorithm::Registration) -> Result<Vec<(St
     if let Some(device) = &args.device {
         overrides.push(("device".into(), Value::String(device.clone())));
     }
-    Ok(overrides)
+    Ok((algo, overrides))
 }
 
 /// The run of a run folder, rebuilt from its `config.toml` (plus `extra` overrides) and
@@ -131,15 +168,20 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             let extra: Vec<(String, Value)> =
                 args.total_timesteps.map(|steps| ("total_timesteps".to_string(), steps.into())).into_iter().collect();
             let run = reopen(&dir, &extra)?;
+            crate::checks::output_folder(path, "--resume")?;
             eprintln!("keel train: resumed {} at iteration {}", path.display(), run.iteration());
             (run, dir)
         }
         None => {
-            let algo = algorithm::lookup(&args.algo)?;
-            let run = algo.build(&overrides(args, &algo)?)?;
+            if let Some(path) = &args.run_dir {
+                crate::checks::output_folder(path, "--run-dir")?;
+            }
+            let (algo, overrides) = resolve(args)?;
+            let run = algo.build(&overrides)?;
             let s = run.settings();
             let name = format!("{}_{}_s{}", s.env_id.trim_start_matches("keel/").to_lowercase(), s.algo, s.seed);
             let dir = RunDir::new(args.run_dir.clone().unwrap_or_else(|| PathBuf::from("runs").join(name)));
+            crate::checks::output_folder(dir.path(), "--run-dir")?;
             dir.start(&run.config_toml()?)?;
             (run, dir)
         }
@@ -195,8 +237,13 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
     if args.max_episode_steps == Some(0) {
         bail!("--max-episode-steps must be positive");
     }
+    // Each episode's record is kept for eval.json.
+    let record = std::mem::size_of::<keel_agents::eval::EvalEpisode>() as u128;
+    keel_envs::memory::check("--episodes", args.episodes as u128, args.episodes as u128 * record)
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     let dir = RunDir::new(&args.run);
     let mut run = reopen(&dir, &[])?;
+    crate::checks::output_file(&args.run.join("eval.json"), "--run")?;
     let options = EvalOptions {
         episodes: args.episodes,
         deterministic: args.deterministic,

@@ -565,3 +565,212 @@ fn baseline_errors_name_the_cause() {
     ];
     assert_clear_errors(&cases);
 }
+
+/// Each command fails with exactly one line on stderr, containing its needle, and prints
+/// nothing on stdout (no work was done before the error).
+fn assert_refused_up_front(cases: &[(Vec<&str>, &str)]) {
+    for (args, needle) in cases {
+        let run = keel(args);
+        let err = stderr(&run);
+        assert!(!run.status.success(), "{args:?} succeeded");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: not one line: {err}");
+        assert!(err.contains(needle), "{args:?}: stderr lacks `{needle}`: {err}");
+        assert!(stdout(&run).is_empty(), "{args:?}: worked before failing: {}", stdout(&run));
+    }
+}
+
+/// Sizes beyond the memory are one-line errors with the number, before anything is allocated:
+/// the env's own sizes, the vector, bench's pre-drawn actions, the networks and the rollout,
+/// and counts of records kept in memory.
+#[test]
+fn sizes_beyond_memory_are_one_line_errors() {
+    let dir = scratch("sizes");
+    let actions = dir.join("a.json");
+    std::fs::write(&actions, "[]").unwrap_or_else(|e| panic!("{e}"));
+    let (a, o) = (actions.to_str().unwrap_or_default(), dir.join("t.json"));
+    let o = o.to_str().unwrap_or_default();
+    let run = |name: &str| dir.join(name).to_str().unwrap_or_default().to_string();
+    let (wide, long) = (run("wide"), run("long"));
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["rollout", "--env", "keel/Burgers-v0", "--set", "n_state=1000000000000", "--actions", a, "--out", o],
+            "n_state = 1000000000000 needs about",
+        ),
+        (
+            vec!["bench", "--num-envs", "100000000", "--steps", "1", "--repeats", "1"],
+            "num_envs = 100000000 needs about",
+        ),
+        (vec!["train", "--set", "hidden_sizes=[1000000000]", "--run-dir", &wide], "hidden_sizes = 1000000000 needs"),
+        (
+            vec!["train", "--set", "num_steps=1000000000", "--total-timesteps", "100000000000", "--run-dir", &long],
+            "num_steps = 1000000000 needs",
+        ),
+        (vec!["performative", "--iters", "1000000000000000"], "--iters = 1000000000000000 needs"),
+        (
+            vec!["baseline", "--env", "keel/Burgers-v0", "--controller", "zero", "--episodes", "1000000000000000000"],
+            "--episodes = 1000000000000000000 needs",
+        ),
+    ];
+    assert_refused_up_front(&cases);
+}
+
+/// Every output path is checked before any work: a folder that does not exist or takes no
+/// files, a folder where a file is due, a file where a folder is due, a plot that is not PNG.
+#[test]
+fn output_paths_are_checked_before_any_work() {
+    let dir = scratch("outputs");
+    let actions = dir.join("a.json");
+    std::fs::write(&actions, "[0]").unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.join("a_file");
+    std::fs::write(&file, "x").unwrap_or_else(|e| panic!("{e}"));
+    let (a, d, f) =
+        (actions.to_str().unwrap_or_default(), dir.to_str().unwrap_or_default(), file.to_str().unwrap_or_default());
+    let under_file = format!("{f}/run");
+    let txt = dir.join("curves.txt");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["performative", "figure2", "--out-dir", "/proc/keel"],
+            "--out-dir /proc/keel: cannot create files in /proc",
+        ),
+        (vec!["performative", "figure2", "--out-dir", f], "is not a folder"),
+        (vec!["performative", "--out", "/proc/keel/p.json"], "--out /proc/keel/p.json: /proc/keel does not exist"),
+        (vec!["bench", "--env", "keel/CartPole-v1", "--json", "/proc/keel/b.json"], "--json /proc/keel/b.json"),
+        (vec!["bench", "--env", "keel/CartPole-v1", "--json", d], "is a folder"),
+        (
+            vec!["baseline", "--env", "keel/Burgers-v0", "--controller", "zero", "--out", "/proc/keel/b.json"],
+            "--out /proc/keel/b.json",
+        ),
+        (vec!["train", "--run-dir", "/proc/keel"], "--run-dir /proc/keel: cannot create files in /proc"),
+        (vec!["train", "--run-dir", &under_file], "is not a folder"),
+        (vec!["rollout", "--env", "keel/CartPole-v1", "--actions", a, "--out", d], "is a folder"),
+        (vec!["plot", d, "--out", "/proc/keel.png"], "--out /proc/keel.png: cannot create files in /proc"),
+        (vec!["plot", d, "--out", txt.to_str().unwrap_or_default()], "give a file name ending in .png"),
+    ];
+    assert_refused_up_front(&cases);
+}
+
+/// The env id and the algorithm may come from their flags, from `env_id` / `algo` in
+/// `--config`, or from `--set`: each is honoured, and two different values are an error naming
+/// both places.
+#[test]
+fn train_takes_the_env_and_algorithm_from_one_place() {
+    let dir = scratch("env-algo");
+    let config = dir.join("pendulum_dppo.toml");
+    std::fs::write(&config, "env_id = \"keel/Pendulum-v1\"\nalgo = \"dppo\"\n").unwrap_or_else(|e| panic!("{e}"));
+    let c = config.to_str().unwrap_or_default();
+    let run = dir.join("run");
+    let r = run.to_str().unwrap_or_default();
+    let tiny = ["--total-timesteps", "64", "--set", "num_steps=32", "--set", "num_envs=2", "--quiet"];
+    let trained = keel(&[&["train", "--config", c, "--run-dir", r], &tiny[..]].concat());
+    assert!(trained.status.success(), "{}", stderr(&trained));
+    let saved = std::fs::read_to_string(run.join("config.toml")).unwrap_or_default();
+    assert!(saved.contains("env_id = \"keel/Pendulum-v1\"") && saved.contains("algo = \"dppo\""), "{saved}");
+    // The same values twice are fine; different ones are not.
+    let same = dir.join("same");
+    let same = same.to_str().unwrap_or_default();
+    let both = ["train", "--config", c, "--env", "keel/Pendulum-v1", "--algo", "dppo", "--run-dir", same];
+    let again = keel(&[&both[..], &tiny[..]].concat());
+    assert!(again.status.success(), "{}", stderr(&again));
+    let other = dir.join("other");
+    let o = other.to_str().unwrap_or_default();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["train", "--config", c, "--env", "keel/CartPole-v1", "--run-dir", o], "`env_id` is given twice"),
+        (vec!["train", "--config", c, "--algo", "ppo", "--run-dir", o], "\"dppo\" by"),
+        (
+            vec!["train", "--env", "keel/CartPole-v1", "--set", "env_id=keel/Pendulum-v1", "--run-dir", o],
+            "--set env_id",
+        ),
+        (vec!["train", "--algo", "ppo", "--set", "algo=dppo", "--run-dir", o], "`algo` is given twice"),
+        (vec!["train", "--set", "env_id=5", "--run-dir", o], "`env_id` must be a string"),
+        (vec!["train", "--resume", r, "--algo", "ppo"], "--algo"),
+    ];
+    assert_clear_errors(&cases);
+    assert!(!other.exists(), "a refused run left a folder");
+}
+
+/// Values that are not finite, nulls, unparsable lists and TOML syntax errors name the field and
+/// say what is wrong, in one line.
+#[test]
+fn non_finite_and_null_values_name_the_field() {
+    let dir = scratch("values");
+    let actions = dir.join("a.json");
+    std::fs::write(&actions, "[0]").unwrap_or_else(|e| panic!("{e}"));
+    let nan_toml = dir.join("nan.toml");
+    std::fs::write(&nan_toml, "[env_config]\ngravity = nan\n").unwrap_or_else(|e| panic!("{e}"));
+    let broken_toml = dir.join("broken.toml");
+    std::fs::write(&broken_toml, "learning_rate = 0.1\nnum_envs = = 2\n").unwrap_or_else(|e| panic!("{e}"));
+    let (a, o) = (actions.to_str().unwrap_or_default(), dir.join("t.json"));
+    let o = o.to_str().unwrap_or_default();
+    let r = dir.join("run");
+    let r = r.to_str().unwrap_or_default();
+    let rollout =
+        |set: &'static str| vec!["rollout", "--env", "keel/CartPole-v1", "--set", set, "--actions", a, "--out", o];
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (rollout("gravity=1e400"), "--set gravity=1e400: the value is not a finite number"),
+        (rollout("gravity=nan"), "--set gravity=nan: the value is not a finite number"),
+        (rollout("gravity=-inf"), "not a finite number"),
+        (rollout("gravity=null"), "invalid `gravity`: null is not allowed"),
+        (rollout("high=[1e400]"), "numbers must be finite"),
+        (vec!["train", "--set", "learning_rate=null", "--run-dir", r], "invalid `learning_rate`: null is not allowed"),
+        (vec!["train", "--set", "learning_rate=inf", "--run-dir", r], "--set learning_rate=inf"),
+        (
+            vec!["train", "--config", nan_toml.to_str().unwrap_or_default(), "--run-dir", r],
+            "`env_config.gravity` = NaN is not finite",
+        ),
+        (
+            vec!["train", "--config", broken_toml.to_str().unwrap_or_default(), "--run-dir", r],
+            "not valid TOML at line 2",
+        ),
+        (vec!["train", "--set", "num_minibatches=3", "--run-dir", r], "`num_minibatches`: 3 does not divide the batch"),
+        (vec!["train", "--set", "num_minibatches=512", "--run-dir", r], "too few to normalise advantages"),
+    ];
+    assert_clear_errors(&cases);
+    for (args, _) in &cases {
+        assert_eq!(stderr(&keel(args)).trim().lines().count(), 1, "{args:?}");
+    }
+}
+
+/// A damaged checkpoint is "not a valid checkpoint", with the file and the reason, in one line,
+/// for `eval` and `--resume` alike (an empty step count used to panic inside libtorch).
+#[test]
+fn damaged_checkpoints_are_named_invalid() {
+    use keel_agents::tch::Tensor;
+    let dir = scratch("damaged");
+    let run = dir.join("run");
+    let r = run.to_str().unwrap_or_default();
+    let first = keel(&[
+        "train",
+        "--run-dir",
+        r,
+        "--total-timesteps",
+        "128",
+        "--set",
+        "num_steps=32",
+        "--set",
+        "num_envs=2",
+        "--quiet",
+        "--max-iterations",
+        "1",
+    ]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let path = run.join("checkpoints/iter_000001.safetensors");
+    let mut tensors = Tensor::read_safetensors(&path).unwrap_or_else(|e| panic!("{e}"));
+    for (name, t) in &mut tensors {
+        if name == "adam.steps" {
+            *t = Tensor::from_slice::<i64>(&[]);
+        }
+    }
+    Tensor::write_safetensors(&tensors, &path).unwrap_or_else(|e| panic!("{e}"));
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["eval", "--run", r, "--episodes", "1"],
+            "iter_000001.safetensors is not a valid checkpoint: `adam.steps`",
+        ),
+        (vec!["train", "--resume", r, "--quiet"], "is not a valid checkpoint: `adam.steps` should be one int64"),
+    ];
+    assert_refused_up_front(&cases);
+    std::fs::write(&path, [0xffu8; 64]).unwrap_or_else(|e| panic!("{e}"));
+    assert_refused_up_front(&[(vec!["eval", "--run", r], "its tensors do not parse as safetensors")]);
+    std::fs::write(run.join("checkpoints/latest"), "../../../etc/passwd").unwrap_or_else(|e| panic!("{e}"));
+    assert_refused_up_front(&[(vec!["eval", "--run", r], "where a checkpoint name is iter_NNNNNN")]);
+}

@@ -113,33 +113,45 @@ impl Adam {
         out
     }
 
-    /// Restores what [`Adam::state`] saved under this optimiser's name; a missing or mis-shaped
-    /// tensor is an error naming it, and changes nothing.
+    /// Restores what [`Adam::state`] saved under this optimiser's name; a missing, mis-shaped or
+    /// mistyped tensor (a step count that is not one non-negative int64, moments of another shape
+    /// or type, a negative second moment) is an error naming it, and changes nothing.
     pub fn load_state(&mut self, named: &[(String, Tensor)]) -> Result<()> {
-        let find = |key: String| {
-            named.iter().find(|(n, _)| *n == key).map(|(_, t)| t).ok_or_else(|| {
-                AgentError::Checkpoint(format!("the checkpoint lacks `{key}` (state of the optimiser `{}`)", self.name))
-            })
-        };
-        let steps = find(format!("{}.steps", self.name))?.int64_value(&[0]);
-        let steps = u64::try_from(steps)
-            .map_err(|_| AgentError::Checkpoint(format!("`{}.steps` is negative: {steps}", self.name)))?;
+        let name = &self.name;
+        let find =
+            |key: String| {
+                named.iter().find(|(n, _)| *n == key).map(|(_, t)| t).ok_or_else(|| {
+                    AgentError::Checkpoint(format!("it lacks `{key}` (state of the optimiser `{name}`)"))
+                })
+            };
+        let steps = find(format!("{name}.steps"))?;
+        if steps.kind() != Kind::Int64 || steps.numel() != 1 {
+            return Err(AgentError::Checkpoint(format!(
+                "`{name}.steps` should be one int64 step count, and is {:?} of shape {:?}",
+                steps.kind(),
+                steps.size()
+            )));
+        }
+        let steps = steps.int64_value(&[0]);
+        let steps =
+            u64::try_from(steps).map_err(|_| AgentError::Checkpoint(format!("`{name}.steps` is negative: {steps}")))?;
         let mut moments = Vec::with_capacity(self.exp_avg.len());
         for (k, (m, v)) in self.exp_avg.iter().zip(&self.exp_avg_sq).enumerate() {
-            let (sm, sv) =
-                (find(format!("{}.exp_avg.{k}", self.name))?, find(format!("{}.exp_avg_sq.{k}", self.name))?);
-            if sm.size() != m.size() || sv.size() != v.size() {
+            let (sm, sv) = (find(format!("{name}.exp_avg.{k}"))?, find(format!("{name}.exp_avg_sq.{k}"))?);
+            if sm.size() != m.size() || sv.size() != v.size() || sm.kind() != m.kind() || sv.kind() != v.kind() {
                 return Err(AgentError::Checkpoint(format!(
-                    "the optimiser `{}`'s moments {k} have another shape than this config's parameters",
-                    self.name
+                    "the optimiser `{name}`'s moments {k} have another shape or type than this config's parameters"
                 )));
+            }
+            if sv.numel() > 0 && sv.min().double_value(&[]) < 0.0 {
+                return Err(AgentError::Checkpoint(format!("`{name}.exp_avg_sq.{k}` holds negative values")));
             }
             moments.push((sm, sv));
         }
         for ((m, v), (sm, sv)) in self.exp_avg.iter_mut().zip(&mut self.exp_avg_sq).zip(moments) {
             tch::no_grad(|| {
-                m.copy_(&sm.to_kind(Kind::Float).to_device(m.device()));
-                v.copy_(&sv.to_kind(Kind::Float).to_device(v.device()));
+                m.copy_(&sm.to_device(m.device()));
+                v.copy_(&sv.to_device(v.device()));
             });
         }
         self.steps = steps;

@@ -135,17 +135,51 @@ pub fn with_overrides<C: TrainConfig>(base: &C, overrides: &[(String, Value)]) -
         }
         // Deserialise after each key so a type error names the key that caused it.
         if let Err(e) = serde_json::from_value::<C>(json.clone()) {
-            return Err(AgentError::Config(format!("training config: invalid `{key}`: {e}")));
+            let why =
+                if value.is_null() { "null is not allowed here; give a value".to_string() } else { e.to_string() };
+            return Err(AgentError::Config(format!("training config: invalid `{key}`: {why}")));
         }
     }
     let config: C = serde_json::from_value(json).map_err(|e| AgentError::Config(e.to_string()))?;
     checked(config)
 }
 
+/// A TOML document as a table; a syntax error is one line saying where (line, column) and what.
+fn parse_toml(text: &str) -> Result<toml::Table> {
+    text.parse::<toml::Table>().map_err(|e| {
+        let what = e.message().trim().replace('\n', "; ");
+        let place = e.span().and_then(|span| text.get(..span.start)).map_or(String::new(), |before| {
+            let line = before.matches('\n').count() + 1;
+            let column = before.chars().rev().take_while(|&c| c != '\n').count() + 1;
+            format!(" at line {line}, column {column}")
+        });
+        AgentError::Config(format!("not valid TOML{place}: {what}"))
+    })
+}
+
+/// The dotted key and value of the first float in `value` that is NaN or infinite (TOML allows
+/// `nan` and `inf`; a config holds finite numbers only).
+fn first_non_finite(prefix: &str, value: &toml::Value) -> Option<(String, f64)> {
+    match value {
+        toml::Value::Float(x) if !x.is_finite() => Some((prefix.to_string(), *x)),
+        toml::Value::Table(table) => table.iter().find_map(|(k, v)| {
+            first_non_finite(&if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") }, v)
+        }),
+        toml::Value::Array(items) => {
+            items.iter().enumerate().find_map(|(i, v)| first_non_finite(&format!("{prefix}[{i}]"), v))
+        }
+        _ => None,
+    }
+}
+
 /// The overrides a TOML document makes, as dotted keys: tables become prefixes, except the
-/// [`WHOLE_TABLES`], which stay one value each.
+/// [`WHOLE_TABLES`], which stay one value each. A NaN or infinite number is an error naming its
+/// key.
 pub fn toml_overrides(text: &str) -> Result<Vec<(String, Value)>> {
-    let table: toml::Table = text.parse().map_err(|e| AgentError::Config(format!("TOML: {e}")))?;
+    let table = parse_toml(text)?;
+    if let Some((key, x)) = first_non_finite("", &toml::Value::Table(table.clone())) {
+        return Err(AgentError::Config(format!("training config: `{key}` = {x} is not finite")));
+    }
     let json = serde_json::to_value(table).map_err(|e| AgentError::Config(e.to_string()))?;
     let mut out = Vec::new();
     fn walk(prefix: &str, value: &Value, out: &mut Vec<(String, Value)>) {
@@ -187,7 +221,7 @@ pub fn to_toml<C: Serialize>(config: &C) -> Result<String> {
 
 /// The `algo` key of a TOML config (which algorithm a run folder's config belongs to).
 pub fn algo_of(text: &str) -> Result<String> {
-    let table: toml::Table = text.parse().map_err(|e| AgentError::Config(format!("TOML: {e}")))?;
+    let table = parse_toml(text)?;
     match table.get("algo") {
         Some(toml::Value::String(name)) => Ok(name.clone()),
         _ => Err(AgentError::Config("the config names no algorithm (`algo = \"...\"`)".into())),
@@ -306,6 +340,21 @@ mod tests {
         assert!(bad.unwrap_or_default().contains("scale"));
         // Unset, it must be given whole.
         assert!(error(&[("sampler.scale", json!(0.5))]).contains("give the whole table"));
+    }
+
+    /// TOML's `nan` and `inf` and a null are refused naming the key, and a TOML syntax error is
+    /// one line saying where.
+    #[test]
+    fn non_finite_numbers_nulls_and_bad_toml_are_named() {
+        let err = |text: &str| toml_overrides(text).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err("rate = nan\n").contains("`rate` = NaN is not finite"), "{}", err("rate = nan\n"));
+        assert!(err("[env_config]\ngravity = -inf\n").contains("`env_config.gravity` = -inf is not finite"));
+        assert!(err("[inner]\nlist = [1.0, inf]\n").contains("`inner.list[1]`"));
+        let syntax = err("rate = 1\nrate = = 2\n");
+        assert!(syntax.contains("line 2") && !syntax.contains('\n'), "{syntax}");
+        let null = error(&[("rate", Value::Null)]);
+        assert!(null.contains("`rate`") && null.contains("null is not allowed"), "{null}");
+        assert!(algo_of("algo = \n").err().map(|e| e.to_string()).unwrap_or_default().contains("line 1"));
     }
 
     #[test]

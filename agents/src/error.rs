@@ -8,19 +8,21 @@ pub enum AgentError {
     /// The environment refused something (bad id, config, action).
     #[error(transparent)]
     Env(#[from] keel_envs::EnvError),
-    /// libtorch failed (device, shapes, files).
+    /// libtorch failed (device, shapes, files). The message holds libtorch's own, so it is not
+    /// also given as the error's source (which would print it twice in a chain).
     #[error("libtorch: {0}")]
-    Torch(#[from] tch::TchError),
+    Torch(tch::TchError),
     /// A training config field is unknown or invalid.
     #[error("{0}")]
     Config(String),
     /// A run folder or checkpoint could not be read or written.
-    #[error("{context}: {source}")]
+    #[error("{context}: {cause}")]
     Io {
         /// What was being done.
         context: String,
-        /// The underlying error.
-        source: std::io::Error,
+        /// The underlying error (in the message, and so not the error's source: a chain would
+        /// print it twice).
+        cause: std::io::Error,
     },
     /// A checkpoint that cannot be restored: missing or mis-shaped tensors, non-finite values,
     /// another config.
@@ -38,8 +40,14 @@ pub enum AgentError {
 
 impl AgentError {
     /// Wraps an I/O error with what was being done.
-    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Self::Io { context: context.into(), source }
+    pub fn io(context: impl Into<String>, cause: std::io::Error) -> Self {
+        Self::Io { context: context.into(), cause }
+    }
+}
+
+impl From<tch::TchError> for AgentError {
+    fn from(e: tch::TchError) -> Self {
+        Self::Torch(e)
     }
 }
 

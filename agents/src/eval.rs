@@ -23,7 +23,7 @@ pub const DEFAULT_STEP_CAP: u64 = 10_000;
 /// What to evaluate.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct EvalOptions {
-    /// Episodes to play; episode `k` is seeded `seed + k`.
+    /// Episodes to play; episode `k` is seeded `seed + k` (wrapping at 2^64).
     pub episodes: usize,
     /// Play the policy's mode instead of sampling it.
     pub deterministic: bool,
@@ -93,9 +93,10 @@ pub fn play(
 ) -> Result<Vec<EvalEpisode>> {
     let decoder = ActionDecoder::new(&env.spec().action_space);
     let mut obs: ObsBuf = env.spec().obs_buffer(1);
-    let mut episodes = Vec::with_capacity(options.episodes);
+    // Grown as episodes finish: a count a user chose is not reserved up front.
+    let mut episodes = Vec::new();
     for k in 0..options.episodes {
-        let seed = options.seed + k as u64;
+        let seed = options.seed.wrapping_add(k as u64);
         env.reset(Some(seed), &ResetOptions::default(), obs.as_mut())?;
         let mut episode = EvalEpisode { seed, episode_return: 0.0, length: 0, truncated: false };
         loop {

@@ -151,7 +151,9 @@ pub struct PpoConfig {
     pub gamma: f64,
     /// GAE λ (default 0.95).
     pub gae_lambda: f64,
-    /// Minibatches per epoch (default 4).
+    /// Minibatches per epoch (default 4). It must divide the batch `num_envs * num_steps`, so
+    /// every sample is used in every epoch, and leave at least 2 samples per minibatch when
+    /// advantages are normalised (a standard deviation needs two).
     pub num_minibatches: usize,
     /// Epochs per rollout (default 4).
     pub update_epochs: usize,
@@ -255,10 +257,31 @@ impl Validate for PpoConfig {
         count("num_steps", self.num_steps)?;
         count("num_minibatches", self.num_minibatches)?;
         count("update_epochs", self.update_epochs)?;
-        if self.num_minibatches > self.num_envs * self.num_steps {
-            return Err(FieldError::new("num_minibatches", "exceeds the batch size num_envs * num_steps"));
+        let batch = self
+            .num_envs
+            .checked_mul(self.num_steps)
+            .ok_or_else(|| FieldError::new("num_steps", "num_envs * num_steps is beyond any memory"))?;
+        if batch % self.num_minibatches != 0 {
+            return Err(FieldError::new(
+                "num_minibatches",
+                format!(
+                    "{} does not divide the batch num_envs * num_steps = {batch} (every sample is used in every \
+                     epoch); choose a divisor",
+                    self.num_minibatches
+                ),
+            ));
         }
-        if self.total_timesteps < (self.num_envs * self.num_steps) as u64 {
+        if self.norm_adv && batch / self.num_minibatches < 2 {
+            return Err(FieldError::new(
+                "num_minibatches",
+                format!(
+                    "{} gives minibatches of {} sample, too few to normalise advantages (norm_adv needs 2 or more)",
+                    self.num_minibatches,
+                    batch / self.num_minibatches
+                ),
+            ));
+        }
+        if self.total_timesteps < batch as u64 {
             return Err(FieldError::new("total_timesteps", "is smaller than one rollout (num_envs * num_steps)"));
         }
         positive("learning_rate", self.learning_rate)?;
@@ -409,6 +432,12 @@ impl Algorithm for Ppo {
     type Config = PpoConfig;
 
     fn new(config: &PpoConfig, spec: &EnvSpec, input_width: usize, device: Device) -> Result<Self> {
+        let outputs = match &spec.action_space {
+            keel_envs::Space::Discrete(d) => usize::try_from(d.n).unwrap_or(usize::MAX),
+            other => other.flat_len(),
+        };
+        check_memory(config, input_width, outputs)
+            .map_err(|e| AgentError::Config(format!("training config: invalid `{}`: {}", e.field, e.message)))?;
         let vs = nn::VarStore::new(device);
         let model = ActorCritic::new(
             &vs.root(),
@@ -524,6 +553,25 @@ impl Algorithm for Ppo {
         self.reward_norm = state.reward_normalizer;
         Ok(())
     }
+}
+
+/// Checks, before anything is allocated, that PPO's networks and rollout fit in memory: the
+/// parameters of both networks four times over (values, gradients, Adam's two moments), then
+/// `num_steps * num_envs` rows of network input, actions and per-step scalars (twice: stored,
+/// then flattened for the minibatches) and a minibatch's activations. Estimates, float32.
+fn check_memory(config: &PpoConfig, input_width: usize, outputs: usize) -> Result<(), FieldError> {
+    let hidden: Vec<u128> = config.hidden_sizes.iter().map(|&h| h.max(1) as u128).collect();
+    let parameters = |output: usize| -> u128 {
+        let widths: Vec<u128> =
+            std::iter::once(input_width as u128).chain(hidden.iter().copied()).chain([output as u128]).collect();
+        widths.windows(2).map(|w| w[0] * w[1] + w[1]).sum()
+    };
+    let networks = 16 * (parameters(outputs.max(1)) + parameters(1));
+    keel_envs::memory::check("hidden_sizes", hidden.iter().copied().max().unwrap_or(0), networks)?;
+    let per_sample = 8 * (input_width as u128 + outputs as u128) + 32;
+    let rollout = 2 * (config.num_steps as u128) * (config.num_envs as u128) * per_sample;
+    let activations = 16 * (config.minibatch_size() as u128) * hidden.iter().sum::<u128>();
+    keel_envs::memory::check("num_steps", config.num_steps as u128, networks + rollout + activations)
 }
 
 impl Ppo {

@@ -318,18 +318,25 @@ impl<A: Algorithm> Trainer<A> {
     pub fn load_checkpoint(&mut self, dir: &Path) -> Result<u64> {
         let loaded: checkpoint::Loaded<TrainerState> = checkpoint::load(dir)?;
         let state = loaded.state;
+        let json_path = dir.join(format!("{}.json", loaded.stem));
         if state.done.len() != self.envs.num_envs() {
-            return Err(AgentError::Checkpoint(format!(
-                "{}: a checkpoint of {} envs, this config has {}",
-                loaded.stem,
-                state.done.len(),
-                self.envs.num_envs()
-            )));
+            return Err(checkpoint::invalid(
+                &json_path,
+                format_args!("it holds {} envs, this config has {}", state.done.len(), self.envs.num_envs()),
+            ));
         }
-        self.algorithm.load_tensors(&loaded.tensors)?;
-        self.algorithm.load_state(&state.algorithm)?;
-        self.envs.encoder_mut().set_normalizer(state.obs_normalizer)?;
-        self.envs.vector_mut().restore(&state.envs)?;
+        // The algorithm says what is wrong; the file it is wrong in is said here.
+        let in_file = |path: PathBuf| {
+            move |e: AgentError| match e {
+                AgentError::Checkpoint(why) => checkpoint::invalid(&path, why),
+                other => other,
+            }
+        };
+        let tensors_path = dir.join(format!("{}.safetensors", loaded.stem));
+        self.algorithm.load_tensors(&loaded.tensors).map_err(in_file(tensors_path))?;
+        self.algorithm.load_state(&state.algorithm).map_err(in_file(json_path.clone()))?;
+        self.envs.encoder_mut().set_normalizer(state.obs_normalizer).map_err(|e| checkpoint::invalid(&json_path, e))?;
+        self.envs.vector_mut().restore(&state.envs).map_err(|e| checkpoint::invalid(&json_path, e))?;
         self.envs.restore_counters(state.global_step, state.done, state.episodes);
         self.iteration = state.iteration;
         self.deployed = state.deployed;

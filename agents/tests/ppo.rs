@@ -1,6 +1,6 @@
 //! PPO / D-PPO on the trainer core: learning, the D-PPO identity, exact resume (with a reset
 //! sampler, across worker counts, on float64 envs), per-step extras, deployments, evaluation,
-//! config and checkpoint errors.
+//! config and checkpoint errors, sizes beyond memory, damaged checkpoints.
 
 use keel_agents::eval::{DEFAULT_STEP_CAP, EvalOptions};
 use keel_agents::ppo::{Algo, PpoConfig, Trainer};
@@ -124,6 +124,15 @@ fn bad_config_is_rejected_naming_the_field() {
         let err = base.with_overrides(&[(key.to_string(), value)]).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err.contains(needle), "{key}: error `{err}` does not name {needle}");
     }
+    // Minibatches that do not divide the default batch of 4 x 128, or of one sample (too few to
+    // normalise advantages).
+    for (n, needle) in [(3, "3 does not divide the batch num_envs * num_steps = 512"), (512, "minibatches of 1")] {
+        let err = base.with_overrides(&[("num_minibatches".into(), json!(n))]).err().map(|e| e.to_string());
+        let err = err.unwrap_or_default();
+        assert!(err.contains("`num_minibatches`") && err.contains(needle), "{n}: {err}");
+    }
+    let unnormalised = [("num_minibatches".to_string(), json!(512)), ("norm_adv".to_string(), json!(false))];
+    assert!(base.with_overrides(&unnormalised).is_ok());
     let bad_env = PpoConfig {
         env_config: serde_json::from_value(json!({"gravityy": 1.0})).unwrap_or_default(),
         ..small(Algo::Ppo)
@@ -338,6 +347,113 @@ fn a_checkpoint_holding_nan_is_refused_naming_the_tensor() {
     Tensor::write_safetensors(&tensors, &path).unwrap_or_else(|e| panic!("{e}"));
     let err = trainer(small(Algo::Ppo)).load_checkpoint(&dir).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(err.contains("critic.l1.weight") && err.contains("NaN"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Networks and rollouts beyond the memory are refused before anything is allocated, naming
+/// the field and the number.
+#[test]
+fn sizes_beyond_memory_are_refused_before_allocating() {
+    let _guard = exclusive();
+    let wide = PpoConfig { hidden_sizes: vec![1_000_000_000], ..small(Algo::Ppo) };
+    let err = Trainer::new(wide).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("`hidden_sizes`") && err.contains("hidden_sizes = 1000000000 needs about"), "{err}");
+    let long = PpoConfig { num_steps: 1 << 40, total_timesteps: 1 << 42, num_minibatches: 2, ..small(Algo::Ppo) };
+    let err = Trainer::new(long).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("`num_steps`") && err.contains("needs about"), "{err}");
+    let overflow = PpoConfig { num_steps: usize::MAX / 2, ..small(Algo::Ppo) };
+    let err = Trainer::new(overflow).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("num_steps"), "{err}");
+}
+
+/// Named tensors, as a checkpoint holds them.
+type Tensors = Vec<(String, Tensor)>;
+
+/// One way to damage a checkpoint: what, how, and what the error must say.
+type Damage<'a> = (&'static str, Box<dyn Fn() + 'a>, &'static str);
+
+/// A damaged checkpoint is refused as not a valid checkpoint, naming the file and what is wrong
+/// with it, never a libtorch panic or a silent conversion.
+#[test]
+fn damaged_checkpoints_are_refused_with_the_file_and_the_reason() {
+    let _guard = exclusive();
+    let dir = scratch("damaged");
+    let mut t = trainer(small(Algo::Ppo));
+    run(&mut t, 1);
+    let path = t.save_checkpoint(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let original = std::fs::read(&path).unwrap_or_else(|e| panic!("{e}"));
+    let json = path.with_extension("json");
+    let state = std::fs::read(&json).unwrap_or_else(|e| panic!("{e}"));
+    let with = |change: &dyn Fn(&mut Tensors)| {
+        let mut tensors = Tensor::read_safetensors(&path).unwrap_or_else(|e| panic!("{e}"));
+        change(&mut tensors);
+        Tensor::write_safetensors(&tensors, &path).unwrap_or_else(|e| panic!("{e}"));
+    };
+    let replace = |name: &'static str, value: Tensor| {
+        move |tensors: &mut Tensors| {
+            let slot = tensors.iter_mut().find(|(n, _)| n == name).map(|(_, t)| t);
+            *slot.unwrap_or_else(|| panic!("no {name}")) = value.shallow_clone();
+        }
+    };
+    let cases: Vec<Damage> = vec![
+        ("random bytes", Box::new(|| std::fs::write(&path, [7u8; 300]).unwrap_or_default()), "do not parse"),
+        ("no tensors", Box::new(|| std::fs::write(&path, []).unwrap_or_default()), "do not parse"),
+        (
+            "empty step count",
+            Box::new(|| with(&replace("adam.steps", Tensor::from_slice::<i64>(&[])))),
+            "`adam.steps` should be one int64",
+        ),
+        (
+            "float step count",
+            Box::new(|| with(&replace("adam.steps", Tensor::from_slice(&[3.5f32])))),
+            "`adam.steps` should be one int64",
+        ),
+        (
+            "integer weights",
+            Box::new(|| with(&replace("actor.head.bias", Tensor::from_slice(&[0i32, 0])))),
+            "`actor.head.bias` is Int in the checkpoint",
+        ),
+        (
+            "negative second moment",
+            Box::new(|| {
+                with(&|tensors| {
+                    for (name, t) in tensors.iter_mut() {
+                        if name.starts_with("adam.exp_avg_sq") {
+                            let _ = t.fill_(-1.0);
+                        }
+                    }
+                })
+            }),
+            "holds negative values",
+        ),
+        (
+            "no optimiser",
+            Box::new(|| with(&|tensors| tensors.retain(|(n, _)| !n.starts_with("adam")))),
+            "lacks `adam.steps` (state of the optimiser `adam`)",
+        ),
+        (
+            "a stranger's latest",
+            Box::new(|| std::fs::write(dir.join("latest"), "../../etc/passwd").unwrap_or_default()),
+            "where a checkpoint name is iter_NNNNNN",
+        ),
+        (
+            "a garbage env snapshot",
+            Box::new(|| {
+                let mut value: Value = serde_json::from_slice(&state).unwrap_or_default();
+                value["envs"] = json!({"garbage": true});
+                std::fs::write(&json, value.to_string()).unwrap_or_default();
+            }),
+            "iter_000001.json is not a valid checkpoint",
+        ),
+    ];
+    for (what, damage, needle) in cases {
+        std::fs::write(&path, &original).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&json, &state).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.join("latest"), "iter_000001").unwrap_or_else(|e| panic!("{e}"));
+        damage();
+        let err = trainer(small(Algo::Ppo)).load_checkpoint(&dir).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("is not a valid checkpoint") && err.contains(needle), "{what}: {err}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -87,7 +87,8 @@ pub fn overlay<'a, T: Validate>(base: &'a T, overrides: &Map<String, Value>, con
         fields.insert(key.clone(), value.clone());
         // Deserialise after each key so a type error names the key that caused it.
         if let Err(e) = serde_json::from_value::<T>(Value::Object(fields.clone())) {
-            return Err(EnvError::InvalidField { context: context.into(), field: key.clone(), message: e.to_string() });
+            let message = if value.is_null() { "null is not allowed here; give a value".into() } else { e.to_string() };
+            return Err(EnvError::InvalidField { context: context.into(), field: key.clone(), message });
         }
     }
     let built: T = serde_json::from_value(Value::Object(fields)).map_err(|e| EnvError::InvalidField {
@@ -161,6 +162,9 @@ mod tests {
         assert!(matches!(wrong_type, Err(EnvError::InvalidField { ref field, .. }) if field == "steps"));
         let invalid = overlay(&base, &map(serde_json::json!({"mass": -1.0})), "demo");
         assert!(matches!(invalid, Err(EnvError::InvalidField { ref field, .. }) if field == "mass"));
+        let null = overlay(&base, &map(serde_json::json!({"mass": null})), "demo");
+        assert!(matches!(null, Err(EnvError::InvalidField { ref field, ref message, .. })
+            if field == "mass" && message.contains("null is not allowed")));
     }
 
     #[test]

@@ -54,11 +54,11 @@ pub enum PerformativeError {
         detail: String,
     },
     /// An error in a given round.
-    #[error("round {round}: {source}")]
+    #[error("round {round}: {cause}")]
     AtRound {
         /// The round (from 0).
         round: usize,
-        /// What went wrong.
-        source: Box<PerformativeError>,
+        /// What went wrong (in the message, so not also the error's source).
+        cause: Box<PerformativeError>,
     },
 }

@@ -187,7 +187,7 @@ pub fn run(config: &RepeatedConfig, on_round: &mut dyn FnMut(usize)) -> Result<R
     let mut d = model.occupancy(&policy, &world.start, gamma, tolerance);
     let mut record = RunRecord::default();
     for round in 0..config.rounds {
-        let at_round = |e: PerformativeError| PerformativeError::AtRound { round, source: Box::new(e) };
+        let at_round = |e: PerformativeError| PerformativeError::AtRound { round, cause: Box::new(e) };
         let problem = FlowProblem { model: &model, start: &world.start, gamma };
         let next = match config.method {
             Method::Rpo => problem.optimise(config.lambda, config.regulariser),

@@ -163,10 +163,16 @@ fn convert_all(source: &Path, cache: &Path) -> Result<()> {
         let text = serde_json::to_string(&to_cached(system, &matrices))
             .map_err(|e| EnvError::DataMissing(format!("{system}: {e}")))?;
         let target = cache.join(format!("{system}.json"));
-        let tmp = cache.join(format!(".{system}.json.{}.tmp", std::process::id()));
-        std::fs::write(&tmp, text)
-            .and_then(|()| std::fs::rename(&tmp, &target))
-            .map_err(|e| EnvError::DataMissing(format!("{}: {e}", target.display())))?;
+        // A temporary name of this process and this call (threads may convert at once), removed
+        // if the write or the rename fails.
+        static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = cache.join(format!(".{system}.json.{}.{call}.tmp", std::process::id()));
+        let written = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &target));
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(EnvError::DataMissing(format!("{}: {e}", target.display())));
+        }
     }
     Ok(())
 }

@@ -1,0 +1,888 @@
+#!/usr/bin/env python3
+"""Hostile inputs to Keel: the ``keel`` command line and the ``keel`` Python package.
+
+Every case runs in its own process, under a time limit and an address-space limit (so a
+runaway allocation cannot take the machine down), and its outcome is classified:
+
+    error    a clear error: one line (the command line's ``error: ...``, clap's usage error, or a
+             Python exception of a documented kind), naming what the case expects it to name
+    ok       accepted, and the result passes the case's sanity check
+    PANIC    a Rust panic or backtrace
+    ABORT    killed by a signal (abort, segfault, the OOM killer)
+    HANG     still running at the time limit
+    SILENT   accepted where an error was due, or accepted with a result that fails its check
+    UNCLEAR  an error, but not one clear line (several lines, a debug dump, a cause said twice,
+             or without the word it must name)
+
+The script prints a table of every case and a summary, and exits 1 if any case is PANIC, ABORT,
+HANG, SILENT or UNCLEAR.
+
+    .venv/bin/python scripts/hostile_inputs.py            # all cases (about a minute on 2 cores)
+    .venv/bin/python scripts/hostile_inputs.py -k train   # cases whose name contains "train"
+    .venv/bin/python scripts/hostile_inputs.py --keel path/to/keel --jobs 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import os
+import re
+import resource
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+BAD = ("PANIC", "ABORT", "HANG", "SILENT", "UNCLEAR")
+ADDRESS_SPACE = 24 << 30  # bytes; libtorch maps a few GB of address space on its own
+
+
+@dataclass
+class Case:
+    name: str
+    kind: str  # "cli" or "py"
+    command: list[str] | str  # keel arguments, or Python source
+    expect: str  # "error", "ok" or "either"
+    needle: str = ""  # what an error must name (case-insensitive)
+    check: Callable[[subprocess.CompletedProcess], str | None] | None = None  # None = sane
+    timeout: float = 30.0
+
+
+@dataclass
+class Outcome:
+    case: Case
+    verdict: str
+    seconds: float
+    detail: str
+
+
+# --- fixtures ---------------------------------------------------------------------------------
+
+
+def write(path: Path, text: str) -> str:
+    path.write_text(text)
+    return str(path)
+
+
+def safetensors_read(path: Path) -> dict[str, tuple[str, list[int], bytes]]:
+    raw = path.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8 : 8 + n])
+    data = raw[8 + n :]
+    return {
+        k: (v["dtype"], v["shape"], data[v["data_offsets"][0] : v["data_offsets"][1]])
+        for k, v in header.items()
+        if k != "__metadata__"
+    }
+
+
+def safetensors_write(path: Path, tensors: dict[str, tuple[str, list[int], bytes]]) -> None:
+    header, data = {}, b""
+    for name, (dtype, shape, raw) in tensors.items():
+        header[name] = {"dtype": dtype, "shape": shape, "data_offsets": [len(data), len(data) + len(raw)]}
+        data += raw
+    encoded = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(encoded)) + encoded + data)
+
+
+class Fixtures:
+    """Input files, a small trained run and damaged copies of it, in a scratch folder."""
+
+    def __init__(self, keel: str, base: Path):
+        self.dir = base
+        d = base
+        self.file = write(d / "a_file", "not a folder")
+        self.actions = {
+            name: write(d / f"actions_{name}.json", text)
+            for name, text in {
+                "cart": "[0, 1, 1]",
+                "empty": "[]",
+                "float": "[0.5]",
+                "negative": "[-1]",
+                "huge": "[1e30]",
+                "object": '{"a": 1}',
+                "broken": "[0, 1",
+                "pendulum": "[[0.5], [-0.5]]",
+                "pendulum_wide": "[[1, 2]]",
+                "pendulum_text": '[["x"]]',
+                "pendulum_beyond": "[[1e400]]",
+                "nested": "[[[0]]]",
+                "bool": "[true]",
+                "burgers": json.dumps([[0.0] * 8] * 3),
+            }.items()
+        }
+        self.states = {
+            name: write(d / f"state_{name}.json", text)
+            for name, text in {
+                "huge": "[1e308, 1e308, 0, 0]",
+                "1e300": "[1e300, 0, 0, 0]",
+                "short": "[0, 0]",
+                "long": "[0, 0, 0, 0, 0]",
+                "text": '["a", 0, 0, 0]',
+                "wrong_key": '{"stat": [0, 0, 0, 0]}',
+                "ok_object": '{"state": [0.01, 0, 0, 0]}',
+                "null": "null",
+                "beyond": "[1e400, 0, 0, 0]",
+            }.items()
+        }
+        self.configs = {
+            name: write(d / f"config_{name}.toml", text)
+            for name, text in {
+                "pendulum": 'env_id = "keel/Pendulum-v1"\n',
+                "dppo": 'algo = "dppo"\n',
+                "sac": 'algo = "sac"\n',
+                "env_number": "env_id = 5\n",
+                "nan": "learning_rate = nan\n",
+                "inf_env": "[env_config]\ngravity = inf\n",
+                "syntax": "learning_rate = = 3\n",
+                "empty": "",
+                "unknown": "learning_rte = 1\n",
+                "sampler_short": '[sampler]\nkind = "uniform_start_state"\nlow = [0.0]\nhigh = [0.1]\n',
+                "sampler_kind": '[sampler]\nkind = "teleport"\n',
+                "minibatches": "num_minibatches = 3\n",
+                "binary": "\x00\x01\x02",
+            }.items()
+        }
+        self.run = d / "run"
+        trained = subprocess.run(
+            [keel, "train", "--run-dir", str(self.run), *TINY, "--max-iterations", "1"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if trained.returncode != 0:
+            sys.exit(f"cannot train the fixture run: {trained.stderr}")
+        self.damaged = {name: self.damage(name, how) for name, how in DAMAGE.items()}
+        empty_metrics = self.copy("empty_metrics")
+        (empty_metrics / "metrics.csv").write_text("")
+        self.damaged["empty_metrics"] = str(empty_metrics)
+        text_metrics = self.copy("text_metrics")
+        (text_metrics / "metrics.csv").write_text("iteration,episodic_return\n1,abc\n2,1e400\n")
+        self.damaged["text_metrics"] = str(text_metrics)
+
+    def copy(self, name: str) -> Path:
+        target = self.dir / f"run_{name}"
+        shutil.copytree(self.run, target)
+        return target
+
+    def damage(self, name: str, how: Callable[[Path], None]) -> str:
+        target = self.copy(name)
+        how(target / "checkpoints")
+        return str(target)
+
+
+TINY = ["--total-timesteps", "128", "--set", "num_steps=32", "--set", "num_envs=2", "--quiet"]
+
+
+def _tensors(how: Callable[[dict], dict | None]) -> Callable[[Path], None]:
+    def apply(folder: Path) -> None:
+        path = folder / "iter_000001.safetensors"
+        tensors = safetensors_read(path)
+        changed = how(tensors)
+        safetensors_write(path, tensors if changed is None else changed)
+
+    return apply
+
+
+def _set(name: str, dtype: str, shape: list[int], raw: bytes) -> Callable[[dict], None]:
+    def apply(tensors: dict) -> None:
+        tensors[name] = (dtype, shape, raw)
+
+    return apply
+
+
+def _json(change: Callable[[dict], None]) -> Callable[[Path], None]:
+    def apply(folder: Path) -> None:
+        path = folder / "iter_000001.json"
+        state = json.loads(path.read_text())
+        change(state)
+        path.write_text(json.dumps(state))
+
+    return apply
+
+
+def _nan_bias(tensors: dict) -> None:
+    dtype, shape, raw = tensors["actor.head.bias"]
+    tensors["actor.head.bias"] = (dtype, shape, struct.pack("<f", float("nan")) * (len(raw) // 4))
+
+
+def _negative_moment(tensors: dict) -> None:
+    dtype, shape, raw = tensors["adam.exp_avg_sq.0"]
+    tensors["adam.exp_avg_sq.0"] = (dtype, shape, struct.pack("<f", -1.0) * (len(raw) // 4))
+
+
+def _reshaped(tensors: dict) -> None:
+    dtype, shape, raw = tensors["actor.head.bias"]
+    tensors["actor.head.bias"] = (dtype, [1, len(raw) // 4], raw)
+
+
+def _as_int(tensors: dict) -> None:
+    dtype, shape, raw = tensors["actor.head.bias"]
+    tensors["actor.head.bias"] = ("I32", shape, raw)
+
+
+DAMAGE: dict[str, Callable[[Path], None]] = {
+    "random_bytes": lambda f: (f / "iter_000001.safetensors").write_bytes(os.urandom(3000)),
+    "empty_tensors": lambda f: (f / "iter_000001.safetensors").write_bytes(b""),
+    "missing_tensors": lambda f: (f / "iter_000001.safetensors").unlink(),
+    "nan_weights": _tensors(_nan_bias),
+    "no_optimiser": _tensors(lambda t: {k: v for k, v in t.items() if not k.startswith("adam")}),
+    "foreign_tensors": _tensors(lambda t: {"x": ("F32", [2], b"\0" * 8)}),
+    "empty_step_count": _tensors(_set("adam.steps", "I64", [0], b"")),
+    "float_step_count": _tensors(_set("adam.steps", "F32", [1], struct.pack("<f", 3.5))),
+    "negative_step_count": _tensors(_set("adam.steps", "I64", [1], struct.pack("<q", -5))),
+    "negative_moment": _tensors(_negative_moment),
+    "reshaped_weight": _tensors(_reshaped),
+    "int_weight": _tensors(_as_int),
+    "latest_traversal": lambda f: (f / "latest").write_text("../../../etc/passwd"),
+    "latest_empty": lambda f: (f / "latest").write_text(""),
+    "latest_missing": lambda f: (f / "latest").unlink(),
+    "state_garbage": lambda f: (f / "iter_000001.json").write_text("garbage"),
+    "state_missing": lambda f: (f / "iter_000001.json").unlink(),
+    "state_env_count": _json(lambda s: s.update(done=s["done"] * 3)),
+    "state_snapshot": _json(lambda s: s.update(envs={"garbage": True})),
+    "state_negative_step": _json(lambda s: s.update(global_step=-1)),
+    "config_garbage": lambda f: (f.parent / "config.toml").write_text("this is = = not toml\n"),
+    "config_no_algo": lambda f: (f.parent / "config.toml").write_text('env_id = "keel/CartPole-v1"\n'),
+    "config_other_algo": lambda f: (f.parent / "config.toml").write_text('algo = "sac"\n'),
+    "config_bigger_net": lambda f: (f.parent / "config.toml").write_text(
+        (f.parent / "config.toml").read_text().replace("    64,\n    64,\n", "    64,\n    65,\n")
+    ),
+}
+
+
+# --- cases -------------------------------------------------------------------------------------
+
+
+def file_has(path: str, test: Callable[[dict], bool], what: str) -> Callable[[subprocess.CompletedProcess], str | None]:
+    def check(_: subprocess.CompletedProcess) -> str | None:
+        try:
+            return None if test(json.loads(Path(path).read_text())) else f"{path}: {what}"
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            return f"{path}: {e}"
+
+    return check
+
+
+def run_config(run: Path, test: Callable[[str], bool], what: str) -> Callable[[subprocess.CompletedProcess], str | None]:
+    def check(_: subprocess.CompletedProcess) -> str | None:
+        try:
+            return None if test((run / "config.toml").read_text()) else f"{run}/config.toml: {what}"
+        except OSError as e:
+            return str(e)
+
+    return check
+
+
+def no_file(path: Path) -> Callable[[subprocess.CompletedProcess], str | None]:
+    return lambda _: f"{path} was written" if path.exists() else None
+
+
+def cli_cases(fx: Fixtures) -> list[Case]:
+    d = fx.dir
+    a, s, c, dmg = fx.actions, fx.states, fx.configs, fx.damaged
+    out = str(d / "out.json")
+
+    def rollout(env: str, *extra: str, actions: str = a["cart"], to: str = out) -> list[str]:
+        return ["rollout", "--env", env, *extra, "--actions", actions, "--out", to]
+
+    cart, pend, burgers = "keel/CartPole-v1", "keel/Pendulum-v1", "keel/Burgers-v0"
+    run = str(fx.run)
+    cases = [
+        # rollout: sizes, values, files
+        Case("rollout n_state=1e12", "cli", rollout(burgers, "--set", "n_state=1000000000000", actions=a["pendulum"]),
+             "error", "n_state = 1000000000000"),
+        Case("rollout n_state=0", "cli", rollout(burgers, "--set", "n_state=0"), "error", "n_state"),
+        Case("rollout n_state=-1", "cli", rollout(burgers, "--set", "n_state=-1"), "error", "n_state"),
+        Case("rollout n_state=1.5", "cli", rollout(burgers, "--set", "n_state=1.5"), "error", "n_state"),
+        Case("rollout gravity=1e400", "cli", rollout(cart, "--set", "gravity=1e400"), "error", "not a finite number"),
+        Case("rollout gravity=nan", "cli", rollout(cart, "--set", "gravity=nan"), "error", "not a finite number"),
+        Case("rollout gravity=-inf", "cli", rollout(cart, "--set", "gravity=-inf"), "error", "not a finite number"),
+        Case("rollout gravity=Infinity", "cli", rollout(cart, "--set", "gravity=Infinity"), "error", "finite"),
+        Case("rollout gravity=null", "cli", rollout(cart, "--set", "gravity=null"), "error", "null is not allowed"),
+        Case("rollout gravity=[1,2]", "cli", rollout(cart, "--set", "gravity=[1,2]"), "error", "gravity"),
+        Case("rollout gravity=[1e400]", "cli", rollout(cart, "--set", "gravity=[1e400]"), "error", "finite"),
+        Case("rollout gravity={broken", "cli", rollout(cart, "--set", "gravity={broken"), "error", "gravity"),
+        Case("rollout --set without =", "cli", rollout(cart, "--set", "gravity"), "error", "key=value"),
+        Case("rollout --set with empty key", "cli", rollout(cart, "--set", "=5"), "error", "empty key"),
+        Case("rollout unknown field", "cli", rollout(cart, "--set", "gravityy=1"), "error", "gravityy"),
+        Case("rollout negative tau", "cli", rollout(cart, "--set", "tau=-1"), "error", "tau"),
+        Case("rollout max_episode_steps=0", "cli", rollout(cart, "--set", "max_episode_steps=0"), "error",
+             "max_episode_steps"),
+        Case("rollout max_episode_steps=-5", "cli", rollout(cart, "--set", "max_episode_steps=-5"), "error",
+             "max_episode_steps"),
+        # Huge noise: finite observations are sane; a state that leaves float64 ends the episode
+        # (terminated, as the controlgym envs document), never an infinite observation mid-episode.
+        Case("rollout sensor_noise_cov=1e308", "cli",
+             rollout(burgers, "--set", "sensor_noise_cov=1e308", actions=a["burgers"]), "either",
+             check=file_has(out, lambda t: all(x is not None for r in [t["reset"], *t["steps"]] for x in r["obs"]),
+                            "a non-finite observation")),
+        Case("rollout process_noise_cov=1e308", "cli",
+             rollout(burgers, "--set", "process_noise_cov=1e308", actions=a["burgers"]), "either",
+             check=file_has(out, lambda t: all(None not in r["obs"] or r["terminated"] for r in t["steps"]),
+                            "a non-finite observation in a running episode")),
+        Case("rollout linear system path", "cli", rollout("keel/Linear-v0", "--set", "system=../../etc/passwd"),
+             "error", "system"),
+        Case("rollout unknown env", "cli", rollout("keel/CartPole-v9"), "error", "unknown environment id"),
+        Case("rollout empty env id", "cli", rollout(""), "error", "unknown environment id"),
+        Case("rollout env id with control chars", "cli", rollout("keel/\x1b[31mred"), "error", "unknown environment"),
+        Case("rollout init state 1e308", "cli", rollout(cart, "--init-state", s["huge"]), "error", "float32"),
+        Case("rollout init state 1e300", "cli", rollout(cart, "--init-state", s["1e300"]), "error", "float32"),
+        Case("rollout init state too short", "cli", rollout(cart, "--init-state", s["short"]), "error", "state"),
+        Case("rollout init state too long", "cli", rollout(cart, "--init-state", s["long"]), "error", "state"),
+        Case("rollout init state text", "cli", rollout(cart, "--init-state", s["text"]), "error", "element 0"),
+        Case("rollout init state wrong key", "cli", rollout(cart, "--init-state", s["wrong_key"]), "error", "state"),
+        Case("rollout init state null", "cli", rollout(cart, "--init-state", s["null"]), "error", "list of numbers"),
+        Case("rollout init state 1e400", "cli", rollout(cart, "--init-state", s["beyond"]), "error", "JSON"),
+        Case("rollout init state object", "cli", rollout(cart, "--init-state", s["ok_object"]), "ok",
+             check=file_has(out, lambda t: len(t["steps"]) == 3, "3 steps")),
+        Case("rollout init state missing file", "cli", rollout(cart, "--init-state", str(d / "nope.json")), "error",
+             "nope.json"),
+        Case("rollout no actions", "cli", rollout(cart, actions=a["empty"]), "ok",
+             check=file_has(out, lambda t: t["steps"] == [] and t["unplayed_actions"] == 0, "no steps")),
+        Case("rollout action 0.5 for Discrete", "cli", rollout(cart, actions=a["float"]), "error", "action 0"),
+        Case("rollout action -1 for Discrete", "cli", rollout(cart, actions=a["negative"]), "error", "action 0"),
+        Case("rollout action 1e30 for Discrete", "cli", rollout(cart, actions=a["huge"]), "error", "action 0"),
+        Case("rollout action true for Discrete", "cli", rollout(cart, actions=a["bool"]), "error", "action 0"),
+        Case("rollout actions object", "cli", rollout(cart, actions=a["object"]), "error", "JSON list"),
+        Case("rollout actions broken JSON", "cli", rollout(cart, actions=a["broken"]), "error", "JSON"),
+        Case("rollout actions nested", "cli", rollout(cart, actions=a["nested"]), "error", "action 0"),
+        Case("rollout actions missing file", "cli", rollout(cart, actions=str(d / "nope.json")), "error", "nope.json"),
+        Case("rollout actions is a folder", "cli", rollout(cart, actions=str(d)), "error", str(d)),
+        Case("rollout pendulum wide action", "cli", rollout(pend, actions=a["pendulum_wide"]), "error", "action 0"),
+        Case("rollout pendulum text action", "cli", rollout(pend, actions=a["pendulum_text"]), "error", "action 0"),
+        Case("rollout pendulum 1e400 action", "cli", rollout(pend, actions=a["pendulum_beyond"]), "error", "JSON"),
+        Case("rollout pendulum", "cli", rollout(pend, actions=a["pendulum"]), "ok",
+             check=file_has(out, lambda t: len(t["steps"]) == 2, "2 steps")),
+        Case("rollout --out /proc", "cli", rollout(cart, to="/proc/keel/t.json"), "error", "/proc/keel"),
+        Case("rollout --out folder", "cli", rollout(cart, to=str(d)), "error", "is a folder"),
+        Case("rollout --out under a file", "cli", rollout(cart, to=fx.file + "/t.json"), "error", "not a folder"),
+        Case("rollout --out empty", "cli", rollout(cart, to=""), "error", "--out"),
+        Case("rollout --seed -1", "cli", rollout(cart, "--seed", "-1"), "error", "seed"),
+        Case("rollout --seed 2^64", "cli", rollout(cart, "--seed", "18446744073709551616"), "error", "seed"),
+        Case("rollout --seed 2^64-1", "cli", rollout(cart, "--seed", "18446744073709551615"), "ok"),
+        # bench
+        Case("bench --num-envs 1e8", "cli", ["bench", "--num-envs", "100000000", "--steps", "1", "--repeats", "1"],
+             "error", "num_envs = 100000000"),
+        Case("bench --num-envs 2^64-1", "cli",
+             ["bench", "--env", cart, "--num-envs", "18446744073709551615", "--steps", "1", "--repeats", "1"],
+             "error", "num_envs"),
+        Case("bench --num-envs 0", "cli", ["bench", "--env", cart, "--num-envs", "0"], "error", "must be positive"),
+        Case("bench --steps 0", "cli", ["bench", "--env", cart, "--steps", "0"], "error", "must be positive"),
+        Case("bench --repeats 0", "cli", ["bench", "--env", cart, "--repeats", "0"], "error", "must be positive"),
+        Case("bench --num-envs -1", "cli", ["bench", "--env", cart, "--num-envs", "-1"], "error", "num-envs"),
+        Case("bench n_state=1e12", "cli",
+             ["bench", "--env", burgers, "--set", "n_state=1000000000000", "--steps", "1", "--repeats", "1"],
+             "error", "n_state"),
+        Case("bench gravity=nan", "cli", ["bench", "--env", cart, "--set", "gravity=nan"], "error", "finite"),
+        Case("bench --json /proc (before measuring)", "cli",
+             ["bench", "--env", cart, "--steps", "100000000", "--json", "/proc/keel/b.json"], "error", "/proc/keel",
+             timeout=10),
+        Case("bench --json folder", "cli", ["bench", "--env", cart, "--json", str(d)], "error", "is a folder"),
+        Case("bench --autoreset disabled", "cli", ["bench", "--env", cart, "--autoreset", "disabled"], "error",
+             "disabled"),
+        Case("bench --workers 100000", "cli",
+             ["bench", "--env", cart, "--num-envs", "4", "--workers", "100000", "--steps", "10", "--repeats", "1"],
+             "either"),
+        Case("bench unknown env", "cli", ["bench", "--env", "keel/Nope-v0"], "error", "unknown environment id"),
+        # train: config resolution
+        Case("train env_id in --config honoured", "cli",
+             ["train", "--config", c["pendulum"], "--run-dir", str(d / "t_pendulum"), *TINY], "ok",
+             check=run_config(d / "t_pendulum", lambda t: 'env_id = "keel/Pendulum-v1"' in t, "not Pendulum")),
+        Case("train algo in --config honoured", "cli",
+             ["train", "--config", c["dppo"], "--run-dir", str(d / "t_dppo"), *TINY], "ok",
+             check=run_config(d / "t_dppo", lambda t: 'algo = "dppo"' in t, "not dppo")),
+        Case("train --config env_id vs --env", "cli",
+             ["train", "--config", c["pendulum"], "--env", cart, "--run-dir", str(d / "t_x1"), *TINY], "error",
+             "given twice"),
+        Case("train --set env_id vs --env", "cli",
+             ["train", "--set", f"env_id={pend}", "--env", cart, "--run-dir", str(d / "t_x2"), *TINY], "error",
+             "given twice"),
+        Case("train --config algo vs --algo", "cli",
+             ["train", "--config", c["dppo"], "--algo", "ppo", "--run-dir", str(d / "t_x3"), *TINY], "error",
+             "given twice"),
+        Case("train --set algo vs --algo", "cli",
+             ["train", "--set", "algo=dppo", "--algo", "ppo", "--run-dir", str(d / "t_x4"), *TINY], "error",
+             "given twice"),
+        Case("train --config algo sac", "cli", ["train", "--config", c["sac"], "--run-dir", str(d / "t_x5"), *TINY],
+             "error", "unknown algorithm `sac`"),
+        Case("train --config env_id = 5", "cli",
+             ["train", "--config", c["env_number"], "--run-dir", str(d / "t_x6"), *TINY], "error", "must be a string"),
+        Case("train --config nan", "cli", ["train", "--config", c["nan"], "--run-dir", str(d / "t_x7"), *TINY],
+             "error", "learning_rate` = NaN is not finite"),
+        Case("train --config env_config inf", "cli",
+             ["train", "--config", c["inf_env"], "--run-dir", str(d / "t_x8"), *TINY], "error", "env_config.gravity"),
+        Case("train --config syntax", "cli", ["train", "--config", c["syntax"], "--run-dir", str(d / "t_x9"), *TINY],
+             "error", "line 1"),
+        Case("train --config binary", "cli", ["train", "--config", c["binary"], "--run-dir", str(d / "t_x10"), *TINY],
+             "error", "TOML"),
+        Case("train --config unknown field", "cli",
+             ["train", "--config", c["unknown"], "--run-dir", str(d / "t_x11"), *TINY], "error", "learning_rte"),
+        Case("train --config missing", "cli", ["train", "--config", str(d / "nope.toml"), *TINY], "error",
+             "nope.toml"),
+        Case("train --config is a folder", "cli", ["train", "--config", str(d), *TINY], "error", str(d)),
+        Case("train --config empty", "cli", ["train", "--config", c["empty"], "--run-dir", str(d / "t_empty"), *TINY],
+             "ok", check=run_config(d / "t_empty", lambda t: 'algo = "ppo"' in t, "not ppo")),
+        Case("train sampler of the wrong size", "cli",
+             ["train", "--config", c["sampler_short"], "--run-dir", str(d / "t_x12"), *TINY], "error", "state"),
+        Case("train sampler of unknown kind", "cli",
+             ["train", "--config", c["sampler_kind"], "--run-dir", str(d / "t_x13"), *TINY], "error", "teleport"),
+        Case("train num_minibatches in --config", "cli",
+             ["train", "--config", c["minibatches"], "--run-dir", str(d / "t_x14"), *TINY], "error",
+             "num_minibatches"),
+        # train: values
+        Case("train num_minibatches=3", "cli", ["train", "--set", "num_minibatches=3", "--run-dir", str(d / "t1")],
+             "error", "`num_minibatches`: 3 does not divide"),
+        Case("train num_minibatches=512", "cli", ["train", "--set", "num_minibatches=512", "--run-dir", str(d / "t2")],
+             "error", "num_minibatches"),
+        Case("train num_minibatches=0", "cli", ["train", "--set", "num_minibatches=0", "--run-dir", str(d / "t3")],
+             "error", "num_minibatches"),
+        Case("train num_envs=0", "cli", ["train", "--set", "num_envs=0", "--run-dir", str(d / "t4")], "error",
+             "num_envs"),
+        Case("train --num-envs 1e8", "cli",
+             ["train", "--num-envs", "100000000", "--total-timesteps", "100000000000000", "--run-dir", str(d / "t5")],
+             "error", "num_envs = 100000000"),
+        Case("train num_steps=1e9", "cli",
+             ["train", "--set", "num_steps=1000000000", "--total-timesteps", "100000000000", "--run-dir",
+              str(d / "t6")], "error", "num_steps = 1000000000"),
+        Case("train num_envs x num_steps overflows", "cli",
+             ["train", "--set", "num_steps=9223372036854775807", "--set", "num_envs=4", "--run-dir", str(d / "t7")],
+             "error", "num_steps"),
+        Case("train hidden_sizes=[1e9]", "cli",
+             ["train", "--set", "hidden_sizes=[1000000000]", "--run-dir", str(d / "t8")], "error", "hidden_sizes"),
+        Case("train hidden_sizes=[0]", "cli", ["train", "--set", "hidden_sizes=[0]", "--run-dir", str(d / "t9")],
+             "error", "hidden_sizes"),
+        Case("train hidden_sizes=[-3]", "cli", ["train", "--set", "hidden_sizes=[-3]", "--run-dir", str(d / "t10")],
+             "error", "hidden_sizes"),
+        Case("train learning_rate=nan", "cli", ["train", "--set", "learning_rate=nan", "--run-dir", str(d / "t11")],
+             "error", "not a finite number"),
+        Case("train learning_rate=1e400", "cli",
+             ["train", "--set", "learning_rate=1e400", "--run-dir", str(d / "t12")], "error", "not a finite number"),
+        Case("train learning_rate=null", "cli", ["train", "--set", "learning_rate=null", "--run-dir", str(d / "t13")],
+             "error", "null is not allowed"),
+        Case("train learning_rate=-1", "cli", ["train", "--set", "learning_rate=-1", "--run-dir", str(d / "t14")],
+             "error", "learning_rate"),
+        Case("train gamma=2", "cli", ["train", "--set", "gamma=2", "--run-dir", str(d / "t15")], "error", "gamma"),
+        Case("train total_timesteps=0", "cli", ["train", "--total-timesteps", "0", "--run-dir", str(d / "t16")],
+             "error", "total_timesteps"),
+        Case("train device=tpu", "cli", ["train", "--device", "tpu", "--run-dir", str(d / "t17")], "error", "device"),
+        Case("train checkpoint_every=0", "cli",
+             ["train", "--set", "checkpoint_every=0", "--run-dir", str(d / "t18")], "error", "checkpoint_every"),
+        Case("train seed=-1", "cli", ["train", "--set", "seed=-1", "--run-dir", str(d / "t19")], "error", "seed"),
+        Case("train num_envs=1e20", "cli", ["train", "--set", "num_envs=1e20", "--run-dir", str(d / "t20")], "error",
+             "num_envs"),
+        Case("train env_config.gravity=nan", "cli",
+             ["train", "--set", "env_config.gravity=nan", "--run-dir", str(d / "t21")], "error", "finite"),
+        Case("train env_config.gravity=null", "cli",
+             ["train", "--set", "env_config.gravity=null", "--run-dir", str(d / "t22")], "error", "null"),
+        Case("train env_config n_state=1e12", "cli",
+             ["train", "--env", burgers, "--set", "env_config.n_state=1000000000000", "--run-dir", str(d / "t23")],
+             "error", "n_state"),
+        Case("train sampler.scale without sampler", "cli",
+             ["train", "--set", "sampler.scale=0.5", "--run-dir", str(d / "t24")], "error", "give the whole table"),
+        Case("train dotted key into a number", "cli", ["train", "--set", "gamma.x=1", "--run-dir", str(d / "t25")],
+             "error", "not a table"),
+        Case("train unknown algo", "cli", ["train", "--algo", "sac", "--run-dir", str(d / "t26")], "error",
+             "unknown algorithm"),
+        Case("train --seed 2^64-1", "cli", ["train", "--seed", "18446744073709551615", "--run-dir",
+                                            str(d / "t_seed"), *TINY], "ok"),
+        # train: folders
+        Case("train --run-dir /proc", "cli", ["train", "--run-dir", "/proc/keel", *TINY], "error", "/proc/keel"),
+        Case("train --run-dir a file", "cli", ["train", "--run-dir", fx.file, *TINY], "error", "not a folder"),
+        Case("train --run-dir under a file", "cli", ["train", "--run-dir", fx.file + "/run", *TINY], "error",
+             "not a folder"),
+        Case("train --run-dir empty", "cli", ["train", "--run-dir", "", *TINY], "error", "--run-dir"),
+        Case("train --run-dir holding a run", "cli", ["train", "--run-dir", run, *TINY], "error", "--resume"),
+        Case("train --resume with --env", "cli", ["train", "--resume", run, "--env", cart], "error", "--env"),
+        Case("train --resume with --algo", "cli", ["train", "--resume", run, "--algo", "dppo"], "error", "--algo"),
+        Case("train --resume missing", "cli", ["train", "--resume", str(d / "nope")], "error", "nope"),
+        Case("train --resume a file", "cli", ["train", "--resume", fx.file], "error", "a_file"),
+    ]
+    # Damaged run folders: resume and eval both refuse them, naming the file or the tensor.
+    named = {
+        "random_bytes": "not a valid checkpoint",
+        "empty_tensors": "not a valid checkpoint",
+        "missing_tensors": "iter_000001.safetensors",
+        "nan_weights": "actor.head.bias",
+        "no_optimiser": "lacks `adam.steps`",
+        "foreign_tensors": "lacks parameter",
+        "empty_step_count": "adam.steps",
+        "float_step_count": "adam.steps",
+        "negative_step_count": "adam.steps",
+        "negative_moment": "exp_avg_sq",
+        "reshaped_weight": "actor.head.bias",
+        "int_weight": "actor.head.bias",
+        "latest_traversal": "iter_NNNNNN",
+        "latest_empty": "iter_NNNNNN",
+        "latest_missing": "latest",
+        "state_garbage": "not a valid checkpoint",
+        "state_missing": "iter_000001.json",
+        "state_env_count": "envs",
+        "state_snapshot": "not a valid checkpoint",
+        "state_negative_step": "not a valid checkpoint",
+        "config_garbage": "TOML",
+        "config_no_algo": "algo",
+        "config_other_algo": "sac",
+        "config_bigger_net": "parameter",
+    }
+    for name, needle in named.items():
+        cases.append(Case(f"eval {name}", "cli", ["eval", "--run", dmg[name], "--episodes", "1"], "error", needle))
+    for name in ["random_bytes", "nan_weights", "empty_step_count", "int_weight", "latest_traversal"]:
+        cases.append(Case(f"resume {name}", "cli", ["train", "--resume", dmg[name], "--quiet"], "error", named[name]))
+    cases += [
+        Case("eval --episodes 0", "cli", ["eval", "--run", run, "--episodes", "0"], "error", "episodes"),
+        Case("eval --episodes 2^64-1", "cli", ["eval", "--run", run, "--episodes", "18446744073709551615"], "error",
+             "episodes"),
+        Case("eval --max-episode-steps 0", "cli", ["eval", "--run", run, "--max-episode-steps", "0"], "error",
+             "max-episode-steps"),
+        Case("eval --seed 2^64-1", "cli", ["eval", "--run", run, "--episodes", "2", "--seed", "18446744073709551615"],
+             "ok", check=file_has(str(fx.run / "eval.json"), lambda e: e["episodes"] == 2, "2 episodes")),
+        Case("eval missing run", "cli", ["eval", "--run", str(d / "nope")], "error", "nope"),
+        Case("eval run is a file", "cli", ["eval", "--run", fx.file], "error", "a_file"),
+        # plot
+        Case("plot --out /proc", "cli", ["plot", run, "--out", "/proc/keel.png"], "error", "/proc"),
+        Case("plot --out folder", "cli", ["plot", run, "--out", str(d)], "error", "is a folder"),
+        Case("plot --out not png", "cli", ["plot", run, "--out", str(d / "curves.txt")], "error", ".png"),
+        Case("plot --out missing folder", "cli", ["plot", run, "--out", str(d / "nope/curves.png")], "error",
+             "does not exist"),
+        Case("plot unknown metric", "cli", ["plot", run, "--metric", "nope", "--out", str(d / "p.png")], "error",
+             "nope"),
+        Case("plot missing run", "cli", ["plot", str(d / "nope"), "--out", str(d / "p.png")], "error", "nope"),
+        Case("plot empty metrics", "cli", ["plot", dmg["empty_metrics"], "--out", str(d / "p.png")], "error",
+             "episodic_return"),
+        Case("plot text in metrics", "cli", ["plot", dmg["text_metrics"], "--out", str(d / "p2.png")], "ok",
+             check=lambda _: None if (d / "p2.png").read_bytes()[1:4] == b"PNG" else "no PNG"),
+        Case("plot --smooth 0", "cli", ["plot", run, "--smooth", "0", "--out", str(d / "p3.png")], "ok"),
+        # performative
+        Case("figure2 --out-dir /proc (before computing)", "cli",
+             ["performative", "figure2", "--out-dir", "/proc/keel"], "error", "/proc", timeout=10),
+        Case("figure2 --out-dir a file", "cli", ["performative", "figure2", "--out-dir", fx.file], "error",
+             "not a folder"),
+        Case("figure2 --iters 1e15", "cli", ["performative", "figure2", "--out-dir", str(d / "f2"), "--iters",
+                                             "1000000000000000"], "error", "iters", timeout=10),
+        Case("performative --out /proc (before computing)", "cli",
+             ["performative", "--out", "/proc/keel/p.json"], "error", "/proc/keel", timeout=10),
+        Case("performative --iters 1e15", "cli", ["performative", "--iters", "1000000000000000"], "error", "iters",
+             timeout=10),
+        Case("performative --iters 0", "cli", ["performative", "--iters", "0"], "error", "rounds"),
+        Case("performative --lambda nan", "cli", ["performative", "--lambda", "nan", "--iters", "2"], "error",
+             "lambda"),
+        Case("performative --beta inf", "cli", ["performative", "--beta", "inf", "--iters", "2"], "error", "beta"),
+        Case("performative --eta nan", "cli", ["performative", "--method", "rga", "--eta", "nan", "--iters", "2"],
+             "error", "eta"),
+        Case("performative --samples 0", "cli", ["performative", "--samples", "0", "--iters", "2"], "error",
+             "samples"),
+        Case("performative --followers 0", "cli", ["performative", "--followers", "0", "--iters", "2"], "error",
+             "followers"),
+        Case("performative --min-state-occupancy -1", "cli",
+             ["performative", "--min-state-occupancy", "-1", "--iters", "2"], "error", "min_state_occupancy"),
+        Case("performative --seeds 1e15", "cli",
+             ["performative", "--samples", "5", "--seeds", "1000000000000000", "--iters", "2"], "error", "iters",
+             timeout=10),
+        Case("performative --workers 0", "cli", ["performative", "--iters", "2", "--workers", "0"], "ok"),
+        # baseline
+        Case("baseline --out /proc", "cli",
+             ["baseline", "--env", burgers, "--controller", "zero", "--out", "/proc/keel/b.json"], "error",
+             "/proc/keel"),
+        Case("baseline --episodes 0", "cli", ["baseline", "--env", burgers, "--controller", "zero", "--episodes", "0"],
+             "error", "episodes"),
+        Case("baseline --episodes 1e18", "cli",
+             ["baseline", "--env", burgers, "--controller", "zero", "--episodes", "1000000000000000000"], "error",
+             "episodes", timeout=10),
+        Case("baseline lqr without a model", "cli", ["baseline", "--env", burgers, "--controller", "lqr"], "error",
+             "no linear model"),
+        Case("baseline unknown controller", "cli", ["baseline", "--env", burgers, "--controller", "pid"], "error",
+             "pid"),
+        Case("baseline n_state=1e12", "cli",
+             ["baseline", "--env", burgers, "--set", "n_state=1000000000000", "--controller", "zero"], "error",
+             "n_state"),
+        Case("baseline --seed 2^64-1", "cli",
+             ["baseline", "--env", burgers, "--set", "n_state=64", "--controller", "zero", "--episodes", "2", "--seed",
+              "18446744073709551615"], "ok"),
+        # the rest
+        Case("unknown command", "cli", ["teleport"], "error", "teleport"),
+        Case("list --json", "cli", ["list", "--json"], "ok",
+             check=lambda p: None if json.loads(p.stdout) else "empty list"),
+    ]
+    return cases
+
+
+PY_PRELUDE = """
+import math, sys, threading
+import numpy as np
+import gymnasium as gym
+import keel, keel.sb3
+"""
+
+
+def py_cases() -> list[Case]:
+    def py(name: str, code: str, expect: str = "error", needle: str = "") -> Case:
+        return Case(name, "py", textwrap.dedent(code), expect, needle)
+
+    return [
+        py("make n_state=10**12", 'gym.make("keel/Burgers-v0", n_state=10**12)', needle="n_state"),
+        py("make n_state=10**30", 'gym.make("keel/Burgers-v0", n_state=10**30)', needle="n_state"),
+        py("make_vec num_envs=10**8", 'gym.make_vec("keel/CartPole-v1", num_envs=10**8)', needle="num_envs"),
+        py("KeelVectorEnv 10**12", 'keel.KeelVectorEnv("keel/CartPole-v1", 10**12)', needle="num_envs"),
+        py("KeelVectorEnv -3", 'keel.KeelVectorEnv("keel/CartPole-v1", -3)', needle="num_envs"),
+        py("KeelVectorEnv workers=-1", 'keel.KeelVectorEnv("keel/CartPole-v1", 2, workers=-1)', needle="workers"),
+        py("make gravity=nan", 'gym.make("keel/CartPole-v1", gravity=math.nan)', needle="gravity"),
+        py("make gravity=inf", 'gym.make("keel/CartPole-v1", gravity=math.inf)', needle="gravity"),
+        py("make gravity=None", 'gym.make("keel/CartPole-v1", gravity=None)', needle="gravity"),
+        py("make gravity='x'", 'gym.make("keel/CartPole-v1", gravity="x")', needle="gravity"),
+        py("make unknown field", 'gym.make("keel/CartPole-v1", gravityy=1.0)', needle="gravityy"),
+        py("make unknown id", 'gym.make("keel/Nope-v0")', needle="Nope"),
+        py("reset seed=2**70", 'gym.make("keel/CartPole-v1").reset(seed=2**70)', needle="seed"),
+        py("reset seed=-1", 'gym.make("keel/CartPole-v1").reset(seed=-1)', needle="seed"),
+        py("reset seed='7'", 'gym.make("keel/CartPole-v1").reset(seed="7")', needle="seed"),
+        py("reset state nan", 'gym.make("keel/CartPole-v1").reset(options={"state": [math.nan, 0, 0, 0]})',
+           needle="state"),
+        py("reset state 1e300", 'gym.make("keel/CartPole-v1").reset(options={"state": [1e300, 0, 0, 0]})',
+           needle="float32"),
+        py("reset state short", 'gym.make("keel/CartPole-v1").reset(options={"state": [0, 0]})', needle="state"),
+        py("reset unknown option", 'gym.make("keel/CartPole-v1").reset(options={"teleport": 1})', needle="teleport"),
+        py("reset high=inf", 'gym.make("keel/CartPole-v1").reset(options={"high": math.inf})', needle="high"),
+        py("step before reset", 'keel.KeelEnv("keel/CartPole-v1").step(0)', needle="reset"),
+        py("step action 5 for Discrete(2)", """
+            env = gym.make("keel/CartPole-v1"); env.reset(seed=0); env.step(5)""", needle="action"),
+        py("step action nan for Pendulum", """
+            env = gym.make("keel/Pendulum-v1"); env.reset(seed=0); env.step(np.array([math.nan], np.float32))""",
+           needle="action"),
+        py("step action of shape (2, 4) for Box(8,)", """
+            env = keel.KeelEnv("keel/Burgers-v0", n_state=64); env.reset(seed=0); env.step(np.zeros((2, 4)))""",
+           needle="shape"),
+        py("vector step of shape (1, 3)", """
+            envs = keel.KeelVectorEnv("keel/Pendulum-v1", 3); envs.reset(seed=0)
+            envs.step(np.zeros((1, 3), np.float32))""", needle="shape"),
+        py("error leaves the env usable", """
+            env = gym.make("keel/CartPole-v1"); env.reset(seed=0)
+            try:
+                env.step(7)
+            except keel.KeelError:
+                pass
+            obs, *_ = env.step(1)
+            assert np.isfinite(obs).all()
+            print("OK")""", expect="ok"),
+        py("sensor_noise_cov=1e308", """
+            env = gym.make("keel/Burgers-v0", sensor_noise_cov=1e308); obs, _ = env.reset(seed=0)
+            obs2, reward, terminated, *_ = env.step(np.zeros(8))
+            assert np.isfinite(obs).all() and (terminated or np.isfinite(obs2).all())
+            print("OK")""", expect="either", needle="finite"),
+        py("process_noise_cov=1e308", """
+            env = gym.make("keel/Burgers-v0", process_noise_cov=1e308); env.reset(seed=0)
+            for _ in range(5):
+                obs, reward, terminated, *_ = env.step(np.zeros(8))
+                assert terminated or np.isfinite(obs).all(), obs
+                if terminated:
+                    break
+            print("OK")""", expect="either", needle="finite"),
+        py("closed vector env", """
+            envs = keel.KeelVectorEnv("keel/CartPole-v1", 2); envs.reset(seed=0); envs.close()
+            envs.step(np.zeros(2, np.int64))""", needle="closed"),
+        py("closed SB3 adapter", """
+            env = keel.sb3.make_vec("keel/CartPole-v1", n_envs=2); env.close(); env.reset()""", needle="closed"),
+        py("SB3 set_attr gravity", """
+            keel.sb3.make_vec("keel/CartPole-v1", n_envs=4).set_attr("gravity", 1000.0)""", needle="gravity"),
+        py("SB3 set_attr num_envs", """
+            keel.sb3.make_vec("keel/CartPole-v1", n_envs=4).set_attr("num_envs", 2)""", needle="num_envs"),
+        py("SB3 get_attr index 10 of 4", """
+            keel.sb3.make_vec("keel/CartPole-v1", n_envs=4).get_attr("high", indices=[10])""", needle="10"),
+        py("SB3 seed=-1", 'keel.sb3.make_vec("keel/CartPole-v1", n_envs=2, seed=-1)', needle="seed"),
+        py("SB3 n_envs=-1", 'keel.sb3.make_vec("keel/CartPole-v1", n_envs=-1)', needle="n_envs"),
+        py("set_params of a missing env", """
+            envs = keel.KeelVectorEnv("keel/CartPole-v1", 2); envs.set_params(indices=[5], high=0.1)""",
+           needle="5"),
+        py("two threads on one vector env", """
+            envs = keel.KeelVectorEnv("keel/KuramotoSivashinsky-v0", 8, workers=1); envs.reset(seed=0)
+            actions = np.zeros((8, 8)); bad = []
+            def stepper():
+                for _ in range(30):
+                    try:
+                        envs.step(actions)
+                    except keel.InUseError:
+                        pass
+            t = threading.Thread(target=stepper); t.start()
+            while t.is_alive():
+                try:
+                    envs.step(actions)
+                except keel.InUseError:
+                    pass
+                except BaseException as e:
+                    bad.append(e)
+            t.join(); envs.step(actions)
+            assert not bad, bad[:3]
+            print("OK")""", expect="ok"),
+    ]
+
+
+# --- running and classifying ------------------------------------------------------------------
+
+
+def limit_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
+
+
+def execute(case: Case, keel: str, python: str, cwd: Path) -> tuple[subprocess.CompletedProcess | None, float]:
+    if case.kind == "cli":
+        argv = [keel, *case.command]
+    else:
+        wrapped = (PY_PRELUDE + "try:\n" + textwrap.indent(case.command, "    ") +
+                   "\nexcept BaseException as e:\n"
+                   "    clear = isinstance(e, (ValueError, LookupError, gym.error.Error)) and not isinstance(e, "
+                   "UnicodeError)\n"
+                   "    lines = len(str(e).strip().splitlines())\n"
+                   "    print(f'EXCEPTION {int(clear)} {lines} {type(e).__name__}: {e}', file=sys.stderr)\n"
+                   "    sys.exit(1)\n")
+        argv = [python, "-c", wrapped]
+    env = dict(os.environ, RUST_BACKTRACE="1")
+    env.pop("LD_LIBRARY_PATH", None)
+    if case.kind == "py":
+        env["PYTHONPATH"] = str(ROOT / "python")
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=case.timeout, cwd=cwd,
+                              env=env, preexec_fn=limit_memory)
+    except subprocess.TimeoutExpired:
+        return None, time.perf_counter() - start
+    return proc, time.perf_counter() - start
+
+
+def repeated_cause(line: str) -> str | None:
+    """A part of `a: b: c` said twice (a cause printed by its error and again by its context)."""
+    parts = [p.strip() for p in line.split(": ") if len(p.strip()) >= 12]
+    seen = set()
+    for p in parts:
+        if p in seen:
+            return p
+        seen.add(p)
+    return None
+
+
+DEBUG_DUMP = re.compile(r"\b[A-Z]\w+\((?:[A-Z]\w+\(|\w+ \{)|\bOs \{ code|\bkind: [A-Z]")
+
+
+def classify(case: Case, proc: subprocess.CompletedProcess | None) -> tuple[str, str]:
+    if proc is None:
+        return "HANG", f"still running after {case.timeout:.0f} s"
+    both = proc.stdout + proc.stderr
+    if "panicked at" in both or "stack backtrace" in both or "PanicException" in both:
+        return "PANIC", last_line(both)
+    if proc.returncode < 0 or proc.returncode in (134, 137, 139):
+        return "ABORT", f"exit {proc.returncode}: {last_line(both)}"
+    if proc.returncode == 0:
+        if case.expect == "error":
+            return "SILENT", "accepted: " + last_line(both)
+        problem = case.check(proc) if case.check else None
+        return ("SILENT", problem) if problem else ("ok", last_line(proc.stdout) or "exit 0")
+    if case.expect == "ok":
+        return "UNCLEAR", f"refused a valid input: {last_line(proc.stderr)}"
+    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    if case.kind == "cli":
+        # clap's usage errors: an `error:` line, then usage and a hint.
+        clap = proc.returncode == 2 and bool(lines) and lines[0].startswith("error:")
+        message = " ".join(lines) if clap else (lines[0] if lines else "")
+        if not clap and len(lines) != 1:
+            return "UNCLEAR", f"{len(lines)} lines on stderr: {' | '.join(lines[:3])}"
+        if not message.startswith("error: "):
+            return "UNCLEAR", f"not an error line: {message}"
+    else:
+        found = [l for l in lines if l.startswith("EXCEPTION ")]
+        if not found:
+            return "UNCLEAR", f"no exception: {last_line(proc.stderr)}"
+        _, clear, count, message = found[-1].split(" ", 3)
+        if clear != "1":
+            return "UNCLEAR", f"not a ValueError, LookupError or gymnasium error: {message}"
+        if count != "1":
+            return "UNCLEAR", f"a message of {count} lines: {message}"
+    if DEBUG_DUMP.search(message):
+        return "UNCLEAR", f"debug dump: {message}"
+    twice = repeated_cause(message)
+    if twice:
+        return "UNCLEAR", f"says `{twice}` twice: {message}"
+    if case.needle and case.needle.lower() not in message.lower():
+        return "UNCLEAR", f"does not name `{case.needle}`: {message}"
+    return "error", message
+
+
+def last_line(text: str) -> str:
+    lines = [l for l in text.splitlines() if l.strip()]
+    return lines[-1][:200] if lines else ""
+
+
+def find_keel() -> str:
+    candidates = [ROOT / "target" / "keel"]
+    target = os.environ.get("CARGO_TARGET_DIR")
+    if target:
+        candidates.append(Path(target) / "release" / "keel")
+    candidates.append(Path.home() / ".cache" / "keel" / "target" / "release" / "keel")
+    for c in candidates:
+        if c.exists():
+            return str(c)
+    sys.exit("no keel binary: build it (cargo build --release --bin keel) or pass --keel")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keel", help="the keel binary (default: target/keel, else $CARGO_TARGET_DIR/release/keel)")
+    parser.add_argument("--python", default=sys.executable, help="the Python with gymnasium (default: this one)")
+    parser.add_argument("-k", dest="only", default="", help="run only cases whose name contains this")
+    parser.add_argument("--jobs", type=int, default=2, help="cases run at once (default 2)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="print every case, not only the bad ones")
+    args = parser.parse_args()
+    keel = args.keel or find_keel()
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="keel-hostile-") as scratch:
+        base = Path(scratch)
+        fixtures = Fixtures(keel, base)
+        cases = [c for c in cli_cases(fixtures) + py_cases() if args.only in c.name]
+        names = [c.name for c in cases]
+        duplicates = {n for n in names if names.count(n) > 1}
+        if duplicates:
+            sys.exit(f"duplicate case names: {sorted(duplicates)}")
+        cwd = base / "cwd"
+        cwd.mkdir()
+
+        def one(case: Case) -> Outcome:
+            proc, seconds = execute(case, keel, args.python, cwd)
+            verdict, detail = classify(case, proc)
+            return Outcome(case, verdict, seconds, detail)
+
+        # Cases that write the same file run one after another; the rest in parallel.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            outcomes = list(pool.map(one, [c for c in cases if "out.json" not in " ".join(map(str, c.command))]))
+        outcomes += [one(c) for c in cases if "out.json" in " ".join(map(str, c.command))]
+        stray = sorted(p.name for p in cwd.iterdir())
+    order = {c.name: i for i, c in enumerate(cases)}
+    outcomes.sort(key=lambda o: order[o.case.name])
+    width = max(len(o.case.name) for o in outcomes)
+    print(f"{'case':<{width}}  {'kind':<4}  {'expect':<6}  {'outcome':<7}  {'s':>5}  detail")
+    for o in outcomes:
+        if args.verbose or o.verdict in BAD:
+            print(f"{o.case.name:<{width}}  {o.case.kind:<4}  {o.case.expect:<6}  {o.verdict:<7}  "
+                  f"{o.seconds:5.1f}  {o.detail[:160]}")
+    counts = {v: sum(o.verdict == v for o in outcomes) for v in ("error", "ok", *BAD)}
+    seconds = time.perf_counter() - start
+    print()
+    print(f"{len(outcomes)} hostile inputs ({sum(o.case.kind == 'cli' for o in outcomes)} command line, "
+          f"{sum(o.case.kind == 'py' for o in outcomes)} Python) in {seconds:.0f} s")
+    print("| outcome | count |")
+    print("|---|---:|")
+    for verdict, count in counts.items():
+        print(f"| {verdict} | {count} |")
+    if stray:
+        print(f"files left in the working directory: {stray}")
+    bad = sum(counts[v] for v in BAD)
+    return 1 if bad or stray else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
