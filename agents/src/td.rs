@@ -540,7 +540,7 @@ pub fn run_sampled(config: &TdConfig, env_config: &BairdConfig) -> Result<TdRun>
     let ratio_index = env.spec().extras.iter().position(|e| e == "importance_ratio").unwrap_or(1);
     let problem = LinearProblem::baird(env_config);
     let mut learner = Learner::new(&problem, config, Baird::ID);
-    let mut behaviour = Pcg64::seed_from_u64(config.seed ^ 0x5eed_0f_bea7);
+    let mut behaviour = Pcg64::seed_from_u64(config.seed ^ 0x5eed_0fbe);
     let mut obs = env.spec().obs_buffer(1);
     env.reset(Some(config.seed), &ResetOptions::default(), obs.as_mut())?;
     let n = problem.features();
@@ -565,6 +565,7 @@ pub fn run_sampled(config: &TdConfig, env_config: &BairdConfig) -> Result<TdRun>
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

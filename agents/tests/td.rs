@@ -1,6 +1,9 @@
 //! Linear TD / PFPE on Baird's star against the reference figures of the research notes
 //! (agents.md §3.3, computed there by an independent f64 implementation).
 
+// A failed step is a failed test: unwrap says where.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use keel_agents::td::{self, LinearProblem, TdConfig};
 use keel_envs::baird::BairdConfig;
 

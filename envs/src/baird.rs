@@ -228,6 +228,7 @@ impl Env for Baird {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::registry::make;
