@@ -53,7 +53,7 @@ class Case:
     command: list[str] | str  # keel arguments, or Python source
     expect: str  # "error", "ok" or "either"
     needle: str = ""  # what an error must name (case-insensitive)
-    check: Callable[[subprocess.CompletedProcess], str | None] | None = None  # None = sane
+    check: Callable[[subprocess.CompletedProcess], str | None] | None = None  # returns None when sane
     timeout: float = 30.0
 
 
@@ -71,6 +71,11 @@ class Outcome:
 def write(path: Path, text: str) -> str:
     path.write_text(text)
     return str(path)
+
+
+def files(folder: Path, prefix: str, suffix: str, texts: dict[str, str]) -> dict[str, str]:
+    """Each text written to `folder/prefix_NAME.suffix`; their paths by name."""
+    return {name: write(folder / f"{prefix}_{name}.{suffix}", text) for name, text in texts.items()}
 
 
 def safetensors_read(path: Path) -> dict[str, tuple[str, list[int], bytes]]:
@@ -101,57 +106,54 @@ class Fixtures:
         self.dir = base
         d = base
         self.file = write(d / "a_file", "not a folder")
-        self.actions = {
-            name: write(d / f"actions_{name}.json", text)
-            for name, text in {
-                "cart": "[0, 1, 1]",
-                "empty": "[]",
-                "float": "[0.5]",
-                "negative": "[-1]",
-                "huge": "[1e30]",
-                "object": '{"a": 1}',
-                "broken": "[0, 1",
-                "pendulum": "[[0.5], [-0.5]]",
-                "pendulum_wide": "[[1, 2]]",
-                "pendulum_text": '[["x"]]',
-                "pendulum_beyond": "[[1e400]]",
-                "nested": "[[[0]]]",
-                "bool": "[true]",
-                "burgers": json.dumps([[0.0] * 8] * 3),
-            }.items()
-        }
-        self.states = {
-            name: write(d / f"state_{name}.json", text)
-            for name, text in {
-                "huge": "[1e308, 1e308, 0, 0]",
-                "1e300": "[1e300, 0, 0, 0]",
-                "short": "[0, 0]",
-                "long": "[0, 0, 0, 0, 0]",
-                "text": '["a", 0, 0, 0]',
-                "wrong_key": '{"stat": [0, 0, 0, 0]}',
-                "ok_object": '{"state": [0.01, 0, 0, 0]}',
-                "null": "null",
-                "beyond": "[1e400, 0, 0, 0]",
-            }.items()
-        }
-        self.configs = {
-            name: write(d / f"config_{name}.toml", text)
-            for name, text in {
-                "pendulum": 'env_id = "keel/Pendulum-v1"\n',
-                "dppo": 'algo = "dppo"\n',
-                "sac": 'algo = "sac"\n',
-                "env_number": "env_id = 5\n",
-                "nan": "learning_rate = nan\n",
-                "inf_env": "[env_config]\ngravity = inf\n",
-                "syntax": "learning_rate = = 3\n",
-                "empty": "",
-                "unknown": "learning_rte = 1\n",
-                "sampler_short": '[sampler]\nkind = "uniform_start_state"\nlow = [0.0]\nhigh = [0.1]\n',
-                "sampler_kind": '[sampler]\nkind = "teleport"\n',
-                "minibatches": "num_minibatches = 3\n",
-                "binary": "\x00\x01\x02",
-            }.items()
-        }
+        self.actions = files(d, "actions", "json", {
+            "cart": "[0, 1, 1]",
+            "empty": "[]",
+            "float": "[0.5]",
+            "negative": "[-1]",
+            "huge": "[1e30]",
+            "object": '{"a": 1}',
+            "broken": "[0, 1",
+            "pendulum": "[[0.5], [-0.5]]",
+            "pendulum_wide": "[[1, 2]]",
+            "pendulum_text": '[["x"]]',
+            "pendulum_beyond": "[[1e400]]",
+            "nested": "[[[0]]]",
+            "bool": "[true]",
+            "burgers": json.dumps([[0.0] * 8] * 3),
+        })
+        self.states = files(d, "state", "json", {
+            "huge": "[1e308, 1e308, 0, 0]",
+            "1e300": "[1e300, 0, 0, 0]",
+            "short": "[0, 0]",
+            "long": "[0, 0, 0, 0, 0]",
+            "text": '["a", 0, 0, 0]',
+            "wrong_key": '{"stat": [0, 0, 0, 0]}',
+            "ok_object": '{"state": [0.01, 0, 0, 0]}',
+            "null": "null",
+            "beyond": "[1e400, 0, 0, 0]",
+        })
+        self.configs = files(d, "config", "toml", {
+            "pendulum": 'env_id = "keel/Pendulum-v1"\n',
+            "dppo": 'algo = "dppo"\n',
+            "sac": 'algo = "sac"\n',
+            "env_number": "env_id = 5\n",
+            "nan": "learning_rate = nan\n",
+            "inf_env": "[env_config]\ngravity = inf\n",
+            "syntax": "learning_rate = = 3\n",
+            "empty": "",
+            "unknown": "learning_rte = 1\n",
+            "sampler_short": '[sampler]\nkind = "uniform_start_state"\nlow = [0.0]\nhigh = [0.1]\n',
+            "sampler_kind": '[sampler]\nkind = "teleport"\n',
+            "minibatches": "num_minibatches = 3\n",
+            "binary": "\x00\x01\x02",
+            "sampler_huge": '[sampler]\nkind = "uniform_start_state"\nlow = [-1e300, 0.0, 0.0, 0.0]\n'
+                            'high = [1e300, 0.0, 0.0, 0.0]\n',
+            "sampler_scale": '[sampler]\nkind = "uniform_start_state"\nlow = [0.0, 0.0, 0.0, 0.0]\n'
+                             'high = [0.1, 0.1, 0.1, 0.1]\nscale = 0.0\n',
+            "sampler_reversed": '[sampler]\nkind = "uniform_start_state"\nlow = [0.1, 0.0, 0.0, 0.0]\n'
+                                'high = [0.0, 0.1, 0.1, 0.1]\n',
+        })
         self.run = d / "run"
         trained = subprocess.run(
             [keel, "train", "--run-dir", str(self.run), *TINY, "--max-iterations", "1"],
@@ -263,7 +265,10 @@ DAMAGE: dict[str, Callable[[Path], None]] = {
 # --- cases -------------------------------------------------------------------------------------
 
 
-def file_has(path: str, test: Callable[[dict], bool], what: str) -> Callable[[subprocess.CompletedProcess], str | None]:
+Check = Callable[[subprocess.CompletedProcess], "str | None"]  # None: the result is sane
+
+
+def file_has(path: str, test: Callable[[dict], bool], what: str) -> Check:
     def check(_: subprocess.CompletedProcess) -> str | None:
         try:
             return None if test(json.loads(Path(path).read_text())) else f"{path}: {what}"
@@ -273,7 +278,7 @@ def file_has(path: str, test: Callable[[dict], bool], what: str) -> Callable[[su
     return check
 
 
-def run_config(run: Path, test: Callable[[str], bool], what: str) -> Callable[[subprocess.CompletedProcess], str | None]:
+def run_config(run: Path, test: Callable[[str], bool], what: str) -> Check:
     def check(_: subprocess.CompletedProcess) -> str | None:
         try:
             return None if test((run / "config.toml").read_text()) else f"{run}/config.toml: {what}"
@@ -281,10 +286,6 @@ def run_config(run: Path, test: Callable[[str], bool], what: str) -> Callable[[s
             return str(e)
 
     return check
-
-
-def no_file(path: Path) -> Callable[[subprocess.CompletedProcess], str | None]:
-    return lambda _: f"{path} was written" if path.exists() else None
 
 
 def cli_cases(fx: Fixtures) -> list[Case]:
@@ -378,6 +379,9 @@ def cli_cases(fx: Fixtures) -> list[Case]:
              "error", "num_envs"),
         Case("bench --num-envs 0", "cli", ["bench", "--env", cart, "--num-envs", "0"], "error", "must be positive"),
         Case("bench --steps 0", "cli", ["bench", "--env", cart, "--steps", "0"], "error", "must be positive"),
+        Case("bench --steps 2^64-1", "cli",
+             ["bench", "--env", cart, "--num-envs", "4", "--steps", "18446744073709551615"], "error", "2^64",
+             timeout=10),
         Case("bench --repeats 0", "cli", ["bench", "--env", cart, "--repeats", "0"], "error", "must be positive"),
         Case("bench --num-envs -1", "cli", ["bench", "--env", cart, "--num-envs", "-1"], "error", "num-envs"),
         Case("bench n_state=1e12", "cli",
@@ -439,7 +443,30 @@ def cli_cases(fx: Fixtures) -> list[Case]:
         Case("train num_minibatches in --config", "cli",
              ["train", "--config", c["minibatches"], "--run-dir", str(d / "t_x14"), *TINY], "error",
              "num_minibatches"),
+        Case("train sampler beyond float32", "cli",
+             ["train", "--config", c["sampler_huge"], "--run-dir", str(d / "t_x15"), *TINY], "error", "float32"),
+        Case("train sampler scale 0", "cli",
+             ["train", "--config", c["sampler_scale"], "--run-dir", str(d / "t_x16"), *TINY], "error", "scale"),
+        Case("train sampler low > high", "cli",
+             ["train", "--config", c["sampler_reversed"], "--run-dir", str(d / "t_x17"), *TINY], "error", "low"),
         # train: values
+        Case("train clip_coef=1e308", "cli", ["train", "--set", "clip_coef=1e308", "--run-dir", str(d / "t30")],
+             "error", "clip_coef"),
+        Case("train obs_clip=1e300", "cli",
+             ["train", "--set", "obs_clip=1e300", "--set", "normalize_obs=true", "--run-dir", str(d / "t31")],
+             "error", "obs_clip"),
+        Case("train init_log_std=100", "cli",
+             ["train", "--env", pend, "--set", "init_log_std=100", "--run-dir", str(d / "t32")], "error",
+             "init_log_std"),
+        Case("train env_config gravity=1e300", "cli",
+             ["train", "--set", "env_config.gravity=1e300", "--run-dir", str(d / "t33"), *TINY], "either",
+             check=lambda p: None if "completed" in p.stdout else "not completed"),
+        Case("train --device cuda", "cli", ["train", "--device", "cuda", "--run-dir", str(d / "t34"), *TINY],
+             "either"),
+        Case("train --max-iterations 0", "cli",
+             ["train", "--max-iterations", "0", "--run-dir", str(d / "t35"), *TINY], "either"),
+        Case("train bad --set type for a table", "cli",
+             ["train", "--set", "dppo=5", "--run-dir", str(d / "t36")], "error", "dppo"),
         Case("train num_minibatches=3", "cli", ["train", "--set", "num_minibatches=3", "--run-dir", str(d / "t1")],
              "error", "`num_minibatches`: 3 does not divide"),
         Case("train num_minibatches=512", "cli", ["train", "--set", "num_minibatches=512", "--run-dir", str(d / "t2")],
@@ -608,6 +635,45 @@ def cli_cases(fx: Fixtures) -> list[Case]:
         Case("baseline --seed 2^64-1", "cli",
              ["baseline", "--env", burgers, "--set", "n_state=64", "--controller", "zero", "--episodes", "2", "--seed",
               "18446744073709551615"], "ok"),
+        # DQN
+        Case("dqn tiny run", "cli",
+             ["train", "--algo", "dqn", "--run-dir", str(d / "t_dqn"), "--total-timesteps", "200", "--quiet",
+              "--set", "iteration_steps=100", "--set", "buffer_size=100", "--set", "batch_size=16",
+              "--set", "learning_starts=50"], "ok",
+             check=file_has(str(d / "t_dqn" / "summary.json"), lambda m: m["status"] == "completed", "not completed")),
+        Case("dqn buffer_size=1e11", "cli",
+             ["train", "--algo", "dqn", "--set", "buffer_size=100000000000", "--run-dir", str(d / "q1")], "error",
+             "buffer_size = 100000000000"),
+        Case("dqn hidden_sizes=[1e9]", "cli",
+             ["train", "--algo", "dqn", "--set", "hidden_sizes=[1000000000]", "--run-dir", str(d / "q2")], "error",
+             "hidden_sizes"),
+        Case("dqn iteration_steps overflows", "cli",
+             ["train", "--algo", "dqn", "--set", "iteration_steps=9223372036854775808", "--set", "num_envs=2",
+              "--run-dir", str(d / "q3")], "error", "iteration_steps"),
+        Case("dqn on Box actions", "cli", ["train", "--algo", "dqn", "--env", pend, "--run-dir", str(d / "q4")],
+             "error", "Discrete"),
+        Case("dqn batch_size=0", "cli", ["train", "--algo", "dqn", "--set", "batch_size=0", "--run-dir",
+                                         str(d / "q5")], "error", "batch_size"),
+        Case("dqn tau=0", "cli", ["train", "--algo", "dqn", "--set", "tau=0", "--run-dir", str(d / "q6")], "error",
+             "tau"),
+        Case("dqn learning_rate=nan", "cli",
+             ["train", "--algo", "dqn", "--set", "learning_rate=nan", "--run-dir", str(d / "q7")], "error", "finite"),
+        Case("dqn algo=ppo in --set", "cli", ["train", "--algo", "dqn", "--set", "algo=ppo", "--run-dir",
+                                              str(d / "q8")], "error", "given twice"),
+        # linear TD on Baird's star
+        Case("td --out /proc (before computing)", "cli", ["td", "baird", "--steps", "100000000000",
+                                                          "--out", "/proc/keel/td.json"], "error", "/proc/keel",
+             timeout=10),
+        Case("td --alpha nan", "cli", ["td", "baird", "--alpha", "nan", "--out", str(d / "td.json")], "error",
+             "alpha"),
+        Case("td --alpha 1e308", "cli", ["td", "baird", "--alpha", "1e308", "--steps", "100", "--out",
+                                         str(d / "td.json")], "error", "alpha"),
+        Case("td --k 0", "cli", ["td", "baird", "--k", "0", "--out", str(d / "td.json")], "error", "k"),
+        Case("td --momentum 1", "cli", ["td", "baird", "--momentum", "1", "--out", str(d / "td.json")], "error",
+             "momentum"),
+        Case("td critical --alpha -1", "cli", ["td", "critical", "--alpha", "-1"], "error", "alpha"),
+        Case("td baird short run", "cli", ["td", "baird", "--steps", "50", "--out", str(d / "td_ok.json")], "ok",
+             check=file_has(str(d / "td_ok.json"), lambda r: r["steps_done"] == 50, "not 50 steps")),
         # the rest
         Case("unknown command", "cli", ["teleport"], "error", "teleport"),
         Case("list --json", "cli", ["list", "--json"], "ok",
@@ -617,7 +683,7 @@ def cli_cases(fx: Fixtures) -> list[Case]:
 
 
 PY_PRELUDE = """
-import math, sys, threading
+import math, sys
 import numpy as np
 import gymnasium as gym
 import keel, keel.sb3
@@ -701,25 +767,43 @@ def py_cases() -> list[Case]:
         py("set_params of a missing env", """
             envs = keel.KeelVectorEnv("keel/CartPole-v1", 2); envs.set_params(indices=[5], high=0.1)""",
            needle="5"),
-        py("two threads on one vector env", """
-            envs = keel.KeelVectorEnv("keel/KuramotoSivashinsky-v0", 8, workers=1); envs.reset(seed=0)
-            actions = np.zeros((8, 8)); bad = []
-            def stepper():
-                for _ in range(30):
-                    try:
-                        envs.step(actions)
-                    except keel.InUseError:
-                        pass
-            t = threading.Thread(target=stepper); t.start()
-            while t.is_alive():
-                try:
-                    envs.step(actions)
-                except keel.InUseError:
-                    pass
-                except BaseException as e:
-                    bad.append(e)
-            t.join(); envs.step(actions)
-            assert not bad, bad[:3]
+        py("make gravity=10**400", 'gym.make("keel/CartPole-v1", gravity=10**400)', needle="gravity"),
+        py("make nested nan", 'gym.make("keel/CartPole-v1", gravity={"a": [1, {"b": math.nan}]})', needle="gravity"),
+        py("params(-1)", 'keel.KeelVectorEnv("keel/CartPole-v1", 2).params(-1)', needle="out of range"),
+        py("params(2**70)", 'keel.KeelVectorEnv("keel/CartPole-v1", 2).params(2**70)', needle="out of range"),
+        py("state(-1)", 'keel.KeelVectorEnv("keel/CartPole-v1", 2).state(-1)', needle="out of range"),
+        py("set_params indices [-1]", 'keel.KeelVectorEnv("keel/CartPole-v1", 2).set_params(indices=[-1], high=0.1)',
+           needle="out of range"),
+        py("render", 'gym.make("keel/CartPole-v1").unwrapped.render()', needle="does not render"),
+        py("render_mode human", 'keel.KeelEnv("keel/CartPole-v1", render_mode="human")', needle="render"),
+        py("autoreset_mode bogus", 'keel.KeelVectorEnv("keel/CartPole-v1", 2, autoreset_mode="bogus")',
+           needle="bogus"),
+        py("reset options a string", 'gym.make("keel/CartPole-v1").reset(options="x")', needle="mapping"),
+        py("reset max_episode_steps=-1", 'gym.make("keel/CartPole-v1").reset(options={"max_episode_steps": -1})',
+           needle="max_episode_steps"),
+        py("reset mask of the wrong length", """
+            envs = keel.KeelVectorEnv("keel/CartPole-v1", 2); envs.reset(seed=0)
+            envs.reset(options={"reset_mask": [True]})""", needle="reset_mask"),
+        py("options for too few envs", 'keel.KeelVectorEnv("keel/CartPole-v1", 2).reset(options=[{}])',
+           needle="2 envs"),
+        py("step_into a read-only buffer", """
+            envs = keel.KeelVectorEnv("keel/CartPole-v1", 2); envs.reset(seed=0)
+            obs = np.empty((2, 4), np.float32); obs.setflags(write=False)
+            envs.step_into(np.ones(2, np.int64), obs, np.empty(2), np.empty(2, bool), np.empty(2, bool))""",
+           needle="writeable"),
+        py("step_into a float64 buffer", """
+            envs = keel.KeelVectorEnv("keel/CartPole-v1", 2); envs.reset(seed=0)
+            out = np.empty(2), np.empty(2, bool), np.empty(2, bool)
+            envs.step_into(np.ones(2, np.int64), np.empty((2, 4)), *out)""",
+           needle="float32"),
+        py("step an object array", """
+            envs = keel.KeelVectorEnv("keel/CartPole-v1", 2); envs.reset(seed=0)
+            envs.step(np.array([object(), object()]))""", needle="object"),
+        py("pickle round trip", """
+            import pickle
+            env = pickle.loads(pickle.dumps(gym.make("keel/CartPole-v1")))
+            obs, _ = env.reset(seed=0)
+            assert np.isfinite(obs).all()
             print("OK")""", expect="ok"),
     ]
 
@@ -737,8 +821,8 @@ def execute(case: Case, keel: str, python: str, cwd: Path) -> tuple[subprocess.C
     else:
         wrapped = (PY_PRELUDE + "try:\n" + textwrap.indent(case.command, "    ") +
                    "\nexcept BaseException as e:\n"
-                   "    clear = isinstance(e, (ValueError, LookupError, gym.error.Error)) and not isinstance(e, "
-                   "UnicodeError)\n"
+                   "    clear = isinstance(e, (ValueError, LookupError, NotImplementedError, gym.error.Error)) and "
+                   "not isinstance(e, UnicodeError)\n"
                    "    lines = len(str(e).strip().splitlines())\n"
                    "    print(f'EXCEPTION {int(clear)} {lines} {type(e).__name__}: {e}', file=sys.stderr)\n"
                    "    sys.exit(1)\n")
@@ -800,7 +884,7 @@ def classify(case: Case, proc: subprocess.CompletedProcess | None) -> tuple[str,
             return "UNCLEAR", f"no exception: {last_line(proc.stderr)}"
         _, clear, count, message = found[-1].split(" ", 3)
         if clear != "1":
-            return "UNCLEAR", f"not a ValueError, LookupError or gymnasium error: {message}"
+            return "UNCLEAR", f"not a ValueError, LookupError, NotImplementedError or gymnasium error: {message}"
         if count != "1":
             return "UNCLEAR", f"a message of {count} lines: {message}"
     if DEBUG_DUMP.search(message):

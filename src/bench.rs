@@ -145,6 +145,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if args.num_envs == 0 || args.steps == 0 || args.repeats == 0 {
         bail!("--num-envs, --steps and --repeats must be positive");
     }
+    let total = (args.steps as u128) * (args.num_envs as u128) * (args.repeats as u128);
+    if total > u128::from(u64::MAX) {
+        bail!("--steps x --num-envs x --repeats = {total} env-steps: more than 2^64, a run that never ends");
+    }
     if args.autoreset == AutoresetMode::Disabled {
         bail!("--autoreset disabled needs someone to reset finished envs; use next_step or same_step");
     }

@@ -67,6 +67,7 @@ pub fn run(args: &TdArgs) -> Result<()> {
     let env = BairdConfig::default();
     match &args.command {
         TdCommand::Baird(a) => {
+            crate::checks::output_file(&a.out, "--out")?;
             let config = TdConfig {
                 target_period: a.k,
                 alpha: a.alpha,
@@ -78,6 +79,12 @@ pub fn run(args: &TdArgs) -> Result<()> {
             };
             config.validate()?;
             let run = if a.expected { td::run_expected(&config, &env)? } else { td::run_sampled(&config, &env)? };
+            if !(run.rho_period.is_finite() && run.rho_td.is_finite()) {
+                anyhow::bail!(
+                    "--alpha {:e}: the iteration matrix overflows (its spectral radius is not finite)",
+                    a.alpha
+                );
+            }
             crate::write_atomically(&a.out, serde_json::to_string_pretty(&run)?.as_bytes())?;
             out!(
                 "k = {}, α = {}: ‖Φw‖ = {:.4e} after {} updates; ρ(M_k) = {:.6}, ρ(TD) = {:.6}",

@@ -83,6 +83,34 @@ impl RunSettings<'_> {
     }
 }
 
+/// `Err` naming `field` (whose value is `value`) when `bytes`, what the config's sizes need,
+/// exceed the available memory: checked before anything is allocated.
+pub fn check_memory(field: &'static str, value: u128, bytes: u128) -> Result<()> {
+    keel_envs::memory::check(field, value, bytes)
+        .map_err(|e| AgentError::Config(format!("training config: invalid `{}`: {}", e.field, e.message)))
+}
+
+/// `Err` naming `field` unless `value` is a finite float32 (networks and their losses compute in
+/// float32: a coefficient beyond its range would become infinite there, or make libtorch fail).
+pub fn float32(field: &'static str, value: f64) -> Result<(), FieldError> {
+    if !value.is_finite() {
+        Err(FieldError::new(field, format!("must be finite, got {value}")))
+    } else if value.abs() > f64::from(f32::MAX) {
+        Err(FieldError::new(field, format!("{value:e} is beyond float32's range, in which the networks compute")))
+    } else {
+        Ok(())
+    }
+}
+
+/// Parameters (weights and biases) of an MLP `input -> hidden... -> output`.
+pub fn mlp_parameters(input: usize, hidden: &[i64], output: usize) -> u128 {
+    let widths: Vec<u128> = std::iter::once(input as u128)
+        .chain(hidden.iter().map(|&h| h.max(1) as u128))
+        .chain([output as u128])
+        .collect();
+    widths.windows(2).map(|w| w[0] * w[1] + w[1]).sum()
+}
+
 /// An algorithm's config: serde, `Default`, validated, with the shared settings exposed.
 pub trait TrainConfig: Validate + Send + 'static {
     /// The shared settings.

@@ -30,7 +30,7 @@ use crate::adam::Adam;
 use crate::algorithm::{Algorithm, Metric, Registration, Run, Schedule};
 use crate::checkpoint;
 use crate::collect::Envs;
-use crate::config::{RunSettings, TrainConfig};
+use crate::config::{RunSettings, TrainConfig, check_memory, mlp_parameters};
 use crate::error::{AgentError, Result};
 
 /// The TD loss.
@@ -138,6 +138,10 @@ impl Validate for DqnConfig {
             return Err(FieldError::new("algo", format!("must be dqn for this config, got {:?}", self.algo)));
         }
         positive("learning_rate", self.learning_rate)?;
+        for (field, v) in [("learning_rate", self.learning_rate), ("max_grad_norm", self.max_grad_norm.unwrap_or(1.0))]
+        {
+            crate::config::float32(field, v)?;
+        }
         if self.batch_size == 0 {
             return Err(FieldError::new("batch_size", "must be at least 1"));
         }
@@ -173,8 +177,15 @@ impl Validate for DqnConfig {
         if self.hidden_sizes.iter().any(|&h| h < 1) {
             return Err(FieldError::new("hidden_sizes", "widths must be at least 1"));
         }
-        if self.total_timesteps < self.iteration_steps * self.num_envs as u64 {
-            return Err(FieldError::new("total_timesteps", "is smaller than one iteration (iteration_steps * num_envs)"));
+        let per_iteration = self
+            .iteration_steps
+            .checked_mul(self.num_envs as u64)
+            .ok_or_else(|| FieldError::new("iteration_steps", "iteration_steps * num_envs is beyond any run"))?;
+        if self.total_timesteps < per_iteration {
+            return Err(FieldError::new(
+                "total_timesteps",
+                "is smaller than one iteration (iteration_steps * num_envs)",
+            ));
         }
         Ok(())
     }
@@ -298,6 +309,13 @@ impl Algorithm for Dqn {
                 spec.action_space.describe()
             )));
         };
+        // Before anything is allocated: both networks (values, gradients, Adam's moments) and the
+        // replay buffer (two observation rows of up to 8 bytes per element, action, reward, flag).
+        let networks = 20 * mlp_parameters(input_width, &config.hidden_sizes, d.n.max(1) as usize);
+        let widest = config.hidden_sizes.iter().copied().max().unwrap_or(0).max(0) as u128;
+        check_memory("hidden_sizes", widest, networks)?;
+        let replay = (config.buffer_size as u128) * (16 * input_width as u128 + 16);
+        check_memory("buffer_size", config.buffer_size as u128, networks + replay)?;
         let width = input_width as i64;
         let online_vs = nn::VarStore::new(device);
         let online = QNetwork::new(&online_vs.root(), width, &config.hidden_sizes, d.n);
@@ -394,7 +412,9 @@ impl Algorithm for Dqn {
             [Some(obs), Some(next_obs), Some(actions), Some(rewards), Some(terminated)] => {
                 let rows = self.config.buffer_size as i64;
                 if [&obs, &next_obs, &actions, &rewards, &terminated].iter().any(|t| t.size().first() != Some(&rows)) {
-                    return Err(AgentError::Checkpoint(format!("the replay buffer does not hold {rows} rows (buffer_size)")));
+                    return Err(AgentError::Checkpoint(format!(
+                        "the replay buffer does not hold {rows} rows (buffer_size)"
+                    )));
                 }
                 Some(Replay { obs, next_obs, actions, rewards, terminated })
             }

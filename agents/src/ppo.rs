@@ -43,7 +43,7 @@ use crate::adam::Adam;
 use crate::algorithm::{Algorithm, Metric, Registration, Run, Schedule};
 use crate::checkpoint;
 use crate::collect::Envs;
-use crate::config::{RunSettings, TrainConfig};
+use crate::config::{RunSettings, TrainConfig, mlp_parameters};
 use crate::encode::ObsEncoder;
 use crate::error::{AgentError, Result};
 use crate::gae::gae;
@@ -290,6 +290,26 @@ impl Validate for PpoConfig {
                 return Err(FieldError::new(field, format!("must be in [0, 1], got {v}")));
             }
         }
+        let coefficients = [
+            ("learning_rate", self.learning_rate),
+            ("clip_coef", self.clip_coef),
+            ("max_grad_norm", self.max_grad_norm),
+            ("obs_clip", self.obs_clip),
+            ("reward_clip", self.reward_clip),
+            ("ent_coef", self.ent_coef),
+            ("vf_coef", self.vf_coef),
+            ("dppo.ratio_threshold", self.dppo.ratio_threshold),
+        ];
+        for (field, v) in coefficients {
+            crate::config::float32(field, v)?;
+        }
+        // The standard deviation exp(init_log_std) must be a finite, non-zero float32.
+        if !(-80.0..=80.0).contains(&self.init_log_std) {
+            return Err(FieldError::new(
+                "init_log_std",
+                format!("must be in [-80, 80] (exp of it a finite, non-zero float32), got {}", self.init_log_std),
+            ));
+        }
         positive("clip_coef", self.clip_coef)?;
         positive("max_grad_norm", self.max_grad_norm)?;
         positive("obs_clip", self.obs_clip)?;
@@ -436,8 +456,7 @@ impl Algorithm for Ppo {
             keel_envs::Space::Discrete(d) => usize::try_from(d.n).unwrap_or(usize::MAX),
             other => other.flat_len(),
         };
-        check_memory(config, input_width, outputs)
-            .map_err(|e| AgentError::Config(format!("training config: invalid `{}`: {}", e.field, e.message)))?;
+        check_memory(config, input_width, outputs)?;
         let vs = nn::VarStore::new(device);
         let model = ActorCritic::new(
             &vs.root(),
@@ -559,19 +578,15 @@ impl Algorithm for Ppo {
 /// parameters of both networks four times over (values, gradients, Adam's two moments), then
 /// `num_steps * num_envs` rows of network input, actions and per-step scalars (twice: stored,
 /// then flattened for the minibatches) and a minibatch's activations. Estimates, float32.
-fn check_memory(config: &PpoConfig, input_width: usize, outputs: usize) -> Result<(), FieldError> {
-    let hidden: Vec<u128> = config.hidden_sizes.iter().map(|&h| h.max(1) as u128).collect();
-    let parameters = |output: usize| -> u128 {
-        let widths: Vec<u128> =
-            std::iter::once(input_width as u128).chain(hidden.iter().copied()).chain([output as u128]).collect();
-        widths.windows(2).map(|w| w[0] * w[1] + w[1]).sum()
-    };
-    let networks = 16 * (parameters(outputs.max(1)) + parameters(1));
-    keel_envs::memory::check("hidden_sizes", hidden.iter().copied().max().unwrap_or(0), networks)?;
+fn check_memory(config: &PpoConfig, input_width: usize, outputs: usize) -> Result<()> {
+    let hidden = &config.hidden_sizes;
+    let networks = 16 * (mlp_parameters(input_width, hidden, outputs.max(1)) + mlp_parameters(input_width, hidden, 1));
+    let widest = hidden.iter().copied().max().unwrap_or(0).max(0) as u128;
+    crate::config::check_memory("hidden_sizes", widest, networks)?;
     let per_sample = 8 * (input_width as u128 + outputs as u128) + 32;
     let rollout = 2 * (config.num_steps as u128) * (config.num_envs as u128) * per_sample;
-    let activations = 16 * (config.minibatch_size() as u128) * hidden.iter().sum::<u128>();
-    keel_envs::memory::check("num_steps", config.num_steps as u128, networks + rollout + activations)
+    let activations = 16 * (config.minibatch_size() as u128) * hidden.iter().map(|&h| h.max(1) as u128).sum::<u128>();
+    crate::config::check_memory("num_steps", config.num_steps as u128, networks + rollout + activations)
 }
 
 impl Ppo {

@@ -119,6 +119,10 @@ fn bad_config_is_rejected_naming_the_field() {
         ("dppo.drop_rat", json!(0.1), "dppo.drop_rat"),
         ("dppo.drop_rate", json!(1.5), "dppo.drop_rate"),
         ("device", json!("tpu"), "device"),
+        // Coefficients beyond float32 used to panic inside libtorch (a clamp bound it cannot hold).
+        ("clip_coef", json!(1e308), "`clip_coef`: 1e308 is beyond float32's range"),
+        ("obs_clip", json!(1e300), "`obs_clip`: 1e300 is beyond float32's range"),
+        ("init_log_std", json!(100.0), "`init_log_std`: must be in [-80, 80]"),
     ];
     for (key, value, needle) in cases {
         let err = base.with_overrides(&[(key.to_string(), value)]).err().map(|e| e.to_string()).unwrap_or_default();

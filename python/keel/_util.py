@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import numpy as np
@@ -71,6 +72,9 @@ def _non_finite(value: Any, path: str) -> str | None:
     """The path of the first NaN or infinite float inside ``value``, if any."""
     if isinstance(value, (float, np.floating)) and not np.isfinite(value):
         return f"{path} = {value}"
+    if isinstance(value, int) and abs(value) > sys.float_info.max:  # beyond float64: infinite there
+        digits = str(abs(value))
+        return f"{path} = {'-' if value < 0 else ''}{digits[0]}e{len(digits) - 1}"
     if isinstance(value, np.ndarray) and value.dtype.kind == "f" and not np.isfinite(value).all():
         return f"{path} (element {int(np.flatnonzero(~np.isfinite(value.ravel()))[0])})"
     if isinstance(value, dict):

@@ -81,6 +81,10 @@ class KeelEnv(gym.Env):
         """Sets per-reset parameters for every later reset (what a curriculum changes)."""
         self._core.set_params(to_json(params) or "{}")
 
+    def render(self) -> None:
+        """Keel envs do not render (``render_modes`` is empty)."""
+        raise NotImplementedError(f"{self._env_id} does not render: it has no render modes")
+
     def close(self) -> None:
         self._core = ClosedCore(f"{self._env_id} env")
         self.step = self._core_step_closed

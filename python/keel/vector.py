@@ -128,19 +128,26 @@ class KeelVectorEnv(VectorEnv):
             return self._to_space(obs), infos
         return obs, infos
 
+    def _index(self, index: Any) -> int:
+        """``index`` as a sub-env index, or an ``IndexError`` saying the range."""
+        i = int(index)
+        if not 0 <= i < self.num_envs:
+            raise IndexError(f"sub-env index {i} out of range for {self.num_envs} envs")
+        return i
+
     def state(self, index: int) -> np.ndarray | None:
         """The full internal state of sub-env ``index``, or None."""
-        state = self._core.state(int(index))
+        state = self._core.state(self._index(index))
         return None if state is None else np.asarray(state, dtype=np.float64)
 
     def set_params(self, indices: list[int] | None = None, **params: Any) -> None:
         """Sets per-reset parameters of the sub-envs ``indices`` (default: all) for every later
         reset, autoresets included."""
-        self._core.set_params(to_json(params) or "{}", None if indices is None else [int(i) for i in indices])
+        self._core.set_params(to_json(params) or "{}", None if indices is None else [self._index(i) for i in indices])
 
     def params(self, index: int) -> dict[str, Any]:
         """The per-reset parameters of sub-env ``index``."""
-        return json.loads(self._core.params_json(int(index)))
+        return json.loads(self._core.params_json(self._index(index)))
 
     def close_extras(self, **kwargs: Any) -> None:
         self._core = ClosedCore(f"this {self._args['env_id']} vector env")

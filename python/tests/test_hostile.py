@@ -142,3 +142,27 @@ def test_sb3_attributes_are_parameters_or_errors():
     assert env.num_envs == 4 and env.reset().shape == (4, 4)
     with pytest.raises(IndexError):
         env.get_attr("high", indices=[10])
+
+
+def test_null_config_values_say_null_is_not_allowed():
+    with pytest.raises(keel.ConfigError, match="invalid `gravity`: null is not allowed"):
+        gym.make("keel/CartPole-v1", gravity=None)
+    with pytest.raises(keel.ConfigError, match="invalid `high`: null is not allowed"):
+        keel.KeelVectorEnv("keel/CartPole-v1", 2).set_params(high=None)
+
+
+def test_indices_out_of_range_and_huge_integers_are_named():
+    envs = keel.KeelVectorEnv("keel/CartPole-v1", 2)
+    for bad in [-1, 2, 2**70]:
+        with pytest.raises(IndexError, match=f"sub-env index {bad} out of range for 2 envs"):
+            envs.params(bad)
+        with pytest.raises(IndexError, match="out of range"):
+            envs.state(bad)
+        with pytest.raises(IndexError, match="out of range"):
+            envs.set_params(indices=[bad], high=0.1)
+    envs.set_params(indices=[1], high=0.1)
+    assert envs.params(1)["high"] == 0.1
+    with pytest.raises(keel.ConfigError, match=r"`gravity = 1e400` is not finite"):
+        gym.make("keel/CartPole-v1", gravity=10**400)
+    with pytest.raises(NotImplementedError, match="does not render"):
+        gym.make("keel/CartPole-v1").unwrapped.render()
