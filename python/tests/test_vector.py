@@ -160,7 +160,7 @@ def test_per_env_options_and_params():
     assert envs.params(1)["high"] == 0.2 and envs.params(0)["high"] == 0.05
     with pytest.raises(ValueError):
         envs.reset(options=[{"state": starts[0]}] * 2)
-    with pytest.raises(keel.ActionError):
+    with pytest.raises(IndexError, match="out of range"):
         envs.set_params(indices=[5], high=0.2)
 
 
