@@ -116,24 +116,6 @@ impl<'a> ObsMut<'a> {
             ObsMut::U8(v) => ObsMut::U8(v),
         }
     }
-
-    /// Writes real values, converted to the buffer's type (`u8` values are rounded and
-    /// saturated). For envs whose observation is computed in `f64` whatever the space's dtype.
-    pub fn write_f64(self, values: &[f64]) -> Result<()> {
-        let n = values.len();
-        match self {
-            ObsMut::F32(v) if v.len() == n => v.iter_mut().zip(values).for_each(|(o, &x)| *o = x as f32),
-            ObsMut::F64(v) if v.len() == n => v.copy_from_slice(values),
-            ObsMut::U8(v) if v.len() == n => v.iter_mut().zip(values).for_each(|(o, &x)| *o = x.round() as u8),
-            other => {
-                return Err(EnvError::BatchShape(format!(
-                    "observation buffer of {} values, this env writes {n}",
-                    other.len()
-                )));
-            }
-        }
-        Ok(())
-    }
 }
 
 /// A read-only observation row (or rows) of any element type.
