@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Idempotent: a Python environment where CleanRL 1.2.0's `ppo.py` runs as released, for the PPO
-# parity recording (scripts/cleanrl_parity.py). It is separate from Keel's environment (.venv:
+# Idempotent: a Python environment where CleanRL 1.2.0's `ppo.py` and `dqn.py` run as released, for
+# the PPO parity recording (scripts/cleanrl_parity.py) and the DQN comparison (scripts/compare_dqn.py). It is separate from Keel's environment (.venv:
 # numpy 2, gymnasium 1.4): CleanRL 1.2.0's `ppo.py` is written against gym 0.23.1 (4-tuple
 # `step`, `env.seed`), which needs numpy < 2.
 #
@@ -25,6 +25,9 @@ requirements=(
   "torch==2.11.0"
   "tensorboard==2.20.0"
   "pygame==2.1.0"
+  # dqn.py: gymnasium (CleanRL's lower bound) and the SB3 replay buffer it asks for (>= 2.0).
+  "gymnasium==0.28.1"
+  "stable-baselines3==2.0.0"
 )
 
 # The first Python 3.10 that runs (a pyenv shim can exist without its version being active).

@@ -111,14 +111,7 @@ impl Chart {
         ensure_font()?;
         let mut pixels = vec![0u8; width as usize * height as usize * 3];
         self.draw(&mut pixels, width, height).with_context(|| format!("drawing {}", path.display()))?;
-        let image = image::RgbImage::from_raw(width, height, pixels)
-            .ok_or_else(|| anyhow!("drawing {}: the pixel buffer has the wrong size", path.display()))?;
-        let mut png = Vec::new();
-        image
-            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-            .with_context(|| format!("encoding {} as PNG", path.display()))?;
-        crate::write_atomically(path, &png)?;
-        Ok(())
+        save_png(path, width, height, pixels)
     }
 
     /// Draws the chart into `pixels` (RGB rows).
@@ -186,6 +179,104 @@ impl Chart {
             .draw()
             .map_err(drawing)
     }
+}
+
+/// A grid of cells, one colour and one short text per cell: rows and columns are two swept
+/// settings (e.g. target period × learning rate).
+pub struct HeatMap {
+    /// Title above the grid.
+    pub title: String,
+    /// What the rows are.
+    pub row_label: String,
+    /// What the columns are.
+    pub column_label: String,
+    /// Row headers, top to bottom.
+    pub rows: Vec<String>,
+    /// Column headers, left to right.
+    pub columns: Vec<String>,
+    /// Colour position of each cell, `[row][column]`, in [0, 1] (0: the low end of the scale);
+    /// NaN draws grey.
+    pub shade: Vec<Vec<f64>>,
+    /// Text of each cell, `[row][column]` (lines separated by `\n`).
+    pub text: Vec<Vec<String>>,
+    /// What the colour means, at its low and high ends.
+    pub scale: (String, String),
+}
+
+/// A colour on a blue (0) to white (0.5) to red (1) scale.
+fn diverging(t: f64) -> RGBColor {
+    let (low, mid, high) = ((49.0, 104.0, 172.0), (247.0, 247.0, 247.0), (196.0, 43.0, 47.0));
+    let t = t.clamp(0.0, 1.0);
+    let (a, b, u): ((f64, f64, f64), (f64, f64, f64), f64) =
+        if t < 0.5 { (low, mid, t * 2.0) } else { (mid, high, (t - 0.5) * 2.0) };
+    let mix = |x: f64, y: f64| (x + (y - x) * u).round() as u8;
+    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+}
+
+impl HeatMap {
+    /// Writes the grid to `path` as a PNG (atomically, like [`Chart::write_png`]), sized to fit.
+    pub fn write_png(&self, path: &Path) -> Result<()> {
+        ensure_font()?;
+        let (cell_w, cell_h, left, top, bottom) = (150u32, 70u32, 110u32, 95u32, 60u32);
+        // Wide enough for the grid and the title (about 11 px a character at 20 px).
+        let title_width = 24 + 11 * self.title.chars().count() as u32;
+        let width = (left + cell_w * self.columns.len().max(1) as u32 + 20).max(title_width);
+        let height = top + cell_h * self.rows.len().max(1) as u32 + bottom;
+        let mut pixels = vec![0u8; width as usize * height as usize * 3];
+        {
+            let root = BitMapBackend::with_buffer(&mut pixels, (width, height)).into_drawing_area();
+            root.fill(&WHITE).map_err(drawing)?;
+            let text = |size: u32| ("sans-serif", size).into_font().color(&BLACK);
+            root.draw_text(&self.title, &text(20), (12, 10)).map_err(drawing)?;
+            root.draw_text(&format!("rows: {}   columns: {}", self.row_label, self.column_label), &text(14), (12, 38))
+                .map_err(drawing)?;
+            for (c, header) in self.columns.iter().enumerate() {
+                let x = (left + cell_w * c as u32 + 8) as i32;
+                root.draw_text(header, &text(15), (x, (top - 24) as i32)).map_err(drawing)?;
+            }
+            for (r, header) in self.rows.iter().enumerate() {
+                let y = (top + cell_h * r as u32 + cell_h / 2 - 8) as i32;
+                root.draw_text(header, &text(15), (12, y)).map_err(drawing)?;
+                for c in 0..self.columns.len() {
+                    let (x0, y0) = ((left + cell_w * c as u32) as i32, (top + cell_h * r as u32) as i32);
+                    let shade = self.shade.get(r).and_then(|row| row.get(c)).copied().unwrap_or(f64::NAN);
+                    let colour = if shade.is_finite() { diverging(shade) } else { RGBColor(200, 200, 200) };
+                    root.draw(&Rectangle::new([(x0, y0), (x0 + cell_w as i32, y0 + cell_h as i32)], colour.filled()))
+                        .map_err(drawing)?;
+                    root.draw(&Rectangle::new(
+                        [(x0, y0), (x0 + cell_w as i32, y0 + cell_h as i32)],
+                        BLACK.mix(0.3).stroke_width(1),
+                    ))
+                    .map_err(drawing)?;
+                    let lines = self.text.get(r).and_then(|row| row.get(c)).map_or("", String::as_str);
+                    for (i, line) in lines.lines().enumerate() {
+                        root.draw_text(line, &text(14), (x0 + 8, y0 + 10 + 20 * i as i32)).map_err(drawing)?;
+                    }
+                }
+            }
+            let legend_y = (top + cell_h * self.rows.len() as u32 + 20) as i32;
+            for i in 0..100 {
+                let x = left as i32 + 2 * i;
+                root.draw(&Rectangle::new([(x, legend_y), (x + 2, legend_y + 14)], diverging(i as f64 / 99.0).filled()))
+                    .map_err(drawing)?;
+            }
+            root.draw_text(&self.scale.0, &text(13), (12, legend_y)).map_err(drawing)?;
+            root.draw_text(&self.scale.1, &text(13), (left as i32 + 210, legend_y)).map_err(drawing)?;
+            root.present().map_err(drawing)?;
+        }
+        save_png(path, width, height, pixels)
+    }
+}
+
+/// Encodes RGB rows as PNG and writes them to `path` atomically.
+fn save_png(path: &Path, width: u32, height: u32, pixels: Vec<u8>) -> Result<()> {
+    let image = image::RgbImage::from_raw(width, height, pixels)
+        .ok_or_else(|| anyhow!("drawing {}: the pixel buffer has the wrong size", path.display()))?;
+    let mut png = Vec::new();
+    image
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .with_context(|| format!("encoding {} as PNG", path.display()))?;
+    Ok(crate::write_atomically(path, &png)?)
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 //!   reproduces the ICML'23 paper's Figure 2.
 //! - `keel baseline`: zero / LQR / LQG controllers on the envs with a linear model.
 //! - `keel td`: linear TD / PFPE on Baird's counterexample; `critical` finds the smallest
-//!   stable target period.
+//!   stable target period; `stability` maps divergence over target period × learning rate.
 //! - `keel doctor`: the libtorch build, its thread policy and CUDA devices.
 
 /// `println!` that stops quietly when stdout is closed (`keel list | head`) instead of panicking.
@@ -28,6 +28,7 @@ mod checks;
 mod learning_curves;
 mod performative;
 mod rollout;
+mod stability;
 mod td;
 mod train;
 
@@ -69,7 +70,8 @@ enum Command {
     Performative(performative::PerformativeArgs),
     /// Run a model-based controller (zero, LQR, LQG) and report the episodic cost.
     Baseline(baseline::BaselineArgs),
-    /// Linear TD and PFPE (target-network TD) on Baird's counterexample: `baird`, `critical`.
+    /// Target-network TD: linear TD / PFPE on Baird's counterexample (`baird`, `critical`) and
+    /// stability maps of target period × learning rate (`stability`).
     Td(td::TdArgs),
     /// Report the libtorch build: version, thread policy, CUDA devices.
     Doctor,

@@ -1,5 +1,6 @@
 //! `keel td`: linear TD(0) and PFPE (TD with a target copy refreshed every k updates) on
-//! Baird's star counterexample, and the critical target period of the expected update.
+//! Baird's star counterexample, the critical target period of the expected update, and the
+//! stability map (`stability`, in [`crate::stability`]).
 
 use std::path::PathBuf;
 
@@ -22,6 +23,9 @@ enum TdCommand {
     Baird(BairdArgs),
     /// Print the smallest target period k with ρ(M_k) < 1 on Baird's star (expected updates).
     Critical(CriticalArgs),
+    /// Sweep target period × learning rate over seeds (linear TD on keel/Baird-v0, DQN on other
+    /// envs): divergence rate and final value per cell, as CSV and a PNG heat map.
+    Stability(crate::stability::StabilityArgs),
 }
 
 #[derive(Args)]
@@ -96,6 +100,7 @@ pub fn run(args: &TdArgs) -> Result<()> {
                 run.rho_td
             );
         }
+        TdCommand::Stability(a) => crate::stability::run(a)?,
         TdCommand::Critical(a) => {
             let problem = LinearProblem::baird(&env);
             match td::critical_period(&problem, a.alpha, a.momentum, a.max_k)? {
