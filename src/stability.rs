@@ -3,7 +3,9 @@
 //!
 //! - on `keel/Baird-v0`, linear TD / PFPE (sampled updates, or `--expected`) from Sutton &
 //!   Barto's initial weights; a run diverges when ‖Φw‖ ends above `--diverge-above` (default
-//!   1e6) or stops being finite; the final value is ‖Φw‖;
+//!   1e6) or stops being finite; the final value is ‖Φw‖. With `--model mlp`, the neural
+//!   version ([`keel_agents::td_net`]: a 2 × 32 ReLU value network, batches of 500 off-policy
+//!   transitions, SGD with `--momentum`), judged the same way on ‖V‖;
 //! - on any other env, DQN (`keel train --algo dqn` with `target_network_frequency = k` and
 //!   `learning_rate = lr`, over the algorithm's config for the env, `--config` and `--set`), each
 //!   run in its own run folder under `OUT/runs/`; a run diverges when its loss stops being finite
@@ -20,11 +22,12 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use keel_agents::algorithm;
 use keel_agents::config::toml_overrides;
 use keel_agents::run_dir::RunDir;
 use keel_agents::td::{self, LinearProblem, TdConfig};
+use keel_agents::td_net::{self, NeuralTdConfig};
 use keel_agents::training::{TrainOptions, train};
 use keel_envs::baird::{Baird, BairdConfig};
 use keel_envs::{Registered, registry};
@@ -57,6 +60,10 @@ pub struct StabilityArgs {
     /// Baird: heavy-ball momentum β in [0, 1).
     #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     momentum: f64,
+    /// Baird: the value function, linear weights or a 2 × 32 ReLU network (SGD, batches of 500;
+    /// default 50000 steps).
+    #[arg(long, value_enum, default_value_t = Model::Linear)]
+    model: Model,
     /// DQN: TOML file of config fields over the algorithm's defaults for the env.
     #[arg(long, value_name = "FILE.toml")]
     config: Option<PathBuf>,
@@ -70,6 +77,15 @@ pub struct StabilityArgs {
     /// Output folder.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
+}
+
+/// The value function of a Baird sweep.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Model {
+    /// Linear weights on Baird's features (`keel td baird`).
+    Linear,
+    /// A ReLU network on the same features ([`keel_agents::td_net`]).
+    Mlp,
 }
 
 /// One run of the sweep.
@@ -86,6 +102,7 @@ struct Outcome {
 /// The measure a sweep reports per run.
 enum Sweep {
     Baird { problem: LinearProblem, env: BairdConfig, steps: u64, threshold: f64 },
+    BairdNet { env: BairdConfig, steps: u64, threshold: f64 },
     Dqn { overrides: Vec<(String, Value)>, threshold: f64 },
 }
 
@@ -124,6 +141,11 @@ pub fn run(args: &StabilityArgs) -> Result<()> {
                     Sweep::Baird { problem: _, env, steps, threshold } => {
                         baird_run(args, env, k, lr, seed, *steps, *threshold)?
                     }
+                    Sweep::BairdNet { env, steps, threshold } => {
+                        let config = net_config(args, k, lr, seed, *steps);
+                        let run = td_net::run(&config, env)?;
+                        judge(k, lr, seed, run.steps_done == *steps, run.final_norm, *threshold)
+                    }
                     Sweep::Dqn { overrides, threshold } => dqn_run(args, overrides, k, lr, seed, *threshold)?,
                 };
                 eprintln!(
@@ -147,14 +169,29 @@ fn prepare(args: &StabilityArgs) -> Result<Sweep> {
             bail!("--config and --set configure DQN runs; keel/Baird-v0 runs linear TD (use --momentum, --expected)");
         }
         let env = BairdConfig::default();
+        let threshold = args.diverge_above.unwrap_or(1e6);
+        if args.model == Model::Mlp {
+            if args.expected {
+                bail!("--expected: the network learns from sampled batches (use --model linear)");
+            }
+            let steps = args.steps.unwrap_or(50_000);
+            for &k in &args.k {
+                for &lr in &args.lr {
+                    net_config(args, k, lr, 1, steps).validate()?;
+                }
+            }
+            return Ok(Sweep::BairdNet { env, steps, threshold });
+        }
         let steps = args.steps.unwrap_or(100_000);
         for &k in &args.k {
             for &lr in &args.lr {
                 cell_config(args, k, lr, 1, steps).validate()?;
             }
         }
-        let threshold = args.diverge_above.unwrap_or(1e6);
         return Ok(Sweep::Baird { problem: LinearProblem::baird(&env), env, steps, threshold });
+    }
+    if args.model == Model::Mlp || args.expected || args.momentum != 0.0 {
+        bail!("--model, --expected and --momentum are for keel/Baird-v0; DQN takes --config and --set");
     }
     registry::lookup(&args.env)?;
     let dqn = algorithm::lookup("dqn")?;
@@ -202,6 +239,25 @@ fn cell_config(args: &StabilityArgs, k: u64, lr: f64, seed: u64, steps: u64) -> 
     }
 }
 
+fn net_config(args: &StabilityArgs, k: u64, lr: f64, seed: u64, steps: u64) -> NeuralTdConfig {
+    NeuralTdConfig {
+        target_period: k,
+        learning_rate: lr,
+        momentum: args.momentum,
+        steps,
+        seed,
+        ..NeuralTdConfig::default()
+    }
+}
+
+/// A Baird run's outcome: diverged if it stopped early (non-finite) or ended above `threshold`.
+fn judge(k: u64, lr: f64, seed: u64, finished: bool, final_norm: f64, threshold: f64) -> Outcome {
+    let final_value = if finished { final_norm } else { f64::INFINITY };
+    let diverged = !final_value.is_finite() || final_value > threshold;
+    let status = if diverged { "diverged" } else { "ok" };
+    Outcome { k, lr, seed, diverged, final_value, status: status.into() }
+}
+
 fn baird_run(
     args: &StabilityArgs,
     env: &BairdConfig,
@@ -213,11 +269,7 @@ fn baird_run(
 ) -> Result<Outcome> {
     let config = cell_config(args, k, lr, seed, steps);
     let run = if args.expected { td::run_expected(&config, env)? } else { td::run_sampled(&config, env)? };
-    let finished = run.steps_done == steps;
-    let final_value = if finished { run.final_norm } else { f64::INFINITY };
-    let diverged = !final_value.is_finite() || final_value > threshold;
-    let status = if diverged { "diverged" } else { "ok" };
-    Ok(Outcome { k, lr, seed, diverged, final_value, status: status.into() })
+    Ok(judge(k, lr, seed, run.steps_done == steps, run.final_norm, threshold))
 }
 
 fn dqn_overrides(base: &[(String, Value)], k: u64, lr: f64, seed: u64) -> Vec<(String, Value)> {
@@ -300,12 +352,17 @@ fn report(args: &StabilityArgs, sweep: &Sweep, outcomes: &[Outcome]) -> Result<(
     }
     crate::write_atomically(&args.out.join("runs.csv"), runs.as_bytes())?;
 
-    let baird = matches!(sweep, Sweep::Baird { .. });
-    let measure = if baird { "‖Φw‖" } else { "return" };
+    let baird = !matches!(sweep, Sweep::Dqn { .. });
+    let measure = match sweep {
+        Sweep::Baird { .. } => "‖Φw‖",
+        Sweep::BairdNet { .. } => "‖V‖",
+        Sweep::Dqn { .. } => "return",
+    };
     let mut cells = String::from("k,lr,runs,diverged,divergence_rate,final_median,final_min,final_max");
-    cells.push_str(if baird { ",rho_period\n" } else { "\n" });
-    out!("| k | lr | divergence rate | median final {measure} | min | max |{}", if baird { " ρ(M_k) |" } else { "" });
-    out!("|---:|---:|---:|---:|---:|---:|{}", if baird { "---:|" } else { "" });
+    let linear = matches!(sweep, Sweep::Baird { .. });
+    cells.push_str(if linear { ",rho_period\n" } else { "\n" });
+    out!("| k | lr | divergence rate | median final {measure} | min | max |{}", if linear { " ρ(M_k) |" } else { "" });
+    out!("|---:|---:|---:|---:|---:|---:|{}", if linear { "---:|" } else { "" });
     let mut shade = Vec::new();
     let mut text = Vec::new();
     let all_finals: Vec<f64> = outcomes.iter().map(|o| o.final_value).filter(|v| v.is_finite()).collect();
@@ -321,7 +378,7 @@ fn report(args: &StabilityArgs, sweep: &Sweep, outcomes: &[Outcome]) -> Result<(
             let (min, max) = (finals.first().copied().unwrap_or(f64::NAN), finals.last().copied().unwrap_or(f64::NAN));
             let rho = match sweep {
                 Sweep::Baird { problem, .. } => Some(problem.period_radius(lr, args.momentum, k)),
-                Sweep::Dqn { .. } => None,
+                Sweep::BairdNet { .. } | Sweep::Dqn { .. } => None,
             };
             let _ = write!(cells, "{k},{lr},{},{diverged},{rate},{mid},{min},{max}", cell.len());
             let _ = writeln!(cells, "{}", rho.map(|r| format!(",{r}")).unwrap_or_default());
@@ -333,7 +390,7 @@ fn report(args: &StabilityArgs, sweep: &Sweep, outcomes: &[Outcome]) -> Result<(
             if baird {
                 shade_row.push(rate);
                 let rho_line = rho.map(|r| format!("\nρ(M_k) {r:.4}")).unwrap_or_default();
-                text_row.push(format!("diverged {diverged}/{}\n‖Φw‖ {mid:.2e}{rho_line}", cell.len()));
+                text_row.push(format!("diverged {diverged}/{}\n{measure} {mid:.2e}{rho_line}", cell.len()));
             } else {
                 // Returns: high is good, so the best cell is blue and the worst red.
                 let t = if high > low { 1.0 - (mid - low) / (high - low) } else { 0.0 };
@@ -346,9 +403,13 @@ fn report(args: &StabilityArgs, sweep: &Sweep, outcomes: &[Outcome]) -> Result<(
     }
     crate::write_atomically(&args.out.join("cells.csv"), cells.as_bytes())?;
     let (title, scale) = if baird {
-        let kind = if args.expected { "expected" } else { "sampled" };
+        let kind = match (args.model, args.expected) {
+            (Model::Mlp, _) => format!("2×32 ReLU network, momentum {}", args.momentum),
+            (Model::Linear, true) => "expected, linear".to_string(),
+            (Model::Linear, false) => "sampled, linear".to_string(),
+        };
         (
-            format!("Baird's star, {kind} TD / PFPE: divergence over {} seeds", args.seeds),
+            format!("Baird's star, TD / PFPE ({kind}): divergence over {} seeds", args.seeds),
             ("no run diverged".to_string(), "every run diverged".to_string()),
         )
     } else {

@@ -24,7 +24,7 @@
 //! - [`performative`]: the repeated-retraining learners of performative RL (convex programs on
 //!   occupancy measures, no tensors);
 //! - [`td`]: linear TD(0) and PFPE (TD with a target period k) with their spectral analysis,
-//!   on Baird's counterexample (no tensors);
+//!   on Baird's counterexample (no tensors); [`td_net`]: the same with a neural value network;
 //! - [`threads`]: the libtorch thread policy.
 //!
 //! Reset samplers (curricula) come from keel-curricula, through a config's `[sampler]` table or
@@ -57,6 +57,7 @@ pub mod ppo;
 pub mod rollout;
 pub mod run_dir;
 pub mod td;
+pub mod td_net;
 pub mod tensorboard;
 pub mod threads;
 pub mod trainer;
