@@ -5,8 +5,11 @@ Both run the same settings (dqn.py's defaults, which are Keel's `DqnConfig` defa
 `configs/dqn_cartpole.toml`), one process at a time, interleaved per seed so that machine load
 falls on both alike; libtorch and BLAS get one thread each. For every run the script reports the
 mean return of the last 100 episodes and the steps per second over the whole process wall time
-(start-up included, the same clock for both). It prints a Markdown table with the medians and
-the SPS ratio, and writes every number to OUT/summary.json.
+(start-up included, the same clock for both), and the peak of that last-100 mean over the run
+(the best it reached; for Keel from `metrics.csv`, whose rows hold the mean return and the count
+of the episodes of each 1000-step iteration, over the fewest trailing iterations holding at
+least 100 episodes). It prints a Markdown table with the medians and the SPS ratio, and writes
+every number to OUT/summary.json.
 
     bash scripts/cleanrl_venv.sh      # once: CleanRL's environment
     cargo build --release && cp "$CARGO_TARGET_DIR/release/keel" /tmp/keel-dqn
@@ -19,6 +22,7 @@ Options: --steps (default 500000), --only keel|cleanrl (one side only), --extra 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import pathlib
@@ -47,7 +51,28 @@ def run_keel(keel: str, seed: int, steps: int, extra: list[str], out: pathlib.Pa
     subprocess.run(command, check=True, env={**os.environ, **ONE_THREAD}, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - start
     summary = json.loads((run_dir / "summary.json").read_text())
-    return {"final_return_mean": summary["final_return_mean"], "wall_s": wall, "sps": steps / wall}
+    return {"final_return_mean": summary["final_return_mean"], "peak_return_mean": keel_peak(run_dir),
+            "wall_s": wall, "sps": steps / wall}
+
+
+def keel_peak(run_dir: pathlib.Path) -> float:
+    """The best mean return over trailing windows of whole iterations holding >= 100 episodes."""
+    rows = [r for r in csv.DictReader((run_dir / "metrics.csv").open()) if int(r["episodes"]) > 0]
+    best = float("-inf")
+    for end in range(len(rows)):
+        total, count = 0.0, 0
+        for row in reversed(rows[: end + 1]):
+            total += float(row["episodic_return"]) * int(row["episodes"])
+            count += int(row["episodes"])
+            if count >= 100:
+                best = max(best, total / count)
+                break
+    return best
+
+
+def rolling_peak(returns: list[float]) -> float:
+    """The best mean of 100 consecutive episodes."""
+    return max(statistics.fmean(returns[i - 100:i]) for i in range(100, len(returns) + 1))
 
 
 def run_cleanrl(seed: int, steps: int, out: pathlib.Path) -> dict:
@@ -62,8 +87,8 @@ def run_cleanrl(seed: int, steps: int, out: pathlib.Path) -> dict:
     returns = [float(m.group(1)) for m in EPISODE.finditer(result.stdout)]
     (work / "stdout.txt").write_text(result.stdout)
     last = returns[-100:]
-    return {"final_return_mean": statistics.fmean(last), "episodes": len(returns), "wall_s": wall,
-            "sps": steps / wall}
+    return {"final_return_mean": statistics.fmean(last), "peak_return_mean": rolling_peak(returns),
+            "episodes": len(returns), "wall_s": wall, "sps": steps / wall}
 
 
 def main() -> None:
@@ -89,16 +114,18 @@ def main() -> None:
     (args.out / "summary.json").write_text(json.dumps({"steps": args.steps, "extra": args.extra, **results}, indent=2))
 
     keel_name = "Keel" + (f" ({', '.join(args.extra)})" if args.extra else "")
-    print(f"| implementation | last-100 return per seed ({', '.join(map(str, args.seeds))}) | median SPS |")
-    print("|---|---|---:|")
+    seeds = ", ".join(map(str, args.seeds))
+    print(f"| implementation | final last-100 return (seeds {seeds}) | peak last-100 return | median SPS |")
+    print("|---|---|---|---:|")
     medians = {}
     for side, name in (("keel", keel_name), ("cleanrl", "CleanRL dqn.py")):
         runs = results[side]
         if not runs:
             continue
         medians[side] = statistics.median(r["sps"] for r in runs.values())
-        per_seed = ", ".join(f"{runs[s]['final_return_mean']:.2f}" for s in args.seeds)
-        print(f"| {name} | {per_seed} | {medians[side]:,.0f} |")
+        final = ", ".join(f"{runs[s]['final_return_mean']:.2f}" for s in args.seeds)
+        peak = ", ".join(f"{runs[s]['peak_return_mean']:.2f}" for s in args.seeds)
+        print(f"| {name} | {final} | {peak} | {medians[side]:,.0f} |")
     if len(medians) == 2:
         print(f"\nSPS ratio Keel / CleanRL (medians): {medians['keel'] / medians['cleanrl']:.1f}x")
 
