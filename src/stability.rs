@@ -95,6 +95,8 @@ struct Outcome {
     seed: u64,
     diverged: bool,
     final_value: f64,
+    /// DQN: the largest |mean Q-value| of any iteration (NaN on Baird).
+    peak_q: f64,
     /// `completed` / `diverged` for DQN; `ok` / `diverged` on Baird.
     status: String,
 }
@@ -255,7 +257,7 @@ fn judge(k: u64, lr: f64, seed: u64, finished: bool, final_norm: f64, threshold:
     let final_value = if finished { final_norm } else { f64::INFINITY };
     let diverged = !final_value.is_finite() || final_value > threshold;
     let status = if diverged { "diverged" } else { "ok" };
-    Outcome { k, lr, seed, diverged, final_value, status: status.into() }
+    Outcome { k, lr, seed, diverged, final_value, peak_q: f64::NAN, status: status.into() }
 }
 
 fn baird_run(
@@ -316,7 +318,7 @@ fn dqn_run(
     };
     let q_max = largest_abs(&dir.path().join("metrics.csv"), "q_values")?;
     let diverged = status == "diverged" || q_max > threshold;
-    Ok(Outcome { k, lr, seed, diverged, final_value: final_return, status })
+    Ok(Outcome { k, lr, seed, diverged, final_value: final_return, peak_q: q_max, status })
 }
 
 /// The largest |value| of a column of a `metrics.csv` (NaN cells skipped).
@@ -346,9 +348,10 @@ fn median(values: &mut [f64]) -> f64 {
 
 /// Writes `runs.csv`, `cells.csv` and `stability.png`, and prints the cells.
 fn report(args: &StabilityArgs, sweep: &Sweep, outcomes: &[Outcome]) -> Result<()> {
-    let mut runs = String::from("k,lr,seed,status,diverged,final\n");
+    let mut runs = String::from("k,lr,seed,status,diverged,final,peak_abs_q\n");
     for o in outcomes {
-        let _ = writeln!(runs, "{},{},{},{},{},{}", o.k, o.lr, o.seed, o.status, u8::from(o.diverged), o.final_value);
+        let (k, lr, seed, diverged) = (o.k, o.lr, o.seed, u8::from(o.diverged));
+        let _ = writeln!(runs, "{k},{lr},{seed},{},{diverged},{},{}", o.status, o.final_value, o.peak_q);
     }
     crate::write_atomically(&args.out.join("runs.csv"), runs.as_bytes())?;
 
@@ -360,9 +363,15 @@ fn report(args: &StabilityArgs, sweep: &Sweep, outcomes: &[Outcome]) -> Result<(
     };
     let mut cells = String::from("k,lr,runs,diverged,divergence_rate,final_median,final_min,final_max");
     let linear = matches!(sweep, Sweep::Baird { .. });
-    cells.push_str(if linear { ",rho_period\n" } else { "\n" });
-    out!("| k | lr | divergence rate | median final {measure} | min | max |{}", if linear { " ρ(M_k) |" } else { "" });
-    out!("|---:|---:|---:|---:|---:|---:|{}", if linear { "---:|" } else { "" });
+    // The last column: ρ(M_k) for linear Baird, the median peak |mean Q| for DQN.
+    let (extra_csv, extra_md) = match sweep {
+        Sweep::Baird { .. } => (",rho_period", " ρ(M_k) |"),
+        Sweep::Dqn { .. } => (",peak_abs_q_median", " median peak \\|Q\\| |"),
+        Sweep::BairdNet { .. } => ("", ""),
+    };
+    let _ = writeln!(cells, "{extra_csv}");
+    out!("| k | lr | divergence rate | median final {measure} | min | max |{extra_md}");
+    out!("|---:|---:|---:|---:|---:|---:|{}", if extra_md.is_empty() { "" } else { "---:|" });
     let mut shade = Vec::new();
     let mut text = Vec::new();
     let all_finals: Vec<f64> = outcomes.iter().map(|o| o.final_value).filter(|v| v.is_finite()).collect();
@@ -380,13 +389,15 @@ fn report(args: &StabilityArgs, sweep: &Sweep, outcomes: &[Outcome]) -> Result<(
                 Sweep::Baird { problem, .. } => Some(problem.period_radius(lr, args.momentum, k)),
                 Sweep::BairdNet { .. } | Sweep::Dqn { .. } => None,
             };
-            let _ = write!(cells, "{k},{lr},{},{diverged},{rate},{mid},{min},{max}", cell.len());
-            let _ = writeln!(cells, "{}", rho.map(|r| format!(",{r}")).unwrap_or_default());
-            out!(
-                "| {k} | {lr} | {rate:.2} ({diverged}/{}) | {mid:.4e} | {min:.4e} | {max:.4e} |{}",
-                cell.len(),
-                rho.map(|r| format!(" {r:.6} |")).unwrap_or_default()
-            );
+            let peak_q = median(&mut cell.iter().map(|o| o.peak_q).collect::<Vec<_>>());
+            let extra = match sweep {
+                Sweep::Baird { .. } => rho.map(|r| (format!(",{r}"), format!(" {r:.6} |"))),
+                Sweep::Dqn { .. } => Some((format!(",{peak_q}"), format!(" {peak_q:.1} |"))),
+                Sweep::BairdNet { .. } => None,
+            }
+            .unwrap_or_default();
+            let _ = writeln!(cells, "{k},{lr},{},{diverged},{rate},{mid},{min},{max}{}", cell.len(), extra.0);
+            out!("| {k} | {lr} | {rate:.2} ({diverged}/{}) | {mid:.4e} | {min:.4e} | {max:.4e} |{}", cell.len(), extra.1);
             if baird {
                 shade_row.push(rate);
                 let rho_line = rho.map(|r| format!("\nρ(M_k) {r:.4}")).unwrap_or_default();
@@ -395,7 +406,7 @@ fn report(args: &StabilityArgs, sweep: &Sweep, outcomes: &[Outcome]) -> Result<(
                 // Returns: high is good, so the best cell is blue and the worst red.
                 let t = if high > low { 1.0 - (mid - low) / (high - low) } else { 0.0 };
                 shade_row.push(if mid.is_finite() { t } else { f64::NAN });
-                text_row.push(format!("return {mid:.1}\ndiverged {diverged}/{}", cell.len()));
+                text_row.push(format!("return {mid:.1}\npeak |Q| {peak_q:.0}\ndiverged {diverged}/{}", cell.len()));
             }
         }
         shade.push(shade_row);
