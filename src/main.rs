@@ -11,6 +11,7 @@
 //! - `keel baseline`: zero / LQR / LQG controllers on the envs with a linear model.
 //! - `keel td`: linear TD / PFPE on Baird's counterexample; `critical` finds the smallest
 //!   stable target period.
+//! - `keel clips`: the humanoid's motion clips; `keel render`: a clip as an animated GIF.
 //! - `keel doctor`: the libtorch build, its thread policy and CUDA devices.
 
 /// `println!` that stops quietly when stdout is closed (`keel list | head`) instead of panicking.
@@ -25,6 +26,7 @@ mod baseline;
 mod bench;
 mod chart;
 mod checks;
+mod humanoid;
 mod learning_curves;
 mod performative;
 mod rollout;
@@ -71,6 +73,10 @@ enum Command {
     Baseline(baseline::BaselineArgs),
     /// Linear TD and PFPE (target-network TD) on Baird's counterexample: `baird`, `critical`.
     Td(td::TdArgs),
+    /// List the humanoid's motion clips: frames, fps, length, looping.
+    Clips,
+    /// Draw a motion clip, played kinematically, into an animated GIF.
+    Render(humanoid::RenderArgs),
     /// Report the libtorch build: version, thread policy, CUDA devices.
     Doctor,
 }
@@ -152,6 +158,11 @@ fn doctor() {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Families outside keel-envs' defaults join the registry before anything looks an id up.
+    if let Err(e) = keel_envs::humanoid::register() {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Command::List { json } => list(json),
         Command::Rollout(args) => rollout::run(&args),
@@ -162,6 +173,8 @@ fn main() -> ExitCode {
         Command::Performative(args) => performative::run_command(&args),
         Command::Baseline(args) => baseline::run(&args),
         Command::Td(args) => td::run(&args),
+        Command::Clips => humanoid::clips(),
+        Command::Render(args) => humanoid::render(&args),
         Command::Doctor => {
             doctor();
             Ok(())

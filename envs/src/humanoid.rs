@@ -87,13 +87,13 @@ use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 use keel_physics::glam::{DQuat, DVec3};
 use keel_physics::model::{Joint, quat, rotation_vector, wxyz};
-use keel_physics::render::{Frame, Renderer};
+use keel_physics::render::Renderer;
 use keel_physics::{BodyState, ClipLibrary, DataDir, Humanoid, HumanoidConfig, HumanoidModel, PhysicsError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::config::{FieldError, Validate, overlay, positive};
-use crate::env::{Env, EnvSpec, Registered, ResetOptions, Step};
+use crate::env::{Env, EnvSpec, Frame, Registered, ResetOptions, Step};
 use crate::error::{EnvError, Result};
 use crate::obs::ObsMut;
 use crate::registry;
@@ -513,6 +513,9 @@ pub struct HumanoidTrack {
     assets: Arc<Assets>,
     layout: Layout,
     humanoid: Humanoid,
+    /// The world as built: every reset starts from it, so that no contact or solver cache of
+    /// an earlier episode reaches the next (same seed, same episode, whatever came before).
+    fresh: keel_physics::Snapshot,
     rng: EnvRng,
     params: HumanoidTrackParams,
     episode: Episode,
@@ -526,6 +529,7 @@ pub struct HumanoidTrack {
     targets: Vec<f64>,
     contacts: Vec<bool>,
     renderer: Option<Renderer>,
+    frame: Frame,
 }
 
 impl Registered for HumanoidTrack {
@@ -569,6 +573,7 @@ impl Registered for HumanoidTrack {
             ..HumanoidConfig::default()
         };
         let humanoid = Humanoid::new(Arc::clone(&model), physics).map_err(physics_error)?;
+        let fresh = humanoid.snapshot();
         let w = config.reward_weights.as_array();
         let total: f64 = w.iter().sum();
         let params = HumanoidTrackParams { clip: config.clip.clone(), ..HumanoidTrackParams::default() };
@@ -576,6 +581,7 @@ impl Registered for HumanoidTrack {
             spec,
             layout,
             humanoid,
+            fresh,
             rng: EnvRng::default(),
             params,
             episode: Episode {
@@ -596,6 +602,7 @@ impl Registered for HumanoidTrack {
             targets: vec![0.0; model.targets_len()],
             contacts: vec![false; model.bodies().len()],
             renderer: None,
+            frame: Frame::default(),
             assets,
             config,
         })
@@ -647,20 +654,6 @@ impl HumanoidTrack {
     /// The unweighted reward terms of the last reset or step, in [`TERMS`] order.
     pub fn reward_terms(&self) -> [f64; 5] {
         self.episode.terms
-    }
-
-    /// Draws the simulated humanoid and, as a ghost, the reference into an RGB frame of
-    /// `render_size`, the camera following the root.
-    pub fn render(&mut self) -> Result<&Frame> {
-        if !self.episode.started {
-            return Err(EnvError::ResetNeeded);
-        }
-        let [width, height] = self.config.render_size;
-        let model = Arc::clone(&self.assets.model);
-        let renderer = self.renderer.get_or_insert_with(|| Renderer::new(width, height));
-        self.humanoid.write_body_states(&mut self.sim.bodies).map_err(physics_error)?;
-        renderer.draw(&model, &self.sim.bodies, Some(&self.reference.bodies));
-        Ok(renderer.frame())
     }
 
     /// Reads the simulated state, samples the reference at the current time and scores them.
@@ -859,6 +852,7 @@ impl Env for HumanoidTrack {
                 time
             }
         };
+        self.humanoid.restore(&self.fresh).map_err(physics_error)?;
         self.humanoid.set_state(&self.sim.pose, &self.sim.velocity).map_err(physics_error)?;
         let mut reported = Vec::with_capacity(1 + pose_len + self.sim.velocity.len());
         reported.push(state);
@@ -923,6 +917,22 @@ impl Env for HumanoidTrack {
         for (o, v) in out.iter_mut().zip(self.extras_array()) {
             *o = v;
         }
+    }
+
+    /// Draws the simulated humanoid and, as a translucent ghost, the reference into an RGB
+    /// frame of `render_size`, the camera following the root.
+    fn render(&mut self) -> Result<Option<&Frame>> {
+        if !self.episode.started {
+            return Err(EnvError::ResetNeeded);
+        }
+        let [width, height] = self.config.render_size;
+        let renderer = self.renderer.get_or_insert_with(|| Renderer::new(width, height));
+        renderer.draw(&self.assets.model, &self.sim.bodies, Some(&self.reference.bodies));
+        let drawn = renderer.frame();
+        self.frame.width = drawn.width;
+        self.frame.height = drawn.height;
+        self.frame.rgb.clone_from(&drawn.rgb);
+        Ok(Some(&self.frame))
     }
 
     fn state(&self) -> Option<Vec<f64>> {
@@ -1104,6 +1114,25 @@ mod tests {
     }
 
     #[test]
+    fn a_seeded_reset_repeats_its_episode_whatever_came_before() {
+        let (Some(mut a), Some(mut b)) = (env(&[]), env(&[])) else { return };
+        let (mut oa, mut ob) = (a.spec().obs_buffer(1), b.spec().obs_buffer(1));
+        a.reset(Some(9), &ResetOptions::default(), oa.as_mut()).unwrap();
+        for _ in 0..20 {
+            a.step(Action::Float(&[0.3; 28]), oa.as_mut()).unwrap();
+        }
+        a.reset(Some(7), &ResetOptions::default(), oa.as_mut()).unwrap();
+        b.reset(Some(7), &ResetOptions::default(), ob.as_mut()).unwrap();
+        for t in 0..5 {
+            let (sa, sb) = (
+                a.step(Action::Float(&[0.1; 28]), oa.as_mut()).unwrap(),
+                b.step(Action::Float(&[0.1; 28]), ob.as_mut()).unwrap(),
+            );
+            assert_eq!((sa, &oa), (sb, &ob), "step {t}");
+        }
+    }
+
+    #[test]
     fn a_clip_that_does_not_loop_truncates_at_its_end() {
         let Some(mut env) = env(&[
             ("clip", "getup_faceup".into()),
@@ -1232,12 +1261,11 @@ mod tests {
 
     #[test]
     fn renders_the_humanoid_and_its_ghost() {
-        let Some(_) = env(&[]) else { return };
-        let mut env = HumanoidTrack::new(HumanoidTrackConfig::default()).unwrap();
+        let Some(mut env) = env(&[]) else { return };
         let mut obs = env.spec().obs_buffer(1);
-        assert!(env.render().is_err());
+        assert!(matches!(env.render(), Err(EnvError::ResetNeeded)));
         env.reset(Some(6), &ResetOptions::default(), obs.as_mut()).unwrap();
-        let frame = env.render().unwrap();
+        let frame = env.render().unwrap().unwrap();
         assert_eq!((frame.width, frame.height, frame.rgb.len()), (320, 240, 320 * 240 * 3));
         let distinct: std::collections::HashSet<&[u8]> = frame.rgb.chunks(3).collect();
         assert!(distinct.len() > 8, "{} colours", distinct.len());

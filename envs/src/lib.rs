@@ -68,7 +68,7 @@ pub mod wrappers;
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
-pub use env::{Env, EnvSpec, Registered, ResetOptions, Step};
+pub use env::{Env, EnvSpec, Frame, Registered, ResetOptions, Step};
 pub use error::{EnvError, Result};
 pub use obs::{ObsBuf, ObsMut, ObsRef};
 pub use registry::make;

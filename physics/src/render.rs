@@ -69,7 +69,7 @@ impl Renderer {
             frame: Frame { width, height, rgb: vec![0; width * height * 3] },
             primitives: Vec::new(),
             scale: height as f64 / 2.3,
-            view: (0.45, 0.25),
+            view: (0.3, 0.2),
         }
     }
 
@@ -118,6 +118,8 @@ impl Renderer {
         }
         for (states, colour, alpha, shadow) in sets {
             for (body, state) in model.bodies().iter().zip(states) {
+                // The left side lighter, so that the limbs read apart.
+                let colour = if body.name.starts_with("left_") { colour.map(|c| c + (255 - c) / 3) } else { colour };
                 let rotation = quat(&state.rotation).normalize() * quat(&body.shape_rotation).normalize();
                 let origin =
                     DVec3::from(state.position) + quat(&state.rotation).normalize() * DVec3::from(body.shape_origin);
