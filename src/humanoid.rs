@@ -4,6 +4,8 @@
 //!   loop.
 //! - `keel render --clip walk --out walk.gif` plays a clip kinematically (the clip library's
 //!   forward kinematics, no physics).
+//! - `keel render --run DIR --episodes N --out walk.gif` plays a run's policy (its latest
+//!   checkpoint) in `keel/HumanoidTrack-v0`, the reference clip drawn as a translucent ghost.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,12 +19,22 @@ use keel_physics::{ClipLibrary, DataDir, HumanoidModel};
 #[derive(Args)]
 pub struct RenderArgs {
     /// Play this clip kinematically (a name from `keel clips`).
-    #[arg(long)]
-    clip: String,
-    /// Seconds of motion to record (default: one pass of the clip; a looping clip goes on,
-    /// moving on by its cycle offset).
+    #[arg(long, conflicts_with = "run", required_unless_present = "run")]
+    clip: Option<String>,
+    /// Play the policy of this run folder (trained on keel/HumanoidTrack-v0), its latest
+    /// checkpoint, deterministically.
+    #[arg(long, value_name = "DIR")]
+    run: Option<PathBuf>,
+    /// Episodes of the run's policy, one after the other, from random clip phases.
+    #[arg(long, default_value_t = 1, requires = "run")]
+    episodes: usize,
+    /// Seconds of motion to record (default: one pass of the clip; for a run, at most this per
+    /// episode, 5 s by default).
     #[arg(long)]
     seconds: Option<f64>,
+    /// Seed of the first episode of a run (episode k gets seed + k).
+    #[arg(long, default_value_t = 1_000_000)]
+    seed: u64,
     /// Frames per second of the GIF.
     #[arg(long, default_value_t = 30)]
     fps: u32,
@@ -111,7 +123,16 @@ pub fn render(args: &RenderArgs) -> Result<()> {
         }
     }
     let (width, height) = parse_size(&args.size)?;
-    render_clip(args, &args.clip, width, height)
+    if args.run.is_some() && args.size != "320x240" {
+        bail!(
+            "--size applies to --clip; a run's frames have its env's `render_size` (set it with `--set env_config.render_size=[W,H]` when training)"
+        );
+    }
+    match (&args.clip, &args.run) {
+        (Some(clip), _) => render_clip(args, clip, width, height),
+        (None, Some(run)) => render_run(args, run),
+        (None, None) => bail!("give --clip NAME or --run DIR"),
+    }
 }
 
 fn render_clip(args: &RenderArgs, name: &str, width: usize, height: usize) -> Result<()> {
@@ -133,6 +154,63 @@ fn render_clip(args: &RenderArgs, name: &str, width: usize, height: usize) -> Re
         "keel render: {} frames of `{name}` ({seconds:.2} s at {} fps) -> {}",
         gif.frames,
         args.fps,
+        args.out.display()
+    );
+    Ok(())
+}
+
+fn render_run(args: &RenderArgs, run: &std::path::Path) -> Result<()> {
+    if !(1..=100).contains(&args.episodes) {
+        bail!("--episodes {}: must be in 1..=100", args.episodes);
+    }
+    crate::checks::output_file(&args.out, "--out")?;
+    let seconds = args.seconds.unwrap_or(5.0);
+    let options = keel_agents::eval::EvalOptions {
+        episodes: args.episodes,
+        deterministic: true,
+        seed: args.seed,
+        max_episode_steps: Some((seconds * 30.0).round().max(1.0) as u64),
+    };
+    let mut gif: Option<Gif> = None;
+    let mut failure: Option<anyhow::Error> = None;
+    let evaluation = crate::train::play_run(run, &options, &mut |env, _| {
+        let frame = match env.render() {
+            Ok(Some(frame)) => frame,
+            Ok(None) => {
+                failure =
+                    Some(anyhow::anyhow!("{} does not render; keel render --run needs a humanoid run", env.spec().id));
+                return false;
+            }
+            Err(e) => {
+                failure = Some(e.into());
+                return false;
+            }
+        };
+        if gif.is_none() {
+            match Gif::create(&args.out, frame.width, frame.height, args.fps) {
+                Ok(created) => gif = Some(created),
+                Err(e) => {
+                    failure = Some(e);
+                    return false;
+                }
+            }
+        }
+        let pushed = gif.as_mut().map_or(Ok(()), |g| g.push(&frame.rgb));
+        if let Err(e) = pushed {
+            failure = Some(e);
+            return false;
+        }
+        true
+    })?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let frames = gif.map_or(0, |g| g.frames);
+    let falls = evaluation.episodes.iter().filter(|e| !e.truncated).count();
+    out!(
+        "keel render: {} episodes of {} ({frames} frames, {falls} ended by a fall) -> {}",
+        evaluation.episodes.len(),
+        run.display(),
         args.out.display()
     );
     Ok(())

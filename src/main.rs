@@ -11,7 +11,8 @@
 //! - `keel baseline`: zero / LQR / LQG controllers on the envs with a linear model.
 //! - `keel td`: linear TD / PFPE on Baird's counterexample; `critical` finds the smallest
 //!   stable target period.
-//! - `keel clips`: the humanoid's motion clips; `keel render`: a clip as an animated GIF.
+//! - `keel clips`: the humanoid's motion clips; `keel render`: a clip or a trained run as an
+//!   animated GIF.
 //! - `keel doctor`: the libtorch build, its thread policy and CUDA devices.
 
 /// `println!` that stops quietly when stdout is closed (`keel list | head`) instead of panicking.
@@ -75,7 +76,7 @@ enum Command {
     Td(td::TdArgs),
     /// List the humanoid's motion clips: frames, fps, length, looping.
     Clips,
-    /// Draw a motion clip, played kinematically, into an animated GIF.
+    /// Draw a motion clip (played kinematically) or a trained humanoid run into an animated GIF.
     Render(humanoid::RenderArgs),
     /// Report the libtorch build: version, thread policy, CUDA devices.
     Doctor,
