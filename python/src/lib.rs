@@ -47,20 +47,10 @@ create_exception!(_core, UnknownEnvError, KeelError, "No env is registered under
 create_exception!(_core, ConfigError, KeelError, "A config or reset option key is unknown or its value invalid.");
 create_exception!(_core, ActionError, KeelError, "An action is not in the action space.");
 create_exception!(_core, ResetNeededError, KeelError, "step() before reset(), or a finished sub-env stepped.");
-create_exception!(
-    _core,
-    DataMissingError,
-    KeelError,
-    "Data the env needs is not installed; the message says how to get it."
-);
+create_exception!(_core, DataMissingError, KeelError, "Data the env needs is not installed; the message says how to get it.");
 create_exception!(_core, PoisonedError, KeelError, "A sub-env failed mid-step; the vector env needs a full reset.");
 create_exception!(_core, ClosedError, KeelError, "The env was closed.");
-create_exception!(
-    _core,
-    InUseError,
-    KeelError,
-    "The env is in use by another thread (envs are not shared between threads)."
-);
+create_exception!(_core, InUseError, KeelError, "The env is in use by another thread (envs are not shared between threads).");
 
 fn to_py(err: EnvError) -> PyErr {
     let message = err.to_string();
@@ -84,9 +74,7 @@ fn to_py(err: EnvError) -> PyErr {
 fn parse_json(json: Option<&str>, what: &str) -> PyResult<Value> {
     match json {
         None => Ok(Value::Object(Map::new())),
-        Some(text) => {
-            serde_json::from_str(text).map_err(|e| ConfigError::new_err(format!("{what} is not valid JSON: {e}")))
-        }
+        Some(text) => serde_json::from_str(text).map_err(|e| ConfigError::new_err(format!("{what} is not valid JSON: {e}"))),
     }
 }
 
@@ -210,10 +198,7 @@ impl ActionReader {
                 self.floats.clear();
                 read_floats(obj, &mut self.floats)?;
                 if self.floats.len() != want {
-                    return Err(ActionError::new_err(format!(
-                        "expected {want} float value(s), got {}",
-                        self.floats.len()
-                    )));
+                    return Err(ActionError::new_err(format!("expected {want} float value(s), got {}", self.floats.len())));
                 }
                 Ok(Action::Float(&self.floats))
             }
@@ -221,10 +206,7 @@ impl ActionReader {
                 self.doubles.clear();
                 read_floats(obj, &mut self.doubles)?;
                 if self.doubles.len() != want {
-                    return Err(ActionError::new_err(format!(
-                        "expected {want} float value(s), got {}",
-                        self.doubles.len()
-                    )));
+                    return Err(ActionError::new_err(format!("expected {want} float value(s), got {}", self.doubles.len())));
                 }
                 Ok(Action::Float64(&self.doubles))
             }
@@ -251,8 +233,7 @@ fn shape_of(obj: &Bound<'_, PyAny>) -> PyResult<Vec<usize>> {
     }
     let py = obj.py();
     let shape = py.import(intern!(py, "numpy"))?.getattr(intern!(py, "shape"))?.call1((obj,));
-    let shape =
-        shape.map_err(|_| ActionError::new_err(format!("expected numeric action(s), got {}", describe(obj))))?;
+    let shape = shape.map_err(|_| ActionError::new_err(format!("expected numeric action(s), got {}", describe(obj))))?;
     shape.extract().map_err(|_| ActionError::new_err(format!("expected numeric action(s), got {}", describe(obj))))
 }
 
@@ -473,12 +454,7 @@ const GIL_RELEASE_ABOVE: Duration = Duration::from_micros(5);
 
 /// Steps the vector, releasing the GIL unless the previous step was shorter than
 /// [`GIL_RELEASE_ABOVE`] (a handful of cheap envs); records this step's duration.
-fn step_releasing_gil(
-    py: Python<'_>,
-    venv: &mut VecEnv,
-    actions: Action<'_>,
-    last_step: &mut Duration,
-) -> PyResult<()> {
+fn step_releasing_gil(py: Python<'_>, venv: &mut VecEnv, actions: Action<'_>, last_step: &mut Duration) -> PyResult<()> {
     let start = Instant::now();
     let result = if *last_step > GIL_RELEASE_ABOVE { py.detach(|| venv.step(actions)) } else { venv.step(actions) };
     *last_step = start.elapsed();
@@ -619,8 +595,7 @@ impl VecCore {
         let rewards = PyArray1::from_slice(py, &batch.reward);
         let terminations = flag_array(py, &batch.terminated);
         let truncations = flag_array(py, &batch.truncated);
-        let infos =
-            step_infos(py, venv.spec().extras.as_slice(), batch, &mut core.episode_start, core.obs_len, &core.shape)?;
+        let infos = step_infos(py, venv.spec().extras.as_slice(), batch, &mut core.episode_start, core.obs_len, &core.shape)?;
         (obs, rewards, terminations, truncations, infos).into_pyobject(py)
     }
 
@@ -656,8 +631,7 @@ impl VecCore {
         let venv = exclusive(&mut this.venv);
         step_releasing_gil(py, venv, actions, &mut this.last_step)?;
         let batch = venv.batch();
-        let not_contiguous =
-            |name: &str| ActionError::new_err(format!("output buffer `{name}` must be C-contiguous and writable"));
+        let not_contiguous = |name: &str| ActionError::new_err(format!("output buffer `{name}` must be C-contiguous and writable"));
         match &batch.obs {
             ObsBuf::F32(v) => copy_into(obs.cast::<PyArrayDyn<f32>>().map_err(|_| wrong_dtype())?, v, "obs")?,
             ObsBuf::F64(v) => copy_into(obs.cast::<PyArrayDyn<f64>>().map_err(|_| wrong_dtype())?, v, "obs")?,
@@ -728,12 +702,7 @@ fn copy_into<T: Element + Copy>(array: &Bound<'_, PyArrayDyn<T>>, values: &[T], 
 
 /// The per-step extras as Gymnasium's vector infos: `infos[name]` an array over envs and
 /// `infos["_" + name]` its mask (every env has every extra).
-fn extras_infos<'py>(
-    py: Python<'py>,
-    names: &[String],
-    extras: &[f64],
-    num_envs: usize,
-) -> PyResult<Bound<'py, PyDict>> {
+fn extras_infos<'py>(py: Python<'py>, names: &[String], extras: &[f64], num_envs: usize) -> PyResult<Bound<'py, PyDict>> {
     let dict = PyDict::new(py);
     let e = names.len();
     if e > 0 {
