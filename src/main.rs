@@ -11,6 +11,8 @@
 //! - `keel baseline`: zero / LQR / LQG controllers on the envs with a linear model.
 //! - `keel td`: linear TD / PFPE on Baird's counterexample; `critical` finds the smallest
 //!   stable target period; `stability` maps divergence over target period × learning rate.
+//! - `keel clips`: the humanoid's motion clips; `keel render`: a clip or a trained run as an
+//!   animated GIF.
 //! - `keel doctor`: the libtorch build, its thread policy and CUDA devices.
 
 /// `println!` that stops quietly when stdout is closed (`keel list | head`) instead of panicking.
@@ -25,6 +27,7 @@ mod baseline;
 mod bench;
 mod chart;
 mod checks;
+mod humanoid;
 mod learning_curves;
 mod performative;
 mod rollout;
@@ -73,6 +76,10 @@ enum Command {
     /// Target-network TD: linear TD / PFPE on Baird's counterexample (`baird`, `critical`) and
     /// stability maps of target period × learning rate (`stability`).
     Td(td::TdArgs),
+    /// List the humanoid's motion clips: frames, fps, length, looping.
+    Clips,
+    /// Draw a motion clip (played kinematically) or a trained humanoid run into an animated GIF.
+    Render(humanoid::RenderArgs),
     /// Report the libtorch build: version, thread policy, CUDA devices.
     Doctor,
 }
@@ -154,6 +161,11 @@ fn doctor() {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Families outside keel-envs' defaults join the registry before anything looks an id up.
+    if let Err(e) = keel_envs::humanoid::register() {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Command::List { json } => list(json),
         Command::Rollout(args) => rollout::run(&args),
@@ -164,6 +176,8 @@ fn main() -> ExitCode {
         Command::Performative(args) => performative::run_command(&args),
         Command::Baseline(args) => baseline::run(&args),
         Command::Td(args) => td::run(&args),
+        Command::Clips => humanoid::clips(),
+        Command::Render(args) => humanoid::render(&args),
         Command::Doctor => {
             doctor();
             Ok(())

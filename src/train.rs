@@ -160,6 +160,17 @@ fn reopen(dir: &RunDir, extra: &[(String, Value)]) -> Result<Box<dyn Run>> {
     Ok(run)
 }
 
+/// Plays `options.episodes` episodes of the latest checkpoint of the run in `dir`, calling `watch`
+/// after every reset and step (`keel render --run`).
+pub fn play_run(
+    dir: &std::path::Path,
+    options: &EvalOptions,
+    watch: &mut dyn FnMut(&mut dyn keel_envs::Env, Option<&keel_envs::Step>) -> bool,
+) -> Result<keel_agents::eval::Evaluation> {
+    let mut run = reopen(&RunDir::new(dir), &[])?;
+    Ok(run.evaluate_watched(options, watch)?)
+}
+
 /// Runs `keel train`.
 pub fn run(args: &TrainArgs) -> Result<()> {
     let (mut run, dir) = match &args.resume {

@@ -93,6 +93,8 @@ fn rollout_of_cartpole_equals_gymnasium() {
 
 #[test]
 fn list_shows_every_env() {
+    // The command line registers the humanoid family at start-up; so does this test.
+    assert!(keel_envs::humanoid::register().is_ok());
     let out = keel(&["list"]);
     assert!(out.status.success(), "{}", stderr(&out));
     for id in keel_envs::registry::ids() {
@@ -106,6 +108,8 @@ fn list_shows_every_env() {
     assert_eq!(burgers["extras"], serde_json::json!(["state_cost", "action_cost", "state_norm"]));
     assert_eq!(burgers["spec"]["observation_space"]["dtype"], "float64");
     assert_eq!(entry("keel/CartPole-v1").unwrap_or_default()["extras"], serde_json::json!([]));
+    let humanoid = entry("keel/HumanoidTrack-v0").unwrap_or_default();
+    assert_eq!(humanoid["extras"][0], "reward_pose", "{humanoid}");
 }
 
 /// Float64 envs take their actions and give their observations with every digit: the

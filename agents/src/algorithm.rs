@@ -111,6 +111,13 @@ pub trait Run {
     fn load_checkpoint(&mut self, dir: &Path) -> Result<u64>;
     /// Evaluates the current policy.
     fn evaluate(&mut self, options: &EvalOptions) -> Result<Evaluation>;
+    /// Evaluates the current policy, calling `watch` with the env after every reset and step
+    /// (`false` stops); see [`crate::eval::play_watched`].
+    fn evaluate_watched(
+        &mut self,
+        options: &EvalOptions,
+        watch: &mut dyn FnMut(&mut dyn keel_envs::Env, Option<&keel_envs::Step>) -> bool,
+    ) -> Result<Evaluation>;
 }
 
 impl<A: Algorithm> Run for Trainer<A> {
@@ -146,6 +153,13 @@ impl<A: Algorithm> Run for Trainer<A> {
     }
     fn evaluate(&mut self, options: &EvalOptions) -> Result<Evaluation> {
         Trainer::evaluate(self, options)
+    }
+    fn evaluate_watched(
+        &mut self,
+        options: &EvalOptions,
+        watch: &mut dyn FnMut(&mut dyn keel_envs::Env, Option<&keel_envs::Step>) -> bool,
+    ) -> Result<Evaluation> {
+        Trainer::evaluate_watched(self, options, watch)
     }
 }
 

@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use tch::Tensor;
 
-use keel_envs::{Env, ObsBuf, ResetOptions};
+use keel_envs::{Env, ObsBuf, ResetOptions, Step};
 
 use crate::encode::{ActionDecoder, ObsEncoder};
 use crate::error::Result;
@@ -91,6 +91,19 @@ pub fn play(
     encoder: &ObsEncoder,
     act: &mut dyn FnMut(&Tensor) -> Tensor,
 ) -> Result<Vec<EvalEpisode>> {
+    play_watched(env, options, cap, encoder, act, &mut |_, _| true)
+}
+
+/// [`play`], calling `watch` with the env after every reset (`None`) and step (`Some`); `watch`
+/// returning `false` stops the evaluation there (the episodes finished so far are returned).
+pub fn play_watched(
+    env: &mut dyn Env,
+    options: &EvalOptions,
+    cap: u64,
+    encoder: &ObsEncoder,
+    act: &mut dyn FnMut(&Tensor) -> Tensor,
+    watch: &mut dyn FnMut(&mut dyn Env, Option<&Step>) -> bool,
+) -> Result<Vec<EvalEpisode>> {
     let decoder = ActionDecoder::new(&env.spec().action_space);
     let mut obs: ObsBuf = env.spec().obs_buffer(1);
     // Grown as episodes finish: a count a user chose is not reserved up front.
@@ -98,14 +111,22 @@ pub fn play(
     for k in 0..options.episodes {
         let seed = options.seed.wrapping_add(k as u64);
         env.reset(Some(seed), &ResetOptions::default(), obs.as_mut())?;
+        if !watch(env, None) {
+            break;
+        }
         let mut episode = EvalEpisode { seed, episode_return: 0.0, length: 0, truncated: false };
         loop {
             let action = decoder.decode(&act(&encoder.input(&encoder.store(obs.as_ref()))))?;
             let step = env.step(action.as_action(), obs.as_mut())?;
             episode.episode_return += step.reward;
             episode.length += 1;
-            if step.terminated || step.truncated || episode.length >= cap {
+            let go_on = watch(env, Some(&step));
+            if step.terminated || step.truncated || episode.length >= cap || !go_on {
                 episode.truncated = !step.terminated;
+                if !go_on {
+                    episodes.push(episode);
+                    return Ok(episodes);
+                }
                 break;
             }
         }

@@ -722,6 +722,7 @@ const ENV_DEFAULTS: &[(&str, &str)] = &[
     ("keel/MountainCarContinuous-v0", include_str!("../../configs/ppo_mountaincar_continuous.toml")),
     ("keel/ConvectionDiffusionReaction-v0", include_str!("../../configs/ppo_cdr.toml")),
     ("keel/PerformativeGrid-v0", include_str!("../../configs/ppo_performative.toml")),
+    ("keel/HumanoidTrack-v0", include_str!("../../configs/ppo_humanoid_walk.toml")),
 ];
 
 fn env_defaults(env_id: &str) -> Option<&'static str> {

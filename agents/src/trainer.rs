@@ -359,11 +359,21 @@ impl<A: Algorithm> Trainer<A> {
     /// Episodes of the current policy on a fresh env (see [`crate::eval`]). Observation
     /// statistics are used, not updated.
     pub fn evaluate(&mut self, options: &EvalOptions) -> Result<Evaluation> {
+        self.evaluate_watched(options, &mut |_, _| true)
+    }
+
+    /// [`Self::evaluate`], calling `watch` after every reset and step (see
+    /// [`eval::play_watched`]): e.g. to draw each frame.
+    pub fn evaluate_watched(
+        &mut self,
+        options: &EvalOptions,
+        watch: &mut dyn FnMut(&mut dyn Env, Option<&keel_envs::Step>) -> bool,
+    ) -> Result<Evaluation> {
         let (mut env, cap) = self.eval_env(options.max_episode_steps)?;
         tch::manual_seed(torch_seed(iteration_seed(options.seed, 0)));
         let algorithm = &self.algorithm;
         let mut act = |input: &Tensor| tch::no_grad(|| algorithm.act(input, options.deterministic));
-        let episodes = eval::play(env.as_mut(), options, cap, self.envs.encoder(), &mut act)?;
+        let episodes = eval::play_watched(env.as_mut(), options, cap, self.envs.encoder(), &mut act, watch)?;
         Ok(Evaluation { episodes, step_cap: cap, deployed: self.config.settings().deploy_every > 0 })
     }
 }

@@ -84,6 +84,17 @@ impl ResetOptions {
     }
 }
 
+/// An RGB picture from [`Env::render`]: `height` rows of `width` pixels, 3 bytes each.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Frame {
+    /// Pixels per row.
+    pub width: usize,
+    /// Rows.
+    pub height: usize,
+    /// `height · width · 3` bytes, row-major.
+    pub rgb: Vec<u8>,
+}
+
 /// The outcome of one step besides the observation.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Step {
@@ -125,6 +136,12 @@ pub trait Env: Send {
         None
     }
 
+    /// A picture of the current state (Gymnasium's `render_mode="rgb_array"`), or `None` for
+    /// envs that do not draw themselves.
+    fn render(&mut self) -> Result<Option<&Frame>> {
+        Ok(None)
+    }
+
     /// Sets persistent per-reset parameters, used by every later reset (autoresets included).
     /// Keys are validated; unknown keys are an error.
     fn set_params(&mut self, params: &Map<String, Value>) -> Result<()>;
@@ -162,6 +179,9 @@ impl<E: Env + ?Sized> Env for Box<E> {
     }
     fn state(&self) -> Option<Vec<f64>> {
         (**self).state()
+    }
+    fn render(&mut self) -> Result<Option<&Frame>> {
+        (**self).render()
     }
     fn set_params(&mut self, params: &Map<String, Value>) -> Result<()> {
         (**self).set_params(params)

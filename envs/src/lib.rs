@@ -18,6 +18,8 @@
 //! - env families, one folder each: [`classic`] control, [`performative`] RL's responsive
 //!   grid-world, [`controlgym`] (the ten PDEs in [`controlgym::pde`], the industrial linear
 //!   systems in [`controlgym::linear`], and the conventions they share);
+//! - `humanoid` (cargo feature `humanoid`): the DeepMimic humanoid tracking motion clips on
+//!   rapier3d (`keel/HumanoidTrack-v0`), registered by `humanoid::register()`;
 //! - [`baird`]: Baird's star counterexample, the off-policy TD test (`keel/Baird-v0`);
 //! - [`baselines`]: zero / LQR / LQG controllers for the envs with a linear model.
 //!
@@ -47,6 +49,8 @@ pub mod config;
 pub mod controlgym;
 pub mod env;
 pub mod error;
+#[cfg(feature = "humanoid")]
+pub mod humanoid;
 pub mod memory;
 pub mod obs;
 pub mod performative;
@@ -64,7 +68,7 @@ pub mod wrappers;
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
-pub use env::{Env, EnvSpec, Registered, ResetOptions, Step};
+pub use env::{Env, EnvSpec, Frame, Registered, ResetOptions, Step};
 pub use error::{EnvError, Result};
 pub use obs::{ObsBuf, ObsMut, ObsRef};
 pub use registry::make;

@@ -124,6 +124,10 @@ impl<E: Env> Env for TimeLimit<E> {
         self.inner.state()
     }
 
+    fn render(&mut self) -> Result<Option<&crate::env::Frame>> {
+        self.inner.render()
+    }
+
     fn set_params(&mut self, params: &Map<String, Value>) -> Result<()> {
         match params.get(MAX_EPISODE_STEPS) {
             Some(value) => {
@@ -287,6 +291,10 @@ macro_rules! forward_except_step {
         }
         fn state(&self) -> Option<Vec<f64>> {
             self.inner.state()
+        }
+
+        fn render(&mut self) -> Result<Option<&crate::env::Frame>> {
+            self.inner.render()
         }
         fn set_params(&mut self, params: &Map<String, Value>) -> Result<()> {
             self.inner.set_params(params)

@@ -7,6 +7,9 @@ use keel_envs::testing::{self, CheckResult};
 /// from controlgym's package) are skipped with a note, unless `KEEL_REQUIRE_CONTROLGYM_DATA=1`
 /// (set by `scripts/test.sh`, so CI runs them).
 fn available(id: &str) -> bool {
+    if id == "keel/HumanoidTrack-v0" && std::env::var("KEEL_REQUIRE_HUMANOID_DATA").is_ok_and(|v| v == "1") {
+        assert!(keel_envs::make(id, &serde_json::Map::new()).is_ok(), "{id}: its data is required here");
+    }
     match keel_envs::make(id, &serde_json::Map::new()) {
         Err(keel_envs::EnvError::DataMissing(why)) => {
             let required = std::env::var("KEEL_REQUIRE_CONTROLGYM_DATA").is_ok_and(|v| v == "1");
@@ -19,6 +22,9 @@ fn available(id: &str) -> bool {
 }
 
 fn run_over_registry(check: fn(&str) -> CheckResult) {
+    // With the `humanoid` feature (the workspace build turns it on), the humanoid family too.
+    #[cfg(feature = "humanoid")]
+    keel_envs::humanoid::register().expect("the humanoid registers");
     let failures: Vec<String> = ids()
         .into_iter()
         .filter(|id| available(id))

@@ -12,6 +12,7 @@
 //!   snapshots.
 //! - [`motion`]: DeepMimic clips: loading, interpolation, looping, finite-difference velocities,
 //!   mirroring.
+//! - [`render`]: a software viewer: the humanoid's shapes, a ghost of the reference, the ground.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -40,6 +41,10 @@ mod error;
 pub mod humanoid;
 pub mod model;
 pub mod motion;
+pub mod render;
+
+/// The vector and quaternion types of poses and body states.
+pub use glam;
 
 pub use data::DataDir;
 pub use error::{PhysicsError, Result};

@@ -36,20 +36,30 @@ class KeelEnv(gym.Env):
 
     Observations are fresh arrays of the observation space's dtype and shape. ``info`` holds the
     env's per-step extras by name (the controlgym envs: ``state_cost``, ``action_cost``,
-    ``state_norm``); Gymnasium's classic-control envs have none, as in Gymnasium.
+    ``state_norm``; the humanoid: its reward terms and tracking error); Gymnasium's
+    classic-control envs have none, as in Gymnasium.
+
+    ``render_mode="rgb_array"`` is taken by the envs that draw themselves
+    (``keel/HumanoidTrack-v0``); ``render()`` then returns a new ``(height, width, 3)`` uint8 array.
     """
 
-    metadata = {"render_modes": []}
+    # The class admits rgb_array; each instance says whether its env draws (see __init__).
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
 
     def __init__(self, env_id: str, render_mode: str | None = None, max_episode_steps: int | None = None, **config: Any):
-        if render_mode is not None:
-            raise ValueError(f"{env_id} does not render (render_mode must be None, got {render_mode!r})")
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"{env_id}: render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.render_mode = render_mode
         self._env_id = env_id
         self._config = dict(config)
         self._max_episode_steps = max_episode_steps
         core_config = {**config, "max_episode_steps": max_episode_steps}
         self._core = _core.EnvCore(env_id, to_json(core_config))
+        renders = self._core.renders()
+        if render_mode is not None and not renders:
+            raise ValueError(f"{env_id} does not render (render_mode must be None, got {render_mode!r})")
+        fps = config.get("control_hz", 30)
+        self.metadata = {"render_modes": ["rgb_array"] if renders else [], "render_fps": fps}
         spec = json.loads(self._core.spec_json())
         self.observation_space = space_from_spec(spec["observation_space"])
         self.action_space = space_from_spec(spec["action_space"])
@@ -81,9 +91,15 @@ class KeelEnv(gym.Env):
         """Sets per-reset parameters for every later reset (what a curriculum changes)."""
         self._core.set_params(to_json(params) or "{}")
 
-    def render(self) -> None:
-        """Keel envs do not render (``render_modes`` is empty)."""
-        raise NotImplementedError(f"{self._env_id} does not render: it has no render modes")
+    def render(self) -> np.ndarray | None:
+        """The current state drawn as a ``(height, width, 3)`` uint8 array with
+        ``render_mode="rgb_array"``; ``None`` without a render mode, as in Gymnasium."""
+        if self.render_mode is None:
+            if not self.metadata["render_modes"]:
+                raise NotImplementedError(f"{self._env_id} does not render: it has no render modes")
+            gym.logger.warn(f"{self._env_id}: render() without a render_mode; make the env with render_mode='rgb_array'")
+            return None
+        return self._core.render()
 
     def close(self) -> None:
         self._core = ClosedCore(f"{self._env_id} env")

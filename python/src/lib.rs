@@ -411,6 +411,21 @@ impl EnvCore {
     fn params_json(&self) -> String {
         locked(&self.env).params().to_string()
     }
+
+    /// A picture of the current state as a new `(height, width, 3)` uint8 array, or `None` for
+    /// an env that does not draw itself.
+    fn render<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        match exclusive(&mut self.env).render().map_err(to_py)? {
+            Some(frame) => new_array(py, &frame.rgb, &[frame.height, frame.width, 3]).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether the env draws itself (`render_mode="rgb_array"`). An env that does not answers
+    /// `render()` with nothing at any time; one that does refuses before its first reset.
+    fn renders(&mut self) -> bool {
+        !matches!(exclusive(&mut self.env).render(), Ok(None))
+    }
 }
 
 /// The Rust vector engine (see the module docs).
@@ -789,6 +804,8 @@ fn register_test_envs() -> PyResult<()> {
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
+    // The families outside keel-envs' defaults (the humanoid) join the registry first.
+    keel_envs::humanoid::register().map_err(to_py)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(env_ids, m)?)?;
     m.add_function(wrap_pyfunction!(env_descriptions, m)?)?;

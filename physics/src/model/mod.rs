@@ -611,12 +611,12 @@ impl HumanoidModel {
 }
 
 /// A quaternion from `w, x, y, z`.
-pub(crate) fn quat(wxyz: &[f64]) -> DQuat {
+pub fn quat(wxyz: &[f64]) -> DQuat {
     DQuat::from_xyzw(wxyz[1], wxyz[2], wxyz[3], wxyz[0])
 }
 
 /// `w, x, y, z` of a quaternion.
-pub(crate) fn wxyz(q: DQuat) -> [f64; 4] {
+pub fn wxyz(q: DQuat) -> [f64; 4] {
     [q.w, q.x, q.y, q.z]
 }
 
@@ -630,7 +630,7 @@ fn quat_norm(wxyz: &[f64]) -> f64 {
 }
 
 /// The rotation vector (axis times angle, the angle in `[0, π]`) of a unit quaternion.
-pub(crate) fn rotation_vector(q: DQuat) -> DVec3 {
+pub fn rotation_vector(q: DQuat) -> DVec3 {
     if q.w < 0.0 { (-q).to_scaled_axis() } else { q.to_scaled_axis() }
 }
 
