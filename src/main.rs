@@ -11,6 +11,8 @@
 //! - `keel baseline`: zero / LQR / LQG controllers on the envs with a linear model.
 //! - `keel td`: linear TD / PFPE on Baird's counterexample; `critical` finds the smallest
 //!   stable target period; `stability` maps divergence over target period × learning rate.
+//! - `keel sweep`: algorithms × envs × seeds × hyperparameters as parallel, resumable runs.
+//! - `keel report`: rliable-style statistics, safety figures and plots of a sweep folder.
 //! - `keel doctor`: the libtorch build, its thread policy and CUDA devices.
 
 /// `println!` that stops quietly when stdout is closed (`keel list | head`) instead of panicking.
@@ -27,8 +29,11 @@ mod chart;
 mod checks;
 mod learning_curves;
 mod performative;
+mod report;
 mod rollout;
 mod stability;
+mod stats;
+mod sweep;
 mod td;
 mod train;
 
@@ -73,6 +78,12 @@ enum Command {
     /// Target-network TD: linear TD / PFPE on Baird's counterexample (`baird`, `critical`) and
     /// stability maps of target period × learning rate (`stability`).
     Td(td::TdArgs),
+    /// Run a grid of algorithms × envs × seeds × hyperparameters as parallel, resumable
+    /// `keel train` runs into DIR (see configs/sweeps/).
+    Sweep(sweep::SweepArgs),
+    /// Statistics of a sweep folder: final returns, normalised IQM / median / mean / optimality
+    /// gap with bootstrap intervals, probability of improvement, safety figures, plots, report.md.
+    Report(report::ReportArgs),
     /// Report the libtorch build: version, thread policy, CUDA devices.
     Doctor,
 }
@@ -164,6 +175,8 @@ fn main() -> ExitCode {
         Command::Performative(args) => performative::run_command(&args),
         Command::Baseline(args) => baseline::run(&args),
         Command::Td(args) => td::run(&args),
+        Command::Sweep(args) => sweep::run(&args),
+        Command::Report(args) => report::run(&args),
         Command::Doctor => {
             doctor();
             Ok(())
