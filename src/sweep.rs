@@ -8,6 +8,12 @@
 //! --resume`, one that never checkpointed starts again. `DIR/sweep.json` lists the runs (what
 //! `keel report` reads); each run's output goes to `DIR/logs/<run>.log`.
 //!
+//! With `--ray auto|HOST:PORT` the same trials run through Ray Tune instead: the driver
+//! `scripts/ray_sweep.py` (built into this program, run with the Ray venv's Python) makes each
+//! trial a Tune trial of `cpus_per_run` CPUs that runs `keel train` on its node and reports every
+//! metrics row; Keel writes no scheduler of its own. `scheduler = "asha"` in the spec hands the
+//! trials to Tune's ASHA.
+//!
 //! The spec (unknown keys are errors naming the key):
 //!
 //! ```toml

@@ -36,7 +36,7 @@ class KeelEnv(gym.Env):
 
     Observations are fresh arrays of the observation space's dtype and shape. ``info`` holds the
     env's per-step extras by name (the controlgym envs: ``state_cost``, ``action_cost``,
-    ``state_norm``); Gymnasium's classic-control envs have none, as in Gymnasium.
+    ``state_norm``, ``diverged``); Gymnasium's classic-control envs have none, as in Gymnasium.
     """
 
     metadata = {"render_modes": []}
