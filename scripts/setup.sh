@@ -106,6 +106,10 @@ PY
 fi
 # ---------------------------------------------------------------------------------------------
 
+# Ray Tune (pinned, in its own venv: its dependencies must not move the pins above) drives
+# `keel sweep --ray`; see scripts/ray_venv.sh.
+bash "$root/scripts/ray_venv.sh" >/dev/null
+
 # `.venv` in the clone points at the shared environment.
 if [ -L "$root/.venv" ] || [ ! -e "$root/.venv" ]; then
   ln -sfn "$venv" "$root/.venv"

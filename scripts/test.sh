@@ -8,9 +8,9 @@ bash "$root/scripts/setup.sh"
 source "$root/scripts/env.sh"
 cd "$root"
 echo "keel test: cargo test --release"
-# The setup installed controlgym's data and the humanoid's (model and clips): envs and tests that
-# need them must not skip here.
-KEEL_REQUIRE_CONTROLGYM_DATA=1 KEEL_REQUIRE_HUMANOID_DATA=1 cargo test --release
+# The setup installed controlgym's data, the humanoid's (model and clips) and Ray: envs and tests
+# that need them must not skip here.
+KEEL_REQUIRE_CONTROLGYM_DATA=1 KEEL_REQUIRE_HUMANOID_DATA=1 KEEL_REQUIRE_RAY=1 cargo test --release
 echo "keel test: pytest python/tests"
 "$root/.venv/bin/python" -m pytest -q python/tests
 echo "keel test: all passed"

@@ -13,6 +13,8 @@
 //!   stable target period; `stability` maps divergence over target period × learning rate.
 //! - `keel clips`: the humanoid's motion clips; `keel render`: a clip or a trained run as an
 //!   animated GIF.
+//! - `keel sweep`: algorithms × envs × seeds × hyperparameters as parallel, resumable runs.
+//! - `keel report`: rliable-style statistics, safety figures and plots of a sweep folder.
 //! - `keel doctor`: the libtorch build, its thread policy and CUDA devices.
 
 /// `println!` that stops quietly when stdout is closed (`keel list | head`) instead of panicking.
@@ -30,8 +32,11 @@ mod checks;
 mod humanoid;
 mod learning_curves;
 mod performative;
+mod report;
 mod rollout;
 mod stability;
+mod stats;
+mod sweep;
 mod td;
 mod train;
 
@@ -80,6 +85,12 @@ enum Command {
     Clips,
     /// Draw a motion clip (played kinematically) or a trained humanoid run into an animated GIF.
     Render(humanoid::RenderArgs),
+    /// Run a grid of algorithms × envs × seeds × hyperparameters as parallel, resumable
+    /// `keel train` runs into DIR (see configs/sweeps/).
+    Sweep(sweep::SweepArgs),
+    /// Statistics of a sweep folder: final returns, normalised IQM / median / mean / optimality
+    /// gap with bootstrap intervals, probability of improvement, safety figures, plots, report.md.
+    Report(report::ReportArgs),
     /// Report the libtorch build: version, thread policy, CUDA devices.
     Doctor,
 }
@@ -178,6 +189,8 @@ fn main() -> ExitCode {
         Command::Td(args) => td::run(&args),
         Command::Clips => humanoid::clips(),
         Command::Render(args) => humanoid::render(&args),
+        Command::Sweep(args) => sweep::run(&args),
+        Command::Report(args) => report::run(&args),
         Command::Doctor => {
             doctor();
             Ok(())

@@ -288,3 +288,19 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
     crate::write_atomically(&args.run.join("eval.json"), serde_json::to_string_pretty(&report)?.as_bytes())?;
     Ok(())
 }
+
+/// Checks that `keel train ARGS` (a new run; `ARGS` without `train`) resolves its config and
+/// builds, without writing or training anything.
+pub fn check_new_run(args: &[String]) -> Result<()> {
+    #[derive(clap::Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        train: TrainArgs,
+    }
+    use clap::Parser as _;
+    let wrap = Wrap::try_parse_from(std::iter::once("keel train".to_string()).chain(args.iter().cloned()))
+        .map_err(|e| anyhow::anyhow!("{}", e.to_string().lines().next().unwrap_or("bad arguments")))?;
+    let (algo, overrides) = resolve(&wrap.train)?;
+    algo.build(&overrides)?;
+    Ok(())
+}

@@ -105,7 +105,7 @@ fn list_shows_every_env() {
     assert_eq!(parsed.as_array().map(Vec::len), Some(keel_envs::registry::ids().len()));
     let entry = |id: &str| parsed.as_array().into_iter().flatten().find(|e| e["id"] == id).cloned();
     let burgers = entry("keel/Burgers-v0").unwrap_or_default();
-    assert_eq!(burgers["extras"], serde_json::json!(["state_cost", "action_cost", "state_norm"]));
+    assert_eq!(burgers["extras"], serde_json::json!(["state_cost", "action_cost", "state_norm", "diverged"]));
     assert_eq!(burgers["spec"]["observation_space"]["dtype"], "float64");
     assert_eq!(entry("keel/CartPole-v1").unwrap_or_default()["extras"], serde_json::json!([]));
     let humanoid = entry("keel/HumanoidTrack-v0").unwrap_or_default();

@@ -329,7 +329,7 @@ fn per_step_extras_are_averaged_over_the_iteration() {
     assert!(columns.contains(&"extras/state_norm".to_string()), "{columns:?}");
     let stats = t.iteration_step().unwrap_or_else(|e| panic!("{e}"));
     let names: Vec<&str> = stats.extras.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, ["state_cost", "action_cost", "state_norm"]);
+    assert_eq!(names, ["state_cost", "action_cost", "state_norm", "diverged"]);
     assert_eq!(stats.episodes, 2, "one 100-step episode per env");
     let costs = stats.extras[0].1 + stats.extras[1].1;
     let want = -100.0 * costs;

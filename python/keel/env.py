@@ -36,7 +36,7 @@ class KeelEnv(gym.Env):
 
     Observations are fresh arrays of the observation space's dtype and shape. ``info`` holds the
     env's per-step extras by name (the controlgym envs: ``state_cost``, ``action_cost``,
-    ``state_norm``; the humanoid: its reward terms and tracking error); Gymnasium's
+    ``state_norm``, ``diverged``; the humanoid: its reward terms and tracking error); Gymnasium's
     classic-control envs have none, as in Gymnasium.
 
     ``render_mode="rgb_array"`` is taken by the envs that draw themselves

@@ -12,4 +12,4 @@ pub mod compat;
 pub mod linear;
 pub mod pde;
 
-pub use compat::Compat;
+pub use compat::{Compat, Preset};

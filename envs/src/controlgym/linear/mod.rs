@@ -20,7 +20,7 @@
 //! `Box(±observation_limit, (n_y,), float32)`: `y = C x + D21 w`.
 //!
 //! ## Action space
-//! `Box(±action_limit, (n_u,), float32)`, unbounded by default.
+//! `Box(±action_limit, (n_u,), float64)`, unbounded by default (bounded by `preset = "benchmark"`).
 //!
 //! ## Reward
 //! `−(xᵀQx + uᵀRu + 2 xᵀSu)` of the pre-step state, with `Q = C1ᵀC1`, `R = D12ᵀD12` (for `ac1`,
@@ -32,8 +32,28 @@
 //! `state` reset option.
 //!
 //! ## Episode end
-//! Terminated when the state diverges (non-finite, or reward beyond `reward_limit`); truncated
-//! after `n_steps` (1000) steps.
+//! Terminated when the state diverges (non-finite, norm beyond `state_limit`, or reward beyond
+//! `reward_limit`); truncated after `n_steps` (1000) steps. The `diverged` extra is 1 on the
+//! step the state diverged.
+//!
+//! ## Benchmark preset
+//! controlgym's systems have unbounded actions and no divergence limit: an open-loop unstable
+//! system (`he1`, `ac1`, ...) under an untrained policy grows for 1000 steps until returns reach
+//! −1e24 and a learner's losses overflow. `preset = "benchmark"` fills in what is not given:
+//!
+//! - the typical initial state norm `x̄ = ‖init_state‖ + sqrt(n · random_init_state_cov)` (if
+//!   that is 0, `sqrt(n · noise_cov)`, at least 1e-6);
+//! - `state_limit = 100 x̄` ([`DIVERGENCE_FACTOR`](crate::controlgym::compat::DIVERGENCE_FACTOR)):
+//!   the episode ends as diverged when `‖x‖` leaves it;
+//! - `action_limit = 10 x̄ · max_i ‖K_i‖`, with `K` the LQR gain of the discretised system (the
+//!   largest LQR input at ten times the typical state), so the optimal controller is not
+//!   bounded where it matters; where no stabilising LQR gain exists, `10 x̄ / σ_max(B2_d)`.
+//! - a diverged step's reward carries the steps left, each at its own cost, so that diverging
+//!   early never costs less than staying at the bound.
+//!
+//! ```text
+//! keel train --algo ppo --env keel/Linear-v0 --set env_config.system=he1 --set env_config.preset=benchmark
+//! ```
 //!
 //! ## Default mode vs `compat = "controlgym"`
 //! | | default | `compat = "controlgym"` |
@@ -59,7 +79,10 @@ use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::controlgym::compat::{Compat, check_explicit_state, extras, float64_box, limits, read_action, step_result, variance};
+use crate::controlgym::compat::{
+    Compat, DIVERGENCE_FACTOR, Divergence, Preset, check_explicit_state, extras, float64_box, limits, read_action,
+    step_result, variance,
+};
 use crate::config::{FieldError, Validate, positive};
 use crate::env::{Env, EnvSpec, Registered, ResetOptions, Step};
 use crate::error::{EnvError, Result};
@@ -92,6 +115,12 @@ pub struct LinearConfig {
     pub observation_limit: Option<f64>,
     /// Bound on the reward's magnitude beyond which the episode ends (null: none).
     pub reward_limit: Option<f64>,
+    /// Bound on the state's Euclidean norm beyond which the episode ends as diverged (null:
+    /// none; the benchmark preset derives one).
+    pub state_limit: Option<f64>,
+    /// `"none"` (controlgym's settings, default) or `"benchmark"`: finite action bounds and a
+    /// divergence limit derived from the system (see the module docs).
+    pub preset: Preset,
 }
 
 impl Default for LinearConfig {
@@ -107,6 +136,8 @@ impl Default for LinearConfig {
             action_limit: None,
             observation_limit: None,
             reward_limit: None,
+            state_limit: None,
+            preset: Preset::None,
         }
     }
 }
@@ -125,7 +156,7 @@ impl Validate for LinearConfig {
         positive("sample_time", self.sample_time)?;
         variance("noise_cov", self.noise_cov)?;
         variance("random_init_state_cov", self.random_init_state_cov)?;
-        limits(self.action_limit, self.observation_limit, self.reward_limit)?;
+        limits(self.action_limit, self.observation_limit, self.reward_limit, self.state_limit)?;
         if let Some(x) = &self.init_state {
             if x.iter().any(|v| !v.is_finite()) {
                 return Err(FieldError::new("init_state", "must be finite"));
@@ -185,6 +216,37 @@ pub fn discretise(system: &str, d: &data::SystemData, t: f64) -> Discretised {
     }
 }
 
+/// `config` with the benchmark preset's limits filled in where it leaves them out (see the
+/// module docs); any other config as it is.
+pub fn resolved(config: &LinearConfig) -> Result<LinearConfig> {
+    let mut config = config.clone();
+    if config.preset != Preset::Benchmark || (config.action_limit.is_some() && config.state_limit.is_some()) {
+        return Ok(config);
+    }
+    let raw = data::load(&config.system)?;
+    let system = discretise(&config.system, &raw, config.sample_time);
+    let n = system.a.nrows() as f64;
+    let mean = config.init_state.as_ref().map_or(0.0, |x| x.iter().map(|v| v * v).sum::<f64>().sqrt());
+    let mut typical = mean + (n * config.random_init_state_cov).sqrt();
+    if typical <= 0.0 {
+        typical = (n * config.noise_cov).sqrt();
+    }
+    let typical = typical.max(1e-6);
+    config.state_limit.get_or_insert(DIVERGENCE_FACTOR * typical);
+    if config.action_limit.is_none() {
+        let gain = crate::baselines::solve_dare(&system.a, &system.b2, &system.q, &system.r, &system.s)
+            .ok()
+            .map(|riccati| riccati.gain.row_iter().map(|row| row.norm()).fold(0.0, f64::max))
+            .filter(|g| g.is_finite() && *g > 0.0);
+        let limit = match gain {
+            Some(g) => 10.0 * typical * g,
+            None => 10.0 * typical / system.b2.norm().max(1e-12),
+        };
+        config.action_limit = Some(limit);
+    }
+    Ok(config)
+}
+
 /// One of controlgym's linear systems (see the module docs).
 pub struct Linear {
     config: LinearConfig,
@@ -202,6 +264,8 @@ pub struct Linear {
     started: bool,
     /// `xᵀQx` and `uᵀRu + 2xᵀSu` of the last step (extras).
     costs: [f64; 2],
+    /// Whether the last step diverged (extra).
+    diverged: bool,
 }
 
 impl Linear {
@@ -250,6 +314,7 @@ impl Registered for Linear {
 
     fn spec(config: &LinearConfig) -> Result<EnvSpec> {
         crate::config::checked(config.clone(), "keel/Linear-v0 config")?;
+        let config = &resolved(config)?;
         let dims = data::load(&config.system)?;
         let (n, nu, ny) = (dims.a.nrows(), dims.b2.ncols(), dims.c.nrows());
         Ok(EnvSpec {
@@ -265,6 +330,7 @@ impl Registered for Linear {
 
     fn new(config: LinearConfig) -> Result<Self> {
         let spec = <Self as Registered>::spec(&config)?;
+        let config = resolved(&config)?;
         let raw = data::load(&config.system)?;
         let system = discretise(&config.system, &raw, config.sample_time);
         let (n, nw, nu, ny) = (system.a.nrows(), system.b1.ncols(), system.b2.ncols(), system.c.nrows());
@@ -293,6 +359,7 @@ impl Registered for Linear {
             steps: 0,
             started: false,
             costs: [0.0; 2],
+            diverged: false,
             config,
         })
     }
@@ -343,6 +410,7 @@ impl Env for Linear {
         self.steps = 0;
         self.started = true;
         self.costs = [0.0; 2];
+        self.diverged = false;
         self.observe(obs);
         Ok(())
     }
@@ -381,11 +449,16 @@ impl Env for Linear {
         }
         let x = &self.x;
         let c = &self.config;
-        Ok(step_result(c.compat, reward, c.reward_limit, self.steps, c.n_steps, || x.iter().all(|v| v.is_finite())))
+        let divergence = Divergence { state_limit: c.state_limit, penalise: c.preset == Preset::Benchmark };
+        let (step, diverged) =
+            step_result(c.compat, reward, c.reward_limit, self.steps, c.n_steps, divergence, || divergence.diverged(x.as_slice()));
+        self.diverged = diverged;
+        Ok(step)
     }
 
     fn write_extras(&self, out: &mut [f64]) {
-        out.copy_from_slice(&[self.costs[0], self.costs[1], self.x.norm()][..out.len()]);
+        let diverged = if self.diverged { 1.0 } else { 0.0 };
+        out.copy_from_slice(&[self.costs[0], self.costs[1], self.x.norm(), diverged][..out.len()]);
     }
 
     fn state(&self) -> Option<Vec<f64>> {
@@ -416,6 +489,7 @@ impl Env for Linear {
             "steps": self.steps,
             "started": self.started,
             "costs": self.costs,
+            "diverged": self.diverged,
         }))
     }
 
@@ -438,6 +512,7 @@ impl Env for Linear {
         self.steps = steps;
         self.started = started;
         self.costs = costs;
+        self.diverged = snapshot.get("diverged").and_then(Value::as_bool).unwrap_or(false);
         Ok(())
     }
 }

@@ -37,8 +37,26 @@
 //! - **Noise**: both `*_noise_cov` are variances. Process noise `N(0, process_noise_cov I)` is added
 //!   once per step, after the transition. Keel draws from its own PCG stream, so a noisy run does
 //!   not repeat numpy's numbers (noise-free runs agree with controlgym to ~1e-12).
-//! - **Episode end**: `terminated` when the state stops being finite or the reward falls below
-//!   `−reward_limit`; `truncated` after `n_steps` steps (the time limit of `make`).
+//! - **Episode end**: `terminated` when the state stops being finite, its norm leaves
+//!   `state_limit` or the reward falls below `−reward_limit` (the `diverged` extra is 1 on the
+//!   step the state diverged); `truncated` after `n_steps` steps (the time limit of `make`).
+//!
+//! ## Benchmark preset
+//!
+//! By default (controlgym's settings) actions are unbounded and nothing limits the state.
+//! `preset = "benchmark"` fills in what is not given, from the env's own initial state `x₀`
+//! (drawn once with seed 0 from the configured initial-state family) and target `x*`:
+//!
+//! - `state_limit = 100 · max(‖x₀‖, ‖x*‖, 1e-3 √n)`: the episode ends as diverged (a safety
+//!   violation) when `‖x‖` leaves it, and that step's reward carries the steps left, each at its
+//!   own cost, so that diverging early never costs less than staying at the bound;
+//! - `action_limit = a / sample_time` for the ETDRK4 envs (a source that moves the field by its
+//!   initial amplitude `a = max(max|x₀|, max|x*|, 1e-3)` within one step) and `a` for the three
+//!   linear envs (an impulse of that amplitude).
+//!
+//! ```text
+//! keel train --algo ppo --env keel/Burgers-v0 --set env_config.preset=benchmark
+//! ```
 //!
 //! ## Default mode vs `compat = "controlgym"`
 //!
@@ -96,7 +114,10 @@ use realfft::num_complex::Complex64;
 use serde_json::{Map, Value};
 
 pub use crate::controlgym::compat::Compat;
-use crate::controlgym::compat::{check_explicit_state, extras, float64_box, limits, read_action, step_result, variance};
+use crate::controlgym::compat::{
+    DIVERGENCE_FACTOR, Divergence, Preset, check_explicit_state, extras, float64_box, limits, read_action, step_result,
+    variance,
+};
 use crate::config::{FieldError, Validate, positive};
 use crate::env::{Env, EnvSpec, Registered, ResetOptions, Step};
 use crate::error::{EnvError, Result};
@@ -146,6 +167,12 @@ pub struct Common {
     pub observation_limit: Option<f64>,
     /// Bound on the reward's magnitude beyond which the episode ends (null: none).
     pub reward_limit: Option<f64>,
+    /// Bound on the state's Euclidean norm beyond which the episode ends as diverged (null:
+    /// none; the benchmark preset derives one).
+    pub state_limit: Option<f64>,
+    /// `"none"` (controlgym's settings, default) or `"benchmark"`: finite action bounds and a
+    /// divergence limit derived from the env (see the module docs).
+    pub preset: Preset,
 }
 
 impl Common {
@@ -169,6 +196,8 @@ impl Common {
             action_limit: None,
             observation_limit: None,
             reward_limit: None,
+            state_limit: None,
+            preset: Preset::None,
         }
     }
 
@@ -193,7 +222,7 @@ impl Common {
                 return Err(FieldError::new(field, format!("must be finite and >= 0, got {value}")));
             }
         }
-        limits(self.action_limit, self.observation_limit, self.reward_limit)?;
+        limits(self.action_limit, self.observation_limit, self.reward_limit, self.state_limit)?;
         if self.n_observation == 0 || self.n_observation > self.n_state {
             return Err(FieldError::new(
                 "n_observation",
@@ -387,6 +416,33 @@ pub(crate) fn draw_around(rng: &mut EnvRng, mean: f64, width: f64) -> f64 {
     mean + rng.uniform(-0.5 * width, 0.5 * width)
 }
 
+/// The shared keys of `config` with the benchmark preset's limits filled in where it leaves
+/// them out (see the module docs); any other config's as they are.
+pub fn resolved<D: Dynamics>(config: &D::Config) -> Common {
+    let mut common = config.common().clone();
+    if common.preset != Preset::Benchmark || (common.action_limit.is_some() && common.state_limit.is_some()) {
+        return common;
+    }
+    let n = common.n_state;
+    let grid = Grid::new(common.domain_length, D::LAYOUT.field_len(n));
+    let mut rng = EnvRng::default();
+    rng.reseed(Some(0));
+    let mut x0 = vec![0.0; n];
+    D::initial_state(&D::start(config), &mut rng, &grid, &mut x0);
+    let target = common.target_state.clone().unwrap_or_else(|| vec![0.0; n]);
+    let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let peak = |v: &[f64]| v.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+    let size = norm(&x0).max(norm(&target)).max(1e-3 * (n as f64).sqrt());
+    common.state_limit.get_or_insert(DIVERGENCE_FACTOR * size);
+    let amplitude = peak(&x0).max(peak(&target)).max(1e-3);
+    let action = match D::LAYOUT.integrator {
+        Integrator::Exact => amplitude,
+        Integrator::Etdrk4 => amplitude / common.sample_time,
+    };
+    common.action_limit.get_or_insert(action);
+    common
+}
+
 /// A PDE control env (see the module docs); each env file names one `PdeEnv<Its Dynamics>`.
 pub struct PdeEnv<D: Dynamics> {
     common: Common,
@@ -406,6 +462,8 @@ pub struct PdeEnv<D: Dynamics> {
     started: bool,
     /// The weighted state and action costs of the last step (extras).
     costs: [f64; 2],
+    /// Whether the last step diverged (extra).
+    diverged: bool,
 }
 
 impl<D: Dynamics> PdeEnv<D> {
@@ -485,6 +543,7 @@ impl<D: Dynamics> Registered for PdeEnv<D> {
             field: e.field.into(),
             message: e.message,
         })?;
+        let common = &resolved::<D>(config);
         Ok(EnvSpec {
             id: D::ID.into(),
             observation_space: float64_box(common.observation_limit, common.n_observation),
@@ -498,7 +557,7 @@ impl<D: Dynamics> Registered for PdeEnv<D> {
 
     fn new(config: D::Config) -> Result<Self> {
         let spec = <Self as Registered>::spec(&config)?;
-        let common = config.common().clone();
+        let common = resolved::<D>(&config);
         let n = common.n_state;
         let grid = Grid::new(common.domain_length, D::LAYOUT.field_len(n));
         let dynamics = D::build(&config, &grid);
@@ -519,6 +578,7 @@ impl<D: Dynamics> Registered for PdeEnv<D> {
             steps: 0,
             started: false,
             costs: [0.0; 2],
+            diverged: false,
         })
     }
 
@@ -556,6 +616,7 @@ impl<D: Dynamics> Env for PdeEnv<D> {
         self.steps = 0;
         self.started = true;
         self.costs = [0.0; 2];
+        self.diverged = false;
         self.observe(obs);
         Ok(())
     }
@@ -595,12 +656,17 @@ impl<D: Dynamics> Env for PdeEnv<D> {
         }
         let c = &self.common;
         let state = &self.state;
-        Ok(step_result(c.compat, reward, c.reward_limit, self.steps, c.n_steps, || state.iter().all(|x| x.is_finite())))
+        let divergence = Divergence { state_limit: c.state_limit, penalise: c.preset == Preset::Benchmark };
+        let (step, diverged) =
+            step_result(c.compat, reward, c.reward_limit, self.steps, c.n_steps, divergence, || divergence.diverged(state));
+        self.diverged = diverged;
+        Ok(step)
     }
 
     fn write_extras(&self, out: &mut [f64]) {
         let norm = self.state.iter().map(|x| x * x).sum::<f64>().sqrt();
-        out.copy_from_slice(&[self.costs[0], self.costs[1], norm][..out.len()]);
+        let diverged = if self.diverged { 1.0 } else { 0.0 };
+        out.copy_from_slice(&[self.costs[0], self.costs[1], norm, diverged][..out.len()]);
     }
 
     fn state(&self) -> Option<Vec<f64>> {
@@ -617,7 +683,7 @@ impl<D: Dynamics> Env for PdeEnv<D> {
         serde_json::to_value(&self.params).unwrap_or(Value::Null)
     }
 
-    crate::snapshot::snapshot_fields!(state, rng, steps, started, params, costs; check(state) = Self::check_snapshot);
+    crate::snapshot::snapshot_fields!(state, rng, steps, started, params, costs, diverged; check(state) = Self::check_snapshot);
 }
 
 /// `L(k)` as complex values, for the ETDRK4 builder.
