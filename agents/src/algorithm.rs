@@ -111,6 +111,8 @@ pub trait Run {
     fn load_checkpoint(&mut self, dir: &Path) -> Result<u64>;
     /// Evaluates the current policy.
     fn evaluate(&mut self, options: &EvalOptions) -> Result<Evaluation>;
+    /// Records episodes of the current policy (`keel demo`).
+    fn demonstrate(&mut self, options: &crate::demo::DemoOptions) -> Result<crate::demo::Demo>;
 }
 
 impl<A: Algorithm> Run for Trainer<A> {
@@ -146,6 +148,9 @@ impl<A: Algorithm> Run for Trainer<A> {
     }
     fn evaluate(&mut self, options: &EvalOptions) -> Result<Evaluation> {
         Trainer::evaluate(self, options)
+    }
+    fn demonstrate(&mut self, options: &crate::demo::DemoOptions) -> Result<crate::demo::Demo> {
+        crate::demo::record(self, options)
     }
 }
 
@@ -198,7 +203,7 @@ impl Registration {
 
 /// Every registered algorithm.
 pub fn algorithms() -> Vec<Registration> {
-    vec![crate::ppo::PPO, crate::ppo::DPPO, crate::dqn::DQN]
+    vec![crate::ppo::PPO, crate::ppo::DPPO, crate::dqn::DQN, crate::ild::ILD, crate::ild::BC, crate::ild::APG]
 }
 
 /// The algorithm registered as `name`, or an error listing the registered ones.

@@ -18,6 +18,8 @@
 //! - env families, one folder each: [`classic`] control, [`performative`] RL's responsive
 //!   grid-world, [`controlgym`] (the ten PDEs in [`controlgym::pde`], the industrial linear
 //!   systems in [`controlgym::linear`], and the conventions they share);
+//! - `diff` (cargo feature `diff`): the differentiable-physics family (`keel/DiffPendulum-v0`,
+//!   ...), the f64 path of keel-physics' smooth systems, registered by `diff::register()`;
 //! - [`baird`]: Baird's star counterexample, the off-policy TD test (`keel/Baird-v0`);
 //! - [`baselines`]: zero / LQR / LQG controllers for the envs with a linear model.
 //!
@@ -45,6 +47,8 @@ pub mod baselines;
 pub mod classic;
 pub mod config;
 pub mod controlgym;
+#[cfg(feature = "diff")]
+pub mod diff;
 pub mod env;
 pub mod error;
 pub mod memory;

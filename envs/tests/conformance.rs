@@ -19,6 +19,9 @@ fn available(id: &str) -> bool {
 }
 
 fn run_over_registry(check: fn(&str) -> CheckResult) {
+    // With the `diff` feature (the workspace build turns it on), the differentiable-physics family.
+    #[cfg(feature = "diff")]
+    keel_envs::diff::register().expect("the diff family registers");
     let failures: Vec<String> = ids()
         .into_iter()
         .filter(|id| available(id))
