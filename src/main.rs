@@ -5,6 +5,7 @@
 //! - `keel bench`: env-steps per second of the vector engine.
 //! - `keel train`: train any registered algorithm (`--algo`) into a run folder; `--resume`.
 //! - `keel eval`: episodes of a run's latest checkpoint, each with a step cap.
+//! - `keel demo`: episodes of a run's policy as an expert demonstration (safetensors).
 //! - `keel plot`: learning curves of runs, averaged over seeds.
 //! - `keel performative`: repeated retraining in the performative grid-world; `figure2`
 //!   reproduces the ICML'23 paper's Figure 2.
@@ -29,6 +30,7 @@ mod baseline;
 mod bench;
 mod chart;
 mod checks;
+mod demo;
 mod humanoid;
 mod learning_curves;
 mod performative;
@@ -66,11 +68,14 @@ enum Command {
     Rollout(rollout::RolloutArgs),
     /// Measure env-steps per second of the vector engine.
     Bench(bench::BenchArgs),
-    /// Train an agent (--algo ppo | dppo); writes a run folder (config, metrics, checkpoints,
+    /// Train an agent (--algo ppo | dppo | dqn | ild | bc | apg); writes a run folder (config, metrics, checkpoints,
     /// summary, plot).
     Train(train::TrainArgs),
     /// Evaluate a run's latest checkpoint: mean ± std return over episodes.
     Eval(train::EvalArgs),
+    /// Record episodes of a run's policy (states, observations, actions, rewards) as an expert
+    /// demonstration for `keel train --algo ild | bc --demo FILE`.
+    Demo(demo::DemoArgs),
     /// Overlay learning curves of runs (mean and spread across seeds) into a PNG.
     Plot(learning_curves::PlotArgs),
     /// Performative RL: repeated retraining (RPO / RGA, exact or finite-sample) in
@@ -173,8 +178,8 @@ fn doctor() {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Families outside keel-envs' defaults join the registry before anything looks an id up.
-    if let Err(e) = keel_envs::humanoid::register() {
-        eprintln!("error: {e}");
+    if let Err(e) = keel_envs::humanoid::register().and_then(|()| keel_envs::diff::register()) {
+        eprintln!("error: {e:#}");
         return ExitCode::FAILURE;
     }
     let result = match cli.command {
@@ -183,6 +188,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(&args),
         Command::Train(args) => train::run(&args),
         Command::Eval(args) => train::eval(&args),
+        Command::Demo(args) => demo::run(&args),
         Command::Plot(args) => learning_curves::run(&args),
         Command::Performative(args) => performative::run_command(&args),
         Command::Baseline(args) => baseline::run(&args),

@@ -362,7 +362,6 @@ fn report(args: &StabilityArgs, sweep: &Sweep, outcomes: &[Outcome]) -> Result<(
         Sweep::Dqn { .. } => "return",
     };
     let mut cells = String::from("k,lr,runs,diverged,divergence_rate,final_median,final_min,final_max");
-    let linear = matches!(sweep, Sweep::Baird { .. });
     // The last column: ρ(M_k) for linear Baird, the median peak |mean Q| for DQN.
     let (extra_csv, extra_md) = match sweep {
         Sweep::Baird { .. } => (",rho_period", " ρ(M_k) |"),

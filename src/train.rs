@@ -18,8 +18,8 @@ use serde_json::Value;
 /// Arguments of `keel train`.
 #[derive(Args)]
 pub struct TrainArgs {
-    /// Algorithm: ppo or dppo (an unknown name lists the registered ones); default: the
-    /// config file's `algo`, else ppo.
+    /// Algorithm: ppo, dppo, dqn, ild, bc or apg (an unknown name lists the registered ones);
+    /// default: the config file's `algo`, else ppo.
     #[arg(long)]
     algo: Option<String>,
     /// Environment id; default: the config file's `env_id`, else keel/CartPole-v1.
@@ -44,6 +44,9 @@ pub struct TrainArgs {
     /// cpu, cuda or auto.
     #[arg(long)]
     device: Option<String>,
+    /// Expert demonstration for `--algo ild` / `bc` (from `keel demo`; the `demo` config field).
+    #[arg(long, value_name = "FILE.safetensors")]
+    demo: Option<PathBuf>,
     /// Run folder (default runs/<env>_<algo>_s<seed>).
     #[arg(long, value_name = "DIR")]
     run_dir: Option<PathBuf>,
@@ -52,7 +55,7 @@ pub struct TrainArgs {
     #[arg(
         long,
         value_name = "DIR",
-        conflicts_with_all = ["algo", "env", "config", "set", "seed", "num_envs", "device", "run_dir"]
+        conflicts_with_all = ["algo", "env", "config", "set", "seed", "num_envs", "device", "run_dir", "demo"]
     )]
     resume: Option<PathBuf>,
     /// Stop after this many iterations in this session (checkpoint written; continue with --resume).
@@ -145,12 +148,17 @@ fn resolve(args: &TrainArgs) -> Result<(algorithm::Registration, Vec<(String, Va
     if let Some(device) = &args.device {
         overrides.push(("device".into(), Value::String(device.clone())));
     }
+    if let Some(demo) = &args.demo {
+        // Absolute, so that `--resume` and `keel eval` find it from any directory.
+        let path = std::path::absolute(demo).unwrap_or_else(|_| demo.clone());
+        overrides.push(("demo".into(), Value::String(path.display().to_string())));
+    }
     Ok((algo, overrides))
 }
 
 /// The run of a run folder, rebuilt from its `config.toml` (plus `extra` overrides) and
 /// restored from its latest checkpoint.
-fn reopen(dir: &RunDir, extra: &[(String, Value)]) -> Result<Box<dyn Run>> {
+pub fn reopen(dir: &RunDir, extra: &[(String, Value)]) -> Result<Box<dyn Run>> {
     let text = dir.config()?;
     let algo = algorithm::lookup(&algo_of(&text).with_context(|| format!("{}", dir.path().display()))?)?;
     let mut overrides = toml_overrides(&text)?;

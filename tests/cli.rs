@@ -93,8 +93,11 @@ fn rollout_of_cartpole_equals_gymnasium() {
 
 #[test]
 fn list_shows_every_env() {
-    // The command line registers the humanoid family at start-up; so does this test.
+    // The command line registers the humanoid and differentiable-physics families at start-up;
+    // so does this test.
     assert!(keel_envs::humanoid::register().is_ok());
+    keel_envs::diff::register().unwrap_or_else(|e| panic!("{e}"));
+    assert!(keel_envs::registry::ids().contains(&"keel/DiffHopper-v0"));
     let out = keel(&["list"]);
     assert!(out.status.success(), "{}", stderr(&out));
     for id in keel_envs::registry::ids() {

@@ -118,6 +118,8 @@ pub trait Run {
         options: &EvalOptions,
         watch: &mut dyn FnMut(&mut dyn keel_envs::Env, Option<&keel_envs::Step>) -> bool,
     ) -> Result<Evaluation>;
+    /// Records episodes of the current policy (`keel demo`).
+    fn demonstrate(&mut self, options: &crate::demo::DemoOptions) -> Result<crate::demo::Demo>;
 }
 
 impl<A: Algorithm> Run for Trainer<A> {
@@ -160,6 +162,9 @@ impl<A: Algorithm> Run for Trainer<A> {
         watch: &mut dyn FnMut(&mut dyn keel_envs::Env, Option<&keel_envs::Step>) -> bool,
     ) -> Result<Evaluation> {
         Trainer::evaluate_watched(self, options, watch)
+    }
+    fn demonstrate(&mut self, options: &crate::demo::DemoOptions) -> Result<crate::demo::Demo> {
+        crate::demo::record(self, options)
     }
 }
 
@@ -212,7 +217,7 @@ impl Registration {
 
 /// Every registered algorithm.
 pub fn algorithms() -> Vec<Registration> {
-    vec![crate::ppo::PPO, crate::ppo::DPPO, crate::dqn::DQN]
+    vec![crate::ppo::PPO, crate::ppo::DPPO, crate::dqn::DQN, crate::ild::ILD, crate::ild::BC, crate::ild::APG]
 }
 
 /// The algorithm registered as `name`, or an error listing the registered ones.

@@ -46,7 +46,7 @@ pub fn temporary_sibling(path: &Path) -> PathBuf {
 
 /// Reserves a temporary sibling of `path` (created empty, never an existing file), lets `write`
 /// fill it, and renames it onto `path`; on any failure the temporary file is removed.
-fn write_with(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+pub(crate) fn write_with(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let tmp = temporary_sibling(path);
     std::fs::OpenOptions::new()
         .write(true)

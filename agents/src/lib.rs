@@ -3,7 +3,8 @@
 //! Agents that train on libtorch tensors through [`tch`] (CPU or CUDA):
 //!
 //! - one file per algorithm: [`ppo`] (PPO and D-PPO), [`dqn`] (DQN: double Q, Polyak or
-//!   periodic targets); each implements [`algorithm::Algorithm`]
+//!   periodic targets), [`ild`] (imitation via differentiable physics, with BC and analytic
+//!   policy gradients on the same rollouts); each implements [`algorithm::Algorithm`]
 //!   and is registered in [`algorithm::algorithms`], which `keel train --algo` chooses from;
 //! - the trainer core every algorithm plugs into, one module per concern:
 //!   - [`trainer`]: [`trainer::Trainer`], which builds the envs and the reset sampler, seeds,
@@ -28,8 +29,8 @@
 //! - [`threads`]: the libtorch thread policy.
 //!
 //! Reset samplers (curricula) come from keel-curricula, through a config's `[sampler]` table or
-//! [`trainer::Trainer::with_sampler`]. Imitation through differentiable physics comes with its
-//! own issue. The toolchain is tch 0.24.0 against torch 2.11.0, rpath-linked.
+//! [`trainer::Trainer::with_sampler`]. Expert demonstrations of any run are recorded by [`demo`]
+//! (`keel demo`). The toolchain is tch 0.24.0 against torch 2.11.0, rpath-linked.
 //!
 //! ## Threads
 //!
@@ -44,12 +45,14 @@ pub mod algorithm;
 pub mod checkpoint;
 pub mod collect;
 pub mod config;
+pub mod demo;
 pub mod deploy;
 pub mod dqn;
 pub mod encode;
 pub mod error;
 pub mod eval;
 pub mod gae;
+pub mod ild;
 pub mod normalize;
 pub mod performative;
 pub mod policy;

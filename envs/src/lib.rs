@@ -20,6 +20,8 @@
 //!   systems in [`controlgym::linear`], and the conventions they share);
 //! - `humanoid` (cargo feature `humanoid`): the DeepMimic humanoid tracking motion clips on
 //!   rapier3d (`keel/HumanoidTrack-v0`), registered by `humanoid::register()`;
+//! - `diff` (cargo feature `diff`): the differentiable-physics family (`keel/DiffPendulum-v0`,
+//!   ...), the f64 path of keel-physics' smooth systems, registered by `diff::register()`;
 //! - [`baird`]: Baird's star counterexample, the off-policy TD test (`keel/Baird-v0`);
 //! - [`baselines`]: zero / LQR / LQG controllers for the envs with a linear model.
 //!
@@ -47,6 +49,8 @@ pub mod baselines;
 pub mod classic;
 pub mod config;
 pub mod controlgym;
+#[cfg(feature = "diff")]
+pub mod diff;
 pub mod env;
 pub mod error;
 #[cfg(feature = "humanoid")]

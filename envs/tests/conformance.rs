@@ -25,6 +25,9 @@ fn run_over_registry(check: fn(&str) -> CheckResult) {
     // With the `humanoid` feature (the workspace build turns it on), the humanoid family too.
     #[cfg(feature = "humanoid")]
     keel_envs::humanoid::register().expect("the humanoid registers");
+    // With the `diff` feature (the workspace build turns it on), the differentiable-physics family.
+    #[cfg(feature = "diff")]
+    keel_envs::diff::register().expect("the diff family registers");
     let failures: Vec<String> = ids()
         .into_iter()
         .filter(|id| available(id))

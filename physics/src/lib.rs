@@ -10,6 +10,8 @@
 //!   forward kinematics and mirroring.
 //! - [`humanoid`]: the simulated humanoid: states in and out, PD targets, steps, contacts,
 //!   snapshots.
+//! - [`diff`]: smooth planar systems (pendulum ... hopper) on f64 and, with the feature `diff`,
+//!   on batched libtorch tensors for differentiable rollouts.
 //! - [`motion`]: DeepMimic clips: loading, interpolation, looping, finite-difference velocities,
 //!   mirroring.
 //! - [`render`]: a software viewer: the humanoid's shapes, a ghost of the reference, the ground.
@@ -37,6 +39,7 @@
 //! ```
 
 pub mod data;
+pub mod diff;
 mod error;
 pub mod humanoid;
 pub mod model;

@@ -804,8 +804,10 @@ fn register_test_envs() -> PyResult<()> {
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
-    // The families outside keel-envs' defaults (the humanoid) join the registry first.
+    // The families outside keel-envs' defaults (the humanoid, the differentiable-physics
+    // family) join the registry first.
     keel_envs::humanoid::register().map_err(to_py)?;
+    keel_envs::diff::register().map_err(to_py)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(env_ids, m)?)?;
     m.add_function(wrap_pyfunction!(env_descriptions, m)?)?;

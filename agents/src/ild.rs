@@ -1,0 +1,956 @@
+//! Imitation Learning via Differentiable Physics (ILD; Chen, Ma and Xu, CVPR 2023) as in its
+//! official code, with two baselines that share its policy and rollouts:
+//!
+//! - `ild`: from one expert demonstration (`demo`, a file of `keel demo`), roll `num_envs`
+//!   reparameterised policies for `horizon` steps through the differentiable physics of a
+//!   `keel/Diff*-v0` env and minimise `tanh` of the bidirectional nearest-state (Chamfer) distance
+//!   between the agent's and the expert's states (RMS over normalised state features): every agent
+//!   state to its nearest expert state, and every expert state to its nearest agent state. No
+//!   reward is used for learning.
+//! - `bc`: behavioural cloning from the same demo, `mean_t Σ_a (π(o_t) − a_t)²` on sampled actions
+//!   (ILD's warm-up, run on its own).
+//! - `apg`: analytic policy gradients on the true reward through the same rollouts (how Keel
+//!   trains the experts of the differentiable envs).
+//!
+//! Gradient handling, as in the official code: in the backward pass the cotangent of every
+//! step's next state and of every action is made finite and scaled to global norm ≤ 1
+//! (`norm_grad`); the state is detached every `trunc_len` steps (truncated BPTT); the parameter
+//! gradient is made finite and clipped to global norm `max_grad_norm` (0.3); Adam at 1e-3. libtorch
+//! has no custom autograd functions reachable from Rust, so the rollout keeps every step's graph
+//! between leaf tensors and the backward pass walks the steps in reverse, normalising the
+//! cotangents between them. `ild` first takes `bc_steps` steps of behavioural cloning with a
+//! separate Adam.
+//!
+//! The policy is an MLP with swish activations giving a location and a scale per action;
+//! actions are `tanh(loc + (softplus(scale) + 0.001) ε)`. Start states are drawn once and reused
+//! every iteration. Every iteration evaluates the deterministic policy on `eval_envs` fixed
+//! starts with the env's reward over `horizon` steps and keeps the best parameters so far:
+//! [`Algorithm::act`] (what `keel eval` and `keel demo` play) uses them. Each iteration also plays
+//! one episode of the current policy in the ordinary Keel env, which is what `metrics.csv`'s
+//! `episodic_return` reports.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tch::{Device, Kind, Tensor, nn};
+
+use keel_envs::EnvSpec;
+use keel_envs::config::{FieldError, Validate, positive};
+use keel_envs::diff::DiffSystem;
+use keel_physics::diff::{Acrobot, CartPole, Hopper, Pendulum, PointMass, Reacher, System, tensor};
+
+use crate::adam::Adam;
+use crate::algorithm::{Algorithm, Metric, Registration, Run, Schedule};
+use crate::checkpoint;
+use crate::collect::Envs;
+use crate::config::{RunSettings, TrainConfig, mlp_parameters};
+use crate::demo::Demo;
+use crate::error::{AgentError, Result};
+use crate::trainer::Trainer;
+
+/// Which objective a run optimises.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Objective {
+    /// Chamfer state matching to the demo (after a BC warm-up).
+    Ild,
+    /// Behavioural cloning from the demo.
+    Bc,
+    /// Analytic policy gradient on the true reward.
+    Apg,
+}
+
+impl Objective {
+    fn name(self) -> &'static str {
+        match self {
+            Objective::Ild => "ild",
+            Objective::Bc => "bc",
+            Objective::Apg => "apg",
+        }
+    }
+}
+
+/// Everything an ILD / BC / APG run needs; defaults are the official ILD code's.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IldConfig {
+    /// Environment id: a differentiable env, `keel/Diff*-v0` (default `keel/DiffPendulum-v0`).
+    pub env_id: String,
+    /// Config overrides of the environment (its physical constants).
+    pub env_config: Map<String, Value>,
+    /// `ild`, `bc` or `apg` (default `ild`); `keel train --algo` sets it.
+    pub algo: Objective,
+    /// The expert demonstration (`keel demo` output; `--demo`); needed by `ild` and `bc`.
+    pub demo: String,
+    /// Which episode of the demo to imitate (default 0).
+    pub demo_episode: usize,
+    /// Seed (default 1).
+    pub seed: u64,
+    /// Gradient steps (iterations) (default 5000).
+    pub iterations: u64,
+    /// Parallel differentiable rollouts per iteration (default 300).
+    pub num_envs: usize,
+    /// Steps per rollout; at most the demo's length (default 128).
+    pub horizon: usize,
+    /// Detach the state every this many steps (default 10; `horizon`: never).
+    pub trunc_len: usize,
+    /// Normalise the cotangent of every next state and action to global norm ≤ 1 (default true).
+    pub normalize_step_grads: bool,
+    /// Adam learning rate (default 1e-3).
+    pub learning_rate: f64,
+    /// Global gradient-norm bound (default 0.3).
+    pub max_grad_norm: f64,
+    /// BC steps before ILD; for `bc`, BC steps per iteration (default 1000 for `ild`; `bc` runs
+    /// use 1 per iteration unless set).
+    pub bc_steps: usize,
+    /// Weight `rd^(T − t)` of step t in the loss (default 1).
+    pub reverse_discount: f64,
+    /// Hidden layer widths of the policy (default [512, 256]).
+    pub hidden_sizes: Vec<i64>,
+    /// Fixed evaluation starts (default 128).
+    pub eval_envs: usize,
+    /// `cpu`, `cuda` or `auto` (default `cpu`).
+    pub device: String,
+    /// Write a checkpoint every this many iterations (default 50), and at the end.
+    pub checkpoint_every: u64,
+}
+
+impl Default for IldConfig {
+    fn default() -> Self {
+        Self {
+            env_id: "keel/DiffPendulum-v0".into(),
+            env_config: Map::new(),
+            algo: Objective::Ild,
+            demo: String::new(),
+            demo_episode: 0,
+            seed: 1,
+            iterations: 5000,
+            num_envs: 300,
+            horizon: 128,
+            trunc_len: 10,
+            normalize_step_grads: true,
+            learning_rate: 1e-3,
+            max_grad_norm: 0.3,
+            bc_steps: 1000,
+            reverse_discount: 1.0,
+            hidden_sizes: vec![512, 256],
+            eval_envs: 128,
+            device: "cpu".into(),
+            checkpoint_every: 50,
+        }
+    }
+}
+
+impl Validate for IldConfig {
+    fn validate(&self) -> std::result::Result<(), FieldError> {
+        let at_least_one = |field: &'static str, v: u64| {
+            if v == 0 { Err(FieldError::new(field, "must be at least 1")) } else { Ok(()) }
+        };
+        at_least_one("iterations", self.iterations)?;
+        at_least_one("horizon", self.horizon as u64)?;
+        at_least_one("trunc_len", self.trunc_len as u64)?;
+        at_least_one("eval_envs", self.eval_envs as u64)?;
+        positive("learning_rate", self.learning_rate)?;
+        positive("max_grad_norm", self.max_grad_norm)?;
+        positive("reverse_discount", self.reverse_discount)?;
+        crate::config::float32("learning_rate", self.learning_rate)?;
+        if self.hidden_sizes.iter().any(|&h| h < 1) {
+            return Err(FieldError::new("hidden_sizes", "widths must be at least 1"));
+        }
+        if self.horizon > 100_000 {
+            return Err(FieldError::new("horizon", format!("{} steps is more than 100000", self.horizon)));
+        }
+        if self.algo != Objective::Apg && self.demo.is_empty() {
+            return Err(FieldError::new("demo", format!("`{}` needs a demonstration: --demo FILE (from `keel demo`)", self.algo.name())));
+        }
+        if self.algo == Objective::Bc && self.bc_steps == 0 {
+            return Err(FieldError::new("bc_steps", "must be at least 1 for `bc`"));
+        }
+        Ok(())
+    }
+}
+
+impl TrainConfig for IldConfig {
+    fn settings(&self) -> RunSettings<'_> {
+        RunSettings {
+            algo: self.algo.name(),
+            env_id: &self.env_id,
+            env_config: &self.env_config,
+            seed: self.seed,
+            // One ordinary env plays one episode of the current policy per iteration.
+            num_envs: 1,
+            env_workers: 0,
+            device: &self.device,
+            total_timesteps: self.iterations.saturating_mul(self.horizon as u64),
+            steps_per_iteration: self.horizon as u64,
+            checkpoint_every: self.checkpoint_every,
+            deploy_every: 0,
+            sampler: None,
+            obs_normalization: None,
+        }
+    }
+}
+
+/// The batched tensor dynamics of a differentiable env, its type erased.
+trait Dynamics: Send {
+    fn step(&self, state: &Tensor, action: &Tensor) -> Tensor;
+    fn observe(&self, state: &Tensor) -> Tensor;
+    fn reward(&self, state: &Tensor, action: &Tensor) -> Tensor;
+    fn start(&self, count: i64, device: Device) -> Tensor;
+    fn state_len(&self) -> usize;
+    fn action_len(&self) -> usize;
+}
+
+struct Physics<S: System>(S);
+
+impl<S: System> Dynamics for Physics<S> {
+    fn step(&self, state: &Tensor, action: &Tensor) -> Tensor {
+        tensor::step(&self.0, state, action)
+    }
+    fn observe(&self, state: &Tensor) -> Tensor {
+        tensor::observe(&self.0, state)
+    }
+    fn reward(&self, state: &Tensor, action: &Tensor) -> Tensor {
+        tensor::reward(&self.0, state, action)
+    }
+    fn start(&self, count: i64, device: Device) -> Tensor {
+        tensor::start(&self.0, count, Kind::Float, device)
+    }
+    fn state_len(&self) -> usize {
+        S::STATE
+    }
+    fn action_len(&self) -> usize {
+        S::ACTION
+    }
+}
+
+fn physics_of<S: DiffSystem>(env_config: &Map<String, Value>) -> Result<Box<dyn Dynamics>> {
+    let mut fields = env_config.clone();
+    fields.remove(keel_envs::wrappers::MAX_EPISODE_STEPS);
+    let system: S = serde_json::from_value(Value::Object(fields))
+        .map_err(|e| AgentError::Config(format!("{} config: {e}", S::ID)))?;
+    if let Some((field, why)) = system.invalid_field() {
+        return Err(AgentError::Config(format!("{} config: invalid `{field}`: {why}", S::ID)));
+    }
+    Ok(Box::new(Physics(system)))
+}
+
+/// The tensor dynamics of `env_id`, or an error saying which envs have them.
+fn dynamics(env_id: &str, env_config: &Map<String, Value>) -> Result<Box<dyn Dynamics>> {
+    match env_id {
+        Pendulum::ID => physics_of::<Pendulum>(env_config),
+        CartPole::ID => physics_of::<CartPole>(env_config),
+        Reacher::ID => physics_of::<Reacher>(env_config),
+        PointMass::ID => physics_of::<PointMass>(env_config),
+        Acrobot::ID => physics_of::<Acrobot>(env_config),
+        Hopper::ID => physics_of::<Hopper>(env_config),
+        other => Err(AgentError::Config(format!(
+            "training config: invalid `env_id`: {other} has no differentiable dynamics; ild, bc and apg \
+             need one of {}",
+            keel_envs::diff::IDS.join(", ")
+        ))),
+    }
+}
+
+/// The reparameterised tanh-Gaussian MLP policy.
+struct Policy {
+    vs: nn::VarStore,
+    layers: Vec<nn::Linear>,
+    actions: i64,
+}
+
+impl Policy {
+    fn new(device: Device, input: i64, hidden: &[i64], actions: i64) -> Self {
+        let vs = nn::VarStore::new(device);
+        let root = vs.root();
+        let mut layers = Vec::new();
+        let mut width = input;
+        for (k, &h) in hidden.iter().chain(std::iter::once(&(2 * actions))).enumerate() {
+            layers.push(nn::linear(&root / format!("l{k}"), width, h, Default::default()));
+            width = h;
+        }
+        Self { vs, layers, actions }
+    }
+
+    /// `(loc, scale)` of each action.
+    fn head(&self, obs: &Tensor) -> (Tensor, Tensor) {
+        let mut x = obs.shallow_clone();
+        let last = self.layers.len() - 1;
+        for (k, layer) in self.layers.iter().enumerate() {
+            x = x.apply(layer);
+            if k < last {
+                x = x.silu();
+            }
+        }
+        let parts = x.split(self.actions, -1);
+        (parts[0].shallow_clone(), parts[1].softplus() + 0.001)
+    }
+
+    fn act(&self, obs: &Tensor, deterministic: bool) -> Tensor {
+        let (loc, scale) = self.head(obs);
+        if deterministic { loc.tanh() } else { (&loc + scale * loc.randn_like()).tanh() }
+    }
+}
+
+/// Running mean and variance of state features (Chan et al.'s parallel update), in float64.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+struct RunningStats {
+    count: f64,
+    mean: Vec<f64>,
+    m2: Vec<f64>,
+}
+
+impl RunningStats {
+    fn update(&mut self, rows: &Tensor) {
+        let rows = rows.detach().to_kind(Kind::Double).to_device(Device::Cpu);
+        let n = rows.size()[0] as f64;
+        let width = rows.size()[1] as usize;
+        let mean = Vec::<f64>::try_from(rows.mean_dim(0, false, Kind::Double)).unwrap_or_else(|_| vec![0.0; width]);
+        let m2 = Vec::<f64>::try_from((&rows - rows.mean_dim(0, true, Kind::Double)).square().sum_dim_intlist(0, false, Kind::Double))
+            .unwrap_or_else(|_| vec![0.0; width]);
+        if self.count == 0.0 {
+            (self.count, self.mean, self.m2) = (n, mean, m2);
+            return;
+        }
+        let total = self.count + n;
+        for k in 0..width {
+            let delta = mean[k] - self.mean[k];
+            self.m2[k] += m2[k] + delta * delta * self.count * n / total;
+            self.mean[k] += delta * n / total;
+        }
+        self.count = total;
+    }
+
+    /// `(x − mean) / std` with the std floored at 1e-3 (float32 on `device`).
+    fn apply(&self, x: &Tensor) -> Tensor {
+        let width = self.mean.len() as i64;
+        let std: Vec<f64> = self.m2.iter().map(|m| (m / self.count.max(1.0)).sqrt().max(1e-3)).collect();
+        let opts = (x.kind(), x.device());
+        let mean = Tensor::from_slice(&self.mean).to_kind(opts.0).to_device(opts.1).view([1, width]);
+        let std = Tensor::from_slice(&std).to_kind(opts.0).to_device(opts.1).view([1, width]);
+        (x - mean) / std
+    }
+}
+
+/// What checkpoints keep besides tensors.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct IldState {
+    state_stats: RunningStats,
+    best_return: Option<f64>,
+    warmed_up: bool,
+}
+
+/// The columns an ILD / BC / APG iteration reports.
+const METRICS: &[Metric] = &[
+    Metric { name: "loss", tag: "losses/loss" },
+    Metric { name: "bc_loss", tag: "losses/bc_loss" },
+    Metric { name: "grad_norm", tag: "losses/grad_norm" },
+    Metric { name: "eval_return", tag: "charts/eval_return" },
+    Metric { name: "best_return", tag: "charts/best_return" },
+];
+
+/// The ILD / BC / APG learner (see the module docs).
+pub struct Ild {
+    config: IldConfig,
+    physics: Box<dyn Dynamics>,
+    policy: Policy,
+    best: Policy,
+    adam: Adam,
+    bc_adam: Adam,
+    /// The expert's states `[T, S]` (float32) for `ild`.
+    expert_states: Option<Tensor>,
+    /// The expert's observations `[T', O]` and actions `[T', A]` for BC.
+    expert_pairs: Option<(Tensor, Tensor)>,
+    starts: Tensor,
+    eval_starts: Tensor,
+    device: Device,
+    state: IldState,
+}
+
+/// Reads the demo and checks it against the env and the horizon.
+fn load_demo(config: &IldConfig, spec: &EnvSpec, physics: &dyn Dynamics) -> Result<(Tensor, Tensor, Tensor)> {
+    let path = PathBuf::from(&config.demo);
+    let demo = Demo::read(&path)?;
+    let bad = |why: String| AgentError::Config(format!("demo {}: {why}", path.display()));
+    let states = demo.states.as_ref().ok_or_else(|| bad("it has no states (its env exposes none)".into()))?;
+    let (s, want) = (states.size()[2], physics.state_len() as i64);
+    if s != want {
+        return Err(bad(format!(
+            "its states have {s} values but {} has {want}: it is a demo of another env ({})",
+            config.env_id, demo.env_id
+        )));
+    }
+    let (o, a) = (demo.observations.size()[2], demo.actions.size()[2]);
+    if o != spec.obs_len() as i64 || a != spec.action_len() as i64 {
+        return Err(bad(format!(
+            "{o} observations and {a} actions per step, but {} has {} and {}: a demo of another env ({})",
+            config.env_id,
+            spec.obs_len(),
+            spec.action_len(),
+            demo.env_id
+        )));
+    }
+    if config.demo_episode as i64 >= demo.episodes() {
+        return Err(AgentError::Config(format!(
+            "training config: invalid `demo_episode`: {} but the demo holds {} episode(s)",
+            config.demo_episode,
+            demo.episodes()
+        )));
+    }
+    if config.horizon as i64 > demo.steps() {
+        return Err(AgentError::Config(format!(
+            "training config: invalid `horizon`: {} steps is longer than the demo ({} steps); lower `horizon` \
+             or record a longer demo",
+            config.horizon,
+            demo.steps()
+        )));
+    }
+    let e = config.demo_episode as i64;
+    let t = config.horizon as i64;
+    Ok((
+        states.get(e).narrow(0, 0, t).to_kind(Kind::Float),
+        demo.observations.get(e).narrow(0, 0, t),
+        demo.actions.get(e).narrow(0, 0, t).clamp(-1.0, 1.0),
+    ))
+}
+
+/// A cotangent made finite and scaled to global norm ≤ 1 (the official code's `norm_grad`).
+fn norm_grad(g: &Tensor) -> Tensor {
+    let g = g.nan_to_num(0.0, 0.0, 0.0);
+    let norm = g.norm().clamp_min(1.0);
+    g / norm
+}
+
+/// The bidirectional nearest-state distance between agent states `x [B, T, S]` and expert
+/// states `e [T, S]`, with step weights `w [T]` (RMS over features; an epsilon keeps the square
+/// root's gradient finite at zero distance).
+pub fn chamfer(x: &Tensor, e: &Tensor, w: &Tensor) -> Tensor {
+    let (t, s) = (e.size()[0], e.size()[1]);
+    let d = ((x.unsqueeze(2) - e.view([1, 1, t, s])).square().mean_dim(-1, false, Kind::Float) + 1e-12).sqrt();
+    let to_expert = (d.amin(-1, false) * w.view([1, -1])).mean(Kind::Float);
+    let to_agent = (d.amin(1, false) * w.view([1, -1])).mean(Kind::Float);
+    to_expert + to_agent
+}
+
+impl Ild {
+    fn policy_input(&self, state: &Tensor) -> Tensor {
+        self.physics.observe(state)
+    }
+
+    /// One BC step; returns its loss.
+    fn bc_step(&mut self) -> Result<f64> {
+        let Some((obs, actions)) = &self.expert_pairs else { return Ok(f64::NAN) };
+        self.bc_adam.zero_grad();
+        let predicted = self.policy.act(obs, false);
+        let loss = (predicted - actions).square().sum_dim_intlist(-1, false, Kind::Float).mean(Kind::Float);
+        loss.backward();
+        self.finite_grads();
+        self.bc_adam.clip_grad_norm(self.config.max_grad_norm);
+        self.bc_adam.step(self.config.learning_rate);
+        Ok(loss.double_value(&[]))
+    }
+
+    fn finite_grads(&self) {
+        tch::no_grad(|| {
+            for p in self.policy.vs.trainable_variables() {
+                let mut g = p.grad();
+                if g.defined() {
+                    let _ = g.nan_to_num_(0.0, 0.0, 0.0);
+                }
+            }
+        });
+    }
+
+    /// One ILD or APG gradient step through a differentiable rollout; returns (loss, grad norm).
+    fn rollout_step(&mut self) -> Result<(f64, f64)> {
+        self.adam.zero_grad();
+        let loss = self.rollout_gradients()?;
+        self.finite_grads();
+        let grad_norm = self.adam.clip_grad_norm(self.config.max_grad_norm);
+        self.adam.step(self.config.learning_rate);
+        Ok((loss, grad_norm))
+    }
+
+    /// A differentiable rollout and its backward pass: accumulates the parameter gradients of
+    /// the loss (with the per-step normalisation and truncation) and returns the loss.
+    fn rollout_gradients(&mut self) -> Result<f64> {
+        let horizon = self.config.horizon;
+        let batch = self.config.num_envs as i64;
+        let apg = self.config.algo == Objective::Apg;
+        // Forward: every step's graph kept between leaf tensors.
+        let mut leaves = Vec::with_capacity(horizon);
+        let mut actions = Vec::with_capacity(horizon);
+        let mut action_leaves = Vec::with_capacity(horizon);
+        let mut nexts = Vec::with_capacity(horizon);
+        let mut rewards = Vec::with_capacity(horizon);
+        let mut state = self.starts.shallow_clone();
+        for _ in 0..horizon {
+            let leaf = state.detach().set_requires_grad(true);
+            let action = self.policy.act(&self.policy_input(&leaf), false);
+            let action_leaf = action.detach().set_requires_grad(true);
+            let next = self.physics.step(&leaf, &action_leaf);
+            if apg {
+                rewards.push(self.physics.reward(&leaf, &action_leaf));
+            }
+            state = next.shallow_clone();
+            leaves.push(leaf);
+            actions.push(action);
+            action_leaves.push(action_leaf);
+            nexts.push(next);
+        }
+        // The loss and its cotangent for every recorded state.
+        let (loss_value, state_grads) = if apg {
+            let total = Tensor::stack(&rewards, 1).detach().sum(Kind::Float).double_value(&[]);
+            (-total / (batch as f64 * horizon as f64), None)
+        } else {
+            let detached: Vec<Tensor> = leaves.iter().map(Tensor::detach).collect();
+            let x = Tensor::stack(&detached, 1).set_requires_grad(true);
+            let s = x.size()[2];
+            self.state.state_stats.update(&x.view([-1, s]));
+            let expert = self.expert_states.as_ref().ok_or_else(|| AgentError::Config("ild has no demo".into()))?;
+            let ts = Tensor::arange(horizon as i64, (Kind::Float, self.device));
+            let w = Tensor::full([horizon as i64], self.config.reverse_discount, (Kind::Float, self.device))
+                .pow(&(-ts + horizon as f64));
+            let norm_x = self.state.state_stats.apply(&x.view([-1, s])).view([batch, horizon as i64, s]);
+            let norm_e = self.state.state_stats.apply(expert);
+            let loss = chamfer(&norm_x, &norm_e, &w).tanh();
+            let grads = Tensor::run_backward(&[&loss], &[&x], false, false);
+            (loss.double_value(&[]), grads.into_iter().next())
+        };
+        // Backward, step by step in reverse, normalising the cotangents between steps.
+        let normalize = self.config.normalize_step_grads;
+        let scale = 1.0 / (batch as f64 * horizon as f64);
+        for t in (0..horizon).rev() {
+            let mut scalar: Option<Tensor> = None;
+            if apg {
+                scalar = Some(rewards[t].sum(Kind::Float) * -scale);
+            }
+            if t + 1 < horizon && (t + 1) % self.config.trunc_len != 0 {
+                let mut g = leaves[t + 1].grad();
+                if let Some(direct) = &state_grads {
+                    let d = direct.select(1, (t + 1) as i64);
+                    g = if g.defined() { g + d } else { d };
+                }
+                if g.defined() {
+                    let g = if normalize { norm_grad(&g) } else { g.nan_to_num(0.0, 0.0, 0.0) };
+                    let term = (&nexts[t] * g).sum(Kind::Float);
+                    scalar = Some(match scalar {
+                        Some(s) => s + term,
+                        None => term,
+                    });
+                }
+            }
+            let Some(scalar) = scalar else { continue };
+            scalar.backward();
+            let ga = action_leaves[t].grad();
+            if ga.defined() {
+                let ga = if normalize { norm_grad(&ga) } else { ga.nan_to_num(0.0, 0.0, 0.0) };
+                (&actions[t] * ga).sum(Kind::Float).backward();
+            }
+        }
+        Ok(loss_value)
+    }
+
+    /// The mean return of the deterministic current policy from the fixed evaluation starts.
+    fn evaluate(&self) -> f64 {
+        tch::no_grad(|| {
+            let mut state = self.eval_starts.shallow_clone();
+            let mut total = Tensor::zeros([state.size()[0]], (Kind::Float, self.device));
+            for _ in 0..self.config.horizon {
+                let action = self.policy.act(&self.policy_input(&state), true);
+                total += self.physics.reward(&state, &action);
+                state = self.physics.step(&state, &action);
+            }
+            total.mean(Kind::Float).double_value(&[])
+        })
+    }
+
+    /// `horizon` steps of the current policy in the ordinary env (the trainer's episode statistics:
+    /// one finished episode per iteration when `horizon` is the env's 128 steps).
+    fn play_episode(&self, envs: &mut Envs) -> Result<()> {
+        for _ in 0..self.config.horizon {
+            let obs = envs.observe().to_kind(Kind::Float);
+            let action = tch::no_grad(|| self.policy.act(&obs, true));
+            envs.step(&action)?;
+        }
+        Ok(())
+    }
+}
+
+impl Algorithm for Ild {
+    type Config = IldConfig;
+
+    fn new(config: &IldConfig, spec: &EnvSpec, input_width: usize, device: Device) -> Result<Self> {
+        let physics = dynamics(&config.env_id, &config.env_config)?;
+        let actions = physics.action_len() as i64;
+        let params = mlp_parameters(input_width, &config.hidden_sizes, 2 * actions as usize);
+        // Parameters (policy, best, gradients, two Adams' moments) plus the rollout's graph.
+        let graph = config.num_envs as u128 * config.horizon as u128 * (config.hidden_sizes.iter().sum::<i64>().max(1) as u128 * 3 + 64);
+        let distances = config.num_envs as u128 * (config.horizon as u128).pow(2) * 3;
+        crate::config::check_memory("num_envs", config.num_envs as u128, 4 * (7 * params + graph + distances))?;
+        let policy = Policy::new(device, input_width as i64, &config.hidden_sizes, actions);
+        let mut best = Policy::new(device, input_width as i64, &config.hidden_sizes, actions);
+        best.vs.freeze();
+        best.vs.copy(&policy.vs).map_err(|e| AgentError::Config(format!("copying the policy: {e}")))?;
+        let adam = Adam::over("adam", policy.vs.trainable_variables(), 1e-8);
+        let bc_adam = Adam::over("bc_adam", policy.vs.trainable_variables(), 1e-8);
+        let (expert_states, expert_pairs) = if config.algo == Objective::Apg {
+            (None, None)
+        } else {
+            let (states, obs, acts) = load_demo(config, spec, physics.as_ref())?;
+            (Some(states.to_device(device)), Some((obs.to_device(device), acts.to_device(device))))
+        };
+        let starts = physics.start(config.num_envs as i64, device);
+        let eval_starts = physics.start(config.eval_envs as i64, device);
+        Ok(Self {
+            config: config.clone(),
+            physics,
+            policy,
+            best,
+            adam,
+            bc_adam,
+            expert_states,
+            expert_pairs,
+            starts,
+            eval_starts,
+            device,
+            state: IldState::default(),
+        })
+    }
+
+    fn metrics(&self) -> &'static [Metric] {
+        METRICS
+    }
+
+    fn iterate(&mut self, envs: &mut Envs, schedule: Schedule) -> Result<Vec<f64>> {
+        let mut bc_loss = f64::NAN;
+        let (loss, grad_norm) = match self.config.algo {
+            Objective::Bc => {
+                for _ in 0..self.config.bc_steps {
+                    bc_loss = self.bc_step()?;
+                }
+                (bc_loss, f64::NAN)
+            }
+            Objective::Ild | Objective::Apg => {
+                if !self.state.warmed_up && self.config.algo == Objective::Ild {
+                    for _ in 0..self.config.bc_steps {
+                        bc_loss = self.bc_step()?;
+                    }
+                    self.state.warmed_up = true;
+                }
+                self.rollout_step()?
+            }
+        };
+        if !loss.is_finite() {
+            return Err(AgentError::Diverged { iteration: schedule.iteration, what: format!("loss is {loss}") });
+        }
+        let eval_return = self.evaluate();
+        if self.state.best_return.is_none_or(|b| eval_return > b) {
+            self.state.best_return = Some(eval_return);
+            self.best.vs.copy(&self.policy.vs).map_err(|e| AgentError::Config(format!("copying the policy: {e}")))?;
+        }
+        self.play_episode(envs)?;
+        Ok(vec![loss, bc_loss, grad_norm, eval_return, self.state.best_return.unwrap_or(f64::NAN)])
+    }
+
+    fn act(&self, input: &Tensor, deterministic: bool) -> Tensor {
+        self.best.act(&input.to_kind(Kind::Float), deterministic)
+    }
+
+    fn parameters(&self) -> Vec<(String, Tensor)> {
+        checkpoint::variables(&self.policy.vs)
+    }
+
+    fn tensors(&self) -> Vec<(String, Tensor)> {
+        let mut tensors = checkpoint::variables(&self.policy.vs);
+        tensors.extend(checkpoint::variables(&self.best.vs).into_iter().map(|(n, t)| (format!("best.{n}"), t)));
+        tensors.extend(self.adam.state());
+        tensors.extend(self.bc_adam.state());
+        tensors.push(("starts".into(), self.starts.shallow_clone()));
+        tensors.push(("eval_starts".into(), self.eval_starts.shallow_clone()));
+        tensors
+    }
+
+    fn load_tensors(&mut self, saved: &[(String, Tensor)]) -> Result<()> {
+        checkpoint::load_variables(&self.policy.vs, saved)?;
+        let best: Vec<(String, Tensor)> = saved
+            .iter()
+            .filter_map(|(n, t)| n.strip_prefix("best.").map(|n| (n.to_string(), t.shallow_clone())))
+            .collect();
+        checkpoint::load_variables(&self.best.vs, &best)?;
+        self.adam.load_state(saved)?;
+        self.bc_adam.load_state(saved)?;
+        for (name, slot) in [("starts", &mut self.starts), ("eval_starts", &mut self.eval_starts)] {
+            let t = saved
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, t)| t)
+                .ok_or_else(|| AgentError::Checkpoint(format!("it lacks `{name}`")))?;
+            if t.size() != slot.size() {
+                return Err(AgentError::Checkpoint(format!("`{name}` is {:?}, this config needs {:?}", t.size(), slot.size())));
+            }
+            *slot = t.to_kind(Kind::Float).to_device(self.device);
+        }
+        Ok(())
+    }
+
+    fn state(&self) -> Result<Value> {
+        serde_json::to_value(&self.state).map_err(|e| AgentError::Checkpoint(e.to_string()))
+    }
+
+    fn load_state(&mut self, state: &Value) -> Result<()> {
+        self.state =
+            serde_json::from_value(state.clone()).map_err(|e| AgentError::Checkpoint(format!("ILD state: {e}")))?;
+        Ok(())
+    }
+}
+
+fn build(overrides: &[(String, Value)]) -> Result<Box<dyn Run>> {
+    keel_envs::diff::register()?;
+    let mut base = IldConfig::default();
+    // BC's iterations are BC steps, one each unless `bc_steps` is set.
+    if overrides.iter().any(|(k, v)| k == "algo" && v == "bc") {
+        base.bc_steps = 1;
+    }
+    if overrides.iter().any(|(k, v)| k == "algo" && v == "apg") {
+        base.bc_steps = 0;
+    }
+    let config = crate::config::with_overrides(&base, overrides)?;
+    Ok(Box::new(Trainer::<Ild>::new(config)?))
+}
+
+fn no_env_defaults(_env_id: &str) -> Option<&'static str> {
+    None
+}
+
+/// `--algo ild`.
+pub const ILD: Registration =
+    Registration::new("ild", "ILD: imitation from one demo via differentiable physics (keel/Diff*-v0)", build, no_env_defaults);
+
+/// `--algo bc`.
+pub const BC: Registration =
+    Registration::new("bc", "Behavioural cloning from a demo (ILD's warm-up alone; keel/Diff*-v0)", build, no_env_defaults);
+
+/// `--algo apg`.
+pub const APG: Registration = Registration::new(
+    "apg",
+    "Analytic policy gradient on the true reward through differentiable physics (keel/Diff*-v0)",
+    build,
+    no_env_defaults,
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(env: &str, algo: Objective) -> IldConfig {
+        IldConfig {
+            env_id: env.into(),
+            algo,
+            num_envs: 8,
+            horizon: 24,
+            hidden_sizes: vec![16, 16],
+            eval_envs: 4,
+            iterations: 2,
+            bc_steps: 3,
+            ..IldConfig::default()
+        }
+    }
+
+    fn learner(config: &IldConfig) -> Ild {
+        keel_envs::diff::register().unwrap_or_else(|e| panic!("{e}"));
+        crate::threads::configure();
+        let env = keel_envs::make(&config.env_id, &Map::new()).unwrap_or_else(|e| panic!("{e}"));
+        let spec = env.spec().clone();
+        Ild::new(config, &spec, spec.obs_len(), Device::Cpu).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn grads(ild: &Ild) -> Vec<Tensor> {
+        ild.policy.vs.trainable_variables().iter().map(|p| p.grad().copy()).collect()
+    }
+
+    #[test]
+    fn the_stepwise_backward_pass_is_autograd_when_nothing_is_cut_or_normalised() {
+        let mut c = config(Pendulum::ID, Objective::Apg);
+        c.trunc_len = c.horizon;
+        c.normalize_step_grads = false;
+        let mut ild = learner(&c);
+        tch::manual_seed(5);
+        ild.adam.zero_grad();
+        ild.rollout_gradients().unwrap_or_else(|e| panic!("{e}"));
+        let stepwise = grads(&ild);
+        tch::manual_seed(5);
+        ild.adam.zero_grad();
+        let mut state = ild.starts.shallow_clone();
+        let mut total = Tensor::zeros([], (Kind::Float, Device::Cpu));
+        for _ in 0..c.horizon {
+            let action = ild.policy.act(&ild.physics.observe(&state), false);
+            total = total + ild.physics.reward(&state, &action).sum(Kind::Float);
+            state = ild.physics.step(&state, &action);
+        }
+        (total * (-1.0 / (c.num_envs * c.horizon) as f64)).backward();
+        let direct = grads(&ild);
+        for (a, b) in stepwise.iter().zip(&direct) {
+            let err = (a - b).norm().double_value(&[]) / (b.norm().double_value(&[]) + 1e-12);
+            assert!(err < 1e-4, "relative difference {err}");
+        }
+        // Truncation cuts gradient paths, so it changes the gradient.
+        ild.config.trunc_len = 4;
+        tch::manual_seed(5);
+        ild.adam.zero_grad();
+        ild.rollout_gradients().unwrap_or_else(|e| panic!("{e}"));
+        let cut = grads(&ild);
+        let change: f64 = cut.iter().zip(&direct).map(|(a, b)| (a - b).norm().double_value(&[])).sum();
+        assert!(change > 1e-6, "truncation changed nothing");
+    }
+
+    #[test]
+    fn norm_grad_scales_only_large_cotangents_and_clears_nans() {
+        let small = Tensor::from_slice(&[0.3f32, 0.4]);
+        assert_eq!(Vec::<f32>::try_from(norm_grad(&small)).unwrap_or_default(), vec![0.3, 0.4]);
+        let large = Tensor::from_slice(&[3.0f32, 4.0, f32::NAN]);
+        let v = Vec::<f32>::try_from(norm_grad(&large)).unwrap_or_default();
+        assert!((v[0] - 0.6).abs() < 1e-6 && (v[1] - 0.8).abs() < 1e-6 && v[2] == 0.0, "{v:?}");
+    }
+
+    #[test]
+    fn chamfer_is_near_zero_on_the_demo_and_has_finite_gradients_there() {
+        let e = Tensor::from_slice(&[0.0f32, 1.0, 2.0, 3.0, 4.0, 5.0]).view([3, 2]);
+        let x = e.unsqueeze(0).repeat([2, 1, 1]).set_requires_grad(true);
+        let w = Tensor::ones([3], (Kind::Float, Device::Cpu));
+        let d = chamfer(&x, &e, &w);
+        assert!(d.double_value(&[]) < 1e-5);
+        d.backward();
+        assert!(x.grad().isfinite().all().int64_value(&[]) == 1);
+        // Reversed in time, the states are still each other's nearest: Chamfer ignores order.
+        let reversed = e.flip([0]).unsqueeze(0);
+        assert!(chamfer(&reversed, &e, &w).double_value(&[]) < 1e-5);
+        let shifted = &reversed + 1.0;
+        assert!(chamfer(&shifted, &e, &w).double_value(&[]) > 0.1);
+    }
+
+    fn train(config: &IldConfig, iterations: u64, dir: &std::path::Path) -> Box<dyn Run> {
+        let mut overrides: Vec<(String, Value)> = vec![
+            ("env_id".into(), config.env_id.clone().into()),
+            ("num_envs".into(), config.num_envs.into()),
+            ("horizon".into(), config.horizon.into()),
+            ("hidden_sizes".into(), serde_json::json!(config.hidden_sizes)),
+            ("eval_envs".into(), config.eval_envs.into()),
+            ("iterations".into(), iterations.into()),
+        ];
+        if !config.demo.is_empty() {
+            overrides.push(("demo".into(), config.demo.clone().into()));
+        }
+        let registration = crate::algorithm::lookup(config.algo.name()).unwrap_or_else(|e| panic!("{e}"));
+        let mut run = registration.build(&overrides).unwrap_or_else(|e| panic!("{e}"));
+        for _ in 0..iterations {
+            let stats = run.iteration_step().unwrap_or_else(|e| panic!("{e}"));
+            assert!(stats.metric("eval_return").is_some_and(f64::is_finite));
+            // One ordinary episode of `horizon` steps per iteration; the env's own episodes last 128.
+            assert!(stats.episodes <= 1, "{} episodes in one iteration", stats.episodes);
+            assert_eq!(stats.global_step, stats.iteration * config.horizon as u64);
+        }
+        run.save_checkpoint(dir).unwrap_or_else(|e| panic!("{e}"));
+        run
+    }
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("keel-ild-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        dir
+    }
+
+    fn record(run: &mut Box<dyn Run>, steps: usize, path: &std::path::Path) {
+        let options = crate::demo::DemoOptions { episodes: 2, steps, seed: 0, deterministic: true };
+        let demo = run.demonstrate(&options).unwrap_or_else(|e| panic!("{e}"));
+        demo.write(path).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    #[test]
+    fn expert_demo_ild_bc_and_resume_end_to_end() {
+        let dir = temp_dir("e2e");
+        let mut expert = train(&config(Pendulum::ID, Objective::Apg), 2, &dir.join("apg"));
+        let demo_path = dir.join("demo.safetensors");
+        record(&mut expert, 24, &demo_path);
+        let demo = Demo::read(&demo_path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(demo.env_id, Pendulum::ID);
+        assert_eq!(demo.states.as_ref().map(Tensor::size), Some(vec![2, 24, 2]));
+        assert_eq!(demo.observations.size(), vec![2, 24, 3]);
+        assert_eq!(demo.actions.size(), vec![2, 24, 1]);
+        let mut c = config(Pendulum::ID, Objective::Ild);
+        c.demo = demo_path.display().to_string();
+        let mut ild = train(&c, 2, &dir.join("ild"));
+        // Resuming restores the learner's tensors and state.
+        let mut again = crate::algorithm::lookup("ild")
+            .and_then(|r| {
+                r.build(&[
+                    ("env_id".into(), Pendulum::ID.into()),
+                    ("num_envs".into(), 8.into()),
+                    ("horizon".into(), 24.into()),
+                    ("hidden_sizes".into(), serde_json::json!([16, 16])),
+                    ("eval_envs".into(), 4.into()),
+                    ("iterations".into(), 2.into()),
+                    ("demo".into(), c.demo.clone().into()),
+                ])
+            })
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(again.load_checkpoint(&dir.join("ild")).unwrap_or_else(|e| panic!("{e}")), 2);
+        let options = crate::eval::EvalOptions { episodes: 1, deterministic: true, seed: 4, max_episode_steps: None };
+        let a = ild.evaluate(&options).unwrap_or_else(|e| panic!("{e}"));
+        let b = again.evaluate(&options).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(a.returns(), b.returns());
+        let mut bc = config(Pendulum::ID, Objective::Bc);
+        bc.demo = c.demo.clone();
+        train(&bc, 2, &dir.join("bc"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn build_error(overrides: &[(&str, Value)]) -> String {
+        let overrides: Vec<(String, Value)> = overrides.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        crate::algorithm::lookup(overrides.iter().find(|(k, _)| k == "algo").and_then(|(_, v)| v.as_str()).unwrap_or("ild"))
+            .and_then(|r| r.build(&overrides))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn bad_demos_and_horizons_are_clear_errors() {
+        let dir = temp_dir("bad");
+        let mut cartpole = train(&config(CartPole::ID, Objective::Apg), 1, &dir.join("apg"));
+        let demo = dir.join("cartpole.safetensors");
+        record(&mut cartpole, 24, &demo);
+        let path = Value::from(demo.display().to_string());
+        let small = [("num_envs", Value::from(4)), ("hidden_sizes", serde_json::json!([8])), ("eval_envs", Value::from(2))];
+        // A cart-pole demo (4 state values) for the pendulum (2).
+        let mut o: Vec<(&str, Value)> = small.to_vec();
+        o.extend([("env_id", Value::from(Pendulum::ID)), ("demo", path.clone()), ("horizon", Value::from(24))]);
+        let err = build_error(&o);
+        assert!(err.contains("another env") && err.contains("keel/DiffCartPole-v0") && err.contains("4 values"), "{err}");
+        // A horizon longer than the demo.
+        let mut o: Vec<(&str, Value)> = small.to_vec();
+        o.extend([("env_id", Value::from(CartPole::ID)), ("demo", path.clone()), ("horizon", Value::from(25))]);
+        let err = build_error(&o);
+        assert!(err.contains("`horizon`") && err.contains("longer than the demo (24 steps)"), "{err}");
+        // The same demo at its own length is fine.
+        let mut o: Vec<(&str, Value)> = small.to_vec();
+        o.extend([("env_id", Value::from(CartPole::ID)), ("demo", path.clone()), ("horizon", Value::from(24))]);
+        assert_eq!(build_error(&o), "");
+        // No demo, a missing file, a file that is not a demo, an env without tensor dynamics.
+        let err = build_error(&[("algo", Value::from("bc")), ("env_id", Value::from(CartPole::ID))]);
+        assert!(err.contains("`demo`"), "{err}");
+        let err = build_error(&[("env_id", Value::from(CartPole::ID)), ("demo", Value::from("/nonexistent/demo.safetensors"))]);
+        assert!(err.contains("no such file"), "{err}");
+        let junk = dir.join("junk.safetensors");
+        std::fs::write(&junk, b"not a tensor file").unwrap_or_else(|e| panic!("{e}"));
+        let err = build_error(&[("env_id", Value::from(CartPole::ID)), ("demo", Value::from(junk.display().to_string()))]);
+        assert!(err.contains("not a safetensors file"), "{err}");
+        let err = build_error(&[("algo", Value::from("apg")), ("env_id", Value::from("keel/CartPole-v1"))]);
+        assert!(err.contains("no differentiable dynamics"), "{err}");
+        let err = build_error(&[("algo", Value::from("apg")), ("trunc_len", Value::from(0))]);
+        assert!(err.contains("`trunc_len`"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
