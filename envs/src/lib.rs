@@ -18,6 +18,8 @@
 //! - env families, one folder each: [`classic`] control, [`performative`] RL's responsive
 //!   grid-world, [`controlgym`] (the ten PDEs in [`controlgym::pde`], the industrial linear
 //!   systems in [`controlgym::linear`], and the conventions they share);
+//! - [`atari`] (cargo feature `atari`, GPL-2.0 ALE): `keel/<Game>-v5` for every Atari 2600 game
+//!   of ALE 0.12.1, with Gymnasium's, CleanRL's and EnvPool's preprocessing as presets;
 //! - [`baird`]: Baird's star counterexample, the off-policy TD test (`keel/Baird-v0`);
 //! - [`baselines`]: zero / LQR / LQG controllers for the envs with a linear model.
 //!
@@ -40,6 +42,8 @@
 //! # Ok::<(), keel_envs::EnvError>(())
 //! ```
 
+#[cfg(feature = "atari")]
+pub mod atari;
 pub mod baird;
 pub mod baselines;
 pub mod classic;
@@ -64,7 +68,7 @@ pub mod wrappers;
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
-pub use env::{Env, EnvSpec, Registered, ResetOptions, Step};
+pub use env::{Env, EnvSpec, EpisodeCount, Registered, ResetOptions, Step};
 pub use error::{EnvError, Result};
 pub use obs::{ObsBuf, ObsMut, ObsRef};
 pub use registry::make;
