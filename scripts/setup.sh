@@ -190,9 +190,10 @@ fi
 source "$root/scripts/env.sh"
 cd "$root"
 echo "keel setup: building the workspace (release)"
-cargo build --release --quiet
+# With the `atari` feature: the ALE source and ROMs fetched above (ALE is GPL-2.0).
+cargo build --release --quiet --features atari
 echo "keel setup: building the Python package into $venv"
-VIRTUAL_ENV="$venv" "$venv/bin/maturin" develop --release --quiet --manifest-path python/Cargo.toml >/dev/null
+VIRTUAL_ENV="$venv" "$venv/bin/maturin" develop --release --quiet --features atari --manifest-path python/Cargo.toml >/dev/null
 mkdir -p "$root/target"
 ln -sfn "$CARGO_TARGET_DIR/release/keel" "$root/target/keel"
 echo "keel setup: done (binary: target/keel)"

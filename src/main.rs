@@ -151,6 +151,11 @@ fn doctor() {
 }
 
 fn main() -> ExitCode {
+    #[cfg(feature = "atari")]
+    if let Err(e) = keel_envs::atari::register() {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::List { json } => list(json),

@@ -728,17 +728,19 @@ impl AtariEnv {
     }
 
     fn envpool_reset(&mut self, seed: Option<u64>, noops: Option<u32>, out: &mut [u8]) -> Result<()> {
-        let fire = u32::from(self.fire_reset);
-        let mut noop = match noops {
-            Some(n) => n,
-            None => (self.draw_noops(0, self.s.noop_max - 1) + 1).saturating_sub(fire),
-        };
         let mut fill = false;
         let force = seed.is_some() || !self.started;
         if force || !self.s.terminal_on_life_loss || self.ale.game_over(true) || self.elapsed >= self.envpool_cap() {
             self.base_reset(seed)?;
             fill = true;
         }
+        // EnvPool draws before its game reset; the draw comes after here so that a seeded reset
+        // draws from the new stream (ALE does not use this stream, so nothing else changes).
+        let fire = u32::from(self.fire_reset);
+        let mut noop = match noops {
+            Some(n) => n,
+            None => (self.draw_noops(0, self.s.noop_max - 1) + 1).saturating_sub(fire),
+        };
         while noop > 0 {
             noop -= 1;
             self.game_return += f64::from(self.ale.act(0, 1.0));
