@@ -789,6 +789,8 @@ fn register_test_envs() -> PyResult<()> {
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
+    #[cfg(feature = "atari")]
+    keel_envs::atari::register().map_err(to_py)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(env_ids, m)?)?;
     m.add_function(wrap_pyfunction!(env_descriptions, m)?)?;
