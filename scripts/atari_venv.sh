@@ -26,7 +26,9 @@ if [ ! -x "$venv/bin/python" ]; then
   "$python" -m venv "$venv"
   site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
   base_site="$("$base/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
-  echo "$base_site" > "$site/keel-base.pth"
+  # addsitedir (not a plain path line) so that the .pth files there, e.g. the editable install
+  # of Keel's Python module, apply too.
+  echo "import site; site.addsitedir('$base_site')" > "$site/keel-base.pth"
 fi
 requirements=(
   "ale-py==0.12.1"

@@ -93,6 +93,9 @@ fn rollout_of_cartpole_equals_gymnasium() {
 
 #[test]
 fn list_shows_every_env() {
+    // The binary registers the Atari games at start-up in the `atari` build; so does this test.
+    #[cfg(feature = "atari")]
+    assert!(keel_envs::atari::register().is_ok());
     let out = keel(&["list"]);
     assert!(out.status.success(), "{}", stderr(&out));
     for id in keel_envs::registry::ids() {

@@ -51,6 +51,8 @@ pub struct AreaResize {
     out_height: usize,
     out_width: usize,
     xtab: Vec<Tap>,
+    /// The taps of each output column: `(di, start, end)` into `xtab`.
+    xgroups: Vec<(usize, usize, usize)>,
     ytab: Vec<Tap>,
     buf: Vec<f32>,
     sum: Vec<f32>,
@@ -62,13 +64,22 @@ impl AreaResize {
     /// supported, which is what the Atari wrappers do.
     pub fn new(height: usize, width: usize, channels: usize, out_height: usize, out_width: usize) -> Self {
         let row = out_width * channels;
+        let xtab = taps(width, out_width, channels);
+        let mut xgroups: Vec<(usize, usize, usize)> = Vec::with_capacity(out_width);
+        for (k, t) in xtab.iter().enumerate() {
+            match xgroups.last_mut() {
+                Some(g) if g.0 == t.di => g.2 = k + 1,
+                _ => xgroups.push((t.di, k, k + 1)),
+            }
+        }
         Self {
             height,
             width,
             channels,
             out_height,
             out_width,
-            xtab: taps(width, out_width, channels),
+            xtab,
+            xgroups,
             ytab: taps(height, out_height, 1),
             buf: vec![0.0; row],
             sum: vec![0.0; row],
@@ -94,9 +105,15 @@ impl AreaResize {
         for y in &self.ytab {
             let line = &src[y.si * row_in..(y.si + 1) * row_in];
             self.buf.fill(0.0);
-            for t in &self.xtab {
+            // Each output column sums its taps in OpenCV's order, starting from zero; columns
+            // are independent, so the sums of neighbouring columns overlap in the pipeline.
+            for &(di, start, end) in &self.xgroups {
                 for c in 0..cn {
-                    self.buf[t.di + c] += f32::from(line[t.si + c]) * t.alpha;
+                    let mut acc = 0.0f32;
+                    for t in &self.xtab[start..end] {
+                        acc += f32::from(line[t.si + c]) * t.alpha;
+                    }
+                    self.buf[di + c] = acc;
                 }
             }
             if y.di != prev_dy {
