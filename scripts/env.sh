@@ -17,3 +17,10 @@ fi
 # torch wheels since 2.7 use the C++11 ABI.
 export LIBTORCH_CXX11_ABI="${LIBTORCH_CXX11_ABI:-1}"
 export PATH="$keel_venv/bin:$PATH"
+# The `atari` feature: ALE's source (compiled by keel-ale-sys) and the ROMs, unpacked by setup.sh.
+if [ -z "${KEEL_ALE_SRC:-}" ] && [ -f "$KEEL_CACHE/ale-py-0.12.1/.complete" ]; then
+  export KEEL_ALE_SRC="$KEEL_CACHE/ale-py-0.12.1"
+fi
+if [ -z "${KEEL_ALE_ROMS:-}" ] && [ -f "$KEEL_CACHE/ale-roms-0.12.1/.complete" ]; then
+  export KEEL_ALE_ROMS="$KEEL_CACHE/ale-roms-0.12.1"
+fi

@@ -109,6 +109,65 @@ fi
 # Ray Tune (pinned, in its own venv: its dependencies must not move the pins above) drives
 # `keel sweep --ray`; see scripts/ray_venv.sh.
 bash "$root/scripts/ray_venv.sh" >/dev/null
+# ---------------------------------------------------------------------------------------------
+# Atari (the `atari` cargo feature): ALE 0.12.1 is compiled from the ale-py source package, and
+# its ROMs come from the ale-py 0.12.1 wheel; both are checked against pinned SHA-256 sums and
+# unpacked into $KEEL_CACHE (ale-py-0.12.1/ for the source, ale-roms-0.12.1/ for the ROMs,
+# checked against the wheel's md5.json). Nothing of either enters the clone. ALE is GPL-2.0.
+ale_version="0.12.1"
+ale_sdist="ale_py-$ale_version.tar.gz"
+ale_sdist_sha256="c503d574c5983e1063b451201ccb779d935919c0f6bf116fb0f4f8aa4c86d249"
+ale_wheel="ale_py-$ale_version-cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl"
+ale_wheel_sha256="ba7429074ba6ffc1555f9a41bf00bee5d427b5080253101a8fe00412ca481033"
+ale_src="$cache/ale-py-$ale_version"
+ale_roms="$cache/ale-roms-$ale_version"
+if [ ! -f "$ale_src/.complete" ] || [ ! -f "$ale_roms/.complete" ]; then
+  echo "keel setup: fetching ALE $ale_version (ale-py sdist, 11 MB, and wheel for the ROMs, 3 MB; once)"
+  downloads="$cache/downloads"
+  mkdir -p "$downloads"
+  if [ ! -f "$downloads/$ale_sdist" ]; then
+    "$venv/bin/pip" download -q --no-deps --no-binary ale-py -d "$downloads" "ale-py==$ale_version"
+  fi
+  if [ ! -f "$downloads/$ale_wheel" ]; then
+    "$venv/bin/pip" download -q --no-deps --only-binary=:all: --platform manylinux_2_28_x86_64 \
+      --python-version 3.11 --implementation cp --abi cp311 -d "$downloads" "ale-py==$ale_version"
+  fi
+  for pair in "$ale_sdist:$ale_sdist_sha256" "$ale_wheel:$ale_wheel_sha256"; do
+    file="${pair%%:*}"
+    if ! echo "${pair##*:}  $downloads/$file" | sha256sum -c --quiet -; then
+      echo "keel setup: $downloads/$file does not match its SHA-256; deleted, run again" >&2
+      rm -f "$downloads/$file"
+      exit 1
+    fi
+  done
+  rm -rf "$ale_src.partial" "$ale_roms.partial"
+  mkdir -p "$ale_src.partial"
+  tar xzf "$downloads/$ale_sdist" -C "$ale_src.partial" --strip-components=1
+  touch "$ale_src.partial/.complete"
+  rm -rf "$ale_src"
+  mv "$ale_src.partial" "$ale_src"
+  "$venv/bin/python" - "$downloads/$ale_wheel" "$ale_roms.partial" <<'PY'
+import hashlib, json, pathlib, sys, zipfile
+out = pathlib.Path(sys.argv[2])
+out.mkdir(parents=True)
+with zipfile.ZipFile(sys.argv[1]) as wheel:
+    sums = json.loads(wheel.read("ale_py/roms/md5.json"))
+    for name, md5 in sums.items():
+        data = wheel.read(f"ale_py/roms/{name}")
+        if hashlib.md5(data).hexdigest() != md5:
+            sys.exit(f"ROM {name} does not match md5.json")
+        (out / name).write_bytes(data)
+    (out / "md5.json").write_text(json.dumps(sums, indent=1, sort_keys=True))
+if len(sums) < 100:
+    sys.exit(f"unexpected wheel content: {len(sums)} ROMs")
+PY
+  touch "$ale_roms.partial/.complete"
+  rm -rf "$ale_roms"
+  mv "$ale_roms.partial" "$ale_roms"
+  rm -f "$downloads/$ale_sdist" "$downloads/$ale_wheel"
+  rmdir "$downloads" 2>/dev/null || true
+fi
+# ---------------------------------------------------------------------------------------------
 
 # `.venv` in the clone points at the shared environment.
 if [ -L "$root/.venv" ] || [ ! -e "$root/.venv" ]; then
@@ -134,9 +193,10 @@ fi
 source "$root/scripts/env.sh"
 cd "$root"
 echo "keel setup: building the workspace (release)"
-cargo build --release --quiet
+# With the `atari` feature: the ALE source and ROMs fetched above (ALE is GPL-2.0).
+cargo build --release --quiet --features atari
 echo "keel setup: building the Python package into $venv"
-VIRTUAL_ENV="$venv" "$venv/bin/maturin" develop --release --quiet --manifest-path python/Cargo.toml >/dev/null
+VIRTUAL_ENV="$venv" "$venv/bin/maturin" develop --release --quiet --features atari --manifest-path python/Cargo.toml >/dev/null
 mkdir -p "$root/target"
 ln -sfn "$CARGO_TARGET_DIR/release/keel" "$root/target/keel"
 echo "keel setup: done (binary: target/keel)"

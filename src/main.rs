@@ -178,7 +178,10 @@ fn doctor() {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Families outside keel-envs' defaults join the registry before anything looks an id up.
-    if let Err(e) = keel_envs::humanoid::register().and_then(|()| keel_envs::diff::register()) {
+    let registered = keel_envs::humanoid::register().and_then(|()| keel_envs::diff::register());
+    #[cfg(feature = "atari")]
+    let registered = registered.and_then(|()| keel_envs::atari::register());
+    if let Err(e) = registered {
         eprintln!("error: {e:#}");
         return ExitCode::FAILURE;
     }

@@ -98,6 +98,9 @@ fn list_shows_every_env() {
     assert!(keel_envs::humanoid::register().is_ok());
     keel_envs::diff::register().unwrap_or_else(|e| panic!("{e}"));
     assert!(keel_envs::registry::ids().contains(&"keel/DiffHopper-v0"));
+    // The binary registers the Atari games at start-up in the `atari` build; so does this test.
+    #[cfg(feature = "atari")]
+    assert!(keel_envs::atari::register().is_ok());
     let out = keel(&["list"]);
     assert!(out.status.success(), "{}", stderr(&out));
     for id in keel_envs::registry::ids() {

@@ -106,6 +106,25 @@ pub struct Step {
     pub truncated: bool,
 }
 
+/// How the vector engine counts the episode that ended at the last step (read only when a step
+/// terminates or truncates).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub enum EpisodeCount {
+    /// The engine sums the rewards and steps it saw (every env but a few).
+    #[default]
+    Engine,
+    /// The env counted the episode itself: a game's unclipped score across lives (Atari).
+    Ended {
+        /// Return of the whole episode.
+        episode_return: f64,
+        /// Steps of the whole episode.
+        length: u64,
+    },
+    /// The step ended a life, not the game: no episode is reported, and the game goes on
+    /// after the reset (Atari's episodic life).
+    Continues,
+}
+
 /// A single environment, with Gymnasium 1.x semantics.
 ///
 /// Observations are written into caller-provided rows ([`ObsMut`]) of `spec().obs_len()`
@@ -129,6 +148,12 @@ pub trait Env: Send {
     /// `spec().extras`, in that order) into `out`. Envs without extras keep the default.
     fn write_extras(&self, out: &mut [f64]) {
         let _ = out;
+    }
+
+    /// How the episode that ended at the last step counts in the episode statistics (see
+    /// [`EpisodeCount`]); called only after a step that terminated or truncated.
+    fn episode_count(&self) -> EpisodeCount {
+        EpisodeCount::Engine
     }
 
     /// The full internal state (what `ResetOptions::state` accepts), if the env exposes one.
@@ -176,6 +201,9 @@ impl<E: Env + ?Sized> Env for Box<E> {
     }
     fn write_extras(&self, out: &mut [f64]) {
         (**self).write_extras(out)
+    }
+    fn episode_count(&self) -> EpisodeCount {
+        (**self).episode_count()
     }
     fn state(&self) -> Option<Vec<f64>> {
         (**self).state()

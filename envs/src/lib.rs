@@ -22,6 +22,8 @@
 //!   rapier3d (`keel/HumanoidTrack-v0`), registered by `humanoid::register()`;
 //! - `diff` (cargo feature `diff`): the differentiable-physics family (`keel/DiffPendulum-v0`,
 //!   ...), the f64 path of keel-physics' smooth systems, registered by `diff::register()`;
+//! - [`atari`] (cargo feature `atari`, GPL-2.0 ALE): `keel/<Game>-v5` for every Atari 2600 game
+//!   of ALE 0.12.1, with Gymnasium's, CleanRL's and EnvPool's preprocessing as presets;
 //! - [`baird`]: Baird's star counterexample, the off-policy TD test (`keel/Baird-v0`);
 //! - [`baselines`]: zero / LQR / LQG controllers for the envs with a linear model.
 //!
@@ -44,6 +46,8 @@
 //! # Ok::<(), keel_envs::EnvError>(())
 //! ```
 
+#[cfg(feature = "atari")]
+pub mod atari;
 pub mod baird;
 pub mod baselines;
 pub mod classic;
@@ -72,7 +76,7 @@ pub mod wrappers;
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
-pub use env::{Env, EnvSpec, Frame, Registered, ResetOptions, Step};
+pub use env::{Env, EnvSpec, EpisodeCount, Frame, Registered, ResetOptions, Step};
 pub use error::{EnvError, Result};
 pub use obs::{ObsBuf, ObsMut, ObsRef};
 pub use registry::make;

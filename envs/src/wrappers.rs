@@ -120,6 +120,10 @@ impl<E: Env> Env for TimeLimit<E> {
         self.inner.write_extras(out)
     }
 
+    fn episode_count(&self) -> crate::env::EpisodeCount {
+        self.inner.episode_count()
+    }
+
     fn state(&self) -> Option<Vec<f64>> {
         self.inner.state()
     }
@@ -288,6 +292,9 @@ macro_rules! forward_except_step {
         }
         fn write_extras(&self, out: &mut [f64]) {
             self.inner.write_extras(out)
+        }
+        fn episode_count(&self) -> crate::env::EpisodeCount {
+            self.inner.episode_count()
         }
         fn state(&self) -> Option<Vec<f64>> {
             self.inner.state()

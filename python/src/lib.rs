@@ -808,6 +808,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // family) join the registry first.
     keel_envs::humanoid::register().map_err(to_py)?;
     keel_envs::diff::register().map_err(to_py)?;
+    #[cfg(feature = "atari")]
+    keel_envs::atari::register().map_err(to_py)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(env_ids, m)?)?;
     m.add_function(wrap_pyfunction!(env_descriptions, m)?)?;

@@ -40,7 +40,7 @@ use std::thread::JoinHandle;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::env::{Env, EnvSpec, ResetOptions};
+use crate::env::{Env, EnvSpec, EpisodeCount, ResetOptions};
 use crate::error::{EnvError, Result};
 use crate::obs::ObsBuf;
 use crate::registry;
@@ -369,11 +369,18 @@ impl Chunk {
             if step.terminated || step.truncated {
                 self.ended += 1;
                 let length = self.running_length[k];
-                rows.episode_done[k] = true;
-                rows.episode_return[k] = self.running_return[k];
-                rows.episode_length[k] = length;
                 for j in k * e..(k + 1) * e {
                     self.ended_extras_mean[j] = self.extras_sum[j] / length as f64;
+                }
+                let counted = match self.envs[k].episode_count() {
+                    EpisodeCount::Engine => Some((self.running_return[k], length)),
+                    EpisodeCount::Ended { episode_return, length } => Some((episode_return, length)),
+                    EpisodeCount::Continues => None,
+                };
+                if let Some((episode_return, length)) = counted {
+                    rows.episode_done[k] = true;
+                    rows.episode_return[k] = episode_return;
+                    rows.episode_length[k] = length;
                 }
                 match self.mode {
                     AutoresetMode::NextStep => self.needs_reset[k] = true,
@@ -789,11 +796,14 @@ impl VecEnv {
         if ended == 0 {
             return Ok(());
         }
-        self.episodes_completed += ended as u64;
+        // `ended` counts steps that terminated or truncated; an env whose episode goes on after
+        // one (a lost life, `EpisodeCount::Continues`) completes no episode there.
+        let batch = self.pool.batch();
+        self.episodes_completed += batch.episode_done.iter().filter(|&&d| d).count() as u64;
         if self.options.autoreset_mode == AutoresetMode::Disabled {
             // Only `Disabled` keeps finished envs finished until a masked reset.
-            for (finished, &done) in self.finished.iter_mut().zip(&self.pool.batch().episode_done) {
-                *finished |= done;
+            for (i, finished) in self.finished.iter_mut().enumerate() {
+                *finished |= batch.terminated[i] || batch.truncated[i];
             }
         }
         if self.sampler.is_some() {
@@ -815,6 +825,9 @@ impl VecEnv {
             for k in 0..chunk.envs.len() {
                 let i = chunk.start + k;
                 if !batch.episode_done[i] {
+                    // A lost life (`EpisodeCount::Continues`): nothing to report, but SameStep
+                    // still resets the env, with its default options.
+                    resets |= batch.terminated[i] || batch.truncated[i];
                     continue;
                 }
                 sampler.report(&EpisodeEnd {

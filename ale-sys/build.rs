@@ -1,0 +1,73 @@
+//! Compiles ALE 0.12.1 from the unpacked ale-py source package and Keel's C shim over it.
+//!
+//! `KEEL_ALE_SRC` names the unpacked sdist (the folder holding `src/ale`); `scripts/setup.sh`
+//! downloads and checks it, and `scripts/env.sh` exports the variable. ALE needs zlib and
+//! threads; SDL stays off (no display, no sound).
+
+use std::path::{Path, PathBuf};
+
+const VERSION: &str = "0.12.1";
+
+fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("cpp" | "cxx")))
+        .collect();
+    files.sort();
+    out.extend(files);
+}
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=KEEL_ALE_SRC");
+    println!("cargo:rerun-if-changed=shim/keel_ale.cpp");
+    let Some(root) = std::env::var_os("KEEL_ALE_SRC").map(PathBuf::from) else {
+        panic!(
+            "KEEL_ALE_SRC is not set: the `atari` feature compiles ALE {VERSION} from the ale-py sdist. \
+             Run `bash scripts/setup.sh` (it downloads and checks the sdist) and `source scripts/env.sh`."
+        );
+    };
+    let ale = root.join("src").join("ale");
+    let version_txt = std::fs::read_to_string(root.join("version.txt")).unwrap_or_default();
+    if version_txt.trim() != VERSION || !ale.join("ale_interface.cpp").is_file() {
+        panic!(
+            "KEEL_ALE_SRC={} is not the unpacked ale-py {VERSION} sdist (no src/ale/ale_interface.cpp or \
+             version.txt != {VERSION}); run `bash scripts/setup.sh`",
+            root.display()
+        );
+    }
+    println!("cargo:rerun-if-changed={}", ale.display());
+
+    // ALE's CMake writes version.hpp from version.hpp.in; so does this build, into OUT_DIR.
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").unwrap_or_default());
+    let template = std::fs::read_to_string(ale.join("version.hpp.in")).unwrap_or_default();
+    let header = template
+        .replace("@ALE_VERSION@", VERSION)
+        .replace("@ALE_VERSION_MAJOR@", "0")
+        .replace("@ALE_VERSION_MINOR@", "12")
+        .replace("@ALE_VERSION_PATCH@", "1")
+        .replace("@ALE_VERSION_GIT_SHA@", "sdist");
+    if let Err(e) = std::fs::write(out.join("version.hpp"), header) {
+        panic!("cannot write version.hpp into {}: {e}", out.display());
+    }
+
+    let mut files = vec![ale.join("ale_interface.cpp")];
+    for dir in ["common", "emucore", "environment", "games", "games/supported"] {
+        sources(&ale.join(dir), &mut files);
+    }
+    cc::Build::new()
+        .cpp(true)
+        .std("c++17")
+        .include(root.join("src"))
+        .include(&ale)
+        .include(&out)
+        .files(&files)
+        .file("shim/keel_ale.cpp")
+        .flag_if_supported("-w")
+        .compile("keel_ale");
+    println!("cargo:rustc-link-lib=z");
+    println!("cargo:rustc-link-lib=stdc++");
+    println!("cargo:rustc-link-lib=pthread");
+}

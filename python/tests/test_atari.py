@@ -1,0 +1,79 @@
+"""The Atari games from Python (the `atari` feature, built by scripts/setup.sh): Gymnasium's API,
+uint8 frames without a copy, Gymnasium's keyword names, clear errors."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import keel
+
+
+def test_every_game_is_registered():
+    ids = [i for i in keel.env_ids() if i.startswith("keel/") and i.endswith("-v5")]
+    assert len(ids) == 104 and "keel/Pong-v5" in ids and "keel/MontezumaRevenge-v5" in ids
+    assert "keel/Pong-v5" in gym.registry
+
+
+def test_pong_passes_check_env():
+    env = gym.make("keel/Pong-v5")
+    assert env.observation_space.shape == (210, 160, 3) and env.observation_space.dtype == np.uint8
+    assert env.action_space.n == 6
+    check_env(env.unwrapped, skip_render_check=True)
+    check_env(gym.make("keel/Pong-v5", preset="gymnasium").unwrapped, skip_render_check=True)
+
+
+def test_gymnasium_keywords_work_unchanged():
+    env = gym.make("keel/Breakout-v5", preset="gymnasium", repeat_action_probability=0.0, noop_max=10,
+                   frame_skip=4, screen_size=64, terminal_on_life_loss=True, grayscale_obs=True,
+                   full_action_space=True, max_num_frames_per_episode=1000, mode=0, difficulty=0)
+    obs, info = env.reset(seed=1)
+    assert obs.shape == (4, 64, 64) and obs.dtype == np.uint8 and env.action_space.n == 18
+    assert info["lives"] == 5
+    obs, reward, terminated, truncated, info = env.step(1)
+    assert set(info) >= {"lives", "raw_reward", "frame_number"}
+
+
+def test_make_vec_gives_stacked_uint8_frames_without_a_copy():
+    envs = gym.make_vec("keel/Pong-v5", num_envs=3, preset="gymnasium", copy=False)
+    obs, _ = envs.reset(seed=0)
+    assert obs.shape == (3, 4, 84, 84) and obs.dtype == np.uint8
+    first = obs
+    for _ in range(20):
+        obs, reward, terminated, truncated, info = envs.step(envs.action_space.sample())
+    assert obs.shape == (3, 4, 84, 84) and obs.dtype == np.uint8
+    # copy=False hands out the engine's batch buffer itself, so the array is the same memory.
+    assert np.shares_memory(obs, first)
+    assert obs.max() > 0
+    envs.close()
+
+
+def test_cleanrl_preset_reports_whole_games():
+    envs = gym.make_vec("keel/Breakout-v5", num_envs=2, preset="cleanrl")
+    envs.reset(seed=0)
+    rng = np.random.default_rng(0)
+    returns, terminations = [], 0
+    for _ in range(1500):
+        _, reward, terminated, truncated, info = envs.step(rng.integers(0, 4, size=2))
+        assert set(np.unique(reward)) <= {-1.0, 0.0, 1.0}
+        terminations += int(terminated.sum())
+        if "episode" in info:
+            returns += list(info["episode"]["r"][info["_episode"]])
+    assert returns and terminations > len(returns)
+    envs.close()
+
+
+def test_bad_input_raises_clear_errors():
+    with pytest.raises(gym.error.Error):
+        gym.make("keel/Pongg-v5")
+    with pytest.raises(keel.UnknownEnvError):
+        keel.make("keel/Pongg-v5")
+    with pytest.raises(keel.ConfigError, match="noop_max"):
+        gym.make("keel/Pong-v5", noop_max=3)
+    with pytest.raises(keel.ConfigError, match="mode"):
+        gym.make("keel/Pong-v5", mode=77)
+    env = gym.make("keel/Pong-v5", preset="envpool")
+    env.reset(seed=0)
+    with pytest.raises((keel.ActionError, ValueError)):
+        env.step(6)
+    env.step(5)
