@@ -366,6 +366,8 @@ pub struct Ild {
     eval_starts: Tensor,
     device: Device,
     state: IldState,
+    /// Sample the policy in training rollouts (its mode otherwise; tests only).
+    sample: bool,
 }
 
 /// Reads the demo and checks it against the env and the horizon.
@@ -487,7 +489,7 @@ impl Ild {
         let mut state = self.starts.shallow_clone();
         for _ in 0..horizon {
             let leaf = state.detach().set_requires_grad(true);
-            let action = self.policy.act(&self.policy_input(&leaf), false);
+            let action = self.policy.act(&self.policy_input(&leaf), !self.sample);
             let action_leaf = action.detach().set_requires_grad(true);
             let next = self.physics.step(&leaf, &action_leaf);
             if apg {
@@ -616,6 +618,7 @@ impl Algorithm for Ild {
             eval_starts,
             device,
             state: IldState::default(),
+            sample: true,
         })
     }
 
@@ -776,6 +779,8 @@ mod tests {
         c.trunc_len = c.horizon;
         c.normalize_step_grads = false;
         let mut ild = learner(&c);
+        // The policy's mode: libtorch's generator is shared with tests running alongside.
+        ild.sample = false;
         tch::manual_seed(5);
         ild.adam.zero_grad();
         ild.rollout_gradients().unwrap_or_else(|e| panic!("{e}"));
@@ -785,7 +790,7 @@ mod tests {
         let mut state = ild.starts.shallow_clone();
         let mut total = Tensor::zeros([], (Kind::Float, Device::Cpu));
         for _ in 0..c.horizon {
-            let action = ild.policy.act(&ild.physics.observe(&state), false);
+            let action = ild.policy.act(&ild.physics.observe(&state), true);
             total = total + ild.physics.reward(&state, &action).sum(Kind::Float);
             state = ild.physics.step(&state, &action);
         }
