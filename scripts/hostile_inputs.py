@@ -154,6 +154,21 @@ class Fixtures:
             "sampler_reversed": '[sampler]\nkind = "uniform_start_state"\nlow = [0.1, 0.0, 0.0, 0.0]\n'
                                 'high = [0.0, 0.1, 0.1, 0.1]\n',
         })
+        sweep_head = 'algorithms = ["ppo"]\nseeds = [0]\ntotal_timesteps = 128\nset = { num_envs = 2, num_steps = 32 }\n'
+        cart_env = '[[envs]]\nid = "keel/CartPole-v1"\nname = "cartpole"\n'
+        self.sweeps = files(d, "sweep", "toml", {
+            "ok": sweep_head + cart_env,
+            "sac": 'algorithms = ["sac"]\nseeds = [0]\n' + cart_env,
+            "env": sweep_head + '[[envs]]\nid = "keel/Nope-v0"\n',
+            "field": sweep_head + "seedz = [1]\n" + cart_env,
+            "no_seeds": 'algorithms = ["ppo"]\nseeds = []\n' + cart_env,
+            "jobs0": sweep_head + "jobs = 0\n" + cart_env,
+            "cpus0": sweep_head + "cpus_per_run = 0\n" + cart_env,
+            "grid": sweep_head + "[grid]\nlearning_rate = []\n" + cart_env,
+            "env_config": sweep_head + cart_env + "config = { gravityy = 9.8 }\n",
+            "env_value": sweep_head + cart_env + "config = { tau = -1.0 }\n",
+        })
+        (d / "empty_dir").mkdir()
         self.run = d / "run"
         trained = subprocess.run(
             [keel, "train", "--run-dir", str(self.run), *TINY, "--max-iterations", "1"],
@@ -291,6 +306,7 @@ def run_config(run: Path, test: Callable[[str], bool], what: str) -> Check:
 def cli_cases(fx: Fixtures) -> list[Case]:
     d = fx.dir
     a, s, c, dmg = fx.actions, fx.states, fx.configs, fx.damaged
+    sw = fx.sweeps
     out = str(d / "out.json")
 
     def rollout(env: str, *extra: str, actions: str = a["cart"], to: str = out) -> list[str]:
@@ -674,6 +690,80 @@ def cli_cases(fx: Fixtures) -> list[Case]:
         Case("td critical --alpha -1", "cli", ["td", "critical", "--alpha", "-1"], "error", "alpha"),
         Case("td baird short run", "cli", ["td", "baird", "--steps", "50", "--out", str(d / "td_ok.json")], "ok",
              check=file_has(str(d / "td_ok.json"), lambda r: r["steps_done"] == 50, "not 50 steps")),
+        # target-period stability maps
+        Case("td stability --lr nan", "cli", ["td", "stability", "--lr", "nan", "--out", str(d / "st1")], "error",
+             "lr"),
+        Case("td stability --k 0", "cli", ["td", "stability", "--k", "0", "--lr", "0.01", "--out", str(d / "st2")],
+             "error", "k"),
+        Case("td stability --seeds 0", "cli", ["td", "stability", "--seeds", "0", "--lr", "0.01", "--out",
+                                               str(d / "st3")], "error", "seeds"),
+        Case("td stability unknown env", "cli", ["td", "stability", "--env", "keel/Nope-v0", "--lr", "0.01", "--out",
+                                                 str(d / "st4")], "error", "keel/Nope-v0"),
+        Case("td stability dqn on Box actions", "cli", ["td", "stability", "--env", pend, "--lr", "0.01", "--out",
+                                                        str(d / "st5")], "error", "Discrete"),
+        Case("td stability --out a file", "cli", ["td", "stability", "--lr", "0.01", "--out", fx.file], "error",
+             "a_file"),
+        # sweeps and reports
+        Case("sweep missing spec", "cli", ["sweep", str(d / "nope.toml"), "--out", str(d / "sw0")], "error",
+             "nope.toml"),
+        Case("sweep unknown algorithm", "cli", ["sweep", sw["sac"], "--out", str(d / "sw1")], "error", "sac"),
+        Case("sweep unknown env", "cli", ["sweep", sw["env"], "--out", str(d / "sw2")], "error", "keel/Nope-v0"),
+        Case("sweep unknown field", "cli", ["sweep", sw["field"], "--out", str(d / "sw3")], "error", "seedz"),
+        Case("sweep no seeds", "cli", ["sweep", sw["no_seeds"], "--out", str(d / "sw4")], "error", "seeds"),
+        Case("sweep jobs=0", "cli", ["sweep", sw["jobs0"], "--out", str(d / "sw5")], "error", "jobs"),
+        Case("sweep cpus_per_run=0", "cli", ["sweep", sw["cpus0"], "--out", str(d / "sw6")], "error",
+             "cpus_per_run"),
+        Case("sweep empty grid axis", "cli", ["sweep", sw["grid"], "--out", str(d / "sw7")], "error", "grid"),
+        Case("sweep bad env config", "cli", ["sweep", sw["env_config"], "--out", str(d / "sw8")], "error",
+             "gravityy"),
+        Case("sweep bad env value", "cli", ["sweep", sw["env_value"], "--out", str(d / "sw12")], "error", "tau"),
+        Case("sweep --jobs -1", "cli", ["sweep", sw["ok"], "--jobs", "-1", "--out", str(d / "sw9")], "error",
+             "jobs"),
+        Case("sweep --out a file", "cli", ["sweep", sw["ok"], "--out", fx.file], "error", "a_file"),
+        Case("sweep --ray unreachable", "cli", ["sweep", sw["ok"], "--ray", "127.0.0.1:1", "--out",
+                                                str(d / "sw10")], "error", "127.0.0.1:1", timeout=120),
+        Case("sweep --dry-run", "cli", ["sweep", sw["ok"], "--dry-run", "--out", str(d / "sw11")], "ok",
+             check=lambda p: None if "cartpole" in p.stdout else "no run listed"),
+        Case("report on a folder without runs", "cli", ["report", str(d / "empty_dir")], "error", "empty_dir"),
+        Case("report on a missing folder", "cli", ["report", str(d / "nope_dir")], "error", "nope_dir"),
+        Case("report on a file", "cli", ["report", fx.file], "error", "a_file"),
+        Case("report --reps 0", "cli", ["report", str(d / "empty_dir"), "--reps", "0"], "error", "reps"),
+        # demonstrations
+        Case("demo --episodes 0", "cli", ["demo", "--run", run, "--episodes", "0", "--out", str(d / "d.safetensors")],
+             "error", "episodes"),
+        Case("demo --steps 0", "cli", ["demo", "--run", run, "--steps", "0", "--out", str(d / "d.safetensors")],
+             "error", "steps"),
+        Case("demo --steps -1", "cli", ["demo", "--run", run, "--steps", "-1", "--out", str(d / "d.safetensors")],
+             "error", "steps"),
+        Case("demo missing run", "cli", ["demo", "--run", str(d / "nope_run"), "--out", str(d / "d.safetensors")],
+             "error", "nope_run"),
+        Case("demo --out in /proc", "cli", ["demo", "--run", run, "--steps", "8", "--out", "/proc/keel/d.safetensors"],
+             "error", "/proc/keel"),
+        Case("demo damaged checkpoint", "cli", ["demo", "--run", dmg["nan_weights"], "--steps", "8", "--out",
+                                                str(d / "d.safetensors")], "error", "actor.head.bias"),
+        # the humanoid's clips and renderer
+        Case("render unknown clip", "cli", ["render", "--clip", "moonwalk", "--out", str(d / "r.gif")], "error",
+             "moonwalk"),
+        Case("render --size 0x0", "cli", ["render", "--clip", "walk", "--size", "0x0", "--out", str(d / "r.gif")],
+             "error", "size"),
+        Case("render --size abc", "cli", ["render", "--clip", "walk", "--size", "abc", "--out", str(d / "r.gif")],
+             "error", "abc"),
+        Case("render --size huge", "cli", ["render", "--clip", "walk", "--size", "100000x100000", "--out",
+                                           str(d / "r.gif")], "error", "size"),
+        Case("render --fps 0", "cli", ["render", "--clip", "walk", "--fps", "0", "--out", str(d / "r.gif")], "error",
+             "fps"),
+        Case("render --seconds nan", "cli", ["render", "--clip", "walk", "--seconds", "nan", "--out",
+                                             str(d / "r.gif")], "error", "seconds"),
+        Case("render --seconds -1", "cli", ["render", "--clip", "walk", "--seconds", "-1", "--out",
+                                            str(d / "r.gif")], "error", "seconds"),
+        Case("render a CartPole run", "cli", ["render", "--run", run, "--out", str(d / "r.gif")], "error",
+             "humanoid run"),
+        Case("render --out in /proc", "cli", ["render", "--clip", "walk", "--seconds", "0.1", "--out",
+                                              "/proc/keel/r.gif"], "error", "/proc/keel"),
+        Case("render a short clip", "cli", ["render", "--clip", "walk", "--seconds", "0.2", "--size", "64x48",
+                                            "--out", str(d / "r_ok.gif")], "ok",
+             check=lambda p: None if (d / "r_ok.gif").read_bytes()[:6] in (b"GIF89a", b"GIF87a") else "not a GIF"),
+        Case("clips", "cli", ["clips"], "ok", check=lambda p: None if "walk" in p.stdout else "no walk clip"),
         # the rest
         Case("unknown command", "cli", ["teleport"], "error", "teleport"),
         Case("list --json", "cli", ["list", "--json"], "ok",
@@ -871,6 +961,8 @@ def classify(case: Case, proc: subprocess.CompletedProcess | None) -> tuple[str,
         return "UNCLEAR", f"refused a valid input: {last_line(proc.stderr)}"
     lines = [l for l in proc.stderr.splitlines() if l.strip()]
     if case.kind == "cli":
+        # Progress lines (`keel sweep: 4 runs ...`) come before the error; they are not part of it.
+        lines = [l for l in lines if not l.startswith("keel ")]
         # clap's usage errors: an `error:` line, then usage and a hint.
         clap = proc.returncode == 2 and bool(lines) and lines[0].startswith("error:")
         message = " ".join(lines) if clap else (lines[0] if lines else "")

@@ -26,17 +26,17 @@ pub struct RenderArgs {
     #[arg(long, value_name = "DIR")]
     run: Option<PathBuf>,
     /// Episodes of the run's policy, one after the other, from random clip phases.
-    #[arg(long, default_value_t = 1, requires = "run")]
+    #[arg(long, default_value_t = 1, requires = "run", allow_negative_numbers = true)]
     episodes: usize,
     /// Seconds of motion to record (default: one pass of the clip; for a run, at most this per
     /// episode, 5 s by default).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     seconds: Option<f64>,
     /// Seed of the first episode of a run (episode k gets seed + k).
-    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(long, default_value_t = 1_000_000, allow_negative_numbers = true)]
     seed: u64,
     /// Frames per second of the GIF.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 30, allow_negative_numbers = true)]
     fps: u32,
     /// Frame size, pixels, as WIDTHxHEIGHT.
     #[arg(long, default_value = "320x240")]

@@ -520,6 +520,10 @@ fn run_on_ray(spec: &Spec, trials: &[Trial], out: &Path, program: &Path, address
         .stdin(Stdio::null())
         .status()
         .with_context(|| format!("running {}", python.display()))?;
+    // Exit status 2: the driver refused (no cluster, no Ray) and said why in one `error:` line.
+    if status.code() == Some(2) {
+        return Err(crate::AlreadyReported.into());
+    }
     if !status.success() {
         bail!("the Ray sweep did not finish ({status}); see the message above");
     }

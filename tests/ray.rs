@@ -119,6 +119,8 @@ fn no_reachable_cluster_is_a_clear_error_without_a_hang() {
         assert!(!out.status.success() && log.contains(needle), "{address}: {log}");
         assert!(start.elapsed() < Duration::from_secs(60), "{address}: took {:?}", start.elapsed());
         assert!(!log.contains("Traceback") && !log.contains("panicked"), "{log}");
+        // One `error:` line: the driver's, not repeated by `keel`.
+        assert_eq!(String::from_utf8_lossy(&out.stderr).matches("error:").count(), 1, "{address}: {log}");
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
