@@ -35,7 +35,8 @@ fi
 
 # Keel's wheel, rebuilt when a source file is newer than the installed one.
 installed="$venv/.keel-wheel"
-newest="$(find "$root/python" "$root/envs/src" "$root/envs/Cargo.toml" "$root/physics/src" -newer "$installed" \
+newest="$(find "$root/python/keel" "$root/python/src" "$root/python/Cargo.toml" "$root/python/pyproject.toml" \
+  "$root/envs/src" "$root/envs/Cargo.toml" "$root/physics/src" "$root/physics/Cargo.toml" -newer "$installed" \
   -type f \( -name '*.rs' -o -name '*.py' -o -name '*.toml' -o -name '*.json' \) -print -quit 2>/dev/null || true)"
 if [ ! -f "$installed" ] || [ -n "$newest" ]; then
   maturin="${MATURIN:-$(command -v maturin)}"
