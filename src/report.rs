@@ -141,7 +141,9 @@ fn normaliser(file: &SweepFile, env: &str, results: &[&RunResult], episodes: u64
     let zero = entry
         .map(|e| (e.id.clone(), e.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Map<String, Value>>()))
         .and_then(|(id, config)| baseline_return(&id, &config, "zero", episodes).ok())
-        .map_or(String::new(), |z| format!(" (zero input: R_zero = {z:.4e}, normalised {:.3})", (z - low) / (high - low)));
+        .map_or(String::new(), |z| {
+            format!(" (zero input: R_zero = {z:.4e}, normalised {:.3})", (z - low) / (high - low))
+        });
     Normaliser { low, high, how: format!("min–max over this sweep's final returns [{low:.4e}, {high:.4e}]{zero}") }
 }
 
