@@ -35,8 +35,9 @@ pub struct ReportArgs {
     /// Bootstrap resamples of the confidence intervals.
     #[arg(long, default_value_t = 2000, allow_negative_numbers = true)]
     reps: usize,
-    /// Episodes of each baseline controller (zero, LQR/LQG) per env.
-    #[arg(long, default_value_t = 5, allow_negative_numbers = true)]
+    /// Episodes of each baseline controller (zero, LQR/LQG) per env: the initial states are
+    /// random, so fewer than ~100 leave the normaliser noisy.
+    #[arg(long, default_value_t = 100, allow_negative_numbers = true)]
     baseline_episodes: u64,
 }
 
@@ -97,9 +98,11 @@ impl Normaliser {
 fn baseline_return(env_id: &str, config: &Map<String, Value>, controller: &str, episodes: u64) -> Result<f64> {
     let design = Controller::design(controller, env_id, config)?;
     let mut env = keel_envs::make(env_id, config)?;
+    // An env without a time limit could hold still under zero input forever.
+    let cap = env.spec().max_episode_steps.unwrap_or(100_000);
     let mut total = 0.0;
     for seed in 0..episodes {
-        total -= run_episode(env.as_mut(), &design, 1_000_000 + seed, u64::MAX)?.cost;
+        total -= run_episode(env.as_mut(), &design, 1_000_000 + seed, cap)?.cost;
     }
     Ok(total / episodes as f64)
 }
@@ -134,7 +137,14 @@ fn normaliser(file: &SweepFile, env: &str, results: &[&RunResult], episodes: u64
     let finite = results.iter().map(|r| r.final_return).filter(|v| v.is_finite());
     let (low, high) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(v), h.max(v)));
     let high = if high > low { high } else { low + 1.0 };
-    Normaliser { low, high, how: format!("min–max over this sweep's final returns [{low:.4e}, {high:.4e}]") }
+    // No linear model: still say what doing nothing scores, so "better than no control" can be read off.
+    let zero = entry
+        .map(|e| (e.id.clone(), e.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Map<String, Value>>()))
+        .and_then(|(id, config)| baseline_return(&id, &config, "zero", episodes).ok())
+        .map_or(String::new(), |z| {
+            format!(" (zero input: R_zero = {z:.4e}, normalised {:.3})", (z - low) / (high - low))
+        });
+    Normaliser { low, high, how: format!("min–max over this sweep's final returns [{low:.4e}, {high:.4e}]{zero}") }
 }
 
 /// Runs `keel report`.

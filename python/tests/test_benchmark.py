@@ -13,10 +13,15 @@ import stable_baselines3 as sb3
 import keel
 import keel.sb3
 
-CONTROL_ENVS = [
-    ("keel/Linear-v0", {"system": "toy"}),
-    ("keel/Linear-v0", {"system": "he1"}),
-    ("keel/Linear-v0", {"system": "ac1"}),
+# Every system of keel/Linear-v0 (controlgym's toy and its 36 COMPleib systems): the preset's
+# bounds are derived per system, so each one is a separate case. The large ones (cm5, cbm, iss:
+# hundreds of states) take 17–103 s each on a shared core; all 50 cases about 4 min.
+LINEAR_SYSTEMS = (
+    "toy ac1 ac2 ac3 ac4 ac5 ac6 ac7 ac8 ac9 ac10 bdt1 bdt2 cbm cdp cm1 cm2 cm3 cm4 cm5 dis1 dis2 dlr "
+    "he1 he2 he3 he4 he5 he6 iss je1 je2 lah pas psm rea umv"
+).split()
+
+CONTROL_ENVS = [("keel/Linear-v0", {"system": system}) for system in LINEAR_SYSTEMS] + [
     ("keel/AllenCahn-v0", {}),
     ("keel/Burgers-v0", {}),
     ("keel/CahnHilliard-v0", {}),
