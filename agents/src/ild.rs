@@ -879,6 +879,8 @@ mod tests {
         let mut c = config(Pendulum::ID, Objective::Apg);
         c.trunc_len = c.horizon;
         c.normalize_step_grads = false;
+        // The observation statistics move after every rollout; they are constant within one.
+        c.normalize_observations = false;
         let mut ild = learner(&c);
         // The policy's mode: libtorch's generator is shared with tests running alongside.
         ild.sample = false;
@@ -922,18 +924,59 @@ mod tests {
 
     #[test]
     fn chamfer_is_near_zero_on_the_demo_and_has_finite_gradients_there() {
-        let e = Tensor::from_slice(&[0.0f32, 1.0, 2.0, 3.0, 4.0, 5.0]).view([3, 2]);
-        let x = e.unsqueeze(0).repeat([2, 1, 1]).set_requires_grad(true);
+        let e = Tensor::from_slice(&[0.0f32, 1.0, 2.0, 3.0, 4.0, 5.0]).view([1, 3, 2]);
+        let x = e.repeat([2, 1, 1]).set_requires_grad(true);
         let w = Tensor::ones([3], (Kind::Float, Device::Cpu));
         let d = chamfer(&x, &e, &w);
         assert!(d.double_value(&[]) < 1e-5);
         d.backward();
         assert!(x.grad().isfinite().all().int64_value(&[]) == 1);
         // Reversed in time, the states are still each other's nearest: Chamfer ignores order.
-        let reversed = e.flip([0]).unsqueeze(0);
+        let reversed = e.flip([1]);
         assert!(chamfer(&reversed, &e, &w).double_value(&[]) < 1e-5);
         let shifted = &reversed + 1.0;
         assert!(chamfer(&shifted, &e, &w).double_value(&[]) > 0.1);
+    }
+
+    #[test]
+    fn multi_demo_chamfer_takes_the_best_matching_demo_per_direction() {
+        let near = Tensor::from_slice(&[0.0f32, 1.0, 2.0, 3.0, 4.0, 5.0]).view([1, 3, 2]);
+        let far = &near + 10.0;
+        let w = Tensor::ones([3], (Kind::Float, Device::Cpu));
+        let x = near.shallow_clone();
+        // The rollout is demo 1: the minimum over demos ignores demo 0.
+        let both = Tensor::cat(&[&far, &near], 0);
+        assert!(chamfer(&x, &both, &w).double_value(&[]) < 1e-5);
+        // One demo: the single-demo loss, unchanged by how the demos are stacked.
+        let single = chamfer(&x, &far, &w).double_value(&[]);
+        // Nearest RMS distances 10, 8, 6 each way.
+        assert!((single - 16.0).abs() < 1e-4, "{single}");
+        // Every rollout picks its own demo: one on each gives zero for both.
+        let xs = Tensor::cat(&[&near, &far], 0);
+        assert!(chamfer(&xs, &both, &w).double_value(&[]) < 1e-5);
+    }
+
+    #[test]
+    fn running_stats_follow_braxs_normaliser() {
+        let mut stats = RunningStats::new(2);
+        // No data yet: mean 0, variance 1 (the prior), so only the ±5 clip acts.
+        let x = Tensor::from_slice(&[3.0f32, -7.0]).view([1, 2]);
+        assert_eq!(Vec::<f32>::try_from(stats.scale(Kind::Float, Device::Cpu).apply(&x).view([-1])).unwrap_or_default(), vec![3.0, -5.0]);
+        let rows = Tensor::from_slice(&[1.0f64, 10.0, 3.0, 10.0, 5.0, 10.0, 7.0, 10.0]).view([4, 2]);
+        stats.update(&rows.narrow(0, 0, 2), 1.0);
+        stats.update(&rows.narrow(0, 2, 2), 1.0);
+        // mean 4 and 10; M2 = 20 and 0; variance (1 + M2) / (n + 1), floored at 1e-6.
+        assert!((stats.mean[0] - 4.0).abs() < 1e-12 && (stats.m2[0] - 20.0).abs() < 1e-9, "{stats:?}");
+        let scale = stats.scale(Kind::Double, Device::Cpu);
+        let y = Vec::<f64>::try_from(scale.apply(&Tensor::from_slice(&[4.0 + 21f64.sqrt() / 5f64.sqrt(), 10.0]).view([1, 2])).view([-1]))
+            .unwrap_or_default();
+        assert!((y[0] - 1.0).abs() < 1e-9 && y[1].abs() < 1e-9, "{y:?}");
+        // A weight counts every row that many times: the same mean and variance as repeating them.
+        let mut weighted = RunningStats::new(2);
+        weighted.update(&rows, 3.0);
+        let mut repeated = RunningStats::new(2);
+        repeated.update(&rows.repeat([3, 1]), 1.0);
+        assert!((weighted.count - repeated.count).abs() < 1e-12 && (weighted.m2[0] - repeated.m2[0]).abs() < 1e-9);
     }
 
     fn train(config: &IldConfig, iterations: u64, dir: &std::path::Path) -> Box<dyn Run> {
@@ -944,6 +987,7 @@ mod tests {
             ("hidden_sizes".into(), serde_json::json!(config.hidden_sizes)),
             ("eval_envs".into(), config.eval_envs.into()),
             ("iterations".into(), iterations.into()),
+            ("demo_count".into(), config.demo_count.into()),
         ];
         if !config.demo.is_empty() {
             overrides.push(("demo".into(), config.demo.clone().into()));
@@ -1010,6 +1054,10 @@ mod tests {
         let mut bc = config(Pendulum::ID, Objective::Bc);
         bc.demo = c.demo.clone();
         train(&bc, 2, &dir.join("bc"));
+        // Both episodes of the demo at once (the multi-demo variant).
+        let mut multi = c.clone();
+        multi.demo_count = 2;
+        train(&multi, 1, &dir.join("multi"));
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -1040,6 +1088,11 @@ mod tests {
         o.extend([("env_id", Value::from(CartPole::ID)), ("demo", path.clone()), ("horizon", Value::from(25))]);
         let err = build_error(&o);
         assert!(err.contains("`horizon`") && err.contains("longer than the demo (24 steps)"), "{err}");
+        // More demos than the file holds (it has 2 episodes).
+        let mut o: Vec<(&str, Value)> = small.to_vec();
+        o.extend([("env_id", Value::from(CartPole::ID)), ("demo", path.clone()), ("horizon", Value::from(24)), ("demo_count", Value::from(3))]);
+        let err = build_error(&o);
+        assert!(err.contains("`demo_count`") && err.contains("holds 2 episode(s)"), "{err}");
         // The same demo at its own length is fine.
         let mut o: Vec<(&str, Value)> = small.to_vec();
         o.extend([("env_id", Value::from(CartPole::ID)), ("demo", path.clone()), ("horizon", Value::from(24))]);
