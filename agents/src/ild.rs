@@ -22,7 +22,9 @@
 //! separate Adam.
 //!
 //! The policy is an MLP with swish activations giving a location and a scale per action;
-//! actions are `tanh(loc + (softplus(scale) + 0.001) ε)`. Start states are drawn once and reused
+//! actions are `tanh(loc + (softplus(scale) + 0.001) ε)`. Its observations are normalised by
+//! running statistics (Brax's normaliser, as the official code): the demo's in every BC step, the
+//! rollout's after every ILD / APG iteration. Start states are drawn once and reused
 //! every iteration. Every iteration evaluates the deterministic policy on `eval_envs` fixed
 //! starts with the env's reward over `horizon` steps and keeps the best parameters so far:
 //! [`Algorithm::act`] (what `keel eval` and `keel demo` play) uses them. Each iteration also plays
