@@ -22,7 +22,9 @@
 //! separate Adam.
 //!
 //! The policy is an MLP with swish activations giving a location and a scale per action;
-//! actions are `tanh(loc + (softplus(scale) + 0.001) ε)`. Start states are drawn once and reused
+//! actions are `tanh(loc + (softplus(scale) + 0.001) ε)`. Its observations are normalised by
+//! running statistics (Brax's normaliser, as the official code): the demo's in every BC step, the
+//! rollout's after every ILD / APG iteration. Start states are drawn once and reused
 //! every iteration. Every iteration evaluates the deterministic policy on `eval_envs` fixed
 //! starts with the env's reward over `horizon` steps and keeps the best parameters so far:
 //! [`Algorithm::act`] (what `keel eval` and `keel demo` play) uses them. Each iteration also plays
@@ -85,6 +87,10 @@ pub struct IldConfig {
     pub demo: String,
     /// Which episode of the demo to imitate (default 0).
     pub demo_episode: usize,
+    /// How many demo episodes to imitate, from `demo_episode` on (default 1). With more than one,
+    /// each rollout's two Chamfer terms each take their minimum over the demos (the best-matching
+    /// demo; the official `train_multi_traj.py`), and BC clones all of them.
+    pub demo_count: usize,
     /// Seed (default 1).
     pub seed: u64,
     /// Gradient steps (iterations) (default 5000).
@@ -97,6 +103,10 @@ pub struct IldConfig {
     pub trunc_len: usize,
     /// Normalise the cotangent of every next state and action to global norm ≤ 1 (default true).
     pub normalize_step_grads: bool,
+    /// Feed the policy observations normalised by running statistics (default true, as the
+    /// official code): updated with the demo's observations in every BC step and with the
+    /// rollout's in every ILD / APG iteration; `(o − mean) / std` clipped to ±5.
+    pub normalize_observations: bool,
     /// Adam learning rate (default 1e-3).
     pub learning_rate: f64,
     /// Global gradient-norm bound (default 0.3).
@@ -124,12 +134,14 @@ impl Default for IldConfig {
             algo: Objective::Ild,
             demo: String::new(),
             demo_episode: 0,
+            demo_count: 1,
             seed: 1,
             iterations: 5000,
             num_envs: 300,
             horizon: 128,
             trunc_len: 10,
             normalize_step_grads: true,
+            normalize_observations: true,
             learning_rate: 1e-3,
             max_grad_norm: 0.3,
             bc_steps: 1000,
@@ -151,6 +163,7 @@ impl Validate for IldConfig {
         at_least_one("horizon", self.horizon as u64)?;
         at_least_one("trunc_len", self.trunc_len as u64)?;
         at_least_one("eval_envs", self.eval_envs as u64)?;
+        at_least_one("demo_count", self.demo_count as u64)?;
         positive("learning_rate", self.learning_rate)?;
         positive("max_grad_norm", self.max_grad_norm)?;
         positive("reverse_discount", self.reverse_discount)?;
@@ -293,7 +306,10 @@ impl Policy {
     }
 }
 
-/// Running mean and variance of state features (Chan et al.'s parallel update), in float64.
+/// Running mean and variance of features, as Brax's observation normaliser (which the official
+/// code uses for both observations and states): Welford/Chan updates in float64, the variance
+/// `(1 + M2) / (count + 1)` clipped to [1e-6, 1e6] (its prior is one unit sample of variance 1),
+/// and normalised values clipped to ±5.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 struct RunningStats {
     count: f64,
@@ -302,34 +318,49 @@ struct RunningStats {
 }
 
 impl RunningStats {
-    fn update(&mut self, rows: &Tensor) {
+    fn new(width: usize) -> Self {
+        Self { count: 0.0, mean: vec![0.0; width], m2: vec![0.0; width] }
+    }
+
+    /// Adds `rows [N, F]`, each counted `weight` times (the official code repeats the demo once
+    /// per env before updating with it).
+    fn update(&mut self, rows: &Tensor, weight: f64) {
         let rows = rows.detach().to_kind(Kind::Double).to_device(Device::Cpu);
-        let n = rows.size()[0] as f64;
-        let width = rows.size()[1] as usize;
+        let n = rows.size()[0] as f64 * weight;
+        let width = self.mean.len();
         let mean = Vec::<f64>::try_from(rows.mean_dim(0, false, Kind::Double)).unwrap_or_else(|_| vec![0.0; width]);
         let m2 = Vec::<f64>::try_from((&rows - rows.mean_dim(0, true, Kind::Double)).square().sum_dim_intlist(0, false, Kind::Double))
             .unwrap_or_else(|_| vec![0.0; width]);
-        if self.count == 0.0 {
-            (self.count, self.mean, self.m2) = (n, mean, m2);
-            return;
-        }
         let total = self.count + n;
         for k in 0..width {
             let delta = mean[k] - self.mean[k];
-            self.m2[k] += m2[k] + delta * delta * self.count * n / total;
+            self.m2[k] += m2[k] * weight + delta * delta * self.count * n / total;
             self.mean[k] += delta * n / total;
         }
         self.count = total;
     }
 
-    /// `(x − mean) / std` with the std floored at 1e-3 (float32 on `device`).
-    fn apply(&self, x: &Tensor) -> Tensor {
+    /// The normaliser of the current statistics, as tensors of `kind` on `device`.
+    fn scale(&self, kind: Kind, device: Device) -> Scale {
         let width = self.mean.len() as i64;
-        let std: Vec<f64> = self.m2.iter().map(|m| (m / self.count.max(1.0)).sqrt().max(1e-3)).collect();
-        let opts = (x.kind(), x.device());
-        let mean = Tensor::from_slice(&self.mean).to_kind(opts.0).to_device(opts.1).view([1, width]);
-        let std = Tensor::from_slice(&std).to_kind(opts.0).to_device(opts.1).view([1, width]);
-        (x - mean) / std
+        let std: Vec<f64> = self.m2.iter().map(|m| ((1.0 + m) / (self.count + 1.0)).clamp(1e-6, 1e6).sqrt()).collect();
+        Scale {
+            mean: Tensor::from_slice(&self.mean).to_kind(kind).to_device(device).view([1, width]),
+            std: Tensor::from_slice(&std).to_kind(kind).to_device(device).view([1, width]),
+        }
+    }
+}
+
+/// A frozen snapshot of [`RunningStats`]: `((x − mean) / std)` clipped to ±5 (the clip also stops
+/// the gradient of a feature more than five deviations out, as in the official code).
+struct Scale {
+    mean: Tensor,
+    std: Tensor,
+}
+
+impl Scale {
+    fn apply(&self, x: &Tensor) -> Tensor {
+        ((x - &self.mean) / &self.std).clamp(-5.0, 5.0)
     }
 }
 
@@ -337,6 +368,9 @@ impl RunningStats {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct IldState {
     state_stats: RunningStats,
+    /// The policy's observation statistics, and the ones that went with the best parameters.
+    obs_stats: RunningStats,
+    best_obs_stats: RunningStats,
     best_return: Option<f64>,
     warmed_up: bool,
 }
@@ -358,7 +392,7 @@ pub struct Ild {
     best: Policy,
     adam: Adam,
     bc_adam: Adam,
-    /// The expert's states `[T, S]` (float32) for `ild`.
+    /// The experts' states `[K, T, S]` (float32) for `ild`: K demos (usually one).
     expert_states: Option<Tensor>,
     /// The expert's observations `[T', O]` and actions `[T', A]` for BC.
     expert_pairs: Option<(Tensor, Tensor)>,
@@ -366,6 +400,9 @@ pub struct Ild {
     eval_starts: Tensor,
     device: Device,
     state: IldState,
+    /// The policy's observation normaliser now and the best parameters' (`None`: raw observations).
+    obs_scale: Option<Scale>,
+    best_obs_scale: Option<Scale>,
     /// Sample the policy in training rollouts (its mode otherwise; tests only).
     sample: bool,
 }
@@ -400,6 +437,14 @@ fn load_demo(config: &IldConfig, spec: &EnvSpec, physics: &dyn Dynamics) -> Resu
             demo.episodes()
         )));
     }
+    if (config.demo_episode + config.demo_count) as i64 > demo.episodes() {
+        return Err(AgentError::Config(format!(
+            "training config: invalid `demo_count`: {} episodes from episode {} but the demo holds {} episode(s)",
+            config.demo_count,
+            config.demo_episode,
+            demo.episodes()
+        )));
+    }
     if config.horizon as i64 > demo.steps() {
         return Err(AgentError::Config(format!(
             "training config: invalid `horizon`: {} steps is longer than the demo ({} steps); lower `horizon` \
@@ -408,12 +453,12 @@ fn load_demo(config: &IldConfig, spec: &EnvSpec, physics: &dyn Dynamics) -> Resu
             demo.steps()
         )));
     }
-    let e = config.demo_episode as i64;
+    let (e, k) = (config.demo_episode as i64, config.demo_count as i64);
     let t = config.horizon as i64;
     Ok((
-        states.get(e).narrow(0, 0, t).to_kind(Kind::Float),
-        demo.observations.get(e).narrow(0, 0, t),
-        demo.actions.get(e).narrow(0, 0, t).clamp(-1.0, 1.0),
+        states.narrow(0, e, k).narrow(1, 0, t).to_kind(Kind::Float),
+        demo.observations.narrow(0, e, k).narrow(1, 0, t).reshape([k * t, o]),
+        demo.actions.narrow(0, e, k).narrow(1, 0, t).reshape([k * t, a]).clamp(-1.0, 1.0),
     ))
 }
 
@@ -424,28 +469,60 @@ fn norm_grad(g: &Tensor) -> Tensor {
     g / norm
 }
 
-/// The bidirectional nearest-state distance between agent states `x [B, T, S]` and expert
-/// states `e [T, S]`, with step weights `w [T]` (RMS over features; an epsilon keeps the square
-/// root's gradient finite at zero distance).
+/// The bidirectional nearest-state distance between agent states `x [B, T, S]` and the states
+/// of K expert demos `e [K, T, S]`, with step weights `w [T]` (RMS over features; an epsilon keeps
+/// the square root's gradient finite at zero distance). Each direction's weighted mean over steps
+/// takes its minimum over the demos, then the mean over the batch (with one demo: the paper's
+/// loss; with several: the official multi-demo variant).
 pub fn chamfer(x: &Tensor, e: &Tensor, w: &Tensor) -> Tensor {
-    let (t, s) = (e.size()[0], e.size()[1]);
-    let d = ((x.unsqueeze(2) - e.view([1, 1, t, s])).square().mean_dim(-1, false, Kind::Float) + 1e-12).sqrt();
-    let to_expert = (d.amin(-1, false) * w.view([1, -1])).mean(Kind::Float);
-    let to_agent = (d.amin(1, false) * w.view([1, -1])).mean(Kind::Float);
+    let (k, t, s) = (e.size()[0], e.size()[1], e.size()[2]);
+    let b = x.size()[0];
+    // [B, K, T_agent, T_expert]
+    let d = ((x.view([b, 1, t, 1, s]) - e.view([1, k, 1, t, s])).square().mean_dim(-1, false, Kind::Float) + 1e-12).sqrt();
+    let w = w.view([1, 1, t]);
+    let to_expert = (d.amin(-1, false) * &w).mean_dim(-1, false, Kind::Float).amin(1, false).mean(Kind::Float);
+    let to_agent = (d.amin(2, false) * &w).mean_dim(-1, false, Kind::Float).amin(1, false).mean(Kind::Float);
     to_expert + to_agent
 }
 
 impl Ild {
+    /// The observation of `state`, normalised as the current policy sees it.
     fn policy_input(&self, state: &Tensor) -> Tensor {
-        self.physics.observe(state)
+        self.normalized(&self.physics.observe(state))
+    }
+
+    fn normalized(&self, obs: &Tensor) -> Tensor {
+        match &self.obs_scale {
+            Some(scale) => scale.apply(obs),
+            None => obs.shallow_clone(),
+        }
+    }
+
+    /// The observation normalisers of the current and best statistics (none if disabled).
+    fn refresh_scales(&mut self) {
+        if self.config.normalize_observations {
+            self.obs_scale = Some(self.state.obs_stats.scale(Kind::Float, self.device));
+            self.best_obs_scale = Some(self.state.best_obs_stats.scale(Kind::Float, self.device));
+        }
+    }
+
+    /// Adds observations `[N, O]` (counted `weight` times each) to the policy's statistics.
+    fn update_obs_stats(&mut self, obs: &Tensor, weight: f64) {
+        if self.config.normalize_observations {
+            self.state.obs_stats.update(obs, weight);
+            self.obs_scale = Some(self.state.obs_stats.scale(Kind::Float, self.device));
+        }
     }
 
     /// One BC step; returns its loss.
     fn bc_step(&mut self) -> Result<f64> {
         let Some((obs, actions)) = &self.expert_pairs else { return Ok(f64::NAN) };
+        let (obs, actions) = (obs.shallow_clone(), actions.shallow_clone());
+        // As the official BC loss: the normaliser takes the demo (once per env) first.
+        self.update_obs_stats(&obs, self.config.num_envs as f64);
         self.bc_adam.zero_grad();
-        let predicted = self.policy.act(obs, false);
-        let loss = (predicted - actions).square().sum_dim_intlist(-1, false, Kind::Float).mean(Kind::Float);
+        let predicted = self.policy.act(&self.normalized(&obs), false);
+        let loss = (predicted - &actions).square().sum_dim_intlist(-1, false, Kind::Float).mean(Kind::Float);
         loss.backward();
         self.finite_grads();
         self.bc_adam.clip_grad_norm(self.config.max_grad_norm);
@@ -486,10 +563,13 @@ impl Ild {
         let mut action_leaves = Vec::with_capacity(horizon);
         let mut nexts = Vec::with_capacity(horizon);
         let mut rewards = Vec::with_capacity(horizon);
+        let mut observations = Vec::with_capacity(horizon);
         let mut state = self.starts.shallow_clone();
         for _ in 0..horizon {
             let leaf = state.detach().set_requires_grad(true);
-            let action = self.policy.act(&self.policy_input(&leaf), !self.sample);
+            let obs = self.physics.observe(&leaf);
+            let action = self.policy.act(&self.normalized(&obs), !self.sample);
+            observations.push(obs.detach());
             let action_leaf = action.detach().set_requires_grad(true);
             let next = self.physics.step(&leaf, &action_leaf);
             if apg {
@@ -501,6 +581,9 @@ impl Ild {
             action_leaves.push(action_leaf);
             nexts.push(next);
         }
+        // The rollout's observations join the policy's statistics after it (the official loss).
+        let o = observations[0].size()[1];
+        self.update_obs_stats(&Tensor::stack(&observations, 1).view([-1, o]), 1.0);
         // The loss and its cotangent for every recorded state.
         let (loss_value, state_grads) = if apg {
             let total = Tensor::stack(&rewards, 1).detach().sum(Kind::Float).double_value(&[]);
@@ -509,13 +592,15 @@ impl Ild {
             let detached: Vec<Tensor> = leaves.iter().map(Tensor::detach).collect();
             let x = Tensor::stack(&detached, 1).set_requires_grad(true);
             let s = x.size()[2];
-            self.state.state_stats.update(&x.view([-1, s]));
+            self.state.state_stats.update(&x.view([-1, s]), 1.0);
             let expert = self.expert_states.as_ref().ok_or_else(|| AgentError::Config("ild has no demo".into()))?;
+            let k = expert.size()[0];
             let ts = Tensor::arange(horizon as i64, (Kind::Float, self.device));
             let w = Tensor::full([horizon as i64], self.config.reverse_discount, (Kind::Float, self.device))
                 .pow(&(-ts + horizon as f64));
-            let norm_x = self.state.state_stats.apply(&x.view([-1, s])).view([batch, horizon as i64, s]);
-            let norm_e = self.state.state_stats.apply(expert);
+            let states = self.state.state_stats.scale(Kind::Float, self.device);
+            let norm_x = states.apply(&x.view([-1, s])).view([batch, horizon as i64, s]);
+            let norm_e = states.apply(&expert.view([-1, s])).view([k, horizon as i64, s]);
             let loss = chamfer(&norm_x, &norm_e, &w).tanh();
             let grads = Tensor::run_backward(&[&loss], &[&x], false, false);
             (loss.double_value(&[]), grads.into_iter().next())
@@ -573,7 +658,7 @@ impl Ild {
     fn play_episode(&self, envs: &mut Envs) -> Result<()> {
         for _ in 0..self.config.horizon {
             let obs = envs.observe().to_kind(Kind::Float);
-            let action = tch::no_grad(|| self.policy.act(&obs, true));
+            let action = tch::no_grad(|| self.policy.act(&self.normalized(&obs), true));
             envs.step(&action)?;
         }
         Ok(())
@@ -589,7 +674,7 @@ impl Algorithm for Ild {
         let params = mlp_parameters(input_width, &config.hidden_sizes, 2 * actions as usize);
         // Parameters (policy, best, gradients, two Adams' moments) plus the rollout's graph.
         let graph = config.num_envs as u128 * config.horizon as u128 * (config.hidden_sizes.iter().sum::<i64>().max(1) as u128 * 3 + 64);
-        let distances = config.num_envs as u128 * (config.horizon as u128).pow(2) * 3;
+        let distances = config.num_envs as u128 * config.demo_count as u128 * (config.horizon as u128).pow(2) * 3;
         crate::config::check_memory("num_envs", config.num_envs as u128, 4 * (7 * params + graph + distances))?;
         let policy = Policy::new(device, input_width as i64, &config.hidden_sizes, actions);
         let mut best = Policy::new(device, input_width as i64, &config.hidden_sizes, actions);
@@ -605,7 +690,8 @@ impl Algorithm for Ild {
         };
         let starts = physics.start(config.num_envs as i64, device);
         let eval_starts = physics.start(config.eval_envs as i64, device);
-        Ok(Self {
+        let physics_state_len = physics.state_len();
+        let mut ild = Self {
             config: config.clone(),
             physics,
             policy,
@@ -617,9 +703,19 @@ impl Algorithm for Ild {
             starts,
             eval_starts,
             device,
-            state: IldState::default(),
+            state: IldState {
+                state_stats: RunningStats::new(physics_state_len),
+                obs_stats: RunningStats::new(input_width),
+                best_obs_stats: RunningStats::new(input_width),
+                best_return: None,
+                warmed_up: false,
+            },
+            obs_scale: None,
+            best_obs_scale: None,
             sample: true,
-        })
+        };
+        ild.refresh_scales();
+        Ok(ild)
     }
 
     fn metrics(&self) -> &'static [Metric] {
@@ -652,13 +748,19 @@ impl Algorithm for Ild {
         if self.state.best_return.is_none_or(|b| eval_return > b) {
             self.state.best_return = Some(eval_return);
             self.best.vs.copy(&self.policy.vs).map_err(|e| AgentError::Config(format!("copying the policy: {e}")))?;
+            self.state.best_obs_stats = self.state.obs_stats.clone();
+            self.refresh_scales();
         }
         self.play_episode(envs)?;
         Ok(vec![loss, bc_loss, grad_norm, eval_return, self.state.best_return.unwrap_or(f64::NAN)])
     }
 
     fn act(&self, input: &Tensor, deterministic: bool) -> Tensor {
-        self.best.act(&input.to_kind(Kind::Float), deterministic)
+        let input = input.to_kind(Kind::Float);
+        match &self.best_obs_scale {
+            Some(scale) => self.best.act(&scale.apply(&input), deterministic),
+            None => self.best.act(&input, deterministic),
+        }
     }
 
     fn parameters(&self) -> Vec<(String, Tensor)> {
@@ -705,6 +807,7 @@ impl Algorithm for Ild {
     fn load_state(&mut self, state: &Value) -> Result<()> {
         self.state =
             serde_json::from_value(state.clone()).map_err(|e| AgentError::Checkpoint(format!("ILD state: {e}")))?;
+        self.refresh_scales();
         Ok(())
     }
 }
@@ -778,6 +881,8 @@ mod tests {
         let mut c = config(Pendulum::ID, Objective::Apg);
         c.trunc_len = c.horizon;
         c.normalize_step_grads = false;
+        // The observation statistics move after every rollout; they are constant within one.
+        c.normalize_observations = false;
         let mut ild = learner(&c);
         // The policy's mode: libtorch's generator is shared with tests running alongside.
         ild.sample = false;
@@ -790,7 +895,7 @@ mod tests {
         let mut state = ild.starts.shallow_clone();
         let mut total = Tensor::zeros([], (Kind::Float, Device::Cpu));
         for _ in 0..c.horizon {
-            let action = ild.policy.act(&ild.physics.observe(&state), true);
+            let action = ild.policy.act(&ild.policy_input(&state), true);
             total = total + ild.physics.reward(&state, &action).sum(Kind::Float);
             state = ild.physics.step(&state, &action);
         }
@@ -821,18 +926,59 @@ mod tests {
 
     #[test]
     fn chamfer_is_near_zero_on_the_demo_and_has_finite_gradients_there() {
-        let e = Tensor::from_slice(&[0.0f32, 1.0, 2.0, 3.0, 4.0, 5.0]).view([3, 2]);
-        let x = e.unsqueeze(0).repeat([2, 1, 1]).set_requires_grad(true);
+        let e = Tensor::from_slice(&[0.0f32, 1.0, 2.0, 3.0, 4.0, 5.0]).view([1, 3, 2]);
+        let x = e.repeat([2, 1, 1]).set_requires_grad(true);
         let w = Tensor::ones([3], (Kind::Float, Device::Cpu));
         let d = chamfer(&x, &e, &w);
         assert!(d.double_value(&[]) < 1e-5);
         d.backward();
         assert!(x.grad().isfinite().all().int64_value(&[]) == 1);
         // Reversed in time, the states are still each other's nearest: Chamfer ignores order.
-        let reversed = e.flip([0]).unsqueeze(0);
+        let reversed = e.flip([1]);
         assert!(chamfer(&reversed, &e, &w).double_value(&[]) < 1e-5);
         let shifted = &reversed + 1.0;
         assert!(chamfer(&shifted, &e, &w).double_value(&[]) > 0.1);
+    }
+
+    #[test]
+    fn multi_demo_chamfer_takes_the_best_matching_demo_per_direction() {
+        let near = Tensor::from_slice(&[0.0f32, 1.0, 2.0, 3.0, 4.0, 5.0]).view([1, 3, 2]);
+        let far = &near + 10.0;
+        let w = Tensor::ones([3], (Kind::Float, Device::Cpu));
+        let x = near.shallow_clone();
+        // The rollout is demo 1: the minimum over demos ignores demo 0.
+        let both = Tensor::cat(&[&far, &near], 0);
+        assert!(chamfer(&x, &both, &w).double_value(&[]) < 1e-5);
+        // One demo: the single-demo loss, unchanged by how the demos are stacked.
+        let single = chamfer(&x, &far, &w).double_value(&[]);
+        // Nearest RMS distances 10, 8, 6 each way.
+        assert!((single - 16.0).abs() < 1e-4, "{single}");
+        // Every rollout picks its own demo: one on each gives zero for both.
+        let xs = Tensor::cat(&[&near, &far], 0);
+        assert!(chamfer(&xs, &both, &w).double_value(&[]) < 1e-5);
+    }
+
+    #[test]
+    fn running_stats_follow_braxs_normaliser() {
+        let mut stats = RunningStats::new(2);
+        // No data yet: mean 0, variance 1 (the prior), so only the ±5 clip acts.
+        let x = Tensor::from_slice(&[3.0f32, -7.0]).view([1, 2]);
+        assert_eq!(Vec::<f32>::try_from(stats.scale(Kind::Float, Device::Cpu).apply(&x).view([-1])).unwrap_or_default(), vec![3.0, -5.0]);
+        let rows = Tensor::from_slice(&[1.0f64, 10.0, 3.0, 10.0, 5.0, 10.0, 7.0, 10.0]).view([4, 2]);
+        stats.update(&rows.narrow(0, 0, 2), 1.0);
+        stats.update(&rows.narrow(0, 2, 2), 1.0);
+        // mean 4 and 10; M2 = 20 and 0; variance (1 + M2) / (n + 1), floored at 1e-6.
+        assert!((stats.mean[0] - 4.0).abs() < 1e-12 && (stats.m2[0] - 20.0).abs() < 1e-9, "{stats:?}");
+        let scale = stats.scale(Kind::Double, Device::Cpu);
+        let y = Vec::<f64>::try_from(scale.apply(&Tensor::from_slice(&[4.0 + 21f64.sqrt() / 5f64.sqrt(), 10.0]).view([1, 2])).view([-1]))
+            .unwrap_or_default();
+        assert!((y[0] - 1.0).abs() < 1e-9 && y[1].abs() < 1e-9, "{y:?}");
+        // A weight counts every row that many times: the same mean and variance as repeating them.
+        let mut weighted = RunningStats::new(2);
+        weighted.update(&rows, 3.0);
+        let mut repeated = RunningStats::new(2);
+        repeated.update(&rows.repeat([3, 1]), 1.0);
+        assert!((weighted.count - repeated.count).abs() < 1e-12 && (weighted.m2[0] - repeated.m2[0]).abs() < 1e-9);
     }
 
     fn train(config: &IldConfig, iterations: u64, dir: &std::path::Path) -> Box<dyn Run> {
@@ -843,6 +989,7 @@ mod tests {
             ("hidden_sizes".into(), serde_json::json!(config.hidden_sizes)),
             ("eval_envs".into(), config.eval_envs.into()),
             ("iterations".into(), iterations.into()),
+            ("demo_count".into(), config.demo_count.into()),
         ];
         if !config.demo.is_empty() {
             overrides.push(("demo".into(), config.demo.clone().into()));
@@ -909,6 +1056,10 @@ mod tests {
         let mut bc = config(Pendulum::ID, Objective::Bc);
         bc.demo = c.demo.clone();
         train(&bc, 2, &dir.join("bc"));
+        // Both episodes of the demo at once (the multi-demo variant).
+        let mut multi = c.clone();
+        multi.demo_count = 2;
+        train(&multi, 1, &dir.join("multi"));
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -939,6 +1090,11 @@ mod tests {
         o.extend([("env_id", Value::from(CartPole::ID)), ("demo", path.clone()), ("horizon", Value::from(25))]);
         let err = build_error(&o);
         assert!(err.contains("`horizon`") && err.contains("longer than the demo (24 steps)"), "{err}");
+        // More demos than the file holds (it has 2 episodes).
+        let mut o: Vec<(&str, Value)> = small.to_vec();
+        o.extend([("env_id", Value::from(CartPole::ID)), ("demo", path.clone()), ("horizon", Value::from(24)), ("demo_count", Value::from(3))]);
+        let err = build_error(&o);
+        assert!(err.contains("`demo_count`") && err.contains("holds 2 episode(s)"), "{err}");
         // The same demo at its own length is fine.
         let mut o: Vec<(&str, Value)> = small.to_vec();
         o.extend([("env_id", Value::from(CartPole::ID)), ("demo", path.clone()), ("horizon", Value::from(24))]);
