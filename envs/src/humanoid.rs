@@ -88,7 +88,9 @@ use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use keel_physics::glam::{DQuat, DVec3};
 use keel_physics::model::{Joint, quat, rotation_vector, wxyz};
 use keel_physics::render::Renderer;
-use keel_physics::{BodyState, ClipLibrary, DataDir, Humanoid, HumanoidConfig, HumanoidModel, PhysicsError};
+use keel_physics::{
+    BodyState, ClipLibrary, DataDir, Humanoid, HumanoidConfig, HumanoidModel, Perturbation, PhysicsError,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -194,6 +196,12 @@ pub struct HumanoidTrackConfig {
     /// The folder holding `pybullet_data/` and `pybullet_envs/` (default: the Keel cache, where
     /// `scripts/setup.sh` puts them).
     pub data_dir: Option<String>,
+    /// Uniform noise on every start the env draws itself (the default of the `perturbation`
+    /// reset parameter; default none). `keel eval --perturb` sets it.
+    pub perturbation: Perturbation,
+    /// Align the reference to every start (the default of the `align_reference` reset parameter;
+    /// default false).
+    pub align_reference: bool,
 }
 
 impl Default for HumanoidTrackConfig {
@@ -211,6 +219,8 @@ impl Default for HumanoidTrackConfig {
             pgs_iterations: 4,
             render_size: [320, 240],
             data_dir: None,
+            perturbation: Perturbation::default(),
+            align_reference: false,
         }
     }
 }
@@ -270,7 +280,8 @@ impl Validate for HumanoidTrackConfig {
                 format!("each side must be in 16..=4096, got {:?}", self.render_size),
             ));
         }
-        Ok(())
+        self.perturbation.check().map_err(|(field, message)| FieldError::new("perturbation", format!("`{field}` {message}")))
+
     }
 }
 
@@ -286,11 +297,28 @@ pub struct HumanoidTrackParams {
     pub pose_noise: f64,
     /// Std of Gaussian noise on every coordinate of the start velocity.
     pub velocity_noise: f64,
+    /// Uniform noise on a start the env draws itself ([`Perturbation`]).
+    pub perturbation: Perturbation,
+    /// Move the reference (yaw about the vertical and a horizontal shift, held for the
+    /// episode) so that its root at the start time lies on the start state's root: what a
+    /// start off the reference (perturbed, or the state of another clip) tracks.
+    pub align_reference: bool,
+    /// The episode's first `masked_steps` steps are masked: their reward is the substitute
+    /// (see the module docs), not the tracking reward. At most 100.
+    pub masked_steps: u32,
 }
 
 impl Default for HumanoidTrackParams {
     fn default() -> Self {
-        Self { clip: "walk".into(), start_time: None, pose_noise: 0.0, velocity_noise: 0.0 }
+        Self {
+            clip: "walk".into(),
+            start_time: None,
+            pose_noise: 0.0,
+            velocity_noise: 0.0,
+            perturbation: Perturbation::default(),
+            align_reference: false,
+            masked_steps: 0,
+        }
     }
 }
 
@@ -307,7 +335,10 @@ impl Validate for HumanoidTrackParams {
                 return Err(FieldError::new(field, format!("must be in [0, {max}], got {value}")));
             }
         }
-        Ok(())
+        if self.masked_steps > 100 {
+            return Err(FieldError::new("masked_steps", format!("must be at most 100, got {}", self.masked_steps)));
+        }
+        self.perturbation.check().map_err(|(field, message)| FieldError::new("perturbation", format!("`{field}` {message}")))
     }
 }
 
@@ -493,6 +524,47 @@ fn inverse_heading(root: DQuat) -> DQuat {
     DQuat::from_rotation_y(-f64::atan2(-facing.z, facing.x))
 }
 
+/// A move of the reference onto the start: a yaw about the vertical through `from` (the
+/// reference root at the start), then a horizontal shift onto `to` (the start's root).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+struct Align {
+    yaw: f64,
+    from: [f64; 3],
+    to: [f64; 3],
+}
+
+impl Align {
+    /// The move that puts the root of `reference` (a pose) on the root of `start`.
+    fn between(reference: &[f64], start: &[f64]) -> Self {
+        let yaw = |q: &[f64]| {
+            let facing = quat(q).normalize() * DVec3::X;
+            f64::atan2(-facing.z, facing.x)
+        };
+        Self {
+            yaw: yaw(&start[3..7]) - yaw(&reference[3..7]),
+            from: [reference[0], reference[1], reference[2]],
+            to: [start[0], start[1], start[2]],
+        }
+    }
+
+    fn pose(&self, pose: &mut [f64]) {
+        let r = DQuat::from_rotation_y(self.yaw);
+        let d = r * DVec3::new(pose[0] - self.from[0], 0.0, pose[2] - self.from[2]);
+        pose[0] = self.to[0] + d.x;
+        pose[2] = self.to[2] + d.z;
+        let q = (r * quat(&pose[3..7])).normalize();
+        pose[3..7].copy_from_slice(&wxyz(q));
+    }
+
+    fn velocity(&self, velocity: &mut [f64]) {
+        let r = DQuat::from_rotation_y(self.yaw);
+        for k in [0, 3] {
+            let v = r * DVec3::from_slice(&velocity[k..k + 3]);
+            velocity[k..k + 3].copy_from_slice(&v.to_array());
+        }
+    }
+}
+
 /// What the env saves in a snapshot besides the humanoid.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Episode {
@@ -504,6 +576,36 @@ struct Episode {
     terms: [f64; 5],
     tracking_error: f64,
     fell: bool,
+    /// How the reference is moved onto the start (`align_reference`).
+    #[serde(default)]
+    align: Option<Align>,
+    /// Masked steps still to come.
+    #[serde(default)]
+    masked_left: u32,
+    /// The last step was masked.
+    #[serde(default)]
+    masked: bool,
+    /// The tracking reward of the last step, before any substitution.
+    #[serde(default)]
+    raw_reward: f64,
+}
+
+impl Episode {
+    fn new(clip: usize, time: f64, started: bool) -> Self {
+        Self {
+            clip,
+            time,
+            started,
+            set_state: None,
+            terms: [0.0; 5],
+            tracking_error: 0.0,
+            fell: false,
+            align: None,
+            masked_left: 0,
+            masked: false,
+            raw_reward: 0.0,
+        }
+    }
 }
 
 /// The DeepMimic tracking env (see the module docs).
@@ -519,6 +621,8 @@ pub struct HumanoidTrack {
     rng: EnvRng,
     params: HumanoidTrackParams,
     episode: Episode,
+    /// Per clip, the running mean of this env's unmasked rewards: the reward of a masked step.
+    substitute: Vec<f64>,
     weights: [f64; 5],
     substeps: usize,
     control_dt: f64,
@@ -546,7 +650,9 @@ impl Registered for HumanoidTrack {
         let obs_len = 1 + bodies * PER_BODY + 1 + config.future_frames * bodies * PER_FUTURE_BODY;
         let n = model.actuated_dofs();
         let mut extras: Vec<String> = TERMS.iter().map(|t| format!("reward_{t}")).collect();
-        extras.extend(["tracking_error".into(), "clip_time".into(), "fell".into()]);
+        extras.extend(
+            ["tracking_error", "clip_time", "fell", "masked", "tracking_reward"].map(String::from),
+        );
         Ok(EnvSpec {
             id: Self::ID.into(),
             observation_space: Space::Box(BoxSpace::vector(
@@ -576,7 +682,13 @@ impl Registered for HumanoidTrack {
         let fresh = humanoid.snapshot();
         let w = config.reward_weights.as_array();
         let total: f64 = w.iter().sum();
-        let params = HumanoidTrackParams { clip: config.clip.clone(), ..HumanoidTrackParams::default() };
+        let params = HumanoidTrackParams {
+            clip: config.clip.clone(),
+            perturbation: config.perturbation,
+            align_reference: config.align_reference,
+            ..HumanoidTrackParams::default()
+        };
+        let substitute = vec![f64::NAN; assets.clips.clips().len()];
         Ok(Self {
             spec,
             layout,
@@ -584,15 +696,8 @@ impl Registered for HumanoidTrack {
             fresh,
             rng: EnvRng::default(),
             params,
-            episode: Episode {
-                clip,
-                time: 0.0,
-                started: false,
-                set_state: None,
-                terms: [0.0; 5],
-                tracking_error: 0.0,
-                fell: false,
-            },
+            episode: Episode::new(clip, 0.0, false),
+            substitute,
             weights: w.map(|x| x / total),
             substeps: config.substeps(),
             control_dt: 1.0 / config.control_hz,
@@ -665,6 +770,10 @@ impl HumanoidTrack {
         self.humanoid.write_body_states(&mut self.sim.bodies).map_err(physics_error)?;
         clip.write_pose_at(self.episode.time, &mut self.reference.pose).map_err(physics_error)?;
         clip.write_velocity_at(self.episode.time, &mut self.reference.velocity).map_err(physics_error)?;
+        if let Some(align) = &self.episode.align {
+            align.pose(&mut self.reference.pose);
+            align.velocity(&mut self.reference.velocity);
+        }
         model
             .write_body_states(&self.reference.pose, Some(&self.reference.velocity), &mut self.reference.bodies)
             .map_err(physics_error)?;
@@ -707,6 +816,9 @@ impl HumanoidTrack {
         for frame in 1..=self.config.future_frames {
             let t = self.episode.time + frame as f64 * self.control_dt;
             clip.write_pose_at(t, &mut self.future.pose).map_err(physics_error)?;
+            if let Some(align) = &self.episode.align {
+                align.pose(&mut self.future.pose);
+            }
             self.assets
                 .model
                 .write_body_states(&self.future.pose, None, &mut self.future.bodies)
@@ -810,9 +922,11 @@ impl HumanoidTrack {
         }
     }
 
-    fn extras_array(&self) -> [f64; 8] {
+    fn extras_array(&self) -> [f64; 10] {
         let [a, b, c, d, e] = self.episode.terms;
-        [a, b, c, d, e, self.episode.tracking_error, self.episode.time, f64::from(u8::from(self.episode.fell))]
+        let flag = |b: bool| f64::from(u8::from(b));
+        let ep = &self.episode;
+        [a, b, c, d, e, ep.tracking_error, ep.time, flag(ep.fell), flag(ep.masked), ep.raw_reward]
     }
 }
 
@@ -830,6 +944,8 @@ impl Env for HumanoidTrack {
             self.check_state(state)?;
         }
         let (start_time, pose_noise, velocity_noise) = (params.start_time, params.pose_noise, params.velocity_noise);
+        let (perturbation, align_reference, masked_steps) =
+            (params.perturbation, params.align_reference, params.masked_steps);
         drop(params);
         self.rng.reseed(seed);
         let clip = &self.assets.clips.clips()[clip_id];
@@ -849,8 +965,21 @@ impl Env for HumanoidTrack {
                 clip.write_pose_at(time, &mut self.sim.pose).map_err(physics_error)?;
                 clip.write_velocity_at(time, &mut self.sim.velocity).map_err(physics_error)?;
                 self.perturb(pose_noise, velocity_noise);
+                if !perturbation.is_zero() {
+                    let rng = &mut self.rng;
+                    perturbation.apply(&self.assets.model, &mut self.sim.pose, &mut self.sim.velocity, &mut || {
+                        rng.uniform(0.0, 1.0)
+                    });
+                }
                 time
             }
+        };
+        let align = if align_reference {
+            let clip = &self.assets.clips.clips()[clip_id];
+            clip.write_pose_at(state, &mut self.reference.pose).map_err(physics_error)?;
+            Some(Align::between(&self.reference.pose, &self.sim.pose))
+        } else {
+            None
         };
         self.humanoid.restore(&self.fresh).map_err(physics_error)?;
         self.humanoid.set_state(&self.sim.pose, &self.sim.velocity).map_err(physics_error)?;
@@ -859,13 +988,10 @@ impl Env for HumanoidTrack {
         reported.extend_from_slice(&self.sim.pose);
         reported.extend_from_slice(&self.sim.velocity);
         self.episode = Episode {
-            clip: clip_id,
-            time: state,
-            started: true,
             set_state: Some(reported),
-            terms: [0.0; 5],
-            tracking_error: 0.0,
-            fell: false,
+            align,
+            masked_left: masked_steps,
+            ..Episode::new(clip_id, state, true)
         };
         self.score()?;
         self.write_obs(obs)
@@ -902,6 +1028,8 @@ impl Env for HumanoidTrack {
             model.write_body_states(&self.sim.pose, None, &mut self.sim.bodies).map_err(physics_error)?;
             self.episode.terms = [0.0; 5];
             self.episode.fell = true;
+            self.episode.raw_reward = 0.0;
+            self.episode.masked = self.episode.masked_left > 0;
             self.write_obs(obs)?;
             return Ok(Step { reward: 0.0, terminated: true, truncated: false });
         }
@@ -910,7 +1038,21 @@ impl Env for HumanoidTrack {
         self.write_obs(obs)?;
         let clip = self.clip();
         let truncated = !fell && !clip.looping() && self.episode.time >= clip.duration() - 1e-9;
-        Ok(Step { reward: if fell { 0.0 } else { self.reward() }, terminated: fell, truncated })
+        let raw = if fell { 0.0 } else { self.reward() };
+        self.episode.raw_reward = raw;
+        let substitute = &mut self.substitute[self.episode.clip];
+        let reward = if self.episode.masked_left > 0 {
+            // A masked step: the policy is still finding its way onto the reference, so it gets
+            // what this clip usually pays (a fall still pays nothing).
+            self.episode.masked_left -= 1;
+            self.episode.masked = true;
+            if fell || substitute.is_nan() { raw } else { *substitute }
+        } else {
+            self.episode.masked = false;
+            *substitute = if substitute.is_nan() { raw } else { 0.95 * *substitute + 0.05 * raw };
+            raw
+        };
+        Ok(Step { reward, terminated: fell, truncated })
     }
 
     fn write_extras(&self, out: &mut [f64]) {
@@ -966,6 +1108,7 @@ impl Env for HumanoidTrack {
         map.insert("rng".into(), serde_json::to_value(&self.rng).ok()?);
         map.insert("params".into(), serde_json::to_value(&self.params).ok()?);
         map.insert("episode".into(), serde_json::to_value(&self.episode).ok()?);
+        map.insert("substitute".into(), serde_json::to_value(&self.substitute).ok()?);
         Some(Value::Object(map))
     }
 
@@ -979,6 +1122,14 @@ impl Env for HumanoidTrack {
         let rng: EnvRng = serde_json::from_value(field("rng")?).map_err(|e| bad("rng", e))?;
         let params: HumanoidTrackParams = serde_json::from_value(field("params")?).map_err(|e| bad("params", e))?;
         let episode: Episode = serde_json::from_value(field("episode")?).map_err(|e| bad("episode", e))?;
+        let substitute: Vec<f64> = match snapshot.get("substitute") {
+            // NaN (no reward seen yet) is saved as null.
+            Some(Value::Array(values)) => values.iter().map(|v| v.as_f64().unwrap_or(f64::NAN)).collect(),
+            _ => vec![f64::NAN; self.substitute.len()],
+        };
+        if substitute.len() != self.substitute.len() {
+            return Err(EnvError::Snapshot(format!("{}: `substitute` has {} clips", Self::ID, substitute.len())));
+        }
         clip_index(&self.assets, &params.clip)?;
         if episode.clip >= self.assets.clips.clips().len() {
             return Err(EnvError::Snapshot(format!("{}: clip index {} out of range", Self::ID, episode.clip)));
@@ -987,6 +1138,7 @@ impl Env for HumanoidTrack {
         self.rng = rng;
         self.params = params;
         self.episode = episode;
+        self.substitute = substitute;
         if self.episode.started {
             let (terms, error, fell) = (self.episode.terms, self.episode.tracking_error, self.episode.fell);
             self.score()?;
