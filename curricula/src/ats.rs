@@ -74,6 +74,9 @@ pub struct Ats {
     frame_weights: Vec<Vec<f64>>,
     /// `p(clip)`.
     clip_weights: Vec<f64>,
+    /// Whether episodes may start in each clip (clips reachable only otherwise, e.g. through a
+    /// trajectory graph, weigh 0).
+    starts: Vec<bool>,
     /// Steps reported since the last update.
     pending_steps: u64,
     /// Updates so far.
@@ -93,12 +96,19 @@ fn floored_softmax(x: &[f64], temperature: f64, alpha: f64) -> Vec<f64> {
 impl Ats {
     /// A table over clips of `frames[c]` start frames each (every count ≥ 1), uniform.
     pub fn new(config: AtsConfig, frames: &[usize]) -> Self {
-        let n = frames.len().max(1) as f64;
+        Self::with_starts(config, frames, &vec![true; frames.len()])
+    }
+
+    /// [`Ats::new`] where episodes start only in the clips with `starts[c]` (at least one);
+    /// the others keep statistics but weigh 0.
+    pub fn with_starts(config: AtsConfig, frames: &[usize], starts: &[bool]) -> Self {
+        let n = starts.iter().filter(|s| **s).count().max(1) as f64;
         Self {
             returns: frames.iter().map(|&l| vec![0.0; l]).collect(),
             visits: frames.iter().map(|&l| vec![0; l]).collect(),
             frame_weights: frames.iter().map(|&l| vec![1.0 / l.max(1) as f64; l]).collect(),
-            clip_weights: vec![1.0 / n; frames.len()],
+            clip_weights: starts.iter().map(|&s| if s { 1.0 / n } else { 0.0 }).collect(),
+            starts: starts.to_vec(),
             pending_steps: 0,
             updates: 0,
             config,
@@ -127,8 +137,16 @@ impl Ats {
     pub fn update(&mut self) {
         let (alpha, c) = (self.config.alpha, &self.config);
         self.frame_weights = self.returns.iter().map(|r| floored_softmax(r, c.frame_temperature, alpha)).collect();
-        let means: Vec<f64> = self.returns.iter().map(|r| r.iter().sum::<f64>() / r.len().max(1) as f64).collect();
-        self.clip_weights = floored_softmax(&means, c.clip_temperature, alpha);
+        let means: Vec<f64> = self
+            .returns
+            .iter()
+            .zip(&self.starts)
+            .filter(|(_, s)| **s)
+            .map(|(r, _)| r.iter().sum::<f64>() / r.len().max(1) as f64)
+            .collect();
+        let mut weights = floored_softmax(&means, c.clip_temperature, alpha).into_iter();
+        self.clip_weights =
+            self.starts.iter().map(|&s| if s { weights.next().unwrap_or(0.0) } else { 0.0 }).collect();
         self.updates += 1;
     }
 
@@ -183,6 +201,7 @@ impl Ats {
             && self.returns.iter().zip(frames).all(|(r, &l)| r.len() == l)
             && self.frame_weights.iter().zip(frames).all(|(w, &l)| w.len() == l)
             && self.clip_weights.len() == frames.len()
+            && self.starts.len() == frames.len()
     }
 }
 
@@ -285,6 +304,18 @@ mod tests {
             let p = *count as f64 / clip0 as f64;
             assert!((p - ats.frame_weights(0)[f]).abs() < 0.02, "frame {f}: {p}");
         }
+    }
+
+    #[test]
+    fn a_clip_without_starts_is_never_drawn_but_keeps_its_statistics() {
+        let config = AtsConfig { update_steps: Some(1), ..AtsConfig::default() };
+        let mut ats = Ats::with_starts(config, &[4, 3], &[true, false]);
+        assert_eq!(ats.clip_weights(), &[1.0, 0.0]);
+        ats.record(1, 0, 0.0, 1);
+        ats.record(0, 0, 1.0, 1);
+        assert_eq!(ats.clip_weights(), &[1.0, 0.0], "a failing non-start clip stays at 0");
+        assert_eq!(ats.returns(1)[0], 0.0);
+        assert!((0..100).all(|k| ats.draw(k as f64 / 100.0, 0.5).0 == 0));
     }
 
     #[test]

@@ -41,8 +41,12 @@ pub const ENV_ID: &str = "keel/HumanoidTrack-v0";
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MotionTrackingConfig {
-    /// The clip set to start from (names from `keel clips`; default `["walk"]`).
+    /// The clip set (names from `keel clips`; default `["walk"]`), in the order of the
+    /// trajectory graph's.
     pub clips: Vec<String>,
+    /// The clips episodes start in (default: all of `clips`); the others are reached only
+    /// through the trajectory graph.
+    pub start_clips: Option<Vec<String>>,
     /// Seed of the sampler's random stream (default: derived from the training run's seed).
     pub seed: Option<u64>,
     /// The folder of the humanoid data (default: the Keel cache, as the env's `data_dir`).
@@ -57,7 +61,15 @@ pub struct MotionTrackingConfig {
 
 impl Default for MotionTrackingConfig {
     fn default() -> Self {
-        Self { clips: vec!["walk".into()], seed: None, data_dir: None, stf: None, ats: None, stg: None }
+        Self {
+            clips: vec!["walk".into()],
+            start_clips: None,
+            seed: None,
+            data_dir: None,
+            stf: None,
+            ats: None,
+            stg: None,
+        }
     }
 }
 
@@ -71,6 +83,14 @@ impl MotionTrackingConfig {
         for (i, c) in self.clips.iter().enumerate() {
             if self.clips[..i].contains(c) {
                 return Err(FieldError::new("clips", format!("`{c}` is named twice")));
+            }
+        }
+        if let Some(starts) = &self.start_clips {
+            if starts.is_empty() {
+                return Err(FieldError::new("start_clips", "must name at least one clip"));
+            }
+            if let Some(other) = starts.iter().find(|s| !self.clips.contains(s)) {
+                return Err(FieldError::new("start_clips", format!("`{other}` is not in `clips`")));
             }
         }
         if let Some(stf) = &self.stf {
@@ -95,6 +115,8 @@ struct Clips {
     /// Index into the library of each clip of the set.
     index: Vec<usize>,
     frames: Vec<ClipFrames>,
+    /// The clips of the set that episodes start in.
+    starts: Vec<usize>,
 }
 
 /// What [`MotionTracking::snapshot`] holds.
@@ -150,11 +172,15 @@ impl MotionTracking {
             }
             None => None,
         };
-        let ats = config.ats.clone().map(|a| Ats::new(a, &counts));
+        let starts: Vec<usize> = (0..config.clips.len())
+            .filter(|&c| config.start_clips.as_ref().is_none_or(|s| s.contains(&config.clips[c])))
+            .collect();
+        let start_mask: Vec<bool> = (0..config.clips.len()).map(|c| starts.contains(&c)).collect();
+        let ats = config.ats.clone().map(|a| Ats::with_starts(a, &counts, &start_mask));
         let rng = Pcg32::seed_from_u64(config.seed.unwrap_or(default_seed));
         Ok(Self {
             config,
-            clips: Arc::new(Clips { library, index, frames }),
+            clips: Arc::new(Clips { library, index, frames, starts }),
             stg,
             rng,
             ats,
@@ -179,7 +205,8 @@ impl MotionTracking {
         match &self.ats {
             Some(ats) => ats.draw(u, v),
             None => {
-                let c = ((u * self.clips.frames.len() as f64) as usize).min(self.clips.frames.len() - 1);
+                let starts = &self.clips.starts;
+                let c = starts[((u * starts.len() as f64) as usize).min(starts.len() - 1)];
                 let n = self.clips.frames[c].len();
                 (c, ((v * n as f64) as usize).min(n - 1))
             }
