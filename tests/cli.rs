@@ -933,6 +933,29 @@ fn humanoid_curricula_train_end_to_end_and_refuse_bad_settings() {
     assert!(report["success_rate"].as_f64().is_some_and(|r| (0.0..=1.0).contains(&r)), "{report}");
     let bad = keel_in(&dir, &["eval", "--run", "runs/walk_stf", "--perturb", "-1"]);
     assert!(!bad.status.success() && stderr(&bad).contains("--perturb"), "{}", stderr(&bad));
+    // A stopped run resumes exactly, sampler included: the same metrics (but speed) and the
+    // same sampling distributions as a straight run.
+    let straight_args = ["--total-timesteps", "768", "--num-envs", "2", "--set", "num_steps=128", "--quiet"];
+    let stg_config = configs.join("ppo_humanoid_walk_stf_ats_stg.toml");
+    let c = stg_config.to_str().unwrap_or_default();
+    let mut args = vec!["train", "--config", c, "--run-dir", "runs/straight"];
+    args.extend_from_slice(&straight_args);
+    assert!(keel_in(&dir, &args).status.success());
+    let mut args = vec!["train", "--config", c, "--run-dir", "runs/stopped", "--max-iterations", "1"];
+    args.extend_from_slice(&straight_args);
+    assert!(keel_in(&dir, &args).status.success());
+    let resumed = keel_in(&dir, &["train", "--resume", "runs/stopped", "--quiet"]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    let without_speed = |run: &str| {
+        let text = std::fs::read_to_string(dir.join(run).join("metrics.csv")).unwrap_or_default();
+        text.lines().map(|l| l.rsplit_once(',').map_or(l, |(rest, _)| rest).to_string()).collect::<Vec<_>>()
+    };
+    let (a, b) = (without_speed("runs/straight"), without_speed("runs/stopped"));
+    assert_eq!(a.len(), 4, "{a:?}");
+    assert_eq!(a, b, "a resumed run differs from a straight one");
+    let sampling = |run: &str| std::fs::read_to_string(dir.join(run).join("sampling.jsonl")).unwrap_or_default();
+    assert_eq!(sampling("runs/straight"), sampling("runs/stopped"));
+    assert_eq!(sampling("runs/straight").lines().count(), 3);
     // Bad settings: a clear error naming the value, before anything is trained.
     let stg = configs.join("ppo_humanoid_walk_stf_ats_stg.toml");
     let stg = stg.to_str().unwrap_or_default();

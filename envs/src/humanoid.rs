@@ -1412,6 +1412,104 @@ mod tests {
     }
 
     #[test]
+    fn masked_steps_pay_the_substitute_and_report_it() {
+        let Some(mut env) = env(&[("residual_actions", true.into())]) else { return };
+        let mut obs = env.spec().obs_buffer(1);
+        let zeros = [0.0f32; 28];
+        let names = env.spec().extras.clone();
+        let at = |n: &str| names.iter().position(|e| e == n).unwrap();
+        let mut extras = vec![0.0; env.spec().extras_len()];
+        // An unmasked episode teaches the env what `walk` pays.
+        let mut options = ResetOptions::default();
+        options.params.insert("start_time".into(), 0.1.into());
+        env.reset(Some(1), &options, obs.as_mut()).unwrap();
+        let mut paid = Vec::new();
+        for _ in 0..4 {
+            paid.push(env.step(Action::Float(&zeros), obs.as_mut()).unwrap().reward);
+            env.write_extras(&mut extras);
+            assert_eq!(extras[at("masked")], 0.0);
+            assert_eq!(extras[at("tracking_reward")], *paid.last().unwrap());
+        }
+        // A masked episode from a state far off the reference: the first 3 steps pay the
+        // running mean of the unmasked ones, not their own tracking reward; then the env pays
+        // its tracking reward again.
+        let mut expected = paid[0];
+        for r in &paid[1..] {
+            expected = 0.95 * expected + 0.05 * r;
+        }
+        options.params.insert("start_time".into(), 0.6.into());
+        options.params.insert("masked_steps".into(), 3.into());
+        options.params.insert("pose_noise".into(), 0.4.into());
+        env.reset(Some(2), &options, obs.as_mut()).unwrap();
+        for k in 0..5 {
+            let step = env.step(Action::Float(&zeros), obs.as_mut()).unwrap();
+            env.write_extras(&mut extras);
+            if k < 3 {
+                assert_eq!(extras[at("masked")], 1.0, "step {k}");
+                assert!((step.reward - expected).abs() < 1e-12, "step {k}: {} vs {expected}", step.reward);
+                assert_ne!(step.reward, extras[at("tracking_reward")]);
+            } else {
+                assert_eq!(extras[at("masked")], 0.0, "step {k}");
+                assert_eq!(step.reward, extras[at("tracking_reward")]);
+            }
+        }
+        options.params.insert("masked_steps".into(), 101.into());
+        assert!(env.reset(None, &options, obs.as_mut()).unwrap_err().to_string().contains("masked_steps"));
+    }
+
+    #[test]
+    fn an_aligned_reference_follows_a_start_turned_and_moved_off_the_clip() {
+        let Some(mut env) = env(&[]) else { return };
+        let mut obs = env.spec().obs_buffer(1);
+        let mut options = ResetOptions::default();
+        options.params.insert("start_time".into(), 0.3.into());
+        env.reset(Some(1), &options, obs.as_mut()).unwrap();
+        let mut state = env.state().unwrap();
+        // The start turned by 1 rad about the vertical and moved 2 m on the ground.
+        let r = DQuat::from_rotation_y(1.0);
+        let root = r * DVec3::new(state[1], state[2], state[3]);
+        (state[1], state[2], state[3]) = (root.x + 2.0, root.y, root.z - 1.0);
+        let q = wxyz(r * quat(&state[4..8]));
+        state[4..8].copy_from_slice(&q);
+        for k in [1 + 43, 1 + 43 + 3] {
+            let v = r * DVec3::from_slice(&state[k..k + 3]);
+            state[k..k + 3].copy_from_slice(&v.to_array());
+        }
+        let mut extras = vec![0.0; env.spec().extras_len()];
+        let mut moved = ResetOptions::with_state(state);
+        env.reset(Some(1), &moved, obs.as_mut()).unwrap();
+        env.write_extras(&mut extras);
+        assert!(extras[3] < 0.5 && extras[5] > 1.0, "off the reference without alignment: {extras:?}");
+        moved.params.insert("align_reference".into(), true.into());
+        env.reset(Some(1), &moved, obs.as_mut()).unwrap();
+        env.write_extras(&mut extras);
+        for (name, value) in env.spec().extras.iter().zip(&extras).take(5) {
+            assert!((1.0 - value).abs() < 1e-5, "{name} = {value}");
+        }
+        assert!(extras[5] < 1e-5, "tracking error {}", extras[5]);
+    }
+
+    #[test]
+    fn the_uniform_perturbation_moves_the_start_within_its_magnitudes() {
+        let Some(mut env) = env(&[]) else { return };
+        let mut obs = env.spec().obs_buffer(1);
+        let mut options = ResetOptions::default();
+        options.params.insert("start_time".into(), 0.2.into());
+        env.reset(Some(5), &options, obs.as_mut()).unwrap();
+        let clean = env.state().unwrap();
+        options.params.insert("perturbation".into(), serde_json::to_value(Perturbation::skillmimic()).unwrap());
+        env.reset(Some(5), &options, obs.as_mut()).unwrap();
+        let noisy = env.state().unwrap();
+        let lift = noisy[2] - clean[2];
+        assert!((0.0..=0.1).contains(&lift), "root lifted by {lift}");
+        let dv: Vec<f64> = clean[44..].iter().zip(&noisy[44..]).map(|(a, b)| (a - b).abs()).collect();
+        assert!(dv.iter().all(|d| *d <= 0.1 + 1e-12) && dv.iter().any(|d| *d > 0.0), "{dv:?}");
+        let bad = serde_json::json!({"joint_position": -0.1});
+        options.params.insert("perturbation".into(), bad);
+        assert!(env.reset(None, &options, obs.as_mut()).unwrap_err().to_string().contains("joint_position"));
+    }
+
+    #[test]
     fn renders_the_humanoid_and_its_ghost() {
         let Some(mut env) = env(&[]) else { return };
         let mut obs = env.spec().obs_buffer(1);
