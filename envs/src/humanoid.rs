@@ -53,15 +53,28 @@
 //! ## Per-step extras
 //! `reward_pose`, `reward_velocity`, `reward_end_effector`, `reward_root`, `reward_com` (each
 //! term in `[0, 1]`, unweighted, so a user can reweight them), `tracking_error` (mean distance
-//! of the bodies from the reference's, m), `clip_time` (the reference time, s) and `fell`
-//! (1 on the step that ended in a fall).
+//! of the bodies from the reference's, m), `clip_time` (the reference time, s), `fell`
+//! (1 on the step that ended in a fall), `masked` (1 on a masked step) and `tracking_reward`
+//! (the step's tracking reward before a masked step's substitution).
+//!
+//! ## Masked steps
+//! The reset parameter `masked_steps` masks an episode's first steps (SkillMimic-V2's "buffer"
+//! steps after a start off the reference): their reward is the running mean (weight 0.05) of this
+//! env's unmasked rewards on the same clip, a neutral reward while the state converges onto the
+//! reference (the official code uses the mean over the envs tracking the clip at that step; a
+//! single env has only its own history). A fall still pays 0.
 //!
 //! ## Starting state
 //! Reference state initialisation: the clip's pose and velocity at `start_time` (uniform over
 //! the clip when not set). Per-reset parameters (persistent with `set_params`, or for one reset
 //! as reset options): `clip` (a name from `keel clips`), `start_time` (s, or `null` for random),
 //! and the perturbation hook `pose_noise` (std of Gaussian noise added to every joint angle,
-//! rad) and `velocity_noise` (std of noise on every velocity coordinate). The `state` reset
+//! rad) and `velocity_noise` (std of noise on every velocity coordinate); `perturbation`
+//! (uniform noise on root height, rotation and velocities and on every joint,
+//! [`keel_physics::Perturbation`]; the config's `perturbation` is its default);
+//! `align_reference` (the reference turned about the vertical and shifted on the ground so that
+//! its root at the start time lies on the start's root, for starts off the clip); and
+//! `masked_steps` (see above). The `state` reset
 //! option sets the start exactly: `[clip time, pose (43), velocity (34)]`, the layout of
 //! [`Env::state`] (a pose of the wrong length or with a bad value is an error naming it).
 //!
