@@ -87,7 +87,7 @@ pub struct EvalArgs {
     max_episode_steps: Option<u64>,
     /// Humanoid runs: recovery from perturbed starts, the noise SCALE times the transition
     /// field's training magnitudes (writes robustness_<SCALE>.json; see `keel eval --help`).
-    #[arg(long, value_name = "SCALE", conflicts_with = "max_episode_steps")]
+    #[arg(long, value_name = "SCALE", conflicts_with = "max_episode_steps", allow_negative_numbers = true)]
     perturb: Option<f64>,
     /// With --perturb: largest tracking error (mean body distance, m) at the end of the
     /// recovery window that counts as recovered.
