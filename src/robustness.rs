@@ -131,7 +131,8 @@ pub fn evaluate(
     let out = run.join(format!("robustness_{scale}.json"));
     crate::write_atomically(&out, serde_json::to_string_pretty(&report)?.as_bytes())?;
     out!(
-        "keel eval --perturb {scale}: {n} episodes, recovered {} ({:.1}%), fell {}, tracking error {:.3} m (mean), {} m at {seconds} s: {}",
+        "keel eval --perturb {scale}: {} episodes, recovered {} ({:.1}%), fell {}, tracking error {:.3} m (mean), {} m at {seconds} s: {}",
+        result.episodes,
         result.recovered,
         100.0 * result.recovered as f64 / n as f64,
         result.fell,
