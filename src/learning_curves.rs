@@ -24,6 +24,11 @@ pub struct PlotArgs {
     /// Moving-average window over iterations (episodic returns are noisy).
     #[arg(long, default_value_t = 10, allow_negative_numbers = true)]
     smooth: usize,
+    /// Instead of curves: the reset sampler's start distribution over training (the run's
+    /// sampling.jsonl, e.g. adaptive trajectory sampling's frame weights) as a heat map of
+    /// start frames × iterations, for the first clip of the one run given.
+    #[arg(long)]
+    sampling: bool,
 }
 
 /// One column of a run's metrics.csv, by iteration, and the run's batch size.
@@ -114,6 +119,12 @@ pub fn learning_curve(dir: &Path) -> Result<()> {
 /// Runs `keel plot`.
 pub fn run(args: &PlotArgs) -> Result<()> {
     crate::checks::output_png(&args.out, "--out")?;
+    if args.sampling {
+        let [run] = args.runs.as_slice() else { bail!("--sampling draws one run, got {}", args.runs.len()) };
+        crate::sampling::heat_map(run)?.write_png(&args.out)?;
+        out!("keel plot: wrote {}", args.out.display());
+        return Ok(());
+    }
     let title = format!("{} ({} runs)", args.metric.replace('_', " "), args.runs.len());
     chart(&args.runs, &args.metric, args.smooth, title)?.write_png(&args.out, 1000, 620)?;
     out!("keel plot: wrote {}", args.out.display());

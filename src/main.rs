@@ -14,6 +14,7 @@
 //!   stable target period; `stability` maps divergence over target period × learning rate.
 //! - `keel clips`: the humanoid's motion clips; `keel render`: a clip or a trained run as an
 //!   animated GIF.
+//! - `keel curricula stg`: a stitched trajectory graph over clips, for the motion-tracking sampler.
 //! - `keel sweep`: algorithms × envs × seeds × hyperparameters as parallel, resumable runs.
 //! - `keel report`: rliable-style statistics, safety figures and plots of a sweep folder.
 //! - `keel doctor`: the libtorch build, its thread policy and CUDA devices.
@@ -30,12 +31,15 @@ mod baseline;
 mod bench;
 mod chart;
 mod checks;
+mod curricula;
 mod demo;
 mod humanoid;
 mod learning_curves;
 mod performative;
 mod report;
+mod robustness;
 mod rollout;
+mod sampling;
 mod stability;
 mod stats;
 mod sweep;
@@ -90,6 +94,8 @@ enum Command {
     Clips,
     /// Draw a motion clip (played kinematically) or a trained humanoid run into an animated GIF.
     Render(humanoid::RenderArgs),
+    /// Offline parts of the curricula: `stg` builds a stitched trajectory graph over clips.
+    Curricula(curricula::CurriculaArgs),
     /// Run a grid of algorithms × envs × seeds × hyperparameters as parallel, resumable
     /// `keel train` runs into DIR (see configs/sweeps/).
     Sweep(sweep::SweepArgs),
@@ -198,6 +204,7 @@ fn main() -> ExitCode {
         Command::Td(args) => td::run(&args),
         Command::Clips => humanoid::clips(),
         Command::Render(args) => humanoid::render(&args),
+        Command::Curricula(args) => curricula::run(&args),
         Command::Sweep(args) => sweep::run(&args),
         Command::Report(args) => report::run(&args),
         Command::Doctor => {

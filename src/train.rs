@@ -85,6 +85,17 @@ pub struct EvalArgs {
     /// as truncated.
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     max_episode_steps: Option<u64>,
+    /// Humanoid runs: recovery from perturbed starts, the noise SCALE times the transition
+    /// field's training magnitudes (writes robustness_<SCALE>.json; see `keel eval --help`).
+    #[arg(long, value_name = "SCALE", conflicts_with = "max_episode_steps", allow_negative_numbers = true)]
+    perturb: Option<f64>,
+    /// With --perturb: largest tracking error (mean body distance, m) at the end of the
+    /// recovery window that counts as recovered.
+    #[arg(long, default_value_t = 0.15, requires = "perturb")]
+    threshold: f64,
+    /// With --perturb: the recovery window, s.
+    #[arg(long, default_value_t = 2.0, requires = "perturb")]
+    recovery_seconds: f64,
 }
 
 /// The one value of `key` (`env_id` or `algo`) among the places a new run names it (its flag,
@@ -160,9 +171,15 @@ fn resolve(args: &TrainArgs) -> Result<(algorithm::Registration, Vec<(String, Va
 /// restored from its latest checkpoint.
 pub fn reopen(dir: &RunDir, extra: &[(String, Value)]) -> Result<Box<dyn Run>> {
     let text = dir.config()?;
-    let algo = algorithm::lookup(&algo_of(&text).with_context(|| format!("{}", dir.path().display()))?)?;
     let mut overrides = toml_overrides(&text)?;
     overrides.extend_from_slice(extra);
+    reopen_with(dir, overrides)
+}
+
+/// [`reopen`] with the run's config already resolved into `overrides` (and changed).
+pub fn reopen_with(dir: &RunDir, overrides: Vec<(String, Value)>) -> Result<Box<dyn Run>> {
+    let text = dir.config()?;
+    let algo = algorithm::lookup(&algo_of(&text).with_context(|| format!("{}", dir.path().display()))?)?;
     let mut run = algo.build(&overrides)?;
     run.load_checkpoint(&dir.checkpoints())?;
     Ok(run)
@@ -255,6 +272,11 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
     }
     if args.max_episode_steps == Some(0) {
         bail!("--max-episode-steps must be positive");
+    }
+    if let Some(scale) = args.perturb {
+        let options = EvalOptions { episodes: args.episodes, deterministic: args.deterministic, seed: args.seed, max_episode_steps: None };
+        crate::robustness::evaluate(&args.run, scale, args.threshold, args.recovery_seconds, options)?;
+        return Ok(());
     }
     // Each episode's record is kept for eval.json.
     let record = std::mem::size_of::<keel_agents::eval::EvalEpisode>() as u128;

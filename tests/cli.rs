@@ -888,3 +888,92 @@ fn td_stability_refuses_bad_input_before_running() {
         assert!(!out_dir.join("runs.csv").exists(), "{args:?} wrote results");
     }
 }
+
+/// The SkillMimic-V2 curricula end to end: `keel curricula stg` builds the graph; each of the
+/// walk configs (RSI only, +STF, +STF+ATS, +STF+ATS+STG) trains a tiny budget with
+/// `keel train --config`; ATS writes its distribution each iteration, `keel plot --sampling` draws
+/// it; `keel eval --perturb` measures recovery; bad curricula settings stop the run before it
+/// trains. Needs the humanoid data (setup.sh).
+#[test]
+fn humanoid_curricula_train_end_to_end_and_refuse_bad_settings() {
+    let dir = scratch("curricula");
+    let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    std::fs::create_dir_all(dir.join("runs")).unwrap_or_else(|e| panic!("{e}"));
+    let graph = keel_in(&dir, &["curricula", "stg", "--clips", "walk,run", "--out", "runs/stg_walk_run.json"]);
+    if stderr(&graph).contains("data") && std::env::var("KEEL_REQUIRE_HUMANOID_DATA").as_deref() != Ok("1") {
+        eprintln!("skipped: {}", stderr(&graph));
+        return;
+    }
+    assert!(graph.status.success(), "{}", stderr(&graph));
+    assert!(stdout(&graph).contains("62 frames"), "{}", stdout(&graph));
+    let tiny = ["--total-timesteps", "256", "--num-envs", "2", "--set", "num_steps=128", "--quiet"];
+    for name in ["walk", "walk_stf", "walk_stf_ats", "walk_stf_ats_stg"] {
+        let config = configs.join(format!("ppo_humanoid_{name}.toml"));
+        let run_dir = format!("runs/{name}");
+        let mut args = vec!["train", "--config", config.to_str().unwrap_or_default(), "--run-dir", &run_dir];
+        args.extend_from_slice(&tiny);
+        let run = keel_in(&dir, &args);
+        assert!(run.status.success(), "{name}: {}", stderr(&run));
+        assert!(dir.join(&run_dir).join("summary.json").exists(), "{name}");
+    }
+    // ATS logged its frame weights each iteration; the heat map draws them.
+    let log = std::fs::read_to_string(dir.join("runs/walk_stf_ats/sampling.jsonl")).unwrap_or_default();
+    let first: Value = serde_json::from_str(log.lines().next().unwrap_or_default()).unwrap_or_default();
+    let weights = first["distribution"]["clips"][0]["frame_weights"].as_array().cloned().unwrap_or_default();
+    assert_eq!(weights.len(), 38, "{first}");
+    let total: f64 = weights.iter().filter_map(Value::as_f64).sum();
+    assert!((total - 1.0).abs() < 1e-9, "{total}");
+    let plot = keel_in(&dir, &["plot", "runs/walk_stf_ats", "--sampling", "--out", "ats.png"]);
+    assert!(plot.status.success() && dir.join("ats.png").exists(), "{}", stderr(&plot));
+    // Recovery from perturbed starts.
+    let eval = keel_in(&dir, &["eval", "--run", "runs/walk_stf", "--perturb", "2", "--episodes", "3"]);
+    assert!(eval.status.success(), "{}", stderr(&eval));
+    let report = read_json(&dir.join("runs/walk_stf/robustness_2.json"));
+    assert_eq!(report["episodes"], 3, "{report}");
+    assert!(report["success_rate"].as_f64().is_some_and(|r| (0.0..=1.0).contains(&r)), "{report}");
+    let bad = keel_in(&dir, &["eval", "--run", "runs/walk_stf", "--perturb", "-1"]);
+    assert!(!bad.status.success() && stderr(&bad).contains("--perturb"), "{}", stderr(&bad));
+    // A stopped run resumes exactly, sampler included: the same metrics (but speed) and the
+    // same sampling distributions as a straight run.
+    let straight_args = ["--total-timesteps", "768", "--num-envs", "2", "--set", "num_steps=128", "--quiet"];
+    let stg_config = configs.join("ppo_humanoid_walk_stf_ats_stg.toml");
+    let c = stg_config.to_str().unwrap_or_default();
+    let mut args = vec!["train", "--config", c, "--run-dir", "runs/straight"];
+    args.extend_from_slice(&straight_args);
+    assert!(keel_in(&dir, &args).status.success());
+    let mut args = vec!["train", "--config", c, "--run-dir", "runs/stopped", "--max-iterations", "1"];
+    args.extend_from_slice(&straight_args);
+    assert!(keel_in(&dir, &args).status.success());
+    let resumed = keel_in(&dir, &["train", "--resume", "runs/stopped", "--quiet"]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    let without_speed = |run: &str| {
+        let text = std::fs::read_to_string(dir.join(run).join("metrics.csv")).unwrap_or_default();
+        text.lines().map(|l| l.rsplit_once(',').map_or(l, |(rest, _)| rest).to_string()).collect::<Vec<_>>()
+    };
+    let (a, b) = (without_speed("runs/straight"), without_speed("runs/stopped"));
+    assert_eq!(a.len(), 4, "{a:?}");
+    assert_eq!(a, b, "a resumed run differs from a straight one");
+    let sampling = |run: &str| std::fs::read_to_string(dir.join(run).join("sampling.jsonl")).unwrap_or_default();
+    assert_eq!(sampling("runs/straight"), sampling("runs/stopped"));
+    assert_eq!(sampling("runs/straight").lines().count(), 3);
+    // Bad settings: a clear error naming the value, before anything is trained.
+    let stg = configs.join("ppo_humanoid_walk_stf_ats_stg.toml");
+    let stg = stg.to_str().unwrap_or_default();
+    let refused = |extra: &[&str], expect: &[&str]| {
+        let mut args = vec!["train", "--config", stg, "--run-dir", "runs/refused"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&tiny);
+        let run = keel_in(&dir, &args);
+        let err = stderr(&run);
+        assert!(!run.status.success(), "{extra:?} accepted");
+        assert!(expect.iter().all(|e| err.contains(e)), "{extra:?}: {err}");
+        assert!(!dir.join("runs/refused/checkpoints").exists(), "{extra:?}: trained anyway");
+        let _ = std::fs::remove_dir_all(dir.join("runs/refused"));
+    };
+    let other = keel_in(&dir, &["curricula", "stg", "--clips", "walk,jump", "--out", "runs/stg_walk_jump.json"]);
+    assert!(other.status.success(), "{}", stderr(&other));
+    refused(&["--set", "sampler.stg.file=runs/stg_walk_jump.json"], &["[walk, jump]", "[walk, run]"]);
+    refused(&["--set", "sampler.ats.alpha=1.5"], &["ats.alpha", "1.5"]);
+    refused(&["--set", "sampler.stf.perturb_prob=1.2"], &["stf.perturb_prob", "1.2"]);
+    refused(&["--set", "sampler.stg.switch_prob=2"], &["stg.switch_prob", "2"]);
+}

@@ -109,6 +109,11 @@ pub trait Run {
     fn save_checkpoint(&mut self, dir: &Path) -> Result<PathBuf>;
     /// Restores the checkpoint `dir/latest` names; returns its iteration.
     fn load_checkpoint(&mut self, dir: &Path) -> Result<u64>;
+    /// The training envs' reset sampler's current distribution, if it shows one
+    /// ([`keel_envs::ResetSampler::distribution`]).
+    fn sampler_distribution(&self) -> Option<serde_json::Value> {
+        None
+    }
     /// Evaluates the current policy.
     fn evaluate(&mut self, options: &EvalOptions) -> Result<Evaluation>;
     /// Evaluates the current policy, calling `watch` with the env after every reset and step
@@ -152,6 +157,9 @@ impl<A: Algorithm> Run for Trainer<A> {
     }
     fn load_checkpoint(&mut self, dir: &Path) -> Result<u64> {
         Trainer::load_checkpoint(self, dir)
+    }
+    fn sampler_distribution(&self) -> Option<serde_json::Value> {
+        self.envs().vector().sampler().and_then(|s| s.distribution())
     }
     fn evaluate(&mut self, options: &EvalOptions) -> Result<Evaluation> {
         Trainer::evaluate(self, options)

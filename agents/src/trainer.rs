@@ -121,7 +121,7 @@ impl<A: Algorithm> Trainer<A> {
     pub fn new(config: A::Config) -> Result<Self> {
         let settings = config.settings();
         let seed = iteration_seed(settings.seed, SAMPLER_STREAM);
-        let sampler = settings.sampler.map(|s| s.build(seed));
+        let sampler = settings.sampler.map(|s| s.build(seed)).transpose().map_err(keel_envs::EnvError::from)?;
         Self::with_sampler(config, sampler)
     }
 

@@ -58,6 +58,7 @@ pub fn train(
     let first_step = run.global_step();
     let mut last_checkpoint: Option<PathBuf> = None;
     let mut session_iterations = 0u64;
+    let mut sampling = SamplingLog::open(dir, run.iteration())?;
     let (status, message) = loop {
         if run.finished() {
             break ("completed", None);
@@ -84,6 +85,9 @@ pub fn train(
         let mut row = stats.row();
         row.push((sps * 10.0).round() / 10.0);
         metrics.record(stats.global_step, &row)?;
+        if let Some(distribution) = run.sampler_distribution() {
+            sampling.record(run.iteration(), stats.global_step, distribution)?;
+        }
         on_progress(Progress { iteration: run.iteration(), sps, recent_return: final_returns(run.episodes()).0 });
         if run.iteration() % checkpoint_every == 0 {
             last_checkpoint = Some(run.save_checkpoint(&dir.checkpoints())?);
@@ -113,4 +117,50 @@ pub fn train(
     };
     dir.write_summary(&summary)?;
     Ok(summary)
+}
+
+/// `sampling.jsonl` in a run folder: one line per iteration with the reset sampler's
+/// distribution (`{"iteration", "global_step", "distribution"}`), for `keel plot --sampling`.
+struct SamplingLog {
+    path: PathBuf,
+    file: Option<std::fs::File>,
+}
+
+impl SamplingLog {
+    /// Opens the log, keeping only the lines up to `iteration` (a resumed run rewrites the rest).
+    fn open(dir: &RunDir, iteration: u64) -> Result<Self> {
+        let path = dir.path().join("sampling.jsonl");
+        if path.exists() {
+            let text = std::fs::read_to_string(&path).map_err(|e| AgentError::io(path.display().to_string(), e))?;
+            let kept: String = text
+                .lines()
+                .filter(|line| {
+                    serde_json::from_str::<serde_json::Value>(line)
+                        .ok()
+                        .and_then(|v| v["iteration"].as_u64())
+                        .is_some_and(|i| i <= iteration)
+                })
+                .map(|line| format!("{line}\n"))
+                .collect();
+            std::fs::write(&path, kept).map_err(|e| AgentError::io(path.display().to_string(), e))?;
+        }
+        Ok(Self { path, file: None })
+    }
+
+    fn record(&mut self, iteration: u64, global_step: u64, distribution: serde_json::Value) -> Result<()> {
+        use std::io::Write as _;
+        if self.file.is_none() {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)
+                .map_err(|e| AgentError::io(self.path.display().to_string(), e))?;
+            self.file = Some(file);
+        }
+        let line = serde_json::json!({"iteration": iteration, "global_step": global_step, "distribution": distribution});
+        if let Some(file) = &mut self.file {
+            writeln!(file, "{line}").map_err(|e| AgentError::io(self.path.display().to_string(), e))?;
+        }
+        Ok(())
+    }
 }

@@ -8,20 +8,64 @@
 //! sampler's state travels in training checkpoints, so a resumed run continues exactly.
 //!
 //! - [`start_state`]: [`UniformStartState`], exact initial states drawn uniformly from a box,
-//!   optionally widened or narrowed from episode outcomes;
+//!   optionally widened or narrowed from episode outcomes (CartPole's start-state curriculum);
+//! - SkillMimic-V2's trajectory augmentations for the humanoid: [`similarity`] (the state
+//!   similarity `S` and the masked steps it implies), [`stf`] (perturbed starts re-anchored to
+//!   the reference), [`ats`] (adaptive choice of clip and start frame, a generic table), [`stg`]
+//!   (the stitched trajectory graph, built offline), composed by [`motion`]'s
+//!   [`MotionTracking`] sampler;
 //! - [`SamplerConfig`]: the `[sampler]` table of a training config, which names a sampler and
 //!   its settings and builds it.
-//!
-//! Trajectory graphs, transition fields and adaptive clip sampling come with the humanoid issue.
 
+pub mod ats;
+pub mod motion;
+pub mod similarity;
 pub mod start_state;
+pub mod stf;
+pub mod stg;
 
 use serde::{Deserialize, Serialize};
+use thiserror::Error;
 
-use keel_envs::ResetSampler;
 use keel_envs::config::FieldError;
+use keel_envs::{EnvError, ResetSampler};
 
+pub use motion::{MotionTracking, MotionTrackingConfig};
 pub use start_state::{AdaptScale, UniformStartState, UniformStartStateConfig};
+
+/// What can go wrong when building a curriculum.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum CurriculumError {
+    /// A setting out of its range, or naming something that does not exist.
+    #[error("sampler: invalid `{field}`: {message}")]
+    Field {
+        /// The setting.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The humanoid data is missing or unreadable.
+    #[error("sampler: {0}")]
+    Data(String),
+    /// A trajectory graph file that is damaged or built for other clips.
+    #[error("trajectory graph: {0}")]
+    Graph(String),
+    /// A file that cannot be read or written.
+    #[error("{0}")]
+    Io(String),
+}
+
+impl From<CurriculumError> for EnvError {
+    fn from(err: CurriculumError) -> Self {
+        match err {
+            CurriculumError::Field { field, message } => {
+                EnvError::InvalidField { context: "sampler".into(), field, message }
+            }
+            CurriculumError::Data(why) => EnvError::DataMissing(why),
+            other => EnvError::InvalidField { context: "sampler".into(), field: "stg.file".into(), message: other.to_string() },
+        }
+    }
+}
 
 /// A sampler and its settings, as the `[sampler]` table of a training config names it:
 /// `kind = "uniform_start_state"` plus that sampler's fields.
@@ -30,6 +74,8 @@ pub use start_state::{AdaptScale, UniformStartState, UniformStartStateConfig};
 pub enum SamplerConfig {
     /// [`UniformStartState`].
     UniformStartState(UniformStartStateConfig),
+    /// [`MotionTracking`]: STF, ATS and STG for `keel/HumanoidTrack-v0`.
+    MotionTracking(MotionTrackingConfig),
 }
 
 impl SamplerConfig {
@@ -37,14 +83,18 @@ impl SamplerConfig {
     pub fn validate(&self) -> Result<(), FieldError> {
         match self {
             SamplerConfig::UniformStartState(c) => c.validate(),
+            SamplerConfig::MotionTracking(c) => c.validate(),
         }
     }
 
-    /// The sampler, its random stream seeded with the config's `seed` or else `default_seed`.
-    pub fn build(&self, default_seed: u64) -> Box<dyn ResetSampler> {
-        match self {
+    /// The sampler, its random stream seeded with the config's `seed` or else `default_seed`;
+    /// an error where it needs data or files that are missing or do not fit (an STG file built
+    /// for other clips), so a run fails before it trains.
+    pub fn build(&self, default_seed: u64) -> Result<Box<dyn ResetSampler>, CurriculumError> {
+        Ok(match self {
             SamplerConfig::UniformStartState(c) => Box::new(UniformStartState::new(c.clone(), default_seed)),
-        }
+            SamplerConfig::MotionTracking(c) => Box::new(MotionTracking::new(c.clone(), default_seed)?),
+        })
     }
 }
 

@@ -53,15 +53,28 @@
 //! ## Per-step extras
 //! `reward_pose`, `reward_velocity`, `reward_end_effector`, `reward_root`, `reward_com` (each
 //! term in `[0, 1]`, unweighted, so a user can reweight them), `tracking_error` (mean distance
-//! of the bodies from the reference's, m), `clip_time` (the reference time, s) and `fell`
-//! (1 on the step that ended in a fall).
+//! of the bodies from the reference's, m), `clip_time` (the reference time, s), `fell`
+//! (1 on the step that ended in a fall), `masked` (1 on a masked step) and `tracking_reward`
+//! (the step's tracking reward before a masked step's substitution).
+//!
+//! ## Masked steps
+//! The reset parameter `masked_steps` masks an episode's first steps (SkillMimic-V2's "buffer"
+//! steps after a start off the reference): their reward is the running mean (weight 0.05) of this
+//! env's unmasked rewards on the same clip, a neutral reward while the state converges onto the
+//! reference (the official code uses the mean over the envs tracking the clip at that step; a
+//! single env has only its own history). A fall still pays 0.
 //!
 //! ## Starting state
 //! Reference state initialisation: the clip's pose and velocity at `start_time` (uniform over
 //! the clip when not set). Per-reset parameters (persistent with `set_params`, or for one reset
 //! as reset options): `clip` (a name from `keel clips`), `start_time` (s, or `null` for random),
 //! and the perturbation hook `pose_noise` (std of Gaussian noise added to every joint angle,
-//! rad) and `velocity_noise` (std of noise on every velocity coordinate). The `state` reset
+//! rad) and `velocity_noise` (std of noise on every velocity coordinate); `perturbation`
+//! (uniform noise on root height, rotation and velocities and on every joint,
+//! [`keel_physics::Perturbation`]; the config's `perturbation` is its default);
+//! `align_reference` (the reference turned about the vertical and shifted on the ground so that
+//! its root at the start time lies on the start's root, for starts off the clip); and
+//! `masked_steps` (see above). The `state` reset
 //! option sets the start exactly: `[clip time, pose (43), velocity (34)]`, the layout of
 //! [`Env::state`] (a pose of the wrong length or with a bad value is an error naming it).
 //!
@@ -88,7 +101,9 @@ use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 use keel_physics::glam::{DQuat, DVec3};
 use keel_physics::model::{Joint, quat, rotation_vector, wxyz};
 use keel_physics::render::Renderer;
-use keel_physics::{BodyState, ClipLibrary, DataDir, Humanoid, HumanoidConfig, HumanoidModel, PhysicsError};
+use keel_physics::{
+    BodyState, ClipLibrary, DataDir, Humanoid, HumanoidConfig, HumanoidModel, Perturbation, PhysicsError,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -194,6 +209,12 @@ pub struct HumanoidTrackConfig {
     /// The folder holding `pybullet_data/` and `pybullet_envs/` (default: the Keel cache, where
     /// `scripts/setup.sh` puts them).
     pub data_dir: Option<String>,
+    /// Uniform noise on every start the env draws itself (the default of the `perturbation`
+    /// reset parameter; default none). `keel eval --perturb` sets it.
+    pub perturbation: Perturbation,
+    /// Align the reference to every start (the default of the `align_reference` reset parameter;
+    /// default false).
+    pub align_reference: bool,
 }
 
 impl Default for HumanoidTrackConfig {
@@ -211,6 +232,8 @@ impl Default for HumanoidTrackConfig {
             pgs_iterations: 4,
             render_size: [320, 240],
             data_dir: None,
+            perturbation: Perturbation::default(),
+            align_reference: false,
         }
     }
 }
@@ -270,7 +293,8 @@ impl Validate for HumanoidTrackConfig {
                 format!("each side must be in 16..=4096, got {:?}", self.render_size),
             ));
         }
-        Ok(())
+        self.perturbation.check().map_err(|(field, message)| FieldError::new("perturbation", format!("`{field}` {message}")))
+
     }
 }
 
@@ -286,11 +310,28 @@ pub struct HumanoidTrackParams {
     pub pose_noise: f64,
     /// Std of Gaussian noise on every coordinate of the start velocity.
     pub velocity_noise: f64,
+    /// Uniform noise on a start the env draws itself ([`Perturbation`]).
+    pub perturbation: Perturbation,
+    /// Move the reference (yaw about the vertical and a horizontal shift, held for the
+    /// episode) so that its root at the start time lies on the start state's root: what a
+    /// start off the reference (perturbed, or the state of another clip) tracks.
+    pub align_reference: bool,
+    /// The episode's first `masked_steps` steps are masked: their reward is the substitute
+    /// (see the module docs), not the tracking reward. At most 100.
+    pub masked_steps: u32,
 }
 
 impl Default for HumanoidTrackParams {
     fn default() -> Self {
-        Self { clip: "walk".into(), start_time: None, pose_noise: 0.0, velocity_noise: 0.0 }
+        Self {
+            clip: "walk".into(),
+            start_time: None,
+            pose_noise: 0.0,
+            velocity_noise: 0.0,
+            perturbation: Perturbation::default(),
+            align_reference: false,
+            masked_steps: 0,
+        }
     }
 }
 
@@ -307,7 +348,10 @@ impl Validate for HumanoidTrackParams {
                 return Err(FieldError::new(field, format!("must be in [0, {max}], got {value}")));
             }
         }
-        Ok(())
+        if self.masked_steps > 100 {
+            return Err(FieldError::new("masked_steps", format!("must be at most 100, got {}", self.masked_steps)));
+        }
+        self.perturbation.check().map_err(|(field, message)| FieldError::new("perturbation", format!("`{field}` {message}")))
     }
 }
 
@@ -493,6 +537,47 @@ fn inverse_heading(root: DQuat) -> DQuat {
     DQuat::from_rotation_y(-f64::atan2(-facing.z, facing.x))
 }
 
+/// A move of the reference onto the start: a yaw about the vertical through `from` (the
+/// reference root at the start), then a horizontal shift onto `to` (the start's root).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+struct Align {
+    yaw: f64,
+    from: [f64; 3],
+    to: [f64; 3],
+}
+
+impl Align {
+    /// The move that puts the root of `reference` (a pose) on the root of `start`.
+    fn between(reference: &[f64], start: &[f64]) -> Self {
+        let yaw = |q: &[f64]| {
+            let facing = quat(q).normalize() * DVec3::X;
+            f64::atan2(-facing.z, facing.x)
+        };
+        Self {
+            yaw: yaw(&start[3..7]) - yaw(&reference[3..7]),
+            from: [reference[0], reference[1], reference[2]],
+            to: [start[0], start[1], start[2]],
+        }
+    }
+
+    fn pose(&self, pose: &mut [f64]) {
+        let r = DQuat::from_rotation_y(self.yaw);
+        let d = r * DVec3::new(pose[0] - self.from[0], 0.0, pose[2] - self.from[2]);
+        pose[0] = self.to[0] + d.x;
+        pose[2] = self.to[2] + d.z;
+        let q = (r * quat(&pose[3..7])).normalize();
+        pose[3..7].copy_from_slice(&wxyz(q));
+    }
+
+    fn velocity(&self, velocity: &mut [f64]) {
+        let r = DQuat::from_rotation_y(self.yaw);
+        for k in [0, 3] {
+            let v = r * DVec3::from_slice(&velocity[k..k + 3]);
+            velocity[k..k + 3].copy_from_slice(&v.to_array());
+        }
+    }
+}
+
 /// What the env saves in a snapshot besides the humanoid.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Episode {
@@ -504,6 +589,36 @@ struct Episode {
     terms: [f64; 5],
     tracking_error: f64,
     fell: bool,
+    /// How the reference is moved onto the start (`align_reference`).
+    #[serde(default)]
+    align: Option<Align>,
+    /// Masked steps still to come.
+    #[serde(default)]
+    masked_left: u32,
+    /// The last step was masked.
+    #[serde(default)]
+    masked: bool,
+    /// The tracking reward of the last step, before any substitution.
+    #[serde(default)]
+    raw_reward: f64,
+}
+
+impl Episode {
+    fn new(clip: usize, time: f64, started: bool) -> Self {
+        Self {
+            clip,
+            time,
+            started,
+            set_state: None,
+            terms: [0.0; 5],
+            tracking_error: 0.0,
+            fell: false,
+            align: None,
+            masked_left: 0,
+            masked: false,
+            raw_reward: 0.0,
+        }
+    }
 }
 
 /// The DeepMimic tracking env (see the module docs).
@@ -519,6 +634,8 @@ pub struct HumanoidTrack {
     rng: EnvRng,
     params: HumanoidTrackParams,
     episode: Episode,
+    /// Per clip, the running mean of this env's unmasked rewards: the reward of a masked step.
+    substitute: Vec<f64>,
     weights: [f64; 5],
     substeps: usize,
     control_dt: f64,
@@ -546,7 +663,9 @@ impl Registered for HumanoidTrack {
         let obs_len = 1 + bodies * PER_BODY + 1 + config.future_frames * bodies * PER_FUTURE_BODY;
         let n = model.actuated_dofs();
         let mut extras: Vec<String> = TERMS.iter().map(|t| format!("reward_{t}")).collect();
-        extras.extend(["tracking_error".into(), "clip_time".into(), "fell".into()]);
+        extras.extend(
+            ["tracking_error", "clip_time", "fell", "masked", "tracking_reward"].map(String::from),
+        );
         Ok(EnvSpec {
             id: Self::ID.into(),
             observation_space: Space::Box(BoxSpace::vector(
@@ -576,7 +695,13 @@ impl Registered for HumanoidTrack {
         let fresh = humanoid.snapshot();
         let w = config.reward_weights.as_array();
         let total: f64 = w.iter().sum();
-        let params = HumanoidTrackParams { clip: config.clip.clone(), ..HumanoidTrackParams::default() };
+        let params = HumanoidTrackParams {
+            clip: config.clip.clone(),
+            perturbation: config.perturbation,
+            align_reference: config.align_reference,
+            ..HumanoidTrackParams::default()
+        };
+        let substitute = vec![f64::NAN; assets.clips.clips().len()];
         Ok(Self {
             spec,
             layout,
@@ -584,15 +709,8 @@ impl Registered for HumanoidTrack {
             fresh,
             rng: EnvRng::default(),
             params,
-            episode: Episode {
-                clip,
-                time: 0.0,
-                started: false,
-                set_state: None,
-                terms: [0.0; 5],
-                tracking_error: 0.0,
-                fell: false,
-            },
+            episode: Episode::new(clip, 0.0, false),
+            substitute,
             weights: w.map(|x| x / total),
             substeps: config.substeps(),
             control_dt: 1.0 / config.control_hz,
@@ -665,6 +783,10 @@ impl HumanoidTrack {
         self.humanoid.write_body_states(&mut self.sim.bodies).map_err(physics_error)?;
         clip.write_pose_at(self.episode.time, &mut self.reference.pose).map_err(physics_error)?;
         clip.write_velocity_at(self.episode.time, &mut self.reference.velocity).map_err(physics_error)?;
+        if let Some(align) = &self.episode.align {
+            align.pose(&mut self.reference.pose);
+            align.velocity(&mut self.reference.velocity);
+        }
         model
             .write_body_states(&self.reference.pose, Some(&self.reference.velocity), &mut self.reference.bodies)
             .map_err(physics_error)?;
@@ -707,6 +829,9 @@ impl HumanoidTrack {
         for frame in 1..=self.config.future_frames {
             let t = self.episode.time + frame as f64 * self.control_dt;
             clip.write_pose_at(t, &mut self.future.pose).map_err(physics_error)?;
+            if let Some(align) = &self.episode.align {
+                align.pose(&mut self.future.pose);
+            }
             self.assets
                 .model
                 .write_body_states(&self.future.pose, None, &mut self.future.bodies)
@@ -810,9 +935,11 @@ impl HumanoidTrack {
         }
     }
 
-    fn extras_array(&self) -> [f64; 8] {
+    fn extras_array(&self) -> [f64; 10] {
         let [a, b, c, d, e] = self.episode.terms;
-        [a, b, c, d, e, self.episode.tracking_error, self.episode.time, f64::from(u8::from(self.episode.fell))]
+        let flag = |b: bool| f64::from(u8::from(b));
+        let ep = &self.episode;
+        [a, b, c, d, e, ep.tracking_error, ep.time, flag(ep.fell), flag(ep.masked), ep.raw_reward]
     }
 }
 
@@ -830,6 +957,8 @@ impl Env for HumanoidTrack {
             self.check_state(state)?;
         }
         let (start_time, pose_noise, velocity_noise) = (params.start_time, params.pose_noise, params.velocity_noise);
+        let (perturbation, align_reference, masked_steps) =
+            (params.perturbation, params.align_reference, params.masked_steps);
         drop(params);
         self.rng.reseed(seed);
         let clip = &self.assets.clips.clips()[clip_id];
@@ -849,8 +978,21 @@ impl Env for HumanoidTrack {
                 clip.write_pose_at(time, &mut self.sim.pose).map_err(physics_error)?;
                 clip.write_velocity_at(time, &mut self.sim.velocity).map_err(physics_error)?;
                 self.perturb(pose_noise, velocity_noise);
+                if !perturbation.is_zero() {
+                    let rng = &mut self.rng;
+                    perturbation.apply(&self.assets.model, &mut self.sim.pose, &mut self.sim.velocity, &mut || {
+                        rng.uniform(0.0, 1.0)
+                    });
+                }
                 time
             }
+        };
+        let align = if align_reference {
+            let clip = &self.assets.clips.clips()[clip_id];
+            clip.write_pose_at(state, &mut self.reference.pose).map_err(physics_error)?;
+            Some(Align::between(&self.reference.pose, &self.sim.pose))
+        } else {
+            None
         };
         self.humanoid.restore(&self.fresh).map_err(physics_error)?;
         self.humanoid.set_state(&self.sim.pose, &self.sim.velocity).map_err(physics_error)?;
@@ -859,13 +1001,10 @@ impl Env for HumanoidTrack {
         reported.extend_from_slice(&self.sim.pose);
         reported.extend_from_slice(&self.sim.velocity);
         self.episode = Episode {
-            clip: clip_id,
-            time: state,
-            started: true,
             set_state: Some(reported),
-            terms: [0.0; 5],
-            tracking_error: 0.0,
-            fell: false,
+            align,
+            masked_left: masked_steps,
+            ..Episode::new(clip_id, state, true)
         };
         self.score()?;
         self.write_obs(obs)
@@ -902,6 +1041,8 @@ impl Env for HumanoidTrack {
             model.write_body_states(&self.sim.pose, None, &mut self.sim.bodies).map_err(physics_error)?;
             self.episode.terms = [0.0; 5];
             self.episode.fell = true;
+            self.episode.raw_reward = 0.0;
+            self.episode.masked = self.episode.masked_left > 0;
             self.write_obs(obs)?;
             return Ok(Step { reward: 0.0, terminated: true, truncated: false });
         }
@@ -910,7 +1051,21 @@ impl Env for HumanoidTrack {
         self.write_obs(obs)?;
         let clip = self.clip();
         let truncated = !fell && !clip.looping() && self.episode.time >= clip.duration() - 1e-9;
-        Ok(Step { reward: if fell { 0.0 } else { self.reward() }, terminated: fell, truncated })
+        let raw = if fell { 0.0 } else { self.reward() };
+        self.episode.raw_reward = raw;
+        let substitute = &mut self.substitute[self.episode.clip];
+        let reward = if self.episode.masked_left > 0 {
+            // A masked step: the policy is still finding its way onto the reference, so it gets
+            // what this clip usually pays (a fall still pays nothing).
+            self.episode.masked_left -= 1;
+            self.episode.masked = true;
+            if fell || substitute.is_nan() { raw } else { *substitute }
+        } else {
+            self.episode.masked = false;
+            *substitute = if substitute.is_nan() { raw } else { 0.95 * *substitute + 0.05 * raw };
+            raw
+        };
+        Ok(Step { reward, terminated: fell, truncated })
     }
 
     fn write_extras(&self, out: &mut [f64]) {
@@ -966,6 +1121,7 @@ impl Env for HumanoidTrack {
         map.insert("rng".into(), serde_json::to_value(&self.rng).ok()?);
         map.insert("params".into(), serde_json::to_value(&self.params).ok()?);
         map.insert("episode".into(), serde_json::to_value(&self.episode).ok()?);
+        map.insert("substitute".into(), serde_json::to_value(&self.substitute).ok()?);
         Some(Value::Object(map))
     }
 
@@ -979,6 +1135,14 @@ impl Env for HumanoidTrack {
         let rng: EnvRng = serde_json::from_value(field("rng")?).map_err(|e| bad("rng", e))?;
         let params: HumanoidTrackParams = serde_json::from_value(field("params")?).map_err(|e| bad("params", e))?;
         let episode: Episode = serde_json::from_value(field("episode")?).map_err(|e| bad("episode", e))?;
+        let substitute: Vec<f64> = match snapshot.get("substitute") {
+            // NaN (no reward seen yet) is saved as null.
+            Some(Value::Array(values)) => values.iter().map(|v| v.as_f64().unwrap_or(f64::NAN)).collect(),
+            _ => vec![f64::NAN; self.substitute.len()],
+        };
+        if substitute.len() != self.substitute.len() {
+            return Err(EnvError::Snapshot(format!("{}: `substitute` has {} clips", Self::ID, substitute.len())));
+        }
         clip_index(&self.assets, &params.clip)?;
         if episode.clip >= self.assets.clips.clips().len() {
             return Err(EnvError::Snapshot(format!("{}: clip index {} out of range", Self::ID, episode.clip)));
@@ -987,6 +1151,7 @@ impl Env for HumanoidTrack {
         self.rng = rng;
         self.params = params;
         self.episode = episode;
+        self.substitute = substitute;
         if self.episode.started {
             let (terms, error, fell) = (self.episode.terms, self.episode.tracking_error, self.episode.fell);
             self.score()?;
@@ -1257,6 +1422,104 @@ mod tests {
         let mut extras = vec![0.0; env.spec().extras_len()];
         env.write_extras(&mut extras);
         assert!(extras[0] < 0.99, "pose term {}", extras[0]);
+    }
+
+    #[test]
+    fn masked_steps_pay_the_substitute_and_report_it() {
+        let Some(mut env) = env(&[("residual_actions", true.into())]) else { return };
+        let mut obs = env.spec().obs_buffer(1);
+        let zeros = [0.0f32; 28];
+        let names = env.spec().extras.clone();
+        let at = |n: &str| names.iter().position(|e| e == n).unwrap();
+        let mut extras = vec![0.0; env.spec().extras_len()];
+        // An unmasked episode teaches the env what `walk` pays.
+        let mut options = ResetOptions::default();
+        options.params.insert("start_time".into(), 0.1.into());
+        env.reset(Some(1), &options, obs.as_mut()).unwrap();
+        let mut paid = Vec::new();
+        for _ in 0..4 {
+            paid.push(env.step(Action::Float(&zeros), obs.as_mut()).unwrap().reward);
+            env.write_extras(&mut extras);
+            assert_eq!(extras[at("masked")], 0.0);
+            assert_eq!(extras[at("tracking_reward")], *paid.last().unwrap());
+        }
+        // A masked episode from a state far off the reference: the first 3 steps pay the
+        // running mean of the unmasked ones, not their own tracking reward; then the env pays
+        // its tracking reward again.
+        let mut expected = paid[0];
+        for r in &paid[1..] {
+            expected = 0.95 * expected + 0.05 * r;
+        }
+        options.params.insert("start_time".into(), 0.6.into());
+        options.params.insert("masked_steps".into(), 3.into());
+        options.params.insert("pose_noise".into(), 0.4.into());
+        env.reset(Some(2), &options, obs.as_mut()).unwrap();
+        for k in 0..5 {
+            let step = env.step(Action::Float(&zeros), obs.as_mut()).unwrap();
+            env.write_extras(&mut extras);
+            if k < 3 {
+                assert_eq!(extras[at("masked")], 1.0, "step {k}");
+                assert!((step.reward - expected).abs() < 1e-12, "step {k}: {} vs {expected}", step.reward);
+                assert_ne!(step.reward, extras[at("tracking_reward")]);
+            } else {
+                assert_eq!(extras[at("masked")], 0.0, "step {k}");
+                assert_eq!(step.reward, extras[at("tracking_reward")]);
+            }
+        }
+        options.params.insert("masked_steps".into(), 101.into());
+        assert!(env.reset(None, &options, obs.as_mut()).unwrap_err().to_string().contains("masked_steps"));
+    }
+
+    #[test]
+    fn an_aligned_reference_follows_a_start_turned_and_moved_off_the_clip() {
+        let Some(mut env) = env(&[]) else { return };
+        let mut obs = env.spec().obs_buffer(1);
+        let mut options = ResetOptions::default();
+        options.params.insert("start_time".into(), 0.3.into());
+        env.reset(Some(1), &options, obs.as_mut()).unwrap();
+        let mut state = env.state().unwrap();
+        // The start turned by 1 rad about the vertical and moved 2 m on the ground.
+        let r = DQuat::from_rotation_y(1.0);
+        let root = r * DVec3::new(state[1], state[2], state[3]);
+        (state[1], state[2], state[3]) = (root.x + 2.0, root.y, root.z - 1.0);
+        let q = wxyz(r * quat(&state[4..8]));
+        state[4..8].copy_from_slice(&q);
+        for k in [1 + 43, 1 + 43 + 3] {
+            let v = r * DVec3::from_slice(&state[k..k + 3]);
+            state[k..k + 3].copy_from_slice(&v.to_array());
+        }
+        let mut extras = vec![0.0; env.spec().extras_len()];
+        let mut moved = ResetOptions::with_state(state);
+        env.reset(Some(1), &moved, obs.as_mut()).unwrap();
+        env.write_extras(&mut extras);
+        assert!(extras[3] < 0.5 && extras[5] > 1.0, "off the reference without alignment: {extras:?}");
+        moved.params.insert("align_reference".into(), true.into());
+        env.reset(Some(1), &moved, obs.as_mut()).unwrap();
+        env.write_extras(&mut extras);
+        for (name, value) in env.spec().extras.iter().zip(&extras).take(5) {
+            assert!((1.0 - value).abs() < 1e-5, "{name} = {value}");
+        }
+        assert!(extras[5] < 1e-5, "tracking error {}", extras[5]);
+    }
+
+    #[test]
+    fn the_uniform_perturbation_moves_the_start_within_its_magnitudes() {
+        let Some(mut env) = env(&[]) else { return };
+        let mut obs = env.spec().obs_buffer(1);
+        let mut options = ResetOptions::default();
+        options.params.insert("start_time".into(), 0.2.into());
+        env.reset(Some(5), &options, obs.as_mut()).unwrap();
+        let clean = env.state().unwrap();
+        options.params.insert("perturbation".into(), serde_json::to_value(Perturbation::skillmimic()).unwrap());
+        env.reset(Some(5), &options, obs.as_mut()).unwrap();
+        let noisy = env.state().unwrap();
+        let lift = noisy[2] - clean[2];
+        assert!((0.0..=0.1).contains(&lift), "root lifted by {lift}");
+        let dv: Vec<f64> = clean[44..].iter().zip(&noisy[44..]).map(|(a, b)| (a - b).abs()).collect();
+        assert!(dv.iter().all(|d| *d <= 0.1 + 1e-12) && dv.iter().any(|d| *d > 0.0), "{dv:?}");
+        let bad = serde_json::json!({"joint_position": -0.1});
+        options.params.insert("perturbation".into(), bad);
+        assert!(env.reset(None, &options, obs.as_mut()).unwrap_err().to_string().contains("joint_position"));
     }
 
     #[test]

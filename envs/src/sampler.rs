@@ -58,4 +58,10 @@ pub trait ResetSampler: Send {
 
     /// Restores a [`ResetSampler::snapshot`]; a malformed one is an error that changes nothing.
     fn restore(&mut self, snapshot: &Value) -> Result<()>;
+
+    /// The distribution the sampler currently draws starts from, for a trainer to log (e.g.
+    /// adaptive sampling's weights per clip and frame); `None` if it has nothing to show.
+    fn distribution(&self) -> Option<Value> {
+        None
+    }
 }

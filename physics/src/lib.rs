@@ -14,6 +14,7 @@
 //!   on batched libtorch tensors for differentiable rollouts.
 //! - [`motion`]: DeepMimic clips: loading, interpolation, looping, finite-difference velocities,
 //!   mirroring.
+//! - [`perturb`]: uniform noise on a start state (SkillMimic-V2's perturbed starts).
 //! - [`render`]: a software viewer: the humanoid's shapes, a ghost of the reference, the ground.
 //!
 //! ```no_run
@@ -44,6 +45,7 @@ mod error;
 pub mod humanoid;
 pub mod model;
 pub mod motion;
+pub mod perturb;
 pub mod render;
 
 /// The vector and quaternion types of poses and body states.
@@ -54,3 +56,4 @@ pub use error::{PhysicsError, Result};
 pub use humanoid::{Humanoid, HumanoidConfig, Snapshot};
 pub use model::{BodyState, HumanoidModel};
 pub use motion::{Clip, ClipLibrary};
+pub use perturb::Perturbation;
