@@ -357,7 +357,18 @@ mod tests {
         let count: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
         let want = (4 * 32 * 64 + 32) + (32 * 64 * 16 + 64) + (64 * 64 * 9 + 64) + (3136 * 512 + 512) + (512 * 4 + 4) + 513;
         assert_eq!(count, want);
-        // Pixels are scaled by 1/255: a float frame of the same values gives the same outputs.
+        // Pixels are scaled by 1/255: a frame of bytes 255 is the layers applied to ones.
+        let vars = vs.variables();
+        let var = |name: &str| vars.get(name).map(Tensor::shallow_clone).unwrap_or_else(|| panic!("{name}"));
+        let mut y = Tensor::ones([1, 4, 84, 84], (Kind::Float, Device::Cpu));
+        for (name, stride) in [("torso.conv32_8", 4), ("torso.conv64_4", 2), ("torso.conv64_3", 1)] {
+            let (w, b) = (var(&format!("{name}.weight")), var(&format!("{name}.bias")));
+            y = y.conv2d(&w, Some(&b), [stride, stride], [0, 0], [1, 1], 1).relu();
+        }
+        let features = y.flatten(1, -1).linear(&var("torso.dense.weight"), Some(&var("torso.dense.bias"))).relu();
+        let want = features.linear(&var("actor.weight"), Some(&var("actor.bias")));
+        let white = Tensor::full([1, 4 * 84 * 84], 255, (Kind::Uint8, Device::Cpu));
+        assert!(ac.forward(&white).0.allclose(&want, 1e-5, 1e-6, false));
         let (logits_f, _) = ac.forward(&x.to_kind(Kind::Float));
         assert!(logits.allclose(&logits_f, 1e-6, 1e-6, false));
         // Head gain 0.01: near-uniform policy at the start.
