@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Idempotent: a Python environment with the Atari peers Keel is checked and measured against:
 # ale-py 0.12.1 (the same ALE that keel-ale-sys compiles), gymnasium 1.4.0, opencv-python-headless
-# (the INTER_AREA resize) and envpool (the speed reference). It sits on top of Keel's
-# environment (a .pth file adds $KEEL_CACHE/venv's packages after its own), so torch and
-# Stable-Baselines3 2.9.2 (whose Atari wrappers CleanRL uses) are not downloaded twice.
+# (the INTER_AREA resize), envpool (the speed reference) and tensorboard (CleanRL's logging).
+# It sits on top of Keel's environment (a .pth file adds $KEEL_CACHE/venv's packages after its
+# own), so torch and Stable-Baselines3 2.9.2 (whose Atari wrappers CleanRL uses) are not downloaded twice.
 #
 # Usage: bash scripts/atari_venv.sh [SCRIPT.py ARGS...]: makes the venv if needed, then runs the
 # script with its Python, e.g.
@@ -35,6 +35,8 @@ requirements=(
   "gymnasium==1.4.0"
   "opencv-python-headless==4.14.0.94"
   "envpool==1.2.5"
+  # CleanRL's ppo_atari_envpool.py logs with torch's SummaryWriter (scripts/cleanrl_ppo_atari.py).
+  "tensorboard==2.20.0"
 )
 stamp="$venv/.keel-requirements"
 wanted="$(printf '%s\n' "${requirements[@]}")"

@@ -976,4 +976,50 @@ fn humanoid_curricula_train_end_to_end_and_refuse_bad_settings() {
     refused(&["--set", "sampler.ats.alpha=1.5"], &["ats.alpha", "1.5"]);
     refused(&["--set", "sampler.stf.perturb_prob=1.2"], &["stf.perturb_prob", "1.2"]);
     refused(&["--set", "sampler.stg.switch_prob=2"], &["stg.switch_prob", "2"]);
+
+/// `configs/ppo_atari.toml` and `configs/dppo_atari.toml` train the Nature CNN on Breakout for a
+/// few hundred steps, with the Atari frames as bytes; the networks-only checkpoint evaluates but
+/// does not resume (the games cannot snapshot).
+#[cfg(feature = "atari")]
+#[test]
+fn train_atari_with_the_nature_cnn() {
+    let dir = scratch("atari");
+    for name in ["ppo_atari", "dppo_atari"] {
+        let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs").join(format!("{name}.toml"));
+        let c = config.to_str().unwrap_or_default();
+        let run = dir.join(name);
+        let r = run.to_str().unwrap_or_default();
+        let tiny = ["--total-timesteps", "256", "--set", "num_steps=32", "--quiet"];
+        let trained = keel(&[&["train", "--config", c, "--run-dir", r], &tiny[..]].concat());
+        assert!(trained.status.success(), "{name}: {}", stderr(&trained));
+        let summary = read_json(&run.join("summary.json"));
+        assert_eq!((summary["status"].as_str(), summary["global_step"].as_u64()), (Some("completed"), Some(256)));
+        let saved = std::fs::read_to_string(run.join("config.toml")).unwrap_or_default();
+        assert!(saved.contains("network = \"nature_cnn\"") && saved.contains("preset = \"cleanrl\""), "{saved}");
+        let metrics = std::fs::read_to_string(run.join("metrics.csv")).unwrap_or_default();
+        let header: Vec<&str> = metrics.lines().next().unwrap_or_default().split(',').collect();
+        let row: Vec<&str> = metrics.lines().nth(1).unwrap_or_default().split(',').collect();
+        let column = |n: &str| header.iter().position(|h| *h == n).and_then(|k| row.get(k)?.parse::<f64>().ok());
+        assert!(column("surrogate_variance").is_some_and(f64::is_finite), "{metrics}");
+        let kept = column("kept_fraction").unwrap_or(f64::NAN);
+        assert!(if name == "dppo_atari" { kept < 1.0 } else { kept == 1.0 }, "{name}: kept {kept}");
+    }
+    let r = dir.join("ppo_atari");
+    let r = r.to_str().unwrap_or_default();
+    let eval = keel(&["eval", "--run", r, "--episodes", "1", "--max-episode-steps", "200"]);
+    assert!(eval.status.success(), "{}", stderr(&eval));
+    let resumed = keel(&["train", "--resume", r, "--total-timesteps", "512", "--quiet"]);
+    assert!(!resumed.status.success() && stderr(&resumed).contains("cannot resume"), "{}", stderr(&resumed));
+    // The network needs images: on CartPole it is a clear error.
+    let cartpole = dir.join("cartpole");
+    let bad = keel(&[
+        "train",
+        "--env",
+        "keel/CartPole-v1",
+        "--set",
+        "network=nature_cnn",
+        "--run-dir",
+        cartpole.to_str().unwrap_or_default(),
+    ]);
+    assert!(!bad.status.success() && stderr(&bad).contains("(C, H, W)"), "{}", stderr(&bad));
 }

@@ -1,10 +1,14 @@
 //! Actor-critic networks with CleanRL's initialisation, and the two action distributions.
 //!
-//! Separate actor and critic MLPs (tanh), orthogonal weights with gains √2 on hidden layers,
-//! 0.01 on the actor head and 1 on the critic head, zero biases. Discrete actions: a categorical
-//! over logits. Box actions: a diagonal Gaussian with a state-independent, trainable log-std
-//! (initialised to 0); log-probabilities and entropies are summed over action dimensions.
+//! Two bodies ([`Network`]): separate actor and critic MLPs (tanh), CleanRL's `ppo.py`; or the
+//! Nature CNN (Mnih et al. 2015) shared by a linear actor and critic head, CleanRL's
+//! `ppo_atari.py`. The CNN takes frames `(C, H, W)` as they were stored (bytes for Atari) and
+//! scales them to [0, 1] itself, on the device. Orthogonal weights with gains √2 on hidden
+//! layers, 0.01 on the actor head and 1 on the critic head, zero biases. Discrete actions: a
+//! categorical over logits. Box actions: a diagonal Gaussian with a state-independent, trainable
+//! log-std (initialised to 0); log-probabilities and entropies are summed over action dimensions.
 
+use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor, nn, nn::Module};
 
 use keel_envs::Space;
@@ -50,6 +54,86 @@ impl Module for Mlp {
     }
 }
 
+/// Which body the actor and critic have.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Network {
+    /// Separate tanh MLPs of `hidden_sizes` for actor and critic (CleanRL `ppo.py`).
+    #[default]
+    Mlp,
+    /// The Nature CNN (conv 32×8×8/4, 64×4×4/2, 64×3×3/1, dense 512, ReLU) shared by a linear
+    /// actor and critic (CleanRL `ppo_atari.py`); needs image observations `(C, H, W)`.
+    NatureCnn,
+}
+
+/// The Nature CNN's torso: `[N, C·H·W]` pixels in 0..=255 (any element type) to `[N, 512]`.
+#[derive(Debug)]
+pub struct NatureCnn {
+    convs: [nn::Conv2D; 3],
+    dense: nn::Linear,
+    /// `[C, H, W]` of one observation.
+    shape: [i64; 3],
+}
+
+/// Kernel and stride of the three convolutions, with their output channels.
+const NATURE_CONVS: [(i64, i64, i64); 3] = [(32, 8, 4), (64, 4, 2), (64, 3, 1)];
+
+/// Width of the Nature CNN's output.
+pub const NATURE_FEATURES: i64 = 512;
+
+impl NatureCnn {
+    /// The spatial size after the three convolutions of a `side` input (`None`: too small).
+    pub fn conv_output(side: i64) -> Option<i64> {
+        NATURE_CONVS.iter().try_fold(side, |s, &(_, k, stride)| (s >= k).then(|| (s - k) / stride + 1))
+    }
+
+    /// A Nature CNN over observations of `shape` `[C, H, W]` (each side at least 36).
+    pub fn new(path: &nn::Path, shape: [i64; 3]) -> Result<Self> {
+        let [c, h, w] = shape;
+        let (Some(oh), Some(ow)) = (Self::conv_output(h), Self::conv_output(w)) else {
+            return Err(AgentError::Config(format!(
+                "network = \"nature_cnn\" needs frames of at least 36x36, got {h}x{w}"
+            )));
+        };
+        let gain = 2f64.sqrt();
+        let mut channels = c;
+        let convs = NATURE_CONVS.map(|(out, k, stride)| {
+            let config = nn::ConvConfig { stride, bs_init: nn::Init::Const(0.0), ..Default::default() };
+            let conv = nn::conv2d(path / format!("conv{out}_{k}"), channels, out, k, config);
+            // tch's orthogonal init returns a matrix; the kernel gets it reshaped, as PyTorch's
+            // `orthogonal_` does (rows = output channels).
+            let q = nn::init(nn::Init::Orthogonal { gain }, &[out, channels * k * k], path.device());
+            tch::no_grad(|| conv.ws.view([out, channels * k * k]).copy_(&q));
+            channels = out;
+            conv
+        });
+        let flat = channels * oh * ow;
+        let dense = nn::linear(path / "dense", flat, NATURE_FEATURES, orthogonal(gain));
+        Ok(Self { convs, dense, shape })
+    }
+}
+
+impl Module for NatureCnn {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        let [c, h, w] = self.shape;
+        // Frames arrive as stored (bytes for Atari): scaled here, on the device, not by the envs.
+        let mut x = xs.to_kind(Kind::Float).view([-1, c, h, w]) / 255.0;
+        for conv in &self.convs {
+            x = x.apply(conv).relu();
+        }
+        x.flatten(1, -1).linear(&self.dense.ws, self.dense.bs.as_ref()).relu()
+    }
+}
+
+/// What the actor and critic read observations through.
+#[derive(Debug)]
+enum Body {
+    /// Separate MLPs.
+    Separate { actor: Mlp, critic: Mlp },
+    /// One torso, two linear heads.
+    Shared { torso: NatureCnn, actor: nn::Linear, critic: nn::Linear },
+}
+
 /// The action head. Actions are indices `0..n` (categorical) or unbounded reals (Gaussian);
 /// `encode::ActionDecoder` turns them into the env's actions.
 #[derive(Debug)]
@@ -69,10 +153,7 @@ pub enum Head {
 /// Actor and critic.
 #[derive(Debug)]
 pub struct ActorCritic {
-    /// Policy network: logits or Gaussian means.
-    pub actor: Mlp,
-    /// Value network.
-    pub critic: Mlp,
+    body: Body,
     /// Action distribution.
     pub head: Head,
 }
@@ -86,9 +167,37 @@ pub struct Sample {
 }
 
 impl ActorCritic {
-    /// Networks taking rows of `input` floats (see `encode::ObsEncoder::input_width`) for an
-    /// env with this action space.
+    /// Separate MLPs taking rows of `input` floats (see `encode::ObsEncoder::input_width`) for
+    /// an env with this action space.
     pub fn new(root: &nn::Path, input: i64, action: &Space, hidden: &[i64], init_log_std: f64) -> Result<Self> {
+        let (out, head) = Self::head(root, action, init_log_std)?;
+        let actor = Mlp::new(&(root / "actor"), input, hidden, out, 0.01);
+        let critic = Mlp::new(&(root / "critic"), input, hidden, 1, 1.0);
+        Ok(Self { body: Body::Separate { actor, critic }, head })
+    }
+
+    /// The Nature CNN on observations of `observation` space (a Box of shape `(C, H, W)`) with
+    /// linear actor and critic heads.
+    pub fn nature_cnn(root: &nn::Path, observation: &Space, action: &Space, init_log_std: f64) -> Result<Self> {
+        let shape = match observation {
+            Space::Box(b) if b.shape.len() == 3 => [b.shape[0] as i64, b.shape[1] as i64, b.shape[2] as i64],
+            other => {
+                return Err(AgentError::Config(format!(
+                    "training config: invalid `network`: \"nature_cnn\" needs image observations of shape \
+                     (C, H, W), the env has {}",
+                    other.describe()
+                )));
+            }
+        };
+        let (out, head) = Self::head(root, action, init_log_std)?;
+        let torso = NatureCnn::new(&(root / "torso"), shape)?;
+        let actor = nn::linear(root / "actor", NATURE_FEATURES, out, orthogonal(0.01));
+        let critic = nn::linear(root / "critic", NATURE_FEATURES, 1, orthogonal(1.0));
+        Ok(Self { body: Body::Shared { torso, actor, critic }, head })
+    }
+
+    /// Outputs of the actor for `action` and its distribution head.
+    fn head(root: &nn::Path, action: &Space, init_log_std: f64) -> Result<(i64, Head)> {
         let (out, head) = match action {
             Space::Discrete(d) => (d.n, Head::Categorical { n: d.n }),
             Space::Box(b) => {
@@ -102,21 +211,48 @@ impl ActorCritic {
                 ));
             }
         };
-        Ok(Self {
-            actor: Mlp::new(&(root / "actor"), input, hidden, out, 0.01),
-            critic: Mlp::new(&(root / "critic"), input, hidden, 1, 1.0),
-            head,
-        })
+        Ok((out, head))
+    }
+
+    /// Actor outputs (logits or Gaussian means) and state values `[N]`, the torso run once.
+    pub fn forward(&self, obs: &Tensor) -> (Tensor, Tensor) {
+        match &self.body {
+            Body::Separate { actor, critic } => (actor.forward(obs), critic.forward(obs).squeeze_dim(-1)),
+            Body::Shared { torso, actor, critic } => {
+                let features = torso.forward(obs);
+                (features.apply(actor), features.apply(critic).squeeze_dim(-1))
+            }
+        }
+    }
+
+    /// Actor outputs: logits (categorical) or means (Gaussian).
+    pub fn policy_output(&self, obs: &Tensor) -> Tensor {
+        match &self.body {
+            Body::Separate { actor, .. } => actor.forward(obs),
+            Body::Shared { torso, actor, .. } => torso.forward(obs).apply(actor),
+        }
     }
 
     /// State values, `[N]`.
     pub fn value(&self, obs: &Tensor) -> Tensor {
-        self.critic.forward(obs).squeeze_dim(-1)
+        match &self.body {
+            Body::Separate { critic, .. } => critic.forward(obs).squeeze_dim(-1),
+            Body::Shared { torso, critic, .. } => torso.forward(obs).apply(critic).squeeze_dim(-1),
+        }
     }
 
     /// Samples actions (the distribution's mode if `deterministic`).
     pub fn sample(&self, obs: &Tensor, deterministic: bool) -> Sample {
-        let out = self.actor.forward(obs);
+        self.sample_from(self.policy_output(obs), deterministic)
+    }
+
+    /// Samples actions and the state values in one pass.
+    pub fn sample_and_value(&self, obs: &Tensor, deterministic: bool) -> (Sample, Tensor) {
+        let (out, value) = self.forward(obs);
+        (self.sample_from(out, deterministic), value)
+    }
+
+    fn sample_from(&self, out: Tensor, deterministic: bool) -> Sample {
         match &self.head {
             Head::Categorical { .. } => {
                 let log_probs = out.log_softmax(-1, Kind::Float);
@@ -139,7 +275,18 @@ impl ActorCritic {
 
     /// Log-probabilities and entropies of given actions, `[N]` each (with gradients).
     pub fn evaluate(&self, obs: &Tensor, action: &Tensor) -> (Tensor, Tensor) {
-        let out = self.actor.forward(obs);
+        self.evaluate_output(&self.policy_output(obs), action)
+    }
+
+    /// [`Self::evaluate`] and the state values, `[N]` each, in one pass.
+    pub fn evaluate_and_value(&self, obs: &Tensor, action: &Tensor) -> (Tensor, Tensor, Tensor) {
+        let (out, value) = self.forward(obs);
+        let (log_prob, entropy) = self.evaluate_output(&out, action);
+        (log_prob, entropy, value)
+    }
+
+    fn evaluate_output(&self, out: &Tensor, action: &Tensor) -> (Tensor, Tensor) {
+        let out = out.shallow_clone();
         match &self.head {
             Head::Categorical { .. } => {
                 let log_probs = out.log_softmax(-1, Kind::Float);
@@ -166,7 +313,7 @@ fn gaussian_log_prob(mean: &Tensor, log_std: &Tensor, action: &Tensor) -> Tensor
 #[cfg(test)]
 mod tests {
     use super::*;
-    use keel_envs::space::{BoxSpace, Discrete};
+    use keel_envs::space::{BoxSpace, DType, Discrete};
     use tch::Device;
 
     #[test]
@@ -176,13 +323,77 @@ mod tests {
         let act = Space::Box(BoxSpace::symmetric(&[2.0; 2]));
         let ac = ActorCritic::new(&vs.root(), 3, &act, &[8], 0.0).unwrap_or_else(|e| panic!("{e}"));
         let x = Tensor::zeros([1, 3], (Kind::Float, Device::Cpu));
-        let mean = ac.actor.forward(&x);
+        let mean = ac.policy_output(&x);
         let a = &mean + 1.0; // one std away in each of 2 dims (std = 1)
         let (lp, ent) = ac.evaluate(&x, &a);
         let want_lp = 2.0 * (-0.5 - 0.5 * (2.0 * std::f64::consts::PI).ln());
         let want_ent = 2.0 * (0.5 + 0.5 * (2.0 * std::f64::consts::PI).ln());
         assert!((lp.double_value(&[0]) - want_lp).abs() < 1e-5);
         assert!((ent.double_value(&[0]) - want_ent).abs() < 1e-5);
+    }
+
+    fn frames(shape: &[usize]) -> Space {
+        let n: usize = shape.iter().product();
+        let b = BoxSpace { low: vec![0.0; n], high: vec![255.0; n], shape: shape.to_vec(), dtype: DType::Uint8 };
+        Space::Box(b)
+    }
+
+    #[test]
+    fn nature_cnn_gives_one_logit_row_and_one_value_per_frame_stack() {
+        crate::threads::configure();
+        let vs = nn::VarStore::new(Device::Cpu);
+        let act = Space::Discrete(Discrete { n: 4, start: 0 });
+        let ac = ActorCritic::nature_cnn(&vs.root(), &frames(&[4, 84, 84]), &act, 0.0).unwrap_or_else(|e| panic!("{e}"));
+        // Bytes as the envs give them, [N, 4*84*84].
+        let x = Tensor::randint(256, [5, 4 * 84 * 84], (Kind::Uint8, Device::Cpu));
+        let (logits, value) = ac.forward(&x);
+        assert_eq!((logits.size(), value.size()), (vec![5, 4], vec![5]));
+        let (sample, value2) = ac.sample_and_value(&x, false);
+        assert_eq!((sample.action.size(), sample.log_prob.size()), (vec![5], vec![5]));
+        assert!(value.equal(&value2) && value.equal(&ac.value(&x)));
+        let (lp, ent, v) = ac.evaluate_and_value(&x, &sample.action);
+        assert_eq!((lp.size(), ent.size(), v.size()), (vec![5], vec![5], vec![5]));
+        // CleanRL's Agent: 3 convs, a 3136 -> 512 dense layer, heads of 512 -> 4 and 512 -> 1.
+        let count: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
+        let want = (4 * 32 * 64 + 32) + (32 * 64 * 16 + 64) + (64 * 64 * 9 + 64) + (3136 * 512 + 512) + (512 * 4 + 4) + 513;
+        assert_eq!(count, want);
+        // Pixels are scaled by 1/255: a frame of bytes 255 is the layers applied to ones.
+        let vars = vs.variables();
+        let var = |name: &str| vars.get(name).map(Tensor::shallow_clone).unwrap_or_else(|| panic!("{name}"));
+        let mut y = Tensor::ones([1, 4, 84, 84], (Kind::Float, Device::Cpu));
+        for (name, stride) in [("torso.conv32_8", 4), ("torso.conv64_4", 2), ("torso.conv64_3", 1)] {
+            let (w, b) = (var(&format!("{name}.weight")), var(&format!("{name}.bias")));
+            y = y.conv2d(&w, Some(&b), [stride, stride], [0, 0], [1, 1], 1).relu();
+        }
+        let features = y.flatten(1, -1).linear(&var("torso.dense.weight"), Some(&var("torso.dense.bias"))).relu();
+        let want = features.linear(&var("actor.weight"), Some(&var("actor.bias")));
+        let white = Tensor::full([1, 4 * 84 * 84], 255, (Kind::Uint8, Device::Cpu));
+        assert!(ac.forward(&white).0.allclose(&want, 1e-5, 1e-6, false));
+        let (logits_f, _) = ac.forward(&x.to_kind(Kind::Float));
+        assert!(logits.allclose(&logits_f, 1e-6, 1e-6, false));
+        // Head gain 0.01: near-uniform policy at the start.
+        let entropy = ent.mean(Kind::Float).double_value(&[]);
+        assert!((entropy - 4f64.ln()).abs() < 1e-2, "{entropy}");
+    }
+
+    #[test]
+    fn nature_cnn_conv_kernels_are_orthogonal_and_refuses_non_images() {
+        crate::threads::configure();
+        let vs = nn::VarStore::new(Device::Cpu);
+        let act = Space::Discrete(Discrete { n: 2, start: 0 });
+        assert!(ActorCritic::nature_cnn(&vs.root(), &frames(&[4, 84, 84]), &act, 0.0).is_ok());
+        for (name, w) in vs.variables() {
+            if w.dim() == 4 {
+                // Rows (output channels) orthonormal times gain sqrt 2: W W^T = 2 I.
+                let m = w.view([w.size()[0], -1]);
+                let gram = m.matmul(&m.tr());
+                let eye = Tensor::eye(w.size()[0], (Kind::Float, Device::Cpu)) * 2.0;
+                assert!(gram.allclose(&eye, 1e-4, 1e-4, false), "{name}");
+            }
+        }
+        let err = |space: &Space| ActorCritic::nature_cnn(&vs.root(), space, &act, 0.0).err().map(|e| e.to_string());
+        assert!(err(&frames(&[4])).unwrap_or_default().contains("nature_cnn"));
+        assert!(err(&frames(&[4, 20, 84])).unwrap_or_default().contains("36x36"));
     }
 
     #[test]

@@ -33,7 +33,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use tch::{Device, Kind, Tensor, nn, nn::Module};
+use tch::{Device, Kind, Tensor, nn};
 
 use keel_curricula::SamplerConfig;
 use keel_envs::EnvSpec;
@@ -48,7 +48,8 @@ use crate::encode::ObsEncoder;
 use crate::error::{AgentError, Result};
 use crate::gae::gae;
 use crate::normalize::RewardNormalizer;
-use crate::policy::{ActorCritic, Head};
+use crate::policy::{ActorCritic, Head, NATURE_FEATURES, NatureCnn};
+pub use crate::policy::Network;
 use crate::rollout::{Rollout, RolloutBatch};
 
 pub use crate::collect::Episode;
@@ -171,7 +172,11 @@ pub struct PpoConfig {
     pub max_grad_norm: f64,
     /// Stop an update early when the approximate KL exceeds this (default: none).
     pub target_kl: Option<f64>,
-    /// Hidden layer widths of actor and critic (default [64, 64]).
+    /// Body of actor and critic: `mlp` (separate MLPs of `hidden_sizes`, the default) or
+    /// `nature_cnn` (the Nature CNN shared by both, for image observations `(C, H, W)` such as
+    /// the Atari presets'; frames stay bytes until the network scales them on the device).
+    pub network: Network,
+    /// Hidden layer widths of actor and critic (`network = "mlp"`; default [64, 64]).
     pub hidden_sizes: Vec<i64>,
     /// Initial log standard deviation of the Gaussian policy (Box actions; default 0, CleanRL's).
     /// Lower it where exploration noise is costly, e.g. unbounded actions with a quadratic cost.
@@ -230,6 +235,7 @@ impl Default for PpoConfig {
             vf_coef: 0.5,
             max_grad_norm: 0.5,
             target_kl: None,
+            network: Network::Mlp,
             hidden_sizes: vec![64, 64],
             init_log_std: 0.0,
             normalize_obs: false,
@@ -325,6 +331,12 @@ impl Validate for PpoConfig {
         keel_envs::config::finite("init_log_std", self.init_log_std)?;
         if self.hidden_sizes.iter().any(|&h| h < 1) {
             return Err(FieldError::new("hidden_sizes", "widths must be at least 1"));
+        }
+        if self.network == Network::NatureCnn && self.normalize_obs {
+            return Err(FieldError::new(
+                "normalize_obs",
+                "must be false with network = \"nature_cnn\", which scales pixels by 1/255 itself",
+            ));
         }
         if !(0.0..1.0).contains(&self.dppo.drop_rate) {
             return Err(FieldError::new("dppo.drop_rate", "must be in [0, 1)"));
@@ -456,15 +468,20 @@ impl Algorithm for Ppo {
             keel_envs::Space::Discrete(d) => usize::try_from(d.n).unwrap_or(usize::MAX),
             other => other.flat_len(),
         };
-        check_memory(config, input_width, outputs)?;
+        check_memory(config, &spec.observation_space, input_width, outputs)?;
         let vs = nn::VarStore::new(device);
-        let model = ActorCritic::new(
-            &vs.root(),
-            input_width as i64,
-            &spec.action_space,
-            &config.hidden_sizes,
-            config.init_log_std,
-        )?;
+        let model = match config.network {
+            Network::Mlp => ActorCritic::new(
+                &vs.root(),
+                input_width as i64,
+                &spec.action_space,
+                &config.hidden_sizes,
+                config.init_log_std,
+            )?,
+            Network::NatureCnn => {
+                ActorCritic::nature_cnn(&vs.root(), &spec.observation_space, &spec.action_space, config.init_log_std)?
+            }
+        };
         let adam = Adam::new(&vs, 1e-5);
         let reward_norm =
             config.normalize_reward.then(|| RewardNormalizer::new(config.num_envs, config.gamma, config.reward_clip));
@@ -487,7 +504,7 @@ impl Algorithm for Ppo {
         let mut obs = envs.observe();
         for _ in 0..cfg.num_steps {
             let input = envs.encoder().input(&obs);
-            let (sample, value) = tch::no_grad(|| (self.model.sample(&input, false), self.model.value(&input)));
+            let (sample, value) = tch::no_grad(|| self.model.sample_and_value(&input, false));
             rollout.push(&obs, envs.dones(), &sample.action, &sample.log_prob, &value);
             let step = envs.step(&sample.action)?;
             let mut rewards = step.reward;
@@ -538,7 +555,7 @@ impl Algorithm for Ppo {
 
     fn action_probabilities(&self, input: &Tensor) -> Option<Tensor> {
         match self.model.head {
-            Head::Categorical { .. } => Some(self.model.actor.forward(input).softmax(-1, Kind::Float)),
+            Head::Categorical { .. } => Some(self.model.policy_output(input).softmax(-1, Kind::Float)),
             Head::Gaussian { .. } => None,
         }
     }
@@ -575,18 +592,37 @@ impl Algorithm for Ppo {
 }
 
 /// Checks, before anything is allocated, that PPO's networks and rollout fit in memory: the
-/// parameters of both networks four times over (values, gradients, Adam's two moments), then
+/// parameters of the networks four times over (values, gradients, Adam's two moments), then
 /// `num_steps * num_envs` rows of network input, actions and per-step scalars (twice: stored,
 /// then flattened for the minibatches) and a minibatch's activations. Estimates, float32.
-fn check_memory(config: &PpoConfig, input_width: usize, outputs: usize) -> Result<()> {
+fn check_memory(config: &PpoConfig, observation: &keel_envs::Space, input_width: usize, outputs: usize) -> Result<()> {
     let hidden = &config.hidden_sizes;
-    let networks = 16 * (mlp_parameters(input_width, hidden, outputs.max(1)) + mlp_parameters(input_width, hidden, 1));
-    let widest = hidden.iter().copied().max().unwrap_or(0).max(0) as u128;
-    crate::config::check_memory("hidden_sizes", widest, networks)?;
+    let (parameters, widest, activations_per_sample) = match config.network {
+        Network::Mlp => (
+            mlp_parameters(input_width, hidden, outputs.max(1)) + mlp_parameters(input_width, hidden, 1),
+            hidden.iter().copied().max().unwrap_or(0).max(0) as u128,
+            hidden.iter().map(|&h| h.max(1) as u128).sum::<u128>(),
+        ),
+        Network::NatureCnn => {
+            let side = |k: usize| match observation {
+                keel_envs::Space::Box(b) if b.shape.len() == 3 => b.shape[k] as i64,
+                _ => 0,
+            };
+            let (c, h, w) = (side(0) as u128, side(1), side(2));
+            let (oh, ow) = (NatureCnn::conv_output(h).unwrap_or(0) as u128, NatureCnn::conv_output(w).unwrap_or(0) as u128);
+            let features = NATURE_FEATURES as u128;
+            let convs = c * 32 * 64 + 32 + 32 * 64 * 16 + 64 + 64 * 64 * 9 + 64;
+            let dense = 64 * oh * ow * features + features;
+            let heads = (features + 1) * (outputs.max(1) as u128 + 1);
+            // Activations: the float input and each layer's output (an upper bound).
+            (convs + dense + heads, features, 2 * input_width as u128 + features)
+        }
+    };
+    crate::config::check_memory("hidden_sizes", widest, 16 * parameters)?;
     let per_sample = 8 * (input_width as u128 + outputs as u128) + 32;
     let rollout = 2 * (config.num_steps as u128) * (config.num_envs as u128) * per_sample;
-    let activations = 16 * (config.minibatch_size() as u128) * hidden.iter().map(|&h| h.max(1) as u128).sum::<u128>();
-    crate::config::check_memory("num_steps", config.num_steps as u128, networks + rollout + activations)
+    let activations = 16 * (config.minibatch_size() as u128) * activations_per_sample;
+    crate::config::check_memory("num_steps", config.num_steps as u128, 16 * parameters + rollout + activations)
 }
 
 impl Ppo {
@@ -623,8 +659,8 @@ impl Ppo {
             for start in (0..batch - mb + 1).step_by(mb as usize) {
                 let idx = perm.narrow(0, start, mb);
                 let mb_input = encoder.input(&b_obs.index_select(0, &idx));
-                let (new_log_prob, entropy) = self.model.evaluate(&mb_input, &b_actions.index_select(0, &idx));
-                let new_value = self.model.value(&mb_input);
+                let (new_log_prob, entropy, new_value) =
+                    self.model.evaluate_and_value(&mb_input, &b_actions.index_select(0, &idx));
                 let log_ratio = &new_log_prob - b_log_probs.index_select(0, &idx);
                 let ratio = log_ratio.exp();
                 let (old_kl, kl, clipfrac) = tch::no_grad(|| {

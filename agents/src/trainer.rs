@@ -113,6 +113,8 @@ pub struct Trainer<A: Algorithm> {
     /// The policy table last deployed (`deploy_every`), row-major states x actions.
     deployed: Option<Vec<f64>>,
     iteration: u64,
+    /// The checkpoint loaded, if it held no env state (training cannot continue from it).
+    unresumable: Option<PathBuf>,
 }
 
 impl<A: Algorithm> Trainer<A> {
@@ -159,7 +161,7 @@ impl<A: Algorithm> Trainer<A> {
         venv.reset(Some(s.seed))?;
         // The first observations count for the running statistics, as after a wrapper's reset.
         encoder.update(venv.batch().obs.as_ref());
-        Ok(Self { envs: Envs::new(venv, encoder), algorithm, deployed: None, iteration: 0, config })
+        Ok(Self { envs: Envs::new(venv, encoder), algorithm, deployed: None, iteration: 0, config, unresumable: None })
     }
 
     /// The run's config.
@@ -228,6 +230,14 @@ impl<A: Algorithm> Trainer<A> {
     /// Runs one iteration of the algorithm (see the module docs).
     pub fn iteration_step(&mut self) -> Result<IterationStats> {
         let settings = self.config.settings();
+        if let Some(path) = &self.unresumable {
+            return Err(AgentError::Checkpoint(format!(
+                "{}: the checkpoint holds no env state ({} cannot snapshot), so training cannot resume from it; its \
+                 networks can still be evaluated",
+                path.display(),
+                settings.env_id
+            )));
+        }
         let (seed, deploy_every, iterations) = (settings.seed, settings.deploy_every, settings.num_iterations());
         self.iteration += 1;
         let iteration = self.iteration;
@@ -293,10 +303,9 @@ impl<A: Algorithm> Trainer<A> {
     /// Writes `dir/iter_NNNNNN.{safetensors,json}` and points `dir/latest` at them (see
     /// [`checkpoint`]).
     pub fn save_checkpoint(&mut self, dir: &Path) -> Result<PathBuf> {
-        let env_id = self.config.settings().env_id.to_string();
-        let envs = self.envs.vector_mut().snapshot().ok_or_else(|| {
-            AgentError::Config(format!("{env_id} cannot snapshot, so runs on it cannot be checkpointed"))
-        })?;
+        // An env that cannot snapshot (the Atari games, so far) still gets its networks saved,
+        // for evaluation and export; resuming such a checkpoint is refused (load_checkpoint).
+        let envs = self.envs.vector_mut().snapshot().unwrap_or(Value::Null);
         let (global_step, done, episodes) = self.envs.counters();
         let state = TrainerState {
             algo: self.config.settings().algo.to_string(),
@@ -336,7 +345,12 @@ impl<A: Algorithm> Trainer<A> {
         self.algorithm.load_tensors(&loaded.tensors).map_err(in_file(tensors_path))?;
         self.algorithm.load_state(&state.algorithm).map_err(in_file(json_path.clone()))?;
         self.envs.encoder_mut().set_normalizer(state.obs_normalizer).map_err(|e| checkpoint::invalid(&json_path, e))?;
-        self.envs.vector_mut().restore(&state.envs).map_err(|e| checkpoint::invalid(&json_path, e))?;
+        if state.envs.is_null() {
+            // Networks only: fine to evaluate, not to continue training (iteration_step refuses).
+            self.unresumable = Some(json_path.clone());
+        } else {
+            self.envs.vector_mut().restore(&state.envs).map_err(|e| checkpoint::invalid(&json_path, e))?;
+        }
         self.envs.restore_counters(state.global_step, state.done, state.episodes);
         self.iteration = state.iteration;
         self.deployed = state.deployed;

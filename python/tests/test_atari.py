@@ -8,6 +8,9 @@ from gymnasium.utils.env_checker import check_env
 
 import keel
 
+if "keel/Pong-v5" not in keel.env_ids():
+    pytest.skip("Keel was built without the `atari` feature", allow_module_level=True)
+
 
 def test_every_game_is_registered():
     ids = [i for i in keel.env_ids() if i.startswith("keel/") and i.endswith("-v5")]
@@ -77,3 +80,27 @@ def test_bad_input_raises_clear_errors():
     with pytest.raises((keel.ActionError, ValueError)):
         env.step(6)
     env.step(5)
+
+
+def test_sb3_ppo_trains_on_the_cleanrl_preset():
+    """SB3's PPO with its CnnPolicy (the Nature CNN) learns from the engine's byte frames for a few
+    thousand steps: the frames reach it as (N, 4, 84, 84) uint8, channel-first, no wrapper."""
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.preprocessing import is_image_space
+
+    import keel.sb3
+
+    torch.set_num_threads(1)
+    venv = keel.sb3.make_vec("keel/Breakout-v5", n_envs=4, seed=0, preset="cleanrl")
+    assert venv.observation_space.shape == (4, 84, 84) and venv.observation_space.dtype == np.uint8
+    assert is_image_space(venv.observation_space, check_channels=False)
+    model = PPO("CnnPolicy", venv, n_steps=128, batch_size=256, n_epochs=1, seed=0, device="cpu")
+    before = [p.detach().clone() for p in model.policy.parameters()]
+    model.learn(total_timesteps=2048)
+    assert model.num_timesteps >= 2048
+    moved = [not torch.equal(a, b.detach()) for a, b in zip(before, model.policy.parameters())]
+    assert all(moved), "every layer of the CNN policy was updated"
+    # Breakout's episodes end at each lost life (the cleanrl preset), so some ended and were logged.
+    assert len(model.ep_info_buffer) > 0
+    venv.close()
