@@ -976,6 +976,7 @@ fn humanoid_curricula_train_end_to_end_and_refuse_bad_settings() {
     refused(&["--set", "sampler.ats.alpha=1.5"], &["ats.alpha", "1.5"]);
     refused(&["--set", "sampler.stf.perturb_prob=1.2"], &["stf.perturb_prob", "1.2"]);
     refused(&["--set", "sampler.stg.switch_prob=2"], &["stg.switch_prob", "2"]);
+}
 
 /// `configs/ppo_atari.toml` and `configs/dppo_atari.toml` train the Nature CNN on Breakout for a
 /// few hundred steps, with the Atari frames as bytes; the networks-only checkpoint evaluates but
