@@ -1405,18 +1405,29 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_perturbation_hook_moves_the_start_state() {
-        let Some(mut env) = env(&[]) else { return };
+    /// The start state at 0.2 s of the clip for seed 5, clean and then with `noise` added to the
+    /// reset params; returns both and the options with the noise in them.
+    fn clean_and_noisy_starts(
+        env: &mut dyn Env,
+        noise: &[(&str, Value)],
+    ) -> (Vec<f64>, Vec<f64>, ResetOptions) {
         let mut obs = env.spec().obs_buffer(1);
         let mut options = ResetOptions::default();
         options.params.insert("start_time".into(), 0.2.into());
         env.reset(Some(5), &options, obs.as_mut()).unwrap();
         let clean = env.state().unwrap();
-        options.params.insert("pose_noise".into(), 0.1.into());
-        options.params.insert("velocity_noise".into(), 0.5.into());
+        for (key, value) in noise {
+            options.params.insert((*key).into(), value.clone());
+        }
         env.reset(Some(5), &options, obs.as_mut()).unwrap();
-        let noisy = env.state().unwrap();
+        (clean, env.state().unwrap(), options)
+    }
+
+    #[test]
+    fn the_perturbation_hook_moves_the_start_state() {
+        let Some(mut env) = env(&[]) else { return };
+        let noise = [("pose_noise", 0.1.into()), ("velocity_noise", 0.5.into())];
+        let (clean, noisy, _) = clean_and_noisy_starts(env.as_mut(), &noise);
         assert_eq!(clean[0], noisy[0]);
         assert!(clean[8..].iter().zip(&noisy[8..]).filter(|(a, b)| a != b).count() > 50);
         let mut extras = vec![0.0; env.spec().extras_len()];
@@ -1505,14 +1516,9 @@ mod tests {
     #[test]
     fn the_uniform_perturbation_moves_the_start_within_its_magnitudes() {
         let Some(mut env) = env(&[]) else { return };
+        let noise = [("perturbation", serde_json::to_value(Perturbation::skillmimic()).unwrap())];
+        let (clean, noisy, mut options) = clean_and_noisy_starts(env.as_mut(), &noise);
         let mut obs = env.spec().obs_buffer(1);
-        let mut options = ResetOptions::default();
-        options.params.insert("start_time".into(), 0.2.into());
-        env.reset(Some(5), &options, obs.as_mut()).unwrap();
-        let clean = env.state().unwrap();
-        options.params.insert("perturbation".into(), serde_json::to_value(Perturbation::skillmimic()).unwrap());
-        env.reset(Some(5), &options, obs.as_mut()).unwrap();
-        let noisy = env.state().unwrap();
         let lift = noisy[2] - clean[2];
         assert!((0.0..=0.1).contains(&lift), "root lifted by {lift}");
         let dv: Vec<f64> = clean[44..].iter().zip(&noisy[44..]).map(|(a, b)| (a - b).abs()).collect();
