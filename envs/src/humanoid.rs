@@ -531,6 +531,12 @@ fn angle(a: &[f64], b: &[f64]) -> f64 {
     rotation_vector(quat(a).normalize() * quat(b).normalize().inverse()).length()
 }
 
+/// Writes `v` at `obs[*k..*k + 3]` as `f32` and moves `k` past it.
+fn put_vec3(obs: &mut [f32], k: &mut usize, v: DVec3) {
+    obs[*k..*k + 3].copy_from_slice(&[v.x as f32, v.y as f32, v.z as f32]);
+    *k += 3;
+}
+
 /// The inverse of the heading rotation (yaw about +y) of a root rotation; the character faces +x.
 fn inverse_heading(root: DQuat) -> DQuat {
     let facing = root * DVec3::X;
@@ -808,12 +814,7 @@ impl HumanoidTrack {
         let heading = inverse_heading(quat(&root.rotation));
         obs[0] = root_position.y as f32;
         let mut k = 1;
-        let mut put = |obs: &mut [f32], v: DVec3| {
-            obs[k] = v.x as f32;
-            obs[k + 1] = v.y as f32;
-            obs[k + 2] = v.z as f32;
-            k += 3;
-        };
+        let mut put = |obs: &mut [f32], v: DVec3| put_vec3(obs, &mut k, v);
         for b in &self.sim.bodies {
             let rotation = heading * quat(&b.rotation);
             put(obs, heading * (DVec3::from(b.position) - root_position));
@@ -836,12 +837,7 @@ impl HumanoidTrack {
                 .model
                 .write_body_states(&self.future.pose, None, &mut self.future.bodies)
                 .map_err(physics_error)?;
-            let mut put = |obs: &mut [f32], v: DVec3| {
-                obs[k] = v.x as f32;
-                obs[k + 1] = v.y as f32;
-                obs[k + 2] = v.z as f32;
-                k += 3;
-            };
+            let mut put = |obs: &mut [f32], v: DVec3| put_vec3(obs, &mut k, v);
             for b in &self.future.bodies {
                 let rotation = heading * quat(&b.rotation);
                 put(obs, heading * (DVec3::from(b.position) - root_position));
