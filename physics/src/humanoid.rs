@@ -111,11 +111,18 @@ pub struct Humanoid {
     model: Arc<HumanoidModel>,
     config: HumanoidConfig,
     world: PhysicsWorld,
+    /// The rigid body of each body: its own, or its carrier's when welded (see [`Self::carriers`]).
     bodies: Vec<RigidBodyHandle>,
     colliders: Vec<ColliderHandle>,
     ground: ColliderHandle,
-    /// Multibody link id of each body.
+    /// Multibody link id of each body (its carrier's when welded).
     links: Vec<usize>,
+    /// Each body's carrier and its origin in the carrier's frame. A body on a fixed joint is
+    /// welded into its nearest jointed ancestor (its collider and mass join that rigid body), so
+    /// the multibody has one link per jointed body: rapier's joint-space dynamics cost grows with
+    /// links × degrees of freedom, and a welded link adds cost without freedom. Every other body
+    /// carries itself at offset zero.
+    carriers: Vec<(usize, DVec3)>,
     multibody: MultibodyIndex,
     /// The root's centre of mass in its frame.
     root_com: DVec3,
@@ -189,23 +196,33 @@ impl Humanoid {
             .insert(RigidBodyBuilder::fixed(), plane.friction(friction).collision_groups(groups(GROUND, HUMANOID)));
 
         let root_com = DVec3::from(model.bodies()[0].com);
-        let (mut bodies, mut colliders) = (Vec::new(), Vec::new());
+        let (mut bodies, mut colliders, mut carriers) = (Vec::new(), Vec::new(), Vec::<(usize, DVec3)>::new());
         for (i, body) in model.bodies().iter().enumerate() {
+            // Fixed joints carry no rotation, so a welded body's frame is its carrier's, moved.
+            // Not onto the root, whose rapier frame must stay at its own centre of mass.
+            let welded = match body.parent {
+                Some(parent) if body.joint == Joint::Fixed => {
+                    let (carrier, offset) = carriers[parent];
+                    (carrier != 0).then(|| (carrier, offset + DVec3::from(body.origin)))
+                }
+                _ => None,
+            };
+            if let Some((carrier, offset)) = welded {
+                let shape_pose =
+                    rapier_pose(offset + DVec3::from(body.shape_origin), model::quat(&body.shape_rotation));
+                let collider = collider_of(body, friction).position(shape_pose).collision_groups(groups(HUMANOID, GROUND));
+                colliders.push(world.colliders.insert_with_parent(collider, bodies[carrier], &mut world.bodies));
+                bodies.push(bodies[carrier]);
+                carriers.push((carrier, offset));
+                continue;
+            }
+            carriers.push((i, DVec3::ZERO));
             // Every body frame is the model's, except the root's (at its centre of mass).
             let shift = if i == 0 { root_com } else { DVec3::ZERO };
             let builder =
                 if i == 0 && config.pin_root { RigidBodyBuilder::fixed() } else { RigidBodyBuilder::dynamic() };
             let shape_pose = rapier_pose(DVec3::from(body.shape_origin) - shift, model::quat(&body.shape_rotation));
-            let collider = match body.shape {
-                Shape::Sphere { radius } => ColliderBuilder::ball(radius as f32),
-                Shape::Capsule { radius, half_length } => ColliderBuilder::capsule_z(half_length as f32, radius as f32),
-                Shape::Box { half_extents: [x, y, z] } => ColliderBuilder::cuboid(x as f32, y as f32, z as f32),
-            };
-            let collider = collider
-                .position(shape_pose)
-                .mass(body.mass as f32)
-                .friction(friction)
-                .collision_groups(groups(HUMANOID, GROUND));
+            let collider = collider_of(body, friction).position(shape_pose).collision_groups(groups(HUMANOID, GROUND));
             let (handle, collider) = world.insert(builder.can_sleep(false), collider);
             if let Some(parent) = body.parent {
                 let parent_shift = if parent == 0 { root_com } else { DVec3::ZERO };
@@ -246,6 +263,7 @@ impl Humanoid {
             colliders,
             ground,
             links,
+            carriers,
             multibody,
             root_com,
             targets: Vec::new(),
@@ -298,14 +316,15 @@ impl Humanoid {
     pub fn set_state(&mut self, pose: &[f64], velocity: &[f64]) -> Result<()> {
         self.model.check_pose(pose)?;
         self.model.check_velocity(velocity)?;
-        let Self { world, model, bodies, links, multibody, root_com, config, .. } = self;
+        let Self { world, model, bodies, links, carriers, multibody, root_com, config, .. } = self;
         let PhysicsWorld { bodies: rigid_bodies, multibody_joints, .. } = world;
         let root_rotation = model::quat(&pose[3..7]).normalize();
         let root_frame = DVec3::new(pose[0], pose[1], pose[2]) + root_rotation * *root_com;
         rigid_bodies[bodies[0]].set_position(rapier_pose(root_frame, root_rotation), true);
         let mb = multibody_mut(multibody_joints, *multibody)?;
-        for (body, &link) in model.bodies().iter().zip(links.iter()).skip(1) {
-            let Some(link) = mb.link_mut(link) else { continue };
+        for (i, (body, &link)) in model.bodies().iter().zip(links.iter()).enumerate().skip(1) {
+            // A welded body's link is its carrier's, which must keep its displacement.
+            let Some(link) = mb.link_mut(link).filter(|_| carriers[i].0 == i) else { continue };
             // A fresh joint: coordinates at zero, then displaced to the pose.
             link.joint = MultibodyJoint::new(link.joint.data, link.joint.kinematic);
             let p = body.pose_offset;
@@ -350,7 +369,10 @@ impl Humanoid {
     /// that rapier's bodies agree with the multibody before the next step and in snapshots.
     fn sync_body_velocities(&mut self) -> Result<()> {
         let velocities = self.link_velocities()?;
-        for (&handle, (linvel, angvel)) in self.bodies.iter().zip(velocities) {
+        for (i, (&handle, (linvel, angvel))) in self.bodies.iter().zip(velocities).enumerate() {
+            if self.carriers[i].0 != i {
+                continue;
+            }
             let body = &mut self.world.bodies[handle];
             body.set_linvel(linvel.as_vec3(), true);
             body.set_angvel(angvel.as_vec3(), true);
@@ -358,22 +380,26 @@ impl Humanoid {
         Ok(())
     }
 
-    /// Each body's centre-of-mass velocity and angular velocity, from its Jacobian.
+    /// The centre-of-mass velocity and angular velocity of each body's rigid body (its
+    /// carrier's when welded), from its Jacobian.
     fn link_velocities(&self) -> Result<Vec<(DVec3, DVec3)>> {
         let mb = self.multibody()?;
         let qdot = mb.generalized_velocity();
-        Ok(self
-            .links
-            .iter()
-            .map(|&link| {
-                let jacobian = mb.body_jacobian(link);
-                let mut v = [0.0f64; 6];
-                for (row, value) in v.iter_mut().enumerate() {
-                    *value = (0..qdot.len()).map(|c| f64::from(jacobian[(row, c)]) * f64::from(qdot[c])).sum();
-                }
-                (DVec3::new(v[0], v[1], v[2]), DVec3::new(v[3], v[4], v[5]))
-            })
-            .collect())
+        let mut velocities: Vec<(DVec3, DVec3)> = Vec::with_capacity(self.links.len());
+        for (i, &link) in self.links.iter().enumerate() {
+            let carrier = self.carriers[i].0;
+            if carrier != i {
+                velocities.push(velocities[carrier]);
+                continue;
+            }
+            let jacobian = mb.body_jacobian(link);
+            let mut v = [0.0f64; 6];
+            for (row, value) in v.iter_mut().enumerate() {
+                *value = (0..qdot.len()).map(|c| f64::from(jacobian[(row, c)]) * f64::from(qdot[c])).sum();
+            }
+            velocities.push((DVec3::new(v[0], v[1], v[2]), DVec3::new(v[3], v[4], v[5])));
+        }
+        Ok(velocities)
     }
 
     /// The current pose (see [`crate::model`]).
@@ -454,7 +480,7 @@ impl Humanoid {
     pub fn write_body_states(&self, out: &mut [BodyState]) -> Result<()> {
         check_len("body states", self.bodies.len(), out.len())?;
         let (mb, velocities) = (self.multibody()?, self.link_velocities()?);
-        for (i, (body, &link)) in self.model.bodies().iter().zip(self.links.iter()).enumerate() {
+        for (i, &link) in self.links.iter().enumerate() {
             let Some(link) = mb.link(link) else { continue };
             let frame = link.local_to_world();
             let rotation = frame.rotation.as_dquat();
@@ -462,7 +488,9 @@ impl Humanoid {
             let (origin, com) = if i == 0 {
                 (translation - rotation * self.root_com, translation)
             } else {
-                (translation, translation + rotation * DVec3::from(body.com))
+                // The rigid body's centre of mass, which a welded body's mass has moved.
+                let local_com = self.world.bodies[self.bodies[i]].local_center_of_mass().as_dvec3();
+                (translation + rotation * self.carriers[i].1, translation + rotation * local_com)
             };
             let (com_velocity, angvel) = velocities[i];
             out[i] = BodyState {
@@ -615,7 +643,7 @@ impl Humanoid {
                 .world
                 .multibody_joints
                 .get_multibody(self.multibody)
-                .is_some_and(|mb| mb.num_links() == self.links.len())
+                .is_some_and(|mb| mb.num_links() == self.carriers.iter().enumerate().filter(|(i, c)| c.0 == *i).count())
             && saved.targets.len() == self.targets.len()
             && saved.target_velocities.len() == self.target_velocities.len();
         if !complete {
@@ -639,6 +667,16 @@ impl Humanoid {
 
 fn multibody_mut(joints: &mut MultibodyJointSet, index: MultibodyIndex) -> Result<&mut Multibody> {
     joints.get_multibody_mut(index).ok_or_else(|| PhysicsError::Config("the humanoid's multibody is missing".into()))
+}
+
+/// A body's collider, its shape at the origin, with the body's mass.
+fn collider_of(body: &model::Body, friction: f32) -> ColliderBuilder {
+    let collider = match body.shape {
+        Shape::Sphere { radius } => ColliderBuilder::ball(radius as f32),
+        Shape::Capsule { radius, half_length } => ColliderBuilder::capsule_z(half_length as f32, radius as f32),
+        Shape::Box { half_extents: [x, y, z] } => ColliderBuilder::cuboid(x as f32, y as f32, z as f32),
+    };
+    collider.mass(body.mass as f32).friction(friction)
 }
 
 /// A rapier pose from an f64 translation and rotation.
