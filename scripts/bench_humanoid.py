@@ -33,7 +33,7 @@ import mujoco
 import numpy as np
 
 CACHE = Path(os.environ.get("KEEL_CACHE", Path.home() / ".cache" / "keel"))
-KEEL = Path(os.environ.get("CARGO_TARGET_DIR", CACHE / "target")) / "release" / "examples" / "bench_physics"
+KEEL = Path(os.environ.get("CARGO_TARGET_DIR", CACHE / "target-native")) / "release" / "examples" / "bench_physics"
 CLIP = CACHE / "pybullet-3.2.7" / "pybullet_data" / "data" / "motions" / "humanoid3d_walk.txt"
 DT = 1.0 / 120.0
 

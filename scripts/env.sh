@@ -2,7 +2,9 @@
 # Paths are stable across clones, so the ~14-minute libtorch shim build happens once per machine.
 keel_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export KEEL_CACHE="${KEEL_CACHE:-$HOME/.cache/keel}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$KEEL_CACHE/target}"
+# `target-native`: the build for this machine's CPU (.cargo/config.toml), kept apart from builds
+# made with other flags.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$KEEL_CACHE/target-native}"
 keel_venv="$KEEL_CACHE/venv"
 if [ -z "${LIBTORCH:-}" ]; then
   torch_dir_file="$keel_venv/.keel-torch-dir"

@@ -999,7 +999,7 @@ def find_keel() -> str:
     target = os.environ.get("CARGO_TARGET_DIR")
     if target:
         candidates.append(Path(target) / "release" / "keel")
-    candidates.append(Path.home() / ".cache" / "keel" / "target" / "release" / "keel")
+    candidates.append(Path.home() / ".cache" / "keel" / "target-native" / "release" / "keel")
     for c in candidates:
         if c.exists():
             return str(c)

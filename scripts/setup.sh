@@ -8,7 +8,7 @@
 #
 # Environment variables:
 #   KEEL_CACHE        cache root (default: $HOME/.cache/keel)
-#   CARGO_TARGET_DIR  cargo target directory (default: $KEEL_CACHE/target)
+#   CARGO_TARGET_DIR  cargo target directory (default: $KEEL_CACHE/target-native)
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
