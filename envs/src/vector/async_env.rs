@@ -246,7 +246,9 @@ impl AsyncVecEnv {
         let spec = first.spec().clone();
         if let Some(i) = envs.iter().position(|e| {
             let s = e.spec();
-            s.observation_space != spec.observation_space || s.action_space != spec.action_space || s.extras != spec.extras
+            s.observation_space != spec.observation_space
+                || s.action_space != spec.action_space
+                || s.extras != spec.extras
         }) {
             return Err(EnvError::BatchShape(format!("env {i} has other spaces or extras than env 0")));
         }
@@ -604,7 +606,8 @@ impl AsyncVecEnv {
                     // As the workers' parking: announce, look again, then park.
                     *shared.caller.lock().unwrap_or_else(PoisonError::into_inner) = Some(std::thread::current());
                     shared.caller_waiting.store(true, Ordering::SeqCst);
-                    let ready = shared.filled[block].load(Ordering::SeqCst) >= b || shared.failed.load(Ordering::SeqCst);
+                    let ready =
+                        shared.filled[block].load(Ordering::SeqCst) >= b || shared.failed.load(Ordering::SeqCst);
                     if !ready {
                         std::thread::park();
                     }

@@ -213,7 +213,9 @@ fn make_async(id: &str, n: usize, b: usize, workers: usize, mode: AutoresetMode)
 /// Per-env trajectories (reset row, then `steps` step rows) of sync stepping.
 fn sync_trajectories(id: &str, n: usize, mode: AutoresetMode, steps: usize) -> Vec<Vec<Row>> {
     let _ = register_test_envs();
-    let Ok(mut venv) = VecEnv::make(id, &Map::new(), n, VecOptions { workers: 0, autoreset_mode: mode }) else { panic!() };
+    let Ok(mut venv) = VecEnv::make(id, &Map::new(), n, VecOptions { workers: 0, autoreset_mode: mode }) else {
+        panic!()
+    };
     let (ol, e) = (venv.spec().obs_len(), venv.spec().extras_len());
     assert!(venv.reset(Some(11)).is_ok());
     let mut out: Vec<Vec<Row>> = (0..n).map(|i| vec![row_of(&venv.batch().view(), i, ol, e)]).collect();
