@@ -9,7 +9,9 @@ Every library runs the same preprocessing, EnvPool's defaults: sticky actions of
 frames then FIRE at reset, frame skip 4 with a max-pool of the last two frames, 84x84 grayscale
 INTER_AREA, a stack of 4, no episodic life, no reward clip, autoreset on the next step. Actions
 are uniform random (drawn before the clock starts). Rates are agent steps per second (frames
-per second = 4x), wall clock, one run per case. For each thread count the script tries a few
+per second = 4x), wall clock, one run per case; a second table gives, for the same cases, agent
+steps per CPU-second of the process (all its threads), which a machine shared with other work
+disturbs far less than the wall-clock rate. For each thread count the script tries a few
 env counts per library and reports the best: EnvPool sync uses num_envs = batch = threads x k,
 EnvPool async and Keel async num_envs = 2 x batch (batch = threads x k), ale-py and Keel sync
 num_envs = threads x k. Both async modes run the same loop: recv a batch, send actions for its
@@ -110,6 +112,7 @@ def measure(factory, game, num_envs, threads, batch, seconds, n_actions):
     for k in range(50):  # warm up
         step(actions[k % len(actions)])
     steps, k = 0, 0
+    cpu = os.times()
     start = time.perf_counter()
     while True:
         for _ in range(50):
@@ -119,8 +122,10 @@ def measure(factory, game, num_envs, threads, batch, seconds, n_actions):
         elapsed = time.perf_counter() - start
         if elapsed >= seconds:
             break
+    now = os.times()
+    cpu_seconds = (now.user - cpu.user) + (now.system - cpu.system)
     close()
-    return steps / elapsed
+    return steps / elapsed, steps / max(cpu_seconds, 1e-9)
 
 
 def main():
@@ -149,12 +154,14 @@ def main():
                     continue
                 best = None
                 for num_envs, batch in shapes:
-                    rate = measure(factories[lib], game, num_envs, threads, batch, args.seconds, n_actions.get(game, 4))
-                    print(f"{game:9s} threads={threads} {lib:22s} num_envs={num_envs:2d} batch={batch:2d}: {rate:8.0f} steps/s", flush=True)
+                    rate, per_cpu = measure(factories[lib], game, num_envs, threads, batch, args.seconds,
+                                            n_actions.get(game, 4))
+                    print(f"{game:9s} threads={threads} {lib:22s} num_envs={num_envs:2d} batch={batch:2d}: {rate:8.0f} steps/s"
+                          f" {per_cpu:8.0f} steps/CPU-s", flush=True)
                     if best is None or rate > best[0]:
-                        best = (rate, num_envs, batch)
+                        best = (rate, num_envs, batch, per_cpu)
                 rows.append({"game": game, "threads": threads, "library": lib, "steps_per_s": round(best[0]),
-                             "num_envs": best[1], "batch": best[2]})
+                             "num_envs": best[1], "batch": best[2], "steps_per_cpu_s": round(best[3])})
     print()
     libs = [lib for lib in ["keel", "keel async", "envpool sync", "envpool async", "ale-py AtariVectorEnv"]
             if not args.libs or lib in args.libs]
@@ -173,6 +180,15 @@ def main():
                 best_envpool = max(r["envpool sync"]["steps_per_s"], r["envpool async"]["steps_per_s"])
                 ratio = f" {best_keel / best_envpool:.2f}x |"
             print(f"| {game} | {threads} | " + " | ".join(cells) + " |" + ratio)
+    print()
+    print("Agent steps per CPU-second of the same cases:")
+    print()
+    print("| game | threads | " + " | ".join(names[lib] for lib in libs) + " |")
+    print("|---|---|" + "---|" * len(libs))
+    for game in args.games:
+        for threads in args.threads:
+            r = {row["library"]: row for row in rows if row["game"] == game and row["threads"] == threads}
+            print(f"| {game} | {threads} | " + " | ".join(f"{r[lib]['steps_per_cpu_s']:,}" for lib in libs) + " |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
