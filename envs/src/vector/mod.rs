@@ -28,6 +28,9 @@
 //!
 //! Autoreset follows Gymnasium 1.x ([`AutoresetMode`]). Env `i` of a vector reset with seed `s`
 //! is seeded `s + i`, as Gymnasium's `make_vec`.
+//!
+//! [`AsyncVecEnv`] is the EnvPool-style async counterpart (`send` actions for some envs, `recv`
+//! the first `batch_size` that finished, with their ids), built on the same per-env stepping.
 
 mod async_env;
 mod rows;
