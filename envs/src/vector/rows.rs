@@ -143,8 +143,11 @@ impl Rows<'_> {
         self.terminated.copy_from_slice(from.terminated);
         self.truncated.copy_from_slice(from.truncated);
         self.extras.copy_from_slice(from.extras);
-        self.final_obs.copy_from(&from.final_obs);
-        self.final_extras.copy_from_slice(from.final_extras);
+        // Terminal observations are read only where `has_final_obs` is set.
+        if from.has_final_obs.iter().any(|&f| f) {
+            self.final_obs.copy_from(&from.final_obs);
+            self.final_extras.copy_from_slice(from.final_extras);
+        }
         self.has_final_obs.copy_from_slice(from.has_final_obs);
         self.episode_return.copy_from_slice(from.episode_return);
         self.episode_length.copy_from_slice(from.episode_length);
