@@ -1,6 +1,6 @@
 """Atari throughput: Keel vs EnvPool (sync and async) vs ale-py's AtariVectorEnv, side by side.
 
-    bash scripts/atari_venv.sh scripts/bench_atari.py [--seconds 3] [--games Pong Breakout]
+    bash scripts/atari_venv.sh scripts/bench_atari.py [--seconds 3] [--games Pong Breakout] [--libs keel "keel async"]
 
 Needs Keel's Python module built with the `atari` feature in Keel's environment (scripts/setup.sh
 does it); the Atari venv (scripts/atari_venv.sh) sees it through its link to that environment.
@@ -9,9 +9,13 @@ Every library runs the same preprocessing, EnvPool's defaults: sticky actions of
 frames then FIRE at reset, frame skip 4 with a max-pool of the last two frames, 84x84 grayscale
 INTER_AREA, a stack of 4, no episodic life, no reward clip, autoreset on the next step. Actions
 are uniform random (drawn before the clock starts). Rates are agent steps per second (frames
-per second = 4x), wall clock, one run per case. For each thread count the script tries a few
+per second = 4x), wall clock, one run per case; a second table gives, for the same cases, agent
+steps per CPU-second of the process (all its threads), which a machine shared with other work
+disturbs far less than the wall-clock rate. For each thread count the script tries a few
 env counts per library and reports the best: EnvPool sync uses num_envs = batch = threads x k,
-EnvPool async num_envs = 2 x batch, ale-py and Keel num_envs = threads x k.
+EnvPool async and Keel async num_envs = 2 x batch (batch = threads x k), ale-py and Keel sync
+num_envs = threads x k. Both async modes run the same loop: recv a batch, send actions for its
+env ids.
 """
 
 import argparse
@@ -33,6 +37,25 @@ def keel_factory(game, num_envs, threads, batch):
 
     def step(actions):
         envs.step(actions)
+
+    return reset, step, envs.close
+
+
+def keel_async_factory(game, num_envs, threads, batch):
+    import keel
+
+    # `threads` worker threads step; the calling thread only sends and receives, as EnvPool's.
+    envs = keel.KeelVectorEnv(f"keel/{game}-v5", num_envs, preset="envpool", workers=threads, batch_size=batch,
+                              copy=False)
+    ids = {"next": None}
+
+    def reset():
+        envs.async_reset(seed=0)
+        ids["next"] = envs.recv()[-1]["env_id"]
+
+    def step(actions):
+        envs.send(actions, ids["next"])
+        ids["next"] = envs.recv()[-1]["env_id"]
 
     return reset, step, envs.close
 
@@ -89,6 +112,7 @@ def measure(factory, game, num_envs, threads, batch, seconds, n_actions):
     for k in range(50):  # warm up
         step(actions[k % len(actions)])
     steps, k = 0, 0
+    cpu = os.times()
     start = time.perf_counter()
     while True:
         for _ in range(50):
@@ -98,8 +122,10 @@ def measure(factory, game, num_envs, threads, batch, seconds, n_actions):
         elapsed = time.perf_counter() - start
         if elapsed >= seconds:
             break
+    now = os.times()
+    cpu_seconds = (now.user - cpu.user) + (now.system - cpu.system)
     close()
-    return steps / elapsed
+    return steps / elapsed, steps / max(cpu_seconds, 1e-9)
 
 
 def main():
@@ -107,6 +133,7 @@ def main():
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--games", nargs="+", default=["Pong", "Breakout"])
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    parser.add_argument("--libs", nargs="+", default=None, help="only these libraries (default: all)")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args()
     n_actions = {"Pong": 6, "Breakout": 4}
@@ -115,31 +142,53 @@ def main():
         for threads in args.threads:
             cases = {
                 "keel": [(threads * k, threads * k) for k in (1, 2, 4)],
+                "keel async": [(2 * threads * k, threads * k) for k in (1, 2)],
                 "envpool sync": [(threads * k, threads * k) for k in (1, 2)],
                 "envpool async": [(2 * threads * k, threads * k) for k in (1, 2)],
                 "ale-py AtariVectorEnv": [(threads * k, threads * k) for k in (1, 2)],
             }
-            factories = {"keel": keel_factory, "envpool sync": envpool_factory, "envpool async": envpool_factory,
-                         "ale-py AtariVectorEnv": ale_factory}
+            factories = {"keel": keel_factory, "keel async": keel_async_factory, "envpool sync": envpool_factory,
+                         "envpool async": envpool_factory, "ale-py AtariVectorEnv": ale_factory}
             for lib, shapes in cases.items():
+                if args.libs and lib not in args.libs:
+                    continue
                 best = None
                 for num_envs, batch in shapes:
-                    rate = measure(factories[lib], game, num_envs, threads, batch, args.seconds, n_actions.get(game, 4))
-                    print(f"{game:9s} threads={threads} {lib:22s} num_envs={num_envs:2d} batch={batch:2d}: {rate:8.0f} steps/s", flush=True)
+                    rate, per_cpu = measure(factories[lib], game, num_envs, threads, batch, args.seconds,
+                                            n_actions.get(game, 4))
+                    print(f"{game:9s} threads={threads} {lib:22s} num_envs={num_envs:2d} batch={batch:2d}: {rate:8.0f} steps/s"
+                          f" {per_cpu:8.0f} steps/CPU-s", flush=True)
                     if best is None or rate > best[0]:
-                        best = (rate, num_envs, batch)
+                        best = (rate, num_envs, batch, per_cpu)
                 rows.append({"game": game, "threads": threads, "library": lib, "steps_per_s": round(best[0]),
-                             "num_envs": best[1], "batch": best[2]})
+                             "num_envs": best[1], "batch": best[2], "steps_per_cpu_s": round(best[3])})
     print()
-    print("| game | threads | Keel | EnvPool sync | EnvPool async | ale-py vector | Keel / best EnvPool |")
-    print("|---|---|---|---|---|---|---|")
+    libs = [lib for lib in ["keel", "keel async", "envpool sync", "envpool async", "ale-py AtariVectorEnv"]
+            if not args.libs or lib in args.libs]
+    names = {"keel": "Keel sync", "keel async": "Keel async", "envpool sync": "EnvPool sync",
+             "envpool async": "EnvPool async", "ale-py AtariVectorEnv": "ale-py vector"}
+    full = all(lib in libs for lib in ["keel", "keel async", "envpool sync", "envpool async"])
+    print("| game | threads | " + " | ".join(names[lib] for lib in libs) + (" | best Keel / best EnvPool |" if full else " |"))
+    print("|---|---|" + "---|" * (len(libs) + full))
     for game in args.games:
         for threads in args.threads:
             r = {row["library"]: row for row in rows if row["game"] == game and row["threads"] == threads}
-            best_envpool = max(r["envpool sync"]["steps_per_s"], r["envpool async"]["steps_per_s"])
-            cells = [f"{r[lib]['steps_per_s']:,} ({r[lib]['num_envs']}/{r[lib]['batch']})"
-                     for lib in ["keel", "envpool sync", "envpool async", "ale-py AtariVectorEnv"]]
-            print(f"| {game} | {threads} | " + " | ".join(cells) + f" | {r['keel']['steps_per_s'] / best_envpool:.2f}x |")
+            cells = [f"{r[lib]['steps_per_s']:,} ({r[lib]['num_envs']}/{r[lib]['batch']})" for lib in libs]
+            ratio = ""
+            if full:
+                best_keel = max(r["keel"]["steps_per_s"], r["keel async"]["steps_per_s"])
+                best_envpool = max(r["envpool sync"]["steps_per_s"], r["envpool async"]["steps_per_s"])
+                ratio = f" {best_keel / best_envpool:.2f}x |"
+            print(f"| {game} | {threads} | " + " | ".join(cells) + " |" + ratio)
+    print()
+    print("Agent steps per CPU-second of the same cases:")
+    print()
+    print("| game | threads | " + " | ".join(names[lib] for lib in libs) + " |")
+    print("|---|---|" + "---|" * len(libs))
+    for game in args.games:
+        for threads in args.threads:
+            r = {row["library"]: row for row in rows if row["game"] == game and row["threads"] == threads}
+            print(f"| {game} | {threads} | " + " | ".join(f"{r[lib]['steps_per_cpu_s']:,}" for lib in libs) + " |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(),

@@ -93,6 +93,10 @@ pub enum EnvError {
         /// What happened.
         cause: String,
     },
+    /// A call of the async vector API out of order or with bad ids (an env sent twice before
+    /// `recv`, `recv` with too few envs in flight, ...); nothing changed.
+    #[error("async vector: {0}")]
+    AsyncUsage(String),
 }
 
 /// Shorthand for results of this crate.

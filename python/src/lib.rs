@@ -19,8 +19,8 @@
 //! subclasses); no input reaches a panic.
 
 use keel_envs::space::{DType, Space};
-use keel_envs::vector::{AutoresetMode, Batch, OptionsFor, Seeds, VecOptions};
-use keel_envs::{Action, Env, EnvError, ObsBuf, ResetOptions, VecEnv};
+use keel_envs::vector::{AsyncVecEnv, AutoresetMode, BatchView, OptionsFor, Seeds, VecOptions};
+use keel_envs::{Action, Env, EnvError, ObsBuf, ObsRef, ResetOptions, VecEnv};
 use numpy::ndarray::{ArrayViewD, IxDyn};
 use numpy::{
     Element, IntoPyArray, PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArray,
@@ -61,7 +61,7 @@ fn to_py(err: EnvError) -> PyErr {
         | EnvError::InvalidState(_)
         | EnvError::Snapshot(_)
         | EnvError::InvalidPolicy(_) => ConfigError::new_err(message),
-        EnvError::InvalidAction(_) | EnvError::BatchShape(_) => ActionError::new_err(message),
+        EnvError::InvalidAction(_) | EnvError::BatchShape(_) | EnvError::AsyncUsage(_) => ActionError::new_err(message),
         EnvError::ResetNeeded | EnvError::StepAfterDone { .. } => ResetNeededError::new_err(message),
         EnvError::DataMissing(_) => DataMissingError::new_err(message),
         EnvError::Poisoned { .. } | EnvError::EnvPanicked { .. } => PoisonedError::new_err(message),
@@ -312,11 +312,22 @@ fn obs_array<'py>(
     width: usize,
     shape: &[usize],
 ) -> PyResult<Bound<'py, PyAny>> {
+    obs_ref_array(py, buf.as_ref(), rows, width, shape)
+}
+
+/// As [`obs_array`], from borrowed rows.
+fn obs_ref_array<'py>(
+    py: Python<'py>,
+    buf: ObsRef<'_>,
+    rows: std::ops::Range<usize>,
+    width: usize,
+    shape: &[usize],
+) -> PyResult<Bound<'py, PyAny>> {
     let r = rows.start * width..rows.end * width;
     match buf {
-        ObsBuf::F32(v) => new_array(py, &v[r], shape),
-        ObsBuf::F64(v) => new_array(py, &v[r], shape),
-        ObsBuf::U8(v) => new_array(py, &v[r], shape),
+        ObsRef::F32(v) => new_array(py, &v[r], shape),
+        ObsRef::F64(v) => new_array(py, &v[r], shape),
+        ObsRef::U8(v) => new_array(py, &v[r], shape),
     }
 }
 
@@ -595,7 +606,8 @@ impl VecCore {
         let rewards = PyArray1::from_slice(py, &batch.reward);
         let terminations = flag_array(py, &batch.terminated);
         let truncations = flag_array(py, &batch.truncated);
-        let infos = step_infos(py, venv.spec().extras.as_slice(), batch, &mut core.episode_start, core.obs_len, &core.shape)?;
+        let infos =
+            step_infos(py, venv.spec().extras.as_slice(), &batch.view(), &mut core.episode_start, core.obs_len, &core.shape)?;
         (obs, rewards, terminations, truncations, infos).into_pyobject(py)
     }
 
@@ -641,7 +653,7 @@ impl VecCore {
         copy_into(terminations, &batch.terminated, "terminations").map_err(|_| not_contiguous("terminations"))?;
         copy_into(truncations, &batch.truncated, "truncations").map_err(|_| not_contiguous("truncations"))?;
         let extras = venv.spec().extras.clone();
-        step_infos(py, &extras, batch, &mut this.episode_start, this.obs_len, &this.shape).map(Bound::into_any)
+        step_infos(py, &extras, &batch.view(), &mut this.episode_start, this.obs_len, &this.shape).map(Bound::into_any)
     }
 
     /// Sets persistent per-reset parameters (JSON object) on the sub-envs `indices` (all when
@@ -670,6 +682,214 @@ impl VecCore {
             return Err(ActionError::new_err(format!("sub-env index {index} out of range for {} envs", core.num_envs)));
         }
         Ok(locked(&core.venv).state(index))
+    }
+}
+
+/// The Rust async vector engine, EnvPool style: `send` actions for some envs, `recv` the first
+/// `batch_size` that finished, with their ids in `info["env_id"]`.
+#[pyclass(module = "keel._core")]
+pub struct AsyncVecCore {
+    /// See [`EnvCore::env`] for the `Mutex`.
+    venv: Mutex<AsyncVecEnv>,
+    actions: ActionReader,
+    batch_size: usize,
+    obs_len: usize,
+    /// `(batch_size, *obs_shape)`.
+    batch_shape: Vec<usize>,
+    /// `obs_shape` of one env.
+    shape: Vec<usize>,
+    /// Hand out fresh arrays (true) or views of the engine's output ring (false).
+    copy: bool,
+    /// When each sub-env's current episode started, for the `t` of the episode statistics.
+    episode_start: Vec<Instant>,
+    /// Env ids of the current `send`, and of the last `recv` (`send` without ids uses them).
+    ids: Vec<usize>,
+    last_ids: Vec<usize>,
+}
+
+/// `env_id` as a list of sub-env indices: an int, a sequence or an integer numpy array;
+/// negative or non-integer ids are refused.
+fn read_env_ids(obj: &Bound<'_, PyAny>, out: &mut Vec<usize>) -> PyResult<()> {
+    out.clear();
+    let bad = |what: String| ActionError::new_err(format!("env_id: {what}"));
+    let push = |out: &mut Vec<usize>, v: i64| -> PyResult<()> {
+        out.push(usize::try_from(v).map_err(|_| bad(format!("negative id {v}")))?);
+        Ok(())
+    };
+    if let Ok(a) = obj.extract::<PyReadonlyArrayDyn<'_, i32>>() {
+        return a.as_array().iter().try_for_each(|&v| push(out, i64::from(v)));
+    }
+    if let Ok(a) = obj.extract::<PyReadonlyArrayDyn<'_, i64>>() {
+        return a.as_array().iter().try_for_each(|&v| push(out, v));
+    }
+    if let Ok(v) = obj.extract::<i64>() {
+        return push(out, v);
+    }
+    let is_int_array = obj
+        .getattr("dtype")
+        .and_then(|d| d.getattr("kind"))
+        .is_ok_and(|k| k.to_string() == "i" || k.to_string() == "u");
+    let values: Vec<i64> = if is_int_array {
+        obj.call_method1("astype", ("int64",))?.call_method0("ravel")?.extract()?
+    } else {
+        obj.extract().map_err(|_| bad(format!("expected integer ids, got {}", describe(obj))))?
+    };
+    values.into_iter().try_for_each(|v| push(out, v))
+}
+
+impl AsyncVecCore {
+    /// `(obs, rewards, terminations, truncations, infos)` of the last received batch.
+    fn received<'py>(this: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+        let py = this.py();
+        let owner = this.clone().into_any();
+        let mut core = this.try_borrow_mut().map_err(|_| in_use())?;
+        let core = &mut *core;
+        let venv = locked(&core.venv);
+        let Some(batch) = venv.last_batch() else {
+            return Err(KeelError::new_err("no batch received since the last reset"));
+        };
+        let obs = if core.copy {
+            obs_ref_array(py, batch.obs, 0..core.batch_size, core.obs_len, &core.batch_shape)?
+        } else {
+            match batch.obs {
+                ObsRef::F32(v) => view(v, &core.batch_shape, owner)?,
+                ObsRef::F64(v) => view(v, &core.batch_shape, owner)?,
+                ObsRef::U8(v) => view(v, &core.batch_shape, owner)?,
+            }
+        };
+        let rewards = PyArray1::from_slice(py, batch.reward);
+        let terminations = flag_array(py, batch.terminated);
+        let truncations = flag_array(py, batch.truncated);
+        let names = venv.spec().extras.as_slice();
+        let infos = step_infos(py, names, &batch, &mut core.episode_start, core.obs_len, &core.shape)?;
+        let ids: Vec<i32> = batch.env_ids.iter().map(|&i| i32::try_from(i).unwrap_or(i32::MAX)).collect();
+        infos.set_item(intern!(py, "env_id"), ids.into_pyarray(py))?;
+        core.last_ids.clear();
+        core.last_ids.extend_from_slice(batch.env_ids);
+        (obs, rewards, terminations, truncations, infos).into_pyobject(py)
+    }
+}
+
+#[pymethods]
+impl AsyncVecCore {
+    /// `num_envs` copies of `env_id`, received `batch_size` at a time, on `workers` threads
+    /// (0: stepped inside `recv` on the calling thread, in the order sent).
+    #[new]
+    #[pyo3(signature = (env_id, num_envs, batch_size, workers, autoreset_mode, config_json=None, copy=true))]
+    fn new(
+        env_id: &str,
+        num_envs: usize,
+        batch_size: usize,
+        workers: usize,
+        autoreset_mode: &str,
+        config_json: Option<&str>,
+        copy: bool,
+    ) -> PyResult<Self> {
+        let autoreset_mode: AutoresetMode = autoreset_mode.parse().map_err(ConfigError::new_err)?;
+        let options = VecOptions { workers, autoreset_mode };
+        let config = parse_map(config_json, "config")?;
+        let venv = AsyncVecEnv::make(env_id, &config, num_envs, batch_size, options).map_err(to_py)?;
+        let spec = venv.spec();
+        let actions = ActionReader::new(&spec.action_space);
+        let (obs_len, shape) = (spec.obs_len(), obs_shape(&spec.observation_space));
+        let batch_shape: Vec<usize> = std::iter::once(batch_size).chain(shape.iter().copied()).collect();
+        Ok(Self {
+            venv: Mutex::new(venv),
+            actions,
+            batch_size,
+            obs_len,
+            batch_shape,
+            shape,
+            copy,
+            episode_start: vec![Instant::now(); num_envs],
+            ids: Vec::with_capacity(num_envs),
+            last_ids: Vec::with_capacity(batch_size),
+        })
+    }
+
+    /// The sub-env spec as JSON.
+    fn spec_json(&self) -> PyResult<String> {
+        serde_json::to_string(locked(&self.venv).spec()).map_err(|e| KeelError::new_err(e.to_string()))
+    }
+
+    /// Envs in flight (sent or reset, not yet received).
+    fn in_flight(&self) -> usize {
+        locked(&self.venv).in_flight()
+    }
+
+    /// Resets every env (`seeds`: one per env, or `None` to continue their streams) and queues
+    /// the results for `recv`, env 0 first.
+    #[pyo3(signature = (seeds=None, options_json=None))]
+    fn async_reset(this: &Bound<'_, Self>, seeds: Option<Vec<u64>>, options_json: Option<&str>) -> PyResult<()> {
+        let py = this.py();
+        let options = parse_options(options_json)?;
+        let mut core = this.try_borrow_mut().map_err(|_| in_use())?;
+        let core = &mut *core;
+        let seeds = match &seeds {
+            Some(s) => Seeds::PerEnv(s),
+            None => Seeds::Continue,
+        };
+        let options = match &options {
+            ParsedOptions::All(o) if o.is_empty() => OptionsFor::Sampler,
+            ParsedOptions::All(o) => OptionsFor::All(o),
+            ParsedOptions::PerEnv(o) => OptionsFor::PerEnv(o),
+        };
+        let venv = exclusive(&mut core.venv);
+        py.detach(|| venv.async_reset(seeds, options)).map_err(to_py)?;
+        core.episode_start.fill(Instant::now());
+        core.last_ids.clear();
+        Ok(())
+    }
+
+    /// Hands `actions` (one row per id) to the envs `env_id` (default: those of the last
+    /// `recv`) and returns at once.
+    #[pyo3(signature = (actions, env_id=None))]
+    fn send(this: &Bound<'_, Self>, actions: &Bound<'_, PyAny>, env_id: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let mut core = this.try_borrow_mut().map_err(|_| in_use())?;
+        let core = &mut *core;
+        let mut ids = std::mem::take(&mut core.ids);
+        match env_id {
+            Some(obj) if !obj.is_none() => read_env_ids(obj, &mut ids)?,
+            _ => {
+                if core.last_ids.is_empty() {
+                    core.ids = ids;
+                    return Err(ActionError::new_err(
+                        "send(actions) without env_id sends to the envs of the last recv, and there is none since the reset: pass env_id",
+                    ));
+                }
+                ids.clear();
+                ids.extend_from_slice(&core.last_ids);
+            }
+        }
+        let result = core
+            .actions
+            .read(actions, Some(ids.len()))
+            .and_then(|a| exclusive(&mut core.venv).send(a, &ids).map_err(to_py));
+        core.ids = ids;
+        result
+    }
+
+    /// Waits for the next `batch_size` results: `(obs, rewards, terminations, truncations,
+    /// infos)` with the rows' env ids in `infos["env_id"]`.
+    fn recv<'py>(this: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+        let py = this.py();
+        {
+            let mut core = this.try_borrow_mut().map_err(|_| in_use())?;
+            let venv = exclusive(&mut core.venv);
+            py.detach(|| venv.recv().map(|_| ())).map_err(to_py)?;
+        }
+        Self::received(this)
+    }
+
+    /// `send(actions, env_id)` then `recv()`.
+    #[pyo3(signature = (actions, env_id=None))]
+    fn step<'py>(
+        this: &Bound<'py, Self>,
+        actions: &Bound<'py, PyAny>,
+        env_id: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        Self::send(this, actions, env_id)?;
+        Self::recv(this)
     }
 }
 
@@ -723,13 +943,13 @@ fn extras_infos<'py>(py: Python<'py>, names: &[String], extras: &[f64], num_envs
 fn step_infos<'py>(
     py: Python<'py>,
     names: &[String],
-    batch: &Batch,
+    batch: &BatchView<'_>,
     episode_start: &mut [Instant],
     obs_len: usize,
     shape: &[usize],
 ) -> PyResult<Bound<'py, PyDict>> {
-    let n = batch.episode_done.len();
-    let dict = extras_infos(py, names, &batch.extras, n)?;
+    let n = batch.len();
+    let dict = extras_infos(py, names, batch.extras, n)?;
     if !batch.episode_done.iter().any(|&d| d) {
         return Ok(dict);
     }
@@ -738,35 +958,36 @@ fn step_infos<'py>(
     for i in (0..n).filter(|&i| batch.episode_done[i]) {
         r[i] = batch.episode_return[i];
         l[i] = i64::try_from(batch.episode_length[i]).unwrap_or(i64::MAX);
-        t[i] = now.duration_since(episode_start[i]).as_secs_f64();
-        episode_start[i] = now;
+        let env = batch.env_id(i);
+        t[i] = now.duration_since(episode_start[env]).as_secs_f64();
+        episode_start[env] = now;
     }
     let episode = PyDict::new(py);
     episode.set_item(intern!(py, "r"), r.into_pyarray(py))?;
     episode.set_item(intern!(py, "l"), l.into_pyarray(py))?;
     episode.set_item(intern!(py, "t"), t.into_pyarray(py))?;
     dict.set_item(intern!(py, "episode"), episode)?;
-    dict.set_item(intern!(py, "_episode"), flag_array(py, &batch.episode_done))?;
+    dict.set_item(intern!(py, "_episode"), flag_array(py, batch.episode_done))?;
     if batch.has_final_obs.iter().any(|&f| f) {
         let objects: Vec<Py<PyAny>> = (0..n)
             .map(|i| {
                 if batch.has_final_obs[i] {
-                    obs_array(py, &batch.final_obs, i..i + 1, obs_len, shape).map(Bound::unbind)
+                    obs_ref_array(py, batch.final_obs, i..i + 1, obs_len, shape).map(Bound::unbind)
                 } else {
                     Ok(py.None())
                 }
             })
             .collect::<PyResult<_>>()?;
         dict.set_item(intern!(py, "final_obs"), PyArray1::from_vec(py, objects))?;
-        dict.set_item(intern!(py, "_final_obs"), flag_array(py, &batch.has_final_obs))?;
-        let final_info = extras_infos(py, names, &batch.final_extras, n)?;
+        dict.set_item(intern!(py, "_final_obs"), flag_array(py, batch.has_final_obs))?;
+        let final_info = extras_infos(py, names, batch.final_extras, n)?;
         if !names.is_empty() {
             for name in names {
-                final_info.set_item(format!("_{name}"), flag_array(py, &batch.has_final_obs))?;
+                final_info.set_item(format!("_{name}"), flag_array(py, batch.has_final_obs))?;
             }
         }
         dict.set_item(intern!(py, "final_info"), final_info)?;
-        dict.set_item(intern!(py, "_final_info"), flag_array(py, &batch.has_final_obs))?;
+        dict.set_item(intern!(py, "_final_info"), flag_array(py, batch.has_final_obs))?;
     }
     Ok(dict)
 }
@@ -776,10 +997,15 @@ fn step_infos<'py>(
 /// unknown: `make` raises the error that says how to install the data).
 #[pyfunction]
 fn env_registrations() -> Vec<(&'static str, &'static str, Option<u64>, Option<f64>)> {
-    keel_envs::registry::entries()
-        .iter()
-        .map(|r| (r.id, r.description, r.max_episode_steps, r.spec().ok().and_then(|s| s.reward_threshold)))
-        .collect()
+    // An Atari spec loads its ROM (about 0.2 s of ALE set-up each, 104 games: `import keel`
+    // took over 10 s of CPU) and has no reward threshold: skip building it.
+    let threshold = |r: &keel_envs::registry::Registration| {
+        if r.description.starts_with("Atari 2600") {
+            return None;
+        }
+        r.spec().ok().and_then(|s| s.reward_threshold)
+    };
+    keel_envs::registry::entries().iter().map(|r| (r.id, r.description, r.max_episode_steps, threshold(r))).collect()
 }
 
 /// Ids of every registered env.
@@ -817,6 +1043,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(register_test_envs, m)?)?;
     m.add_class::<EnvCore>()?;
     m.add_class::<VecCore>()?;
+    m.add_class::<AsyncVecCore>()?;
     m.add("KeelError", py.get_type::<KeelError>())?;
     m.add("UnknownEnvError", py.get_type::<UnknownEnvError>())?;
     m.add("ConfigError", py.get_type::<ConfigError>())?;

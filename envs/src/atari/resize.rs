@@ -102,18 +102,24 @@ impl AreaResize {
         let row_out = self.out_width * cn;
         self.sum.fill(0.0);
         let mut prev_dy = self.ytab.first().map_or(0, |t| t.di);
+        let mut prev_si = usize::MAX;
         for y in &self.ytab {
-            let line = &src[y.si * row_in..(y.si + 1) * row_in];
-            self.buf.fill(0.0);
-            // Each output column sums its taps in OpenCV's order, starting from zero; columns
-            // are independent, so the sums of neighbouring columns overlap in the pipeline.
-            for &(di, start, end) in &self.xgroups {
-                for c in 0..cn {
-                    let mut acc = 0.0f32;
-                    for t in &self.xtab[start..end] {
-                        acc += f32::from(line[t.si + c]) * t.alpha;
+            // A source row split between two output rows comes twice in a row: its horizontal
+            // sums are the same both times (OpenCV computes them once too).
+            if y.si != prev_si {
+                prev_si = y.si;
+                let line = &src[y.si * row_in..(y.si + 1) * row_in];
+                // Each output column sums its taps in OpenCV's order, starting from zero;
+                // columns are independent, so the sums of neighbouring columns overlap in the
+                // pipeline.
+                for &(di, start, end) in &self.xgroups {
+                    for c in 0..cn {
+                        let mut acc = 0.0f32;
+                        for t in &self.xtab[start..end] {
+                            acc += f32::from(line[t.si + c]) * t.alpha;
+                        }
+                        self.buf[di + c] = acc;
                     }
-                    self.buf[di + c] = acc;
                 }
             }
             if y.di != prev_dy {

@@ -28,7 +28,11 @@
 //!
 //! Autoreset follows Gymnasium 1.x ([`AutoresetMode`]). Env `i` of a vector reset with seed `s`
 //! is seeded `s + i`, as Gymnasium's `make_vec`.
+//!
+//! [`AsyncVecEnv`] is the EnvPool-style async counterpart (`send` actions for some envs, `recv`
+//! the first `batch_size` that finished, with their ids), built on the same per-env stepping.
 
+mod async_env;
 mod rows;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -42,10 +46,11 @@ use serde_json::{Map, Value};
 
 use crate::env::{Env, EnvSpec, EpisodeCount, ResetOptions};
 use crate::error::{EnvError, Result};
-use crate::obs::ObsBuf;
+use crate::obs::{ObsBuf, ObsRef};
 use crate::registry;
 use crate::sampler::{EpisodeEnd, ResetSampler};
 use crate::space::{Action, DType, Space};
+pub use async_env::AsyncVecEnv;
 use rows::{Rows, SharedBatch};
 
 /// What happens when a sub-env's episode ends (Gymnasium's `AutoresetMode`).
@@ -166,6 +171,74 @@ impl Batch {
             episode_length: vec![0; num_envs],
             episode_done: vec![false; num_envs],
         })
+    }
+}
+
+/// Read-only rows of a batch: the whole [`Batch`] of a sync vector ([`Batch::view`], row `i`
+/// for env `i`), or one batch of an async vector ([`AsyncVecEnv::recv`], row `k` for env
+/// `env_ids[k]`). Fields as [`Batch`]'s.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BatchView<'a> {
+    /// Observations, one row per env of the view.
+    pub obs: ObsRef<'a>,
+    /// Rewards.
+    pub reward: &'a [f64],
+    /// Terminated flags.
+    pub terminated: &'a [bool],
+    /// Truncated flags.
+    pub truncated: &'a [bool],
+    /// Per-step extras, `spec.extras.len()` per row.
+    pub extras: &'a [f64],
+    /// `SameStep` only: terminal observations (else empty).
+    pub final_obs: ObsRef<'a>,
+    /// `SameStep` only: extras of the terminal steps (else empty).
+    pub final_extras: &'a [f64],
+    /// `SameStep` only: which rows of `final_obs` are set.
+    pub has_final_obs: &'a [bool],
+    /// Return of the episode that ended at this row's step (0 where `episode_done` is false).
+    pub episode_return: &'a [f64],
+    /// Length of that episode.
+    pub episode_length: &'a [u64],
+    /// Which rows ended an episode.
+    pub episode_done: &'a [bool],
+    /// The env of each row (async); empty for a sync batch, whose row `i` is env `i`.
+    pub env_ids: &'a [usize],
+}
+
+impl BatchView<'_> {
+    /// Rows in the view.
+    pub fn len(&self) -> usize {
+        self.reward.len()
+    }
+
+    /// Whether the view has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.reward.is_empty()
+    }
+
+    /// The env of row `k`.
+    pub fn env_id(&self, k: usize) -> usize {
+        self.env_ids.get(k).copied().unwrap_or(k)
+    }
+}
+
+impl Batch {
+    /// The whole batch as a [`BatchView`] (no env ids: row `i` is env `i`).
+    pub fn view(&self) -> BatchView<'_> {
+        BatchView {
+            obs: self.obs.as_ref(),
+            reward: &self.reward,
+            terminated: &self.terminated,
+            truncated: &self.truncated,
+            extras: &self.extras,
+            final_obs: self.final_obs.as_ref(),
+            final_extras: &self.final_extras,
+            has_final_obs: &self.has_final_obs,
+            episode_return: &self.episode_return,
+            episode_length: &self.episode_length,
+            episode_done: &self.episode_done,
+            env_ids: &[],
+        }
     }
 }
 
@@ -438,9 +511,24 @@ fn run_block(chunk: &mut Chunk, batch: &SharedBatch) {
     // once per command) and blocks cover disjoint rows; see `rows`.
     #[allow(unsafe_code)]
     let mut rows = unsafe { batch.rows(chunk.start, n) };
-    if let Err(panic) = catch_unwind(AssertUnwindSafe(|| chunk.run(&mut rows))) {
+    run_chunk(chunk, &mut rows);
+}
+
+/// Runs `chunk`'s command on `rows`, turning a panic into an error.
+#[inline(always)]
+fn run_chunk(chunk: &mut Chunk, rows: &mut Rows<'_>) {
+    if let Err(panic) = catch_unwind(AssertUnwindSafe(|| chunk.run(rows))) {
         chunk.result = Err(EnvError::EnvPanicked { index: chunk.start + chunk.current, message: panic_message(&*panic) });
     }
+}
+
+/// The error that poisons a vector after `err` in env `index` (the env a panic names wins).
+fn poison_cause(err: &EnvError, index: usize) -> EnvError {
+    let (index, cause) = match err {
+        EnvError::EnvPanicked { index, message } => (*index, format!("panicked: {message}")),
+        other => (index, other.to_string()),
+    };
+    EnvError::Poisoned { index, cause }
 }
 
 /// Claims and runs blocks until none is left. Which thread runs a block does not matter: each
@@ -1039,11 +1127,7 @@ impl VecEnv {
     fn run_command(&mut self) -> Result<()> {
         let result = self.pool.run();
         if let Err(err) = &result {
-            let (index, cause) = match err {
-                EnvError::EnvPanicked { index, message } => (*index, format!("panicked: {message}")),
-                other => (self.failed_env().unwrap_or(0), other.to_string()),
-            };
-            self.poisoned = Some(EnvError::Poisoned { index, cause });
+            self.poisoned = Some(poison_cause(err, self.failed_env().unwrap_or(0)));
         }
         result
     }

@@ -17,8 +17,8 @@
 
 use std::cell::UnsafeCell;
 
-use super::Batch;
-use crate::obs::{ObsBuf, ObsMut};
+use super::{Batch, BatchView};
+use crate::obs::{ObsBuf, ObsMut, ObsRef};
 
 /// A raw column: base pointer and elements per env row.
 #[derive(Clone, Copy)]
@@ -30,6 +30,13 @@ struct Column<T> {
 impl<T> Column<T> {
     fn of(values: &mut [T], num_envs: usize) -> Self {
         Self { base: values.as_mut_ptr(), width: values.len() / num_envs.max(1) }
+    }
+
+    /// # Safety
+    /// Rows `start..start + n` are in bounds and nothing writes them while the slice lives.
+    unsafe fn rows_ref<'a>(self, start: usize, n: usize) -> &'a [T] {
+        // SAFETY: as `rows`, read-only.
+        unsafe { std::slice::from_raw_parts(self.base.add(start * self.width), n * self.width) }
     }
 
     /// # Safety
@@ -100,6 +107,18 @@ impl ObsRows<'_> {
     }
 }
 
+impl ObsRows<'_> {
+    /// Copies all of `from` (same type and length) in.
+    fn copy_from(&mut self, from: &ObsRows<'_>) {
+        match (self, from) {
+            (ObsRows::F32(a, _), ObsRows::F32(b, _)) => a.copy_from_slice(b),
+            (ObsRows::F64(a, _), ObsRows::F64(b, _)) => a.copy_from_slice(b),
+            (ObsRows::U8(a, _), ObsRows::U8(b, _)) => a.copy_from_slice(b),
+            _ => {}
+        }
+    }
+}
+
 /// The rows of one block in every column of the batch.
 pub(super) struct Rows<'a> {
     pub(super) obs: ObsRows<'a>,
@@ -113,6 +132,27 @@ pub(super) struct Rows<'a> {
     pub(super) episode_return: &'a mut [f64],
     pub(super) episode_length: &'a mut [u64],
     pub(super) episode_done: &'a mut [bool],
+}
+
+impl Rows<'_> {
+    /// Copies every column of `from` (rows of a batch of the same spec and mode, as many as
+    /// these) in: the async pool's hand-over from a worker's staging row to an output slot.
+    pub(super) fn copy_from(&mut self, from: &Rows<'_>) {
+        self.obs.copy_from(&from.obs);
+        self.reward.copy_from_slice(from.reward);
+        self.terminated.copy_from_slice(from.terminated);
+        self.truncated.copy_from_slice(from.truncated);
+        self.extras.copy_from_slice(from.extras);
+        // Terminal observations are read only where `has_final_obs` is set.
+        if from.has_final_obs.iter().any(|&f| f) {
+            self.final_obs.copy_from(&from.final_obs);
+            self.final_extras.copy_from_slice(from.final_extras);
+        }
+        self.has_final_obs.copy_from_slice(from.has_final_obs);
+        self.episode_return.copy_from_slice(from.episode_return);
+        self.episode_length.copy_from_slice(from.episode_length);
+        self.episode_done.copy_from_slice(from.episode_done);
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -184,6 +224,40 @@ impl SharedBatch {
                 episode_return: c.episode_return.rows(start, n),
                 episode_length: c.episode_length.rows(start, n),
                 episode_done: c.episode_done.rows(start, n),
+            }
+        }
+    }
+
+    /// Rows `start..start + n` of every column, read-only, in a [`BatchView`] whose `env_ids`
+    /// are `env_ids`.
+    ///
+    /// # Safety
+    /// The rows were completely written (and the writes acquired) and no thread writes them
+    /// while the view lives; other rows may be written meanwhile.
+    pub(super) unsafe fn view<'a>(&'a self, start: usize, n: usize, env_ids: &'a [usize]) -> BatchView<'a> {
+        debug_assert!(start + n <= self.num_envs);
+        let c = self.columns;
+        // SAFETY: forwarded contract; every column has `num_envs` rows, and shared slices of
+        // these rows alias no live `&mut`.
+        unsafe {
+            let obs = |o: ObsColumn| match o {
+                ObsColumn::F32(c) => ObsRef::F32(c.rows_ref(start, n)),
+                ObsColumn::F64(c) => ObsRef::F64(c.rows_ref(start, n)),
+                ObsColumn::U8(c) => ObsRef::U8(c.rows_ref(start, n)),
+            };
+            BatchView {
+                obs: obs(c.obs),
+                reward: c.reward.rows_ref(start, n),
+                terminated: c.terminated.rows_ref(start, n),
+                truncated: c.truncated.rows_ref(start, n),
+                extras: c.extras.rows_ref(start, n),
+                final_obs: obs(c.final_obs),
+                final_extras: c.final_extras.rows_ref(start, n),
+                has_final_obs: c.has_final_obs.rows_ref(start, n),
+                episode_return: c.episode_return.rows_ref(start, n),
+                episode_length: c.episode_length.rows_ref(start, n),
+                episode_done: c.episode_done.rows_ref(start, n),
+                env_ids,
             }
         }
     }

@@ -161,3 +161,236 @@ fn per_env_options_and_params_reach_only_their_env() {
     assert!(venv.params_of(3).is_err());
     let _ = BytePatternConfig::default();
 }
+
+// ---- async stepping ------------------------------------------------------------------------
+
+/// One row of a trajectory, bit for bit.
+#[derive(Clone, Debug, PartialEq)]
+struct Row {
+    obs: Vec<u64>,
+    reward: u64,
+    flags: (bool, bool, bool, bool),
+    extras: Vec<u64>,
+    episode: (u64, u64),
+    final_obs: Vec<u64>,
+}
+
+fn bits(obs: ObsRef<'_>) -> Vec<u64> {
+    obs.iter_f64().map(f64::to_bits).collect()
+}
+
+fn row_of(view: &BatchView<'_>, k: usize, obs_len: usize, e: usize) -> Row {
+    let slice = |o: ObsRef<'_>, k: usize| match o {
+        ObsRef::F32(v) => bits(ObsRef::F32(&v[k * obs_len..(k + 1) * obs_len])),
+        ObsRef::F64(v) => bits(ObsRef::F64(&v[k * obs_len..(k + 1) * obs_len])),
+        ObsRef::U8(v) => bits(ObsRef::U8(&v[k * obs_len..(k + 1) * obs_len])),
+    };
+    let has_final = view.has_final_obs.get(k).copied().unwrap_or(false);
+    Row {
+        obs: slice(view.obs, k),
+        reward: view.reward[k].to_bits(),
+        flags: (view.terminated[k], view.truncated[k], view.episode_done[k], has_final),
+        extras: view.extras[k * e..(k + 1) * e].iter().map(|x| x.to_bits()).collect(),
+        episode: (view.episode_return[k].to_bits(), view.episode_length[k]),
+        final_obs: if has_final { slice(view.final_obs, k) } else { Vec::new() },
+    }
+}
+
+/// The action env `i` takes at its `t`-th step (its step count since the reset).
+fn scripted(id: &str, i: usize, t: usize) -> i64 {
+    let a = (t * 7 + i * 3) % 5;
+    if id.starts_with("keel-test") { (a % 3) as i64 } else { (a % 2) as i64 }
+}
+
+fn make_async(id: &str, n: usize, b: usize, workers: usize, mode: AutoresetMode) -> AsyncVecEnv {
+    let _ = register_test_envs();
+    match AsyncVecEnv::make(id, &Map::new(), n, b, VecOptions { workers, autoreset_mode: mode }) {
+        Ok(v) => v,
+        Err(e) => panic!("make async: {e}"),
+    }
+}
+
+/// Per-env trajectories (reset row, then `steps` step rows) of sync stepping.
+fn sync_trajectories(id: &str, n: usize, mode: AutoresetMode, steps: usize) -> Vec<Vec<Row>> {
+    let _ = register_test_envs();
+    let Ok(mut venv) = VecEnv::make(id, &Map::new(), n, VecOptions { workers: 0, autoreset_mode: mode }) else {
+        panic!()
+    };
+    let (ol, e) = (venv.spec().obs_len(), venv.spec().extras_len());
+    assert!(venv.reset(Some(11)).is_ok());
+    let mut out: Vec<Vec<Row>> = (0..n).map(|i| vec![row_of(&venv.batch().view(), i, ol, e)]).collect();
+    for t in 0..steps {
+        let actions: Vec<i64> = (0..n).map(|i| scripted(id, i, t)).collect();
+        assert!(venv.step(Action::Int(&actions)).is_ok());
+        for (i, traj) in out.iter_mut().enumerate() {
+            traj.push(row_of(&venv.batch().view(), i, ol, e));
+        }
+    }
+    out
+}
+
+/// Per-env trajectories of async stepping (each env sent back as soon as it is received),
+/// and the env ids of every batch.
+fn async_trajectories(venv: &mut AsyncVecEnv, id: &str, steps: usize) -> (Vec<Vec<Row>>, Vec<Vec<usize>>) {
+    let n = venv.num_envs();
+    let (ol, e) = (venv.spec().obs_len(), venv.spec().extras_len());
+    assert!(venv.async_reset(Seeds::Base(11), OptionsFor::Sampler).is_ok());
+    let mut out: Vec<Vec<Row>> = vec![Vec::new(); n];
+    let mut order = Vec::new();
+    while out.iter().any(|t| t.len() <= steps) {
+        let view = match venv.recv() {
+            Ok(v) => v,
+            Err(err) => panic!("recv: {err}"),
+        };
+        let ids = view.env_ids.to_vec();
+        for (k, &i) in ids.iter().enumerate() {
+            out[i].push(row_of(&view, k, ol, e));
+        }
+        let actions: Vec<i64> = ids.iter().map(|&i| scripted(id, i, out[i].len() - 1)).collect();
+        assert!(venv.send(Action::Int(&actions), &ids).is_ok());
+        order.push(ids);
+    }
+    for traj in &mut out {
+        traj.truncate(steps + 1);
+    }
+    (out, order)
+}
+
+#[test]
+fn async_trajectories_equal_sync_ones_on_every_worker_count() {
+    let cases = [
+        ("keel/CartPole-v1", AutoresetMode::NextStep),
+        ("keel/CartPole-v1", AutoresetMode::SameStep),
+        ("keel-test/BytePattern-v0", AutoresetMode::NextStep),
+        ("keel-test/BytePattern-v0", AutoresetMode::SameStep),
+    ];
+    let (n, steps) = (7, 120);
+    for (id, mode) in cases {
+        let sync = sync_trajectories(id, n, mode, steps);
+        assert!(sync.iter().flatten().any(|r| r.flags.2), "{id}: episodes must end");
+        for b in [1, 3, 7] {
+            for workers in [0, 1, 2, 3] {
+                let mut venv = make_async(id, n, b, workers, mode);
+                let (trajectories, order) = async_trajectories(&mut venv, id, steps);
+                assert!(order.iter().all(|ids| ids.len() == b));
+                for i in 0..n {
+                    assert!(trajectories[i] == sync[i], "{id} {mode:?} b={b} workers={workers} env {i}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn serial_async_batches_come_in_send_order() {
+    let run = || {
+        let mut venv = make_async("keel/CartPole-v1", 7, 3, 0, AutoresetMode::NextStep);
+        async_trajectories(&mut venv, "keel/CartPole-v1", 40)
+    };
+    let (first, order) = run();
+    // Resets come back env 0 first, then every env returns in the order it was sent.
+    assert_eq!(order[0], vec![0, 1, 2]);
+    assert_eq!(order[1], vec![3, 4, 5]);
+    assert_eq!(order[2], vec![6, 0, 1]);
+    assert!(run() == (first, order));
+}
+
+#[test]
+fn a_received_batch_stays_intact_while_the_workers_step_the_others() {
+    let mut venv = make_async("keel-test/BytePattern-v0", 8, 2, 2, AutoresetMode::NextStep);
+    assert!(venv.async_reset(Seeds::Base(0), OptionsFor::Sampler).is_ok());
+    for t in 0..100 {
+        let Ok(view) = venv.recv() else { panic!("recv") };
+        let (ids, kept) = (view.env_ids.to_vec(), bits(view.obs));
+        // Every env goes back at once, the received ones too (their batch must survive until
+        // the next recv), so all 8 are in flight while the batch is held.
+        assert!(venv.send(Action::Int(&[2, 2]), &ids).is_ok());
+        let idle: Vec<usize> = (0..8).filter(|&i| !venv.is_in_flight(i)).collect();
+        if !idle.is_empty() {
+            assert!(venv.send(Action::Int(&vec![1; idle.len()]), &idle).is_ok());
+        }
+        assert_eq!(venv.in_flight(), 8);
+        std::thread::sleep(std::time::Duration::from_micros(200));
+        let Some(again) = venv.last_batch() else { panic!("held batch") };
+        assert_eq!(again.env_ids, ids.as_slice());
+        assert!(bits(again.obs) == kept, "step {t}: the held batch was overwritten");
+    }
+}
+
+#[test]
+fn bad_async_calls_are_refused_and_leave_the_vector_usable() {
+    let options = VecOptions { workers: 2, autoreset_mode: AutoresetMode::NextStep };
+    let err = |r: Result<AsyncVecEnv>| r.err().map(|e| e.to_string()).unwrap_or_default();
+    let id = "keel/CartPole-v1";
+    assert!(err(AsyncVecEnv::make(id, &Map::new(), 4, 0, options)).contains("batch_size"));
+    assert!(err(AsyncVecEnv::make(id, &Map::new(), 4, 5, options)).contains("batch_size"));
+    let disabled = VecOptions { workers: 0, autoreset_mode: AutoresetMode::Disabled };
+    assert!(err(AsyncVecEnv::make(id, &Map::new(), 4, 2, disabled)).contains("autoreset_mode"));
+    for workers in [0, 2] {
+        let mut venv = make_async(id, 4, 2, workers, AutoresetMode::NextStep);
+        let msg = |r: Result<()>| r.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(msg(venv.send(Action::Int(&[0]), &[0])).contains("reset"));
+        assert!(venv.recv().is_err());
+        assert!(venv.async_reset(Seeds::Base(0), OptionsFor::Sampler).is_ok());
+        // Every env is in flight after the reset.
+        assert!(msg(venv.send(Action::Int(&[0]), &[1])).contains("already in flight"));
+        let Ok(view) = venv.recv() else { panic!("recv") };
+        let ids = view.env_ids.to_vec();
+        assert!(msg(venv.send(Action::Int(&[0, 0]), &[ids[0], 9])).contains("out of range"));
+        assert!(msg(venv.send(Action::Int(&[0, 0]), &[ids[0], ids[0]])).contains("twice"));
+        assert!(msg(venv.send(Action::Int(&[0]), &ids)).contains("action"));
+        assert!(msg(venv.send(Action::Int(&[0, 7]), &ids)).contains("action"));
+        assert!(msg(venv.send(Action::Int(&[]), &[])).contains("at least one"));
+        assert!(venv.in_flight() == 2 && ids.iter().all(|&i| !venv.is_in_flight(i)), "nothing was sent");
+        // The other two reset results are still due, then nothing is in flight.
+        assert!(venv.recv().is_ok());
+        let recv_err = venv.recv().err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(recv_err.contains("recv needs batch_size = 2 envs in flight, 0 are"), "{recv_err}");
+        assert!(venv.send(Action::Int(&[1]), &[ids[0]]).is_ok());
+        assert!(venv.recv().err().map(|e| e.to_string()).unwrap_or_default().contains("1 are"));
+        assert!(venv.send(Action::Int(&[1]), &[ids[1]]).is_ok());
+        let Ok(view) = venv.recv() else { panic!("usable after the errors") };
+        assert_eq!(view.len(), 2);
+    }
+}
+
+#[test]
+fn a_failing_env_poisons_the_async_vector_until_async_reset() {
+    for workers in [0, 2] {
+        let _ = register_test_envs();
+        let Value::Object(config) = serde_json::json!({"panic_on": 3}) else { panic!() };
+        let options = VecOptions { workers, autoreset_mode: AutoresetMode::NextStep };
+        let Ok(mut venv) = AsyncVecEnv::make("keel-test/BytePattern-v0", &config, 4, 2, options) else { panic!() };
+        assert!(venv.async_reset(Seeds::Base(0), OptionsFor::Sampler).is_ok());
+        let Ok(view) = venv.recv() else { panic!("recv") };
+        let ids = view.env_ids.to_vec();
+        assert!(venv.send(Action::Int(&[0, 3]), &ids).is_ok());
+        let _ = venv.recv(); // the other two resets
+        let err = venv.recv().err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains(&format!("sub-env {}", ids[1])) && err.contains("panic"), "{err}");
+        let again = venv.send(Action::Int(&[0]), &[ids[0]]).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(again.contains("unusable until reset"), "{again}");
+        assert!(venv.async_reset(Seeds::Base(1), OptionsFor::Sampler).is_ok());
+        assert!(venv.recv().is_ok() && venv.recv().is_ok());
+        assert!(venv.send(Action::Int(&[1, 1]), &[0, 1]).is_ok());
+        assert!(venv.recv().is_ok());
+    }
+}
+
+#[test]
+fn the_async_sampler_chooses_every_start_and_serial_runs_repeat() {
+    let run = || {
+        let mut venv = make_async("keel/CartPole-v1", 6, 2, 0, AutoresetMode::NextStep);
+        let sampler = StartStates { rng: Pcg32::seed_from_u64(9), spread: 0.2 };
+        assert!(venv.set_sampler(Some(Box::new(sampler))).is_ok());
+        let (trajectories, _) = async_trajectories(&mut venv, "keel/CartPole-v1", 150);
+        assert!(venv.episodes_completed() > 0);
+        (trajectories, venv.sampler().map(|s| s.snapshot()))
+    };
+    let first = run();
+    assert!(first.1.as_ref().is_some_and(|s| s["spread"].as_f64().is_some_and(|x| x < 0.2)), "episodes reported");
+    assert!(run() == first);
+    let mut same_step = make_async("keel/CartPole-v1", 6, 2, 0, AutoresetMode::SameStep);
+    let sampler = StartStates { rng: Pcg32::seed_from_u64(9), spread: 0.2 };
+    assert!(same_step.set_sampler(Some(Box::new(sampler))).is_err());
+}

@@ -1,0 +1,688 @@
+//! EnvPool-style async stepping: [`AsyncVecEnv`].
+//!
+//! `send(actions, env_ids)` hands actions for some envs to the workers and returns at once;
+//! `recv()` blocks until `batch_size` envs have finished their step (or reset) and returns those
+//! rows with their env ids, the first finished first. With `batch_size < num_envs` the caller
+//! computes the next actions for one batch while the workers step the others.
+//!
+//! Every env is a one-env [`Chunk`], so steps, resets, autoresets (`NextStep`; `SameStep`
+//! without a sampler) and episode statistics are the sync engine's own code, and an env's
+//! trajectory is bit-identical to sync stepping for the same seeds and actions, whatever the
+//! worker count and the order in which envs finish. `Disabled` autoreset is refused (there is no
+//! masked reset here: `async_reset` resets every env).
+//!
+//! Executors: `workers = 0` runs the sent envs on the calling thread inside `recv`, in the order
+//! they were sent (deterministic batches); `workers = W >= 1` spawns `W` threads and the caller
+//! never steps, so its own work between `recv` and `send` overlaps with stepping.
+//!
+//! Memory, allocated once: a ring of env ids (the queue, `num_envs` long: an env is in flight at
+//! most once), one staging row per worker, and an output ring of `K = ceil(num_envs /
+//! batch_size) + 1` blocks of `batch_size` rows. A worker steps an env into its staging row,
+//! then claims the next output position `p` (slot `p mod K*batch_size`), copies the row there
+//! and counts it into its block. Results not yet received are at most `num_envs` (each is an
+//! env in flight), so the positions being written lie in `[received, received + num_envs)`,
+//! and the block the caller holds (the last `recv`'s) lies just below: `K` blocks keep all of
+//! them distinct, and a received batch stays intact until the next `recv`.
+//!
+//! Failures: an env error or panic poisons the vector (every call fails with
+//! [`EnvError::Poisoned`]) until `async_reset` succeeds, as in the sync engine. Bad calls (ids
+//! out of range or repeated, an env sent twice before `recv`, `recv` with fewer than
+//! `batch_size` envs in flight, wrong action counts) fail with a clear error and change nothing.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{JoinHandle, Thread};
+
+use serde_json::{Map, Value};
+
+use super::rows::SharedBatch;
+use super::{
+    AutoresetMode, Batch, BatchView, Chunk, Command, OptionsFor, Seeds, VecEnv, VecOptions, lock, poison_cause,
+    run_chunk,
+};
+use crate::env::{Env, EnvSpec};
+use crate::error::{EnvError, Result};
+use crate::registry;
+use crate::sampler::{EpisodeEnd, ResetSampler};
+use crate::space::Action;
+
+/// Spins of an idle worker before it yields, and yields before it parks. Shorter than the sync
+/// pool's: an async worker is idle only when every env is waiting for the caller, who then
+/// needs the core more than a spinning worker does.
+const WORKER_SPINS: u32 = 1 << 10;
+const WORKER_YIELDS: u32 = 8;
+/// Spins of the caller waiting in `recv` before it yields, and yields before it parks.
+const CALLER_SPINS: u32 = 1 << 8;
+const CALLER_YIELDS: u32 = 4;
+
+/// State shared by the caller and the workers.
+struct Shared {
+    /// One chunk per env: env `i` is `envs[i]`, its pending command and action inside.
+    envs: Box<[Mutex<Chunk>]>,
+    /// Ring of env ids to run, written by the caller at position `queued`, claimed by workers
+    /// at position `claimed` (both monotonic).
+    queue: Box<[AtomicUsize]>,
+    queued: AtomicU64,
+    claimed: AtomicU64,
+    /// Tasks run to the end (failed ones included).
+    finished: AtomicU64,
+    /// The output ring (see the module docs).
+    out: SharedBatch,
+    /// The env of each output slot.
+    out_ids: Box<[AtomicUsize]>,
+    /// Next output position.
+    next_slot: AtomicU64,
+    /// Rows written into each output block.
+    filled: Box<[AtomicUsize]>,
+    batch_size: usize,
+    slots: usize,
+    /// The first env failure, as the error that poisons the vector.
+    failure: Mutex<Option<EnvError>>,
+    failed: AtomicBool,
+    parked_workers: AtomicUsize,
+    caller_waiting: AtomicBool,
+    caller: Mutex<Option<Thread>>,
+    shutdown: AtomicBool,
+}
+
+impl Shared {
+    fn has_work(&self) -> bool {
+        self.claimed.load(Ordering::SeqCst) < self.queued.load(Ordering::SeqCst)
+    }
+
+    /// Claims the next queued env, if any.
+    fn claim(&self) -> Option<usize> {
+        loop {
+            let c = self.claimed.load(Ordering::Acquire);
+            if c >= self.queued.load(Ordering::Acquire) {
+                return None;
+            }
+            // Read before claiming: the entry cannot be overwritten while position `c` is
+            // unclaimed (that would put `num_envs + 1` envs in flight), and a lost race fails
+            // the exchange below.
+            let id = self.queue[(c % self.queue.len() as u64) as usize].load(Ordering::Relaxed);
+            if self.claimed.compare_exchange_weak(c, c + 1, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+                return Some(id);
+            }
+        }
+    }
+
+    /// Runs env `id`'s command into `stage` (a one-row batch only this thread uses), then
+    /// publishes the row in the next output slot.
+    fn run_task(&self, id: usize, stage: &SharedBatch) {
+        let mut chunk = lock(&self.envs[id]);
+        // SAFETY: `stage` is the calling thread's own one-row batch; nothing else touches it.
+        #[allow(unsafe_code)]
+        let mut rows = unsafe { stage.rows(0, 1) };
+        run_chunk(&mut chunk, &mut rows);
+        if let Err(err) = &chunk.result {
+            let poison = poison_cause(err, id);
+            drop(chunk);
+            let mut failure = self.failure.lock().unwrap_or_else(PoisonError::into_inner);
+            failure.get_or_insert(poison);
+            drop(failure);
+            self.failed.store(true, Ordering::SeqCst);
+            self.finished.fetch_add(1, Ordering::SeqCst);
+            self.wake_caller();
+            return;
+        }
+        drop(chunk);
+        let p = self.next_slot.fetch_add(1, Ordering::AcqRel);
+        let slot = (p % self.slots as u64) as usize;
+        // SAFETY: position `p` is this thread's alone and its slot is neither held by the caller
+        // nor written by another thread (module docs).
+        #[allow(unsafe_code)]
+        let mut out = unsafe { self.out.rows(slot, 1) };
+        out.copy_from(&rows);
+        self.out_ids[slot].store(id, Ordering::Relaxed);
+        // Publishes the row (the caller acquires `filled`).
+        let filled = self.filled[slot / self.batch_size].fetch_add(1, Ordering::SeqCst) + 1;
+        self.finished.fetch_add(1, Ordering::SeqCst);
+        if filled == self.batch_size {
+            self.wake_caller();
+        }
+    }
+
+    fn wake_caller(&self) {
+        if self.caller_waiting.load(Ordering::SeqCst) {
+            if let Some(t) = self.caller.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
+                t.unpark();
+            }
+        }
+    }
+}
+
+fn worker_loop(shared: Arc<Shared>, stage: SharedBatch) {
+    loop {
+        let mut waits = 0u32;
+        let id = loop {
+            if shared.shutdown.load(Ordering::Acquire) {
+                return;
+            }
+            if let Some(id) = shared.claim() {
+                break id;
+            }
+            waits = waits.saturating_add(1);
+            if waits < WORKER_SPINS {
+                std::hint::spin_loop();
+            } else if waits < WORKER_SPINS + WORKER_YIELDS {
+                std::thread::yield_now();
+            } else {
+                // Announce first, then look again: a `send` that published before the
+                // announcement is seen here, one after it sees the announcement and unparks.
+                shared.parked_workers.fetch_add(1, Ordering::SeqCst);
+                if !shared.has_work() && !shared.shutdown.load(Ordering::SeqCst) {
+                    std::thread::park();
+                }
+                shared.parked_workers.fetch_sub(1, Ordering::SeqCst);
+            }
+        };
+        shared.run_task(id, &stage);
+    }
+}
+
+/// `num_envs` envs of one spec stepped asynchronously, EnvPool style (see the module docs).
+pub struct AsyncVecEnv {
+    spec: EnvSpec,
+    num_envs: usize,
+    batch_size: usize,
+    blocks: usize,
+    options: VecOptions,
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+    /// Serial only: the calling thread's staging row.
+    stage: Option<SharedBatch>,
+    in_flight: Vec<bool>,
+    in_flight_count: usize,
+    /// Scratch for the duplicate check of `send`.
+    marked: Vec<bool>,
+    /// Tasks published (the caller's copy of `Shared::queued`).
+    sent: u64,
+    /// Results received.
+    received: u64,
+    /// Env ids of the last received batch.
+    ids: Vec<usize>,
+    /// Output block of the last received batch.
+    held: Option<usize>,
+    was_reset: bool,
+    episodes_completed: u64,
+    sampler: Option<Box<dyn ResetSampler>>,
+    poisoned: Option<EnvError>,
+}
+
+impl AsyncVecEnv {
+    /// Makes `num_envs` copies of the registered env `id` with config `overrides`, returned
+    /// `batch_size` at a time. Shapes are checked, and memory too, before any env is made.
+    pub fn make(
+        id: &str,
+        overrides: &Map<String, Value>,
+        num_envs: usize,
+        batch_size: usize,
+        options: VecOptions,
+    ) -> Result<Self> {
+        check_shape(num_envs, batch_size, options)?;
+        let registration = registry::lookup(id)?;
+        let spec = registration.spec_for(overrides)?;
+        let row = VecEnv::row_bytes(&spec, options);
+        let per_env = u128::from(registration.memory_estimate(overrides)?) + row;
+        let slots = num_slots(num_envs, batch_size) as u128;
+        let bytes = (num_envs as u128) * per_env + slots * row;
+        crate::memory::check("num_envs", num_envs as u128, bytes).map_err(|e| EnvError::InvalidField {
+            context: format!("{id} async vector"),
+            field: e.field.into(),
+            message: e.message,
+        })?;
+        let envs = (0..num_envs).map(|_| registration.make(overrides)).collect::<Result<Vec<_>>>()?;
+        Self::new(envs, batch_size, options)
+    }
+
+    /// An async vector over `envs`, which must share one spec.
+    pub fn new(envs: Vec<Box<dyn Env>>, batch_size: usize, options: VecOptions) -> Result<Self> {
+        let num_envs = envs.len();
+        check_shape(num_envs, batch_size, options)?;
+        let Some(first) = envs.first() else {
+            return Err(EnvError::BatchShape("a vector env needs at least one env".into()));
+        };
+        let spec = first.spec().clone();
+        if let Some(i) = envs.iter().position(|e| {
+            let s = e.spec();
+            s.observation_space != spec.observation_space
+                || s.action_space != spec.action_space
+                || s.extras != spec.extras
+        }) {
+            return Err(EnvError::BatchShape(format!("env {i} has other spaces or extras than env 0")));
+        }
+        let mode = options.autoreset_mode;
+        let chunks: Vec<Mutex<Chunk>> =
+            envs.into_iter().enumerate().map(|(i, env)| Mutex::new(Chunk::new(vec![env], i, &spec, mode))).collect();
+        let slots = num_slots(num_envs, batch_size);
+        let blocks = slots / batch_size;
+        let stage = || Batch::new(1, &spec, mode).map(|b| SharedBatch::new(b, 1));
+        let shared = Arc::new(Shared {
+            envs: chunks.into(),
+            queue: (0..num_envs).map(|_| AtomicUsize::new(0)).collect(),
+            queued: AtomicU64::new(0),
+            claimed: AtomicU64::new(0),
+            finished: AtomicU64::new(0),
+            out: SharedBatch::new(Batch::new(slots, &spec, mode)?, slots),
+            out_ids: (0..slots).map(|_| AtomicUsize::new(0)).collect(),
+            next_slot: AtomicU64::new(0),
+            filled: (0..blocks).map(|_| AtomicUsize::new(0)).collect(),
+            batch_size,
+            slots,
+            failure: Mutex::new(None),
+            failed: AtomicBool::new(false),
+            parked_workers: AtomicUsize::new(0),
+            caller_waiting: AtomicBool::new(false),
+            caller: Mutex::new(None),
+            shutdown: AtomicBool::new(false),
+        });
+        let workers = options.workers.min(num_envs);
+        let mut venv = Self {
+            spec: spec.clone(),
+            num_envs,
+            batch_size,
+            blocks,
+            options,
+            shared,
+            threads: Vec::with_capacity(workers),
+            stage: if workers == 0 { Some(stage()?) } else { None },
+            in_flight: vec![false; num_envs],
+            in_flight_count: 0,
+            marked: vec![false; num_envs],
+            sent: 0,
+            received: 0,
+            ids: vec![0; batch_size],
+            held: None,
+            was_reset: false,
+            episodes_completed: 0,
+            sampler: None,
+            poisoned: None,
+        };
+        for w in 0..workers {
+            let (shared, stage) = (Arc::clone(&venv.shared), stage()?);
+            let handle = std::thread::Builder::new()
+                .name(format!("keel-async-worker-{w}"))
+                .spawn(move || worker_loop(shared, stage))
+                .map_err(|e| EnvError::BatchShape(format!("cannot spawn env worker {w}: {e}")))?;
+            venv.threads.push(handle);
+        }
+        Ok(venv)
+    }
+
+    /// The spec of each sub-env.
+    pub fn spec(&self) -> &EnvSpec {
+        &self.spec
+    }
+
+    /// Number of sub-envs.
+    pub fn num_envs(&self) -> usize {
+        self.num_envs
+    }
+
+    /// Rows of every `recv`.
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// The executor and autoreset options.
+    pub fn options(&self) -> VecOptions {
+        self.options
+    }
+
+    /// Envs sent (or reset) whose results have not been received yet.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight_count
+    }
+
+    /// Whether env `id` is in flight.
+    pub fn is_in_flight(&self, id: usize) -> bool {
+        self.in_flight.get(id).copied().unwrap_or(false)
+    }
+
+    /// Episodes completed (in received batches) since construction.
+    pub fn episodes_completed(&self) -> u64 {
+        self.episodes_completed
+    }
+
+    /// The error that poisoned the vector, if an env failed.
+    pub fn poisoned(&self) -> Option<&EnvError> {
+        self.poisoned.as_ref()
+    }
+
+    fn usable(&self) -> Result<()> {
+        match &self.poisoned {
+            None => Ok(()),
+            Some(cause) => Err(cause.clone()),
+        }
+    }
+
+    /// Installs `sampler` (or removes it): it chooses the options of `async_reset`s given none
+    /// and of every autoreset, and hears every episode's end, on the calling thread in the order
+    /// `recv` returns the rows (so with workers, in the order envs finish). `NextStep` only, and
+    /// only while no env is in flight.
+    pub fn set_sampler(&mut self, sampler: Option<Box<dyn ResetSampler>>) -> Result<()> {
+        if sampler.is_some() && self.options.autoreset_mode != AutoresetMode::NextStep {
+            return Err(EnvError::AsyncUsage("a reset sampler needs autoreset_mode next_step".into()));
+        }
+        if self.in_flight_count > 0 {
+            return Err(EnvError::AsyncUsage(format!(
+                "cannot change the sampler with {} envs in flight: recv them first",
+                self.in_flight_count
+            )));
+        }
+        let mut sampler = sampler;
+        if let Some(s) = &mut sampler {
+            s.attach(&self.spec, self.num_envs)?;
+        }
+        for chunk in self.shared.envs.iter() {
+            lock(chunk).with_sampler = sampler.is_some();
+        }
+        self.sampler = sampler;
+        Ok(())
+    }
+
+    /// The installed sampler.
+    pub fn sampler(&self) -> Option<&dyn ResetSampler> {
+        self.sampler.as_deref()
+    }
+
+    /// Resets every env (env `i` seeded as [`Seeds`] says, options as [`OptionsFor`] says) and
+    /// queues the results for `recv`, env 0 first. Envs still in flight finish their step first
+    /// and their results are dropped. Clears a poisoned vector.
+    pub fn async_reset(&mut self, seeds: Seeds<'_>, options: OptionsFor<'_>) -> Result<()> {
+        let n = self.num_envs;
+        if let Seeds::PerEnv(s) = seeds {
+            if s.len() != n {
+                return Err(EnvError::BatchShape(format!("{} seeds for {n} envs", s.len())));
+            }
+        }
+        if let OptionsFor::PerEnv(o) = options {
+            if o.len() != n {
+                return Err(EnvError::BatchShape(format!("{} sets of reset options for {n} envs", o.len())));
+            }
+        }
+        self.drain();
+        let shared = &*self.shared;
+        for i in 0..n {
+            let chosen = match options {
+                OptionsFor::All(o) => Some(o.clone()),
+                OptionsFor::PerEnv(o) => Some(o[i].clone()),
+                OptionsFor::Sampler => self.sampler.as_mut().map(|s| s.sample(i)),
+            };
+            let mut chunk = lock(&shared.envs[i]);
+            chunk.command = Command::Reset;
+            chunk.reset_mask[0] = true;
+            chunk.seeds[0] = match seeds {
+                Seeds::Continue => None,
+                Seeds::Base(s) => Some(s.wrapping_add(i as u64)),
+                Seeds::PerEnv(s) => Some(s[i]),
+            };
+            chunk.pending[0] = chosen;
+        }
+        // No task runs now (drained): start the output ring afresh.
+        shared.next_slot.store(0, Ordering::SeqCst);
+        for f in shared.filled.iter() {
+            f.store(0, Ordering::SeqCst);
+        }
+        *shared.failure.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        shared.failed.store(false, Ordering::SeqCst);
+        self.received = 0;
+        self.held = None;
+        self.poisoned = None;
+        self.was_reset = true;
+        self.in_flight.fill(false);
+        self.in_flight_count = 0;
+        for i in 0..n {
+            self.publish(i);
+        }
+        self.in_flight_count = n;
+        self.wake_workers();
+        Ok(())
+    }
+
+    /// Waits until every task sent has run (serial: runs them); their results are dropped.
+    fn drain(&mut self) {
+        let shared = &*self.shared;
+        if let Some(stage) = &self.stage {
+            while let Some(id) = shared.claim() {
+                shared.run_task(id, stage);
+            }
+        }
+        let mut waits = 0u32;
+        while shared.finished.load(Ordering::SeqCst) < self.sent {
+            waits = waits.saturating_add(1);
+            if waits < CALLER_SPINS {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
+
+    /// Queues env `id` (its command and action already in its chunk).
+    fn publish(&mut self, id: usize) {
+        let shared = &*self.shared;
+        let w = self.sent;
+        shared.queue[(w % self.num_envs as u64) as usize].store(id, Ordering::Relaxed);
+        self.sent = w + 1;
+        shared.queued.store(w + 1, Ordering::SeqCst);
+        self.in_flight[id] = true;
+    }
+
+    fn wake_workers(&self) {
+        if self.shared.parked_workers.load(Ordering::SeqCst) > 0 {
+            for t in &self.threads {
+                t.thread().unpark();
+            }
+        }
+    }
+
+    /// Hands env `env_ids[j]` its row `j` of `actions` (`env_ids.len() * action_len` scalars of
+    /// the action space's type) and returns at once. Ids out of range or repeated, an env
+    /// already in flight, or actions of the wrong count or outside the space reject the whole
+    /// call, changing nothing.
+    pub fn send(&mut self, actions: Action<'_>, env_ids: &[usize]) -> Result<()> {
+        self.usable()?;
+        if !self.was_reset {
+            return Err(EnvError::ResetNeeded);
+        }
+        let n = self.num_envs;
+        if env_ids.is_empty() {
+            return Err(EnvError::AsyncUsage("send needs at least one env id".into()));
+        }
+        let mut bad = None;
+        for &id in env_ids {
+            bad = if id >= n {
+                Some(format!("env id {id} out of range for {n} envs"))
+            } else if self.marked[id] {
+                Some(format!("env id {id} appears twice in one send"))
+            } else if self.in_flight[id] {
+                Some(format!("env {id} is already in flight: recv its result before sending it again"))
+            } else {
+                self.marked[id] = true;
+                None
+            };
+            if bad.is_some() {
+                break;
+            }
+        }
+        for &id in env_ids.iter().filter(|&&id| id < n) {
+            self.marked[id] = false;
+        }
+        if let Some(why) = bad {
+            return Err(EnvError::AsyncUsage(why));
+        }
+        self.spec.action_space.check_batch(actions, env_ids.len())?;
+        let al = self.spec.action_len();
+        for (j, &id) in env_ids.iter().enumerate() {
+            {
+                // Not in flight, so no worker holds it.
+                let mut chunk = lock(&self.shared.envs[id]);
+                chunk.command = Command::Step;
+                chunk.actions.fill(actions, j * al..(j + 1) * al);
+            }
+            self.publish(id);
+            // Wake a parked worker as soon as there is work, not after the whole batch.
+            self.wake_workers();
+        }
+        self.in_flight_count += env_ids.len();
+        Ok(())
+    }
+
+    /// Waits for the next `batch_size` results and returns them, the first finished first
+    /// (serial: in the order sent). The view stays valid until the next `recv`; row `k` is
+    /// env `env_ids[k]`. An env failure poisons the vector and is returned here.
+    pub fn recv(&mut self) -> Result<BatchView<'_>> {
+        self.usable()?;
+        if !self.was_reset {
+            return Err(EnvError::ResetNeeded);
+        }
+        let b = self.batch_size;
+        if self.in_flight_count < b {
+            return Err(EnvError::AsyncUsage(format!(
+                "recv needs batch_size = {b} envs in flight, {} are: send actions first",
+                self.in_flight_count
+            )));
+        }
+        let block = ((self.received / b as u64) % self.blocks as u64) as usize;
+        self.wait_block(block)?;
+        let shared = &*self.shared;
+        let start = block * b;
+        for k in 0..b {
+            let id = shared.out_ids[start + k].load(Ordering::Relaxed);
+            self.ids[k] = id;
+            self.in_flight[id] = false;
+        }
+        self.in_flight_count -= b;
+        // The block's next positions are `K*b` further on, out of reach until more `recv`s.
+        shared.filled[block].store(0, Ordering::Relaxed);
+        self.received += b as u64;
+        self.held = Some(block);
+        // SAFETY: the block's `b` rows were all written (acquired in `wait_block`), and no
+        // worker writes them before the next `recv` (module docs), which needs `&mut self`.
+        #[allow(unsafe_code)]
+        let view = unsafe { shared.out.view(start, b, &self.ids) };
+        self.episodes_completed += view.episode_done.iter().filter(|&&d| d).count() as u64;
+        if let Some(sampler) = self.sampler.as_mut() {
+            report_and_resample(sampler.as_mut(), &shared.envs, &view);
+        }
+        Ok(view)
+    }
+
+    /// `send` then `recv`.
+    pub fn step(&mut self, actions: Action<'_>, env_ids: &[usize]) -> Result<BatchView<'_>> {
+        self.send(actions, env_ids)?;
+        self.recv()
+    }
+
+    /// The batch the last `recv` returned (none since the last reset).
+    pub fn last_batch(&self) -> Option<BatchView<'_>> {
+        let block = self.held?;
+        // SAFETY: as in `recv`: the held block is complete and untouched until the next `recv`.
+        #[allow(unsafe_code)]
+        Some(unsafe { self.shared.out.view(block * self.batch_size, self.batch_size, &self.ids) })
+    }
+
+    /// Waits until output block `block` is full (serial: runs queued envs until it is).
+    fn wait_block(&mut self, block: usize) -> Result<()> {
+        let b = self.batch_size;
+        let shared = &*self.shared;
+        let done = || shared.filled[block].load(Ordering::Acquire) >= b || shared.failed.load(Ordering::Acquire);
+        if let Some(stage) = &self.stage {
+            while !done() {
+                let Some(id) = shared.claim() else { break };
+                shared.run_task(id, stage);
+            }
+        } else {
+            let mut waits = 0u32;
+            while !done() {
+                waits = waits.saturating_add(1);
+                if waits < CALLER_SPINS {
+                    std::hint::spin_loop();
+                } else if waits < CALLER_SPINS + CALLER_YIELDS {
+                    std::thread::yield_now();
+                } else {
+                    // As the workers' parking: announce, look again, then park.
+                    *shared.caller.lock().unwrap_or_else(PoisonError::into_inner) = Some(std::thread::current());
+                    shared.caller_waiting.store(true, Ordering::SeqCst);
+                    let ready =
+                        shared.filled[block].load(Ordering::SeqCst) >= b || shared.failed.load(Ordering::SeqCst);
+                    if !ready {
+                        std::thread::park();
+                    }
+                    shared.caller_waiting.store(false, Ordering::SeqCst);
+                }
+            }
+        }
+        if shared.failed.load(Ordering::Acquire) {
+            let failure = shared.failure.lock().unwrap_or_else(PoisonError::into_inner).clone();
+            let err = failure.unwrap_or(EnvError::Poisoned { index: 0, cause: "an env failed".into() });
+            self.poisoned = Some(err.clone());
+            return Err(err);
+        }
+        if shared.filled[block].load(Ordering::Acquire) < b {
+            // Unreachable while `in_flight_count >= b`; an error, not a hang, if it is not.
+            return Err(EnvError::AsyncUsage("recv: fewer results than batch_size were sent".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Tells `sampler` how the episodes of `view` ended and chooses the ended envs' next options
+/// (used by their autoreset, the next time they are sent).
+fn report_and_resample(sampler: &mut dyn ResetSampler, envs: &[Mutex<Chunk>], view: &BatchView<'_>) {
+    for k in (0..view.len()).filter(|&k| view.episode_done[k]) {
+        let id = view.env_id(k);
+        // Received, so no worker holds it.
+        let mut chunk = lock(&envs[id]);
+        sampler.report(&EpisodeEnd {
+            env_index: id,
+            options: &chunk.episode_options[0],
+            episode_return: view.episode_return[k],
+            length: view.episode_length[k],
+            terminated: view.terminated[k],
+            truncated: view.truncated[k],
+            extras_mean: &chunk.ended_extras_mean,
+        });
+        chunk.pending[0] = Some(sampler.sample(id));
+    }
+}
+
+impl Drop for AsyncVecEnv {
+    fn drop(&mut self) {
+        self.shared.shutdown.store(true, Ordering::SeqCst);
+        for t in &self.threads {
+            t.thread().unpark();
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Output slots: `K = ceil(num_envs / batch_size) + 1` blocks of `batch_size` (module docs).
+fn num_slots(num_envs: usize, batch_size: usize) -> usize {
+    (num_envs.div_ceil(batch_size) + 1) * batch_size
+}
+
+fn check_shape(num_envs: usize, batch_size: usize, options: VecOptions) -> Result<()> {
+    let invalid = |field: &str, message: String| EnvError::InvalidField {
+        context: "async vector".into(),
+        field: field.into(),
+        message,
+    };
+    if num_envs == 0 {
+        return Err(invalid("num_envs", "must be at least 1".into()));
+    }
+    if batch_size == 0 || batch_size > num_envs {
+        return Err(invalid("batch_size", format!("must be 1 to num_envs = {num_envs}, got {batch_size}")));
+    }
+    if options.autoreset_mode == AutoresetMode::Disabled {
+        return Err(invalid(
+            "autoreset_mode",
+            "async stepping supports next_step and same_step; disabled needs masked resets, which it has not".into(),
+        ));
+    }
+    Ok(())
+}
