@@ -15,7 +15,7 @@ OUT=${3:-runs/robustness}
 CLIPS=${4:-walk}
 EPISODES=${EPISODES:-50}
 export KEEL_TORCH_THREADS=${KEEL_TORCH_THREADS:-1}
-mkdir -p "$OUT"
+mkdir -p "$OUT" runs
 [ -f runs/stg_walk_run.json ] || "$KEEL" curricula stg --clips walk,run --out runs/stg_walk_run.json
 PREFIX=configs/ppo_humanoid_${CLIPS//,/_}
 IFS=, read -r -a CLIP_LIST <<< "$CLIPS"
