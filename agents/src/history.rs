@@ -54,7 +54,13 @@ pub struct PretrainConfig {
 
 impl Default for PretrainConfig {
     fn default() -> Self {
-        Self { clips: vec!["walk".into()], epochs: 200, batch_size: 64, learning_rate: 1e-3, hidden_sizes: vec![512, 256] }
+        Self {
+            clips: vec!["walk".into()],
+            epochs: 200,
+            batch_size: 64,
+            learning_rate: 1e-3,
+            hidden_sizes: vec![512, 256],
+        }
     }
 }
 
@@ -79,7 +85,14 @@ pub struct HistoryEncoderConfig {
 
 impl Default for HistoryEncoderConfig {
     fn default() -> Self {
-        Self { frames: 8, frame_dim: 226, channels: vec![64, 32], kernel_sizes: vec![3, 3], output_dim: 16, pretrain: None }
+        Self {
+            frames: 8,
+            frame_dim: 226,
+            channels: vec![64, 32],
+            kernel_sizes: vec![3, 3],
+            output_dim: 16,
+            pretrain: None,
+        }
     }
 }
 
@@ -104,7 +117,10 @@ impl HistoryEncoderConfig {
             return bad("history_encoder.frame_dim", format!("must be in 1..=100000, got {}", self.frame_dim));
         }
         if self.channels.is_empty() || self.channels.iter().any(|c| !(1..=4096).contains(c)) {
-            return bad("history_encoder.channels", format!("must be 1 or more widths in 1..=4096, got {:?}", self.channels));
+            return bad(
+                "history_encoder.channels",
+                format!("must be 1 or more widths in 1..=4096, got {:?}", self.channels),
+            );
         }
         if self.kernel_sizes.len() != self.channels.len() {
             return bad(
@@ -252,7 +268,10 @@ impl HistoryEncoder {
         }
         let flat = input * config.conv_frames();
         let dense_w = nn::init(nn::Init::Orthogonal { gain: 2f64.sqrt() }, &[config.output_dim, flat], device);
-        let dense = (var("dense.weight", dense_w), var("dense.bias", Tensor::zeros([config.output_dim], (Kind::Float, device))));
+        let dense = (
+            var("dense.weight", dense_w),
+            var("dense.bias", Tensor::zeros([config.output_dim], (Kind::Float, device))),
+        );
         // Statistics are never trained: set by pretraining, the identity otherwise.
         let mean = path.zeros_no_train("mean", &[config.frame_dim as i64]);
         let inv_std = path.zeros_no_train("inv_std", &[config.frame_dim as i64]);
@@ -417,9 +436,10 @@ pub fn pretrain(
         let perm = Tensor::randperm(n, (Kind::Int64, device));
         for start in (0..n).step_by(batch as usize) {
             let idx = perm.narrow(0, start, batch.min(n - start));
-            let loss = (predict(&hist.index_select(0, &idx), &current.index_select(0, &idx)) - next.index_select(0, &idx))
-                .square()
-                .mean(Kind::Float);
+            let loss = (predict(&hist.index_select(0, &idx), &current.index_select(0, &idx))
+                - next.index_select(0, &idx))
+            .square()
+            .mean(Kind::Float);
             let value = loss.double_value(&[]);
             if !value.is_finite() {
                 return Err(AgentError::Config(format!(
@@ -454,7 +474,8 @@ pub fn clip_frames(
         None => keel_physics::DataDir::locate(),
     }
     .map_err(|e| AgentError::Config(format!("history encoder pretraining: {e}")))?;
-    let model = keel_physics::HumanoidModel::load(&data).map(std::sync::Arc::new)
+    let model = keel_physics::HumanoidModel::load(&data)
+        .map(std::sync::Arc::new)
         .map_err(|e| AgentError::Config(format!("history encoder pretraining: {e}")))?;
     let library = keel_physics::ClipLibrary::load(&data, &model)
         .map_err(|e| AgentError::Config(format!("history encoder pretraining: {e}")))?;
@@ -478,7 +499,8 @@ pub fn clip_frames(
             options.params.insert("pose_noise".into(), json!(0.0));
             options.params.insert("velocity_noise".into(), json!(0.0));
             env.reset(Some(0), &options, obs.as_mut())?;
-            let row = obs.as_f32().ok_or_else(|| AgentError::Config(format!("{env_id}: observations are not float32")))?;
+            let row =
+                obs.as_f32().ok_or_else(|| AgentError::Config(format!("{env_id}: observations are not float32")))?;
             frames.push(row[..frame_dim.min(row.len())].to_vec());
         }
         out.push(frames);
@@ -533,9 +555,15 @@ mod tests {
     fn bad_tables_name_the_field() {
         let field = |c: HistoryEncoderConfig| c.validate().err().map(|e| e.field.to_string()).unwrap_or_default();
         assert_eq!(field(HistoryEncoderConfig { frames: 0, ..config(4, 2) }), "history_encoder.frames");
-        assert_eq!(field(HistoryEncoderConfig { kernel_sizes: vec![3], ..config(4, 2) }), "history_encoder.kernel_sizes");
+        assert_eq!(
+            field(HistoryEncoderConfig { kernel_sizes: vec![3], ..config(4, 2) }),
+            "history_encoder.kernel_sizes"
+        );
         // 4 frames, kernels 3 and 3 leave 0.
-        assert_eq!(field(HistoryEncoderConfig { kernel_sizes: vec![3, 3], ..config(4, 2) }), "history_encoder.kernel_sizes");
+        assert_eq!(
+            field(HistoryEncoderConfig { kernel_sizes: vec![3, 3], ..config(4, 2) }),
+            "history_encoder.kernel_sizes"
+        );
         assert_eq!(field(HistoryEncoderConfig { output_dim: 0, ..config(4, 2) }), "history_encoder.output_dim");
         let p = PretrainConfig { learning_rate: -1.0, ..PretrainConfig::default() };
         assert_eq!(
@@ -566,14 +594,17 @@ mod tests {
         let clips: Vec<Vec<Vec<f32>>> = (0..4)
             .map(|c| {
                 let (w, phase) = (0.3 + 0.1 * c as f32, c as f32);
-                (0..60).map(|t| {
-                    let x = (w * t as f32 + phase).sin();
-                    vec![x, 0.5 * x * x, 1.0]
-                }).collect()
+                (0..60)
+                    .map(|t| {
+                        let x = (w * t as f32 + phase).sin();
+                        vec![x, 0.5 * x * x, 1.0]
+                    })
+                    .collect()
             })
             .collect();
         let mut c = config(4, 3);
-        c.pretrain = Some(PretrainConfig { epochs: 150, batch_size: 32, hidden_sizes: vec![32], ..PretrainConfig::default() });
+        c.pretrain =
+            Some(PretrainConfig { epochs: 150, batch_size: 32, hidden_sizes: vec![32], ..PretrainConfig::default() });
         let (vs, encoder, report) = pretrain(&c, &clips, 1, Device::Cpu).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(report.samples, 4 * 59);
         assert!(report.final_loss < 0.25 * report.copy_loss, "{report:?}");

@@ -127,7 +127,10 @@ fn an_encoder_trained_with_the_policy_learns_and_resumes_exactly() {
     assert_eq!(parameter(&trained, "actor.l0.weight").size(), [32, 227 + 4]);
     assert_eq!(parameter(&trained, "history.conv0.weight").size(), [16, 226, 2]);
     // Its standardisation is the identity (the running normaliser covers the slice).
-    assert!(parameter(&trained, "history.inv_std").equal(&Tensor::ones([226], (keel_agents::tch::Kind::Float, keel_agents::tch::Device::Cpu))));
+    assert!(
+        parameter(&trained, "history.inv_std")
+            .equal(&Tensor::ones([226], (keel_agents::tch::Kind::Float, keel_agents::tch::Device::Cpu)))
+    );
 }
 
 #[test]
@@ -194,4 +197,3 @@ fn the_encoder_table_is_checked_against_the_env() {
     let err = error(config(Some(pretrain)));
     assert!(err.contains("moonwalk"), "{err}");
 }
-
