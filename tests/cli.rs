@@ -1024,3 +1024,69 @@ fn train_atari_with_the_nature_cnn() {
     ]);
     assert!(!bad.status.success() && stderr(&bad).contains("(C, H, W)"), "{}", stderr(&bad));
 }
+
+/// The history observation and its 1-D CNN encoder end to end: `configs/ppo_humanoid_walk_history.toml`
+/// (encoder trained with the policy) and `..._pretrained.toml` (pretrained on the clips, frozen)
+/// train two iterations each and evaluate; a stopped run resumes to the same metrics as a
+/// straight one; an encoder that does not fit the env's history is refused before training.
+/// Needs the humanoid data (setup.sh).
+#[test]
+fn humanoid_history_encoder_trains_resumes_and_refuses_a_mismatch() {
+    let dir = scratch("history");
+    let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    let trained = configs.join("ppo_humanoid_walk_history.toml");
+    let trained = trained.to_str().unwrap_or_default();
+    let pretrained = configs.join("ppo_humanoid_walk_history_pretrained.toml");
+    let pretrained = pretrained.to_str().unwrap_or_default();
+    let tiny = ["--total-timesteps", "512", "--num-envs", "2", "--set", "num_steps=128", "--quiet"];
+    let fast = ["--set", "history_encoder.pretrain.epochs=5"];
+    let mut args = vec!["train", "--config", trained, "--run-dir", "runs/trained"];
+    args.extend_from_slice(&tiny);
+    let run = keel_in(&dir, &args);
+    if stderr(&run).contains("data") && std::env::var("KEEL_REQUIRE_HUMANOID_DATA").as_deref() != Ok("1") {
+        eprintln!("skipped: {}", stderr(&run));
+        return;
+    }
+    assert!(run.status.success(), "{}", stderr(&run));
+    let mut args = vec!["train", "--config", pretrained, "--run-dir", "runs/pretrained"];
+    args.extend_from_slice(&tiny);
+    args.extend_from_slice(&fast);
+    let run = keel_in(&dir, &args);
+    assert!(run.status.success(), "{}", stderr(&run));
+    for name in ["trained", "pretrained"] {
+        let summary = read_json(&dir.join("runs").join(name).join("summary.json"));
+        assert_eq!(summary["global_step"], 512, "{name}: {summary}");
+        let eval = keel_in(&dir, &["eval", "--run", &format!("runs/{name}"), "--episodes", "1"]);
+        assert!(eval.status.success(), "{name}: {}", stderr(&eval));
+    }
+    // Straight and stopped-then-resumed, each in its own process: the same metrics (but speed).
+    let straight_args = ["--total-timesteps", "768", "--num-envs", "2", "--set", "num_steps=128", "--quiet"];
+    for (config, extra) in [(trained, &[][..]), (pretrained, &fast[..])] {
+        let _ = std::fs::remove_dir_all(dir.join("runs/straight"));
+        let _ = std::fs::remove_dir_all(dir.join("runs/stopped"));
+        let mut args = vec!["train", "--config", config, "--run-dir", "runs/straight"];
+        args.extend_from_slice(&straight_args);
+        args.extend_from_slice(extra);
+        assert!(keel_in(&dir, &args).status.success());
+        let mut args = vec!["train", "--config", config, "--run-dir", "runs/stopped", "--max-iterations", "1"];
+        args.extend_from_slice(&straight_args);
+        args.extend_from_slice(extra);
+        assert!(keel_in(&dir, &args).status.success());
+        let resumed = keel_in(&dir, &["train", "--resume", "runs/stopped", "--quiet"]);
+        assert!(resumed.status.success(), "{}", stderr(&resumed));
+        let without_speed = |run: &str| {
+            let text = std::fs::read_to_string(dir.join(run).join("metrics.csv")).unwrap_or_default();
+            text.lines().map(|l| l.rsplit_once(',').map_or(l, |(rest, _)| rest).to_string()).collect::<Vec<_>>()
+        };
+        let (a, b) = (without_speed("runs/straight"), without_speed("runs/stopped"));
+        assert_eq!(a.len(), 4, "{a:?}");
+        assert_eq!(a, b, "{config}: a resumed run differs from a straight one");
+    }
+    // An encoder whose frames are not the env's history: refused, naming both, before training.
+    let mut args = vec!["train", "--config", trained, "--run-dir", "runs/refused", "--set", "env_config.history_len=4"];
+    args.extend_from_slice(&tiny);
+    let run = keel_in(&dir, &args);
+    let err = stderr(&run);
+    assert!(!run.status.success() && err.contains("history_encoder.frames") && err.contains("history_len = 4"), "{err}");
+    assert!(!dir.join("runs/refused/checkpoints").exists());
+}

@@ -20,8 +20,10 @@ use keel_envs::config::{FieldError, Validate};
 use crate::error::{AgentError, Result};
 
 /// Config keys whose value is one table set as a whole: `env_config` (free-form: the env
-/// validates its own fields) and `sampler` (a `[sampler]` table names its kind).
-pub const WHOLE_TABLES: [&str; 2] = ["env_config", "sampler"];
+/// validates its own fields), `sampler` (a `[sampler]` table names its kind) and
+/// `history_encoder` (absent by default, so given whole; its fields can be set one by one
+/// afterwards).
+pub const WHOLE_TABLES: [&str; 3] = ["env_config", "sampler", "history_encoder"];
 
 /// The settings every training run has, whatever its algorithm: a view into the algorithm's
 /// config.
@@ -54,6 +56,9 @@ pub struct RunSettings<'a> {
     /// Clip of normalised observations, when observations are normalised with running
     /// statistics.
     pub obs_normalization: Option<f64>,
+    /// Trailing observation numbers the networks get raw, whatever `obs_normalization` (a
+    /// pretrained history encoder's slice, which it standardises itself; 0: none).
+    pub raw_obs_tail: usize,
 }
 
 impl RunSettings<'_> {
@@ -326,6 +331,7 @@ mod tests {
                 deploy_every: 0,
                 sampler: self.sampler.as_ref(),
                 obs_normalization: None,
+                raw_obs_tail: 0,
             }
         }
     }

@@ -207,6 +207,7 @@ impl TrainConfig for DqnConfig {
             deploy_every: 0,
             sampler: None,
             obs_normalization: None,
+            raw_obs_tail: 0,
         }
     }
 }

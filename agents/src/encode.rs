@@ -37,6 +37,8 @@ pub struct ObsEncoder {
     /// Elements of one raw observation row.
     width: usize,
     normalizer: Option<ObsNormalizer>,
+    /// Trailing numbers stored raw (float32) even when the rest is normalised.
+    raw_tail: usize,
     device: Device,
 }
 
@@ -54,7 +56,15 @@ impl ObsEncoder {
             Form::Values => normalize_clip.map(|clip| ObsNormalizer::new(width, clip)),
             Form::OneHot { .. } => None,
         };
-        Self { form, width, normalizer, device }
+        Self { form, width, normalizer, raw_tail: 0, device }
+    }
+
+    /// This encoder with the last `tail` numbers of each row left unnormalised (stored as
+    /// float32 values): a pretrained history encoder's slice, which it standardises with fixed
+    /// statistics of its own. The running statistics still cover every number.
+    pub fn with_raw_tail(mut self, tail: usize) -> Self {
+        self.raw_tail = tail.min(self.width);
+        self
     }
 
     /// Width of one row of network input.
@@ -109,6 +119,11 @@ impl ObsEncoder {
         };
         let raw = raw.view([rows, self.width as i64]).to_device(self.device);
         match &self.normalizer {
+            Some(norm) if self.raw_tail > 0 => {
+                let (head, tail) = ((self.width - self.raw_tail) as i64, self.raw_tail as i64);
+                let normalised = norm.apply(&raw).narrow(1, 0, head);
+                Tensor::cat(&[normalised, raw.narrow(1, head, tail).to_kind(Kind::Float)], 1)
+            }
             Some(norm) => norm.apply(&raw),
             None => raw,
         }
@@ -243,6 +258,24 @@ mod tests {
         assert!(after[0] < 0.0 && after[2] > 0.0 && (after[0] + after[2]).abs() < 1e-3, "{after:?}");
         let mut other = ObsEncoder::new(&space, None, Device::Cpu);
         assert!(other.set_normalizer(encoder.normalizer().cloned()).is_err());
+    }
+
+    #[test]
+    fn a_raw_tail_stays_unnormalised_and_the_rest_is_normalised() {
+        crate::threads::configure();
+        let space = Space::Box(BoxSpace::symmetric(&[10.0; 3]));
+        let mut encoder = ObsEncoder::new(&space, Some(5.0), Device::Cpu).with_raw_tail(1);
+        let rows = [1.0f32, 2.0, 3.0, 5.0, 6.0, 7.0];
+        encoder.update(ObsRef::F32(&rows));
+        let plain = {
+            let mut all = ObsEncoder::new(&space, Some(5.0), Device::Cpu);
+            all.update(ObsRef::F32(&rows));
+            values(&all.store(ObsRef::F32(&rows)))
+        };
+        let stored = values(&encoder.store(ObsRef::F32(&rows)));
+        assert_eq!((stored[2], stored[5]), (3.0, 7.0), "the tail is raw");
+        assert_eq!([stored[0], stored[1], stored[3], stored[4]], [plain[0], plain[1], plain[3], plain[4]]);
+        assert!(stored[0] < 0.0 && stored[3] > 0.0);
     }
 
     #[test]

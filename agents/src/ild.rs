@@ -201,6 +201,7 @@ impl TrainConfig for IldConfig {
             deploy_every: 0,
             sampler: None,
             obs_normalization: None,
+            raw_obs_tail: 0,
         }
     }
 }

@@ -19,7 +19,8 @@
 //!     [`eval`]: evaluation episodes with a step cap;
 //!   - [`run_dir`]: the run folder (`config.toml`, `metrics.csv`, TensorBoard, `summary.json`);
 //!     [`training`]: the training loop of `keel train` (stop, divergence, checkpoint cadence);
-//! - building blocks, each tested on its own: [`policy`] (networks, distributions), [`gae`],
+//! - building blocks, each tested on its own: [`policy`] (networks, distributions), [`history`]
+//!   (the 1-D CNN history encoder and its pretraining on clips), [`gae`],
 //!   [`normalize`] (running statistics), [`adam`] (an optimiser whose state can be saved),
 //!   [`tensorboard`] (event files);
 //! - [`performative`]: the repeated-retraining learners of performative RL (convex programs on
@@ -52,6 +53,7 @@ pub mod encode;
 pub mod error;
 pub mod eval;
 pub mod gae;
+pub mod history;
 pub mod ild;
 pub mod normalize;
 pub mod performative;

@@ -14,6 +14,7 @@ use tch::{Kind, Tensor, nn, nn::Module};
 use keel_envs::Space;
 
 use crate::error::{AgentError, Result};
+use crate::history::HistoryEncoder;
 
 /// An MLP with tanh between layers.
 #[derive(Debug)]
@@ -128,8 +129,8 @@ impl Module for NatureCnn {
 /// What the actor and critic read observations through.
 #[derive(Debug)]
 enum Body {
-    /// Separate MLPs.
-    Separate { actor: Mlp, critic: Mlp },
+    /// Separate MLPs, behind an optional history encoder shared by both.
+    Separate { actor: Mlp, critic: Mlp, history: Option<HistoryEncoder> },
     /// One torso, two linear heads.
     Shared { torso: NatureCnn, actor: nn::Linear, critic: nn::Linear },
 }
@@ -173,7 +174,29 @@ impl ActorCritic {
         let (out, head) = Self::head(root, action, init_log_std)?;
         let actor = Mlp::new(&(root / "actor"), input, hidden, out, 0.01);
         let critic = Mlp::new(&(root / "critic"), input, hidden, 1, 1.0);
-        Ok(Self { body: Body::Separate { actor, critic }, head })
+        Ok(Self { body: Body::Separate { actor, critic, history: None }, head })
+    }
+
+    /// These MLPs behind `encoder`: observations go through [`HistoryEncoder::input`] first
+    /// (the MLPs' `input` must be its output width). The Nature CNN takes no history encoder.
+    pub fn with_history(mut self, encoder: HistoryEncoder) -> Result<Self> {
+        match &mut self.body {
+            Body::Separate { history, .. } => {
+                *history = Some(encoder);
+                Ok(self)
+            }
+            Body::Shared { .. } => {
+                Err(AgentError::Config("training config: `history_encoder` needs network = \"mlp\"".into()))
+            }
+        }
+    }
+
+    /// What the MLPs read: the observation, or with a history encoder its encoded form.
+    fn mlp_input(history: &Option<HistoryEncoder>, obs: &Tensor) -> Tensor {
+        match history {
+            Some(h) => h.input(obs),
+            None => obs.shallow_clone(),
+        }
     }
 
     /// The Nature CNN on observations of `observation` space (a Box of shape `(C, H, W)`) with
@@ -217,7 +240,10 @@ impl ActorCritic {
     /// Actor outputs (logits or Gaussian means) and state values `[N]`, the torso run once.
     pub fn forward(&self, obs: &Tensor) -> (Tensor, Tensor) {
         match &self.body {
-            Body::Separate { actor, critic } => (actor.forward(obs), critic.forward(obs).squeeze_dim(-1)),
+            Body::Separate { actor, critic, history } => {
+                let x = Self::mlp_input(history, obs);
+                (actor.forward(&x), critic.forward(&x).squeeze_dim(-1))
+            }
             Body::Shared { torso, actor, critic } => {
                 let features = torso.forward(obs);
                 (features.apply(actor), features.apply(critic).squeeze_dim(-1))
@@ -228,7 +254,7 @@ impl ActorCritic {
     /// Actor outputs: logits (categorical) or means (Gaussian).
     pub fn policy_output(&self, obs: &Tensor) -> Tensor {
         match &self.body {
-            Body::Separate { actor, .. } => actor.forward(obs),
+            Body::Separate { actor, history, .. } => actor.forward(&Self::mlp_input(history, obs)),
             Body::Shared { torso, actor, .. } => torso.forward(obs).apply(actor),
         }
     }
@@ -236,7 +262,7 @@ impl ActorCritic {
     /// State values, `[N]`.
     pub fn value(&self, obs: &Tensor) -> Tensor {
         match &self.body {
-            Body::Separate { critic, .. } => critic.forward(obs).squeeze_dim(-1),
+            Body::Separate { critic, history, .. } => critic.forward(&Self::mlp_input(history, obs)).squeeze_dim(-1),
             Body::Shared { torso, critic, .. } => torso.forward(obs).apply(critic).squeeze_dim(-1),
         }
     }

@@ -47,6 +47,7 @@ use crate::config::{RunSettings, TrainConfig, mlp_parameters};
 use crate::encode::ObsEncoder;
 use crate::error::{AgentError, Result};
 use crate::gae::gae;
+use crate::history::{HistoryEncoder, HistoryEncoderConfig, PretrainReport};
 use crate::normalize::RewardNormalizer;
 use crate::policy::{ActorCritic, Head, NATURE_FEATURES, NatureCnn};
 pub use crate::policy::Network;
@@ -210,6 +211,11 @@ pub struct PpoConfig {
     /// Reset sampler of the training envs (a `[sampler]` table naming its `kind`; default: none,
     /// the envs' own random starts). See keel-curricula.
     pub sampler: Option<SamplerConfig>,
+    /// A 1-D CNN over the observation's trailing history slice in front of the MLPs (a
+    /// `[history_encoder]` table; default: none). Needs `network = "mlp"` and an env with a
+    /// history observation of as many frames (`env_config.history_len`). See
+    /// [`crate::history`].
+    pub history_encoder: Option<HistoryEncoderConfig>,
 }
 
 impl Default for PpoConfig {
@@ -249,6 +255,7 @@ impl Default for PpoConfig {
             deploy_every: 0,
             dppo: DppoConfig::default(),
             sampler: None,
+            history_encoder: None,
         }
     }
 }
@@ -338,6 +345,15 @@ impl Validate for PpoConfig {
                 "must be false with network = \"nature_cnn\", which scales pixels by 1/255 itself",
             ));
         }
+        if let Some(history) = &self.history_encoder {
+            history.validate()?;
+            if self.network != Network::Mlp {
+                return Err(FieldError::new(
+                    "history_encoder",
+                    "needs network = \"mlp\" (the Nature CNN reads images, not a history slice)",
+                ));
+            }
+        }
         if !(0.0..1.0).contains(&self.dppo.drop_rate) {
             return Err(FieldError::new("dppo.drop_rate", "must be in [0, 1)"));
         }
@@ -364,6 +380,11 @@ impl TrainConfig for PpoConfig {
             deploy_every: self.deploy_every,
             sampler: self.sampler.as_ref(),
             obs_normalization: self.normalize_obs.then_some(self.obs_clip),
+            raw_obs_tail: self
+                .history_encoder
+                .as_ref()
+                .filter(|h| h.pretrain.is_some())
+                .map_or(0, HistoryEncoderConfig::slice_len),
         }
     }
 }
@@ -452,12 +473,18 @@ pub struct Ppo {
     model: ActorCritic,
     adam: Adam,
     reward_norm: Option<RewardNormalizer>,
+    /// What the history encoder's pretraining measured, if it was pretrained.
+    pretrain_report: Option<PretrainReport>,
 }
 
 /// The state a checkpoint keeps besides tensors.
 #[derive(Serialize, Deserialize)]
 struct PpoState {
     reward_normalizer: Option<RewardNormalizer>,
+    /// The history encoder's pretraining report (for the record; pretraining is redone, with
+    /// the same result, when the run is rebuilt, and the checkpoint's weights replace it).
+    #[serde(default)]
+    history_pretrain: Option<PretrainReport>,
 }
 
 impl Algorithm for Ppo {
@@ -468,16 +495,50 @@ impl Algorithm for Ppo {
             keel_envs::Space::Discrete(d) => usize::try_from(d.n).unwrap_or(usize::MAX),
             other => other.flat_len(),
         };
-        check_memory(config, &spec.observation_space, input_width, outputs)?;
+        // With a history encoder the MLPs read the observation with its history slice encoded.
+        let mlp_width = match &config.history_encoder {
+            Some(h) => {
+                h.check_env(&config.env_id, &config.env_config, spec)?;
+                input_width - h.slice_len() + h.output_dim as usize
+            }
+            None => input_width,
+        };
+        check_memory(config, &spec.observation_space, mlp_width, outputs)?;
         let vs = nn::VarStore::new(device);
+        let mut pretrain_report = None;
         let model = match config.network {
-            Network::Mlp => ActorCritic::new(
-                &vs.root(),
-                input_width as i64,
-                &spec.action_space,
-                &config.hidden_sizes,
-                config.init_log_std,
-            )?,
+            Network::Mlp => {
+                let model = ActorCritic::new(
+                    &vs.root(),
+                    mlp_width as i64,
+                    &spec.action_space,
+                    &config.hidden_sizes,
+                    config.init_log_std,
+                )?;
+                match &config.history_encoder {
+                    None => model,
+                    Some(h) => {
+                        let path = vs.root() / "history";
+                        let encoder = match &h.pretrain {
+                            None => HistoryEncoder::new(&path, h, true),
+                            Some(p) => {
+                                // Pretrained on the clips, then fixed: kept out of the optimiser.
+                                let frames =
+                                    crate::history::clip_frames(&config.env_id, &config.env_config, &p.clips, h.frame_dim)?;
+                                let stride =
+                                    config.env_config.get("history_stride").and_then(Value::as_u64).unwrap_or(1) as usize;
+                                let (_pretrain_vs, trained, report) =
+                                    crate::history::pretrain(h, &frames, stride, device)?;
+                                let fixed = HistoryEncoder::new(&path, h, false);
+                                fixed.copy_from(&trained);
+                                pretrain_report = Some(report);
+                                fixed
+                            }
+                        };
+                        model.with_history(encoder)?
+                    }
+                }
+            }
             Network::NatureCnn => {
                 ActorCritic::nature_cnn(&vs.root(), &spec.observation_space, &spec.action_space, config.init_log_std)?
             }
@@ -485,7 +546,7 @@ impl Algorithm for Ppo {
         let adam = Adam::new(&vs, 1e-5);
         let reward_norm =
             config.normalize_reward.then(|| RewardNormalizer::new(config.num_envs, config.gamma, config.reward_clip));
-        Ok(Self { config: config.clone(), device, vs, model, adam, reward_norm })
+        Ok(Self { config: config.clone(), device, vs, model, adam, reward_norm, pretrain_report })
     }
 
     fn metrics(&self) -> &'static [Metric] {
@@ -576,7 +637,9 @@ impl Algorithm for Ppo {
     }
 
     fn state(&self) -> Result<Value> {
-        serde_json::to_value(PpoState { reward_normalizer: self.reward_norm.clone() })
+        let state =
+            PpoState { reward_normalizer: self.reward_norm.clone(), history_pretrain: self.pretrain_report.clone() };
+        serde_json::to_value(state)
             .map_err(|e| AgentError::Checkpoint(e.to_string()))
     }
 
@@ -626,6 +689,11 @@ fn check_memory(config: &PpoConfig, observation: &keel_envs::Space, input_width:
 }
 
 impl Ppo {
+    /// What the history encoder's pretraining measured (`[history_encoder.pretrain]`).
+    pub fn pretrain_report(&self) -> Option<&PretrainReport> {
+        self.pretrain_report.as_ref()
+    }
+
     /// GAE over the rollout, then the clipped-surrogate updates.
     fn update(
         &mut self,

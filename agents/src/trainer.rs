@@ -140,7 +140,8 @@ impl<A: Algorithm> Trainer<A> {
         venv.set_sampler(sampler)?;
         tch::manual_seed(torch_seed(s.seed));
         let spec = venv.spec().clone();
-        let mut encoder = ObsEncoder::new(&spec.observation_space, s.obs_normalization, device);
+        let mut encoder =
+            ObsEncoder::new(&spec.observation_space, s.obs_normalization, device).with_raw_tail(s.raw_obs_tail);
         let algorithm = A::new(&config, &spec, encoder.input_width(), device)?;
         if s.deploy_every > 0 {
             let probe = Tensor::zeros([1, encoder.input_width() as i64], (tch::Kind::Float, device));

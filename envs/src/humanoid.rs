@@ -10,8 +10,9 @@
 //! and the Python module turn it on) and registered by [`register`].
 //!
 //! ## Observation space
-//! `Box((227 + 135·future_frames,), float32)`, unbounded. Everything is in the *heading frame*:
-//! the root's position on the ground, rotated so that the root faces +x (its yaw removed).
+//! `Box((227 + 135·future_frames + 226·history_len,), float32)`, unbounded. Everything is in the
+//! *heading frame*: the root's position on the ground, rotated so that the root faces +x (its yaw
+//! removed).
 //!
 //! | index | what |
 //! |---|---|
@@ -22,8 +23,19 @@
 //! | +12 .. +15 | body `b`'s angular velocity, rad/s |
 //! | 226 | clip phase in `[0, 1]` |
 //! | then, per future frame `k` | the reference's body positions (3) and rotations (6), `k` control steps ahead |
+//! | then, per history frame `j` | the agent's own state `(history_len - j)·history_stride` steps ago: indices 0..226 of that step's observation |
 //!
 //! Bodies are in the model's order (`root`, `chest`, `neck`, `right_hip`, ...).
+//!
+//! **History** (`history_len` > 0; SkillMimic-V2's history encoding, humanoid.md §1.6): the
+//! last `history_len` *frames* of the agent's own simulated state, one every `history_stride`
+//! policy steps, oldest first, so the block ends with the frame `history_stride` steps before
+//! the current one. A frame is the proprioceptive head of the observation of that step (root
+//! height and every body's position, rotation and velocities in that step's heading frame,
+//! 226 numbers; not the reference, not the phase). At a reset every slot holds the reset's own
+//! frame (the first frame repeated), so the block is defined from the first step. The frames
+//! live in a ring buffer of `history_len · history_stride` frames allocated once; snapshots
+//! carry it.
 //!
 //! ## Action space
 //! `Box(-1, 1, (28,), float32)`: PD targets scaled to joint ranges, in the model's joint order.
@@ -215,6 +227,12 @@ pub struct HumanoidTrackConfig {
     /// Align the reference to every start (the default of the `align_reference` reset parameter;
     /// default false).
     pub align_reference: bool,
+    /// Frames of the agent's own past state appended to the observation (default 0: none;
+    /// at most 120). See the module docs' *History*.
+    pub history_len: usize,
+    /// Policy steps between two history frames (default 1: every step; 1..=30);
+    /// `history_len · history_stride` steps are remembered, at most 600.
+    pub history_stride: usize,
 }
 
 impl Default for HumanoidTrackConfig {
@@ -234,6 +252,8 @@ impl Default for HumanoidTrackConfig {
             data_dir: None,
             perturbation: Perturbation::default(),
             align_reference: false,
+            history_len: 0,
+            history_stride: 1,
         }
     }
 }
@@ -243,6 +263,17 @@ impl HumanoidTrackConfig {
     pub fn substeps(&self) -> usize {
         (self.physics_hz / self.control_hz).round() as usize
     }
+
+    /// Policy steps the history remembers: `history_len · history_stride`.
+    pub fn history_span(&self) -> usize {
+        self.history_len * self.history_stride
+    }
+}
+
+/// Numbers in one history frame of a model of `bodies` bodies: the root height and each body's
+/// position, rotation and velocities (the observation's proprioceptive head).
+pub fn history_frame_len(bodies: usize) -> usize {
+    1 + bodies * PER_BODY
 }
 
 impl Validate for HumanoidTrackConfig {
@@ -270,6 +301,26 @@ impl Validate for HumanoidTrackConfig {
             return Err(FieldError::new(
                 "episode_seconds",
                 format!("must be at most 1e6, got {}", self.episode_seconds),
+            ));
+        }
+        if self.history_len > 120 {
+            return Err(FieldError::new("history_len", format!("must be at most 120 frames, got {}", self.history_len)));
+        }
+        if !(1..=30).contains(&self.history_stride) {
+            return Err(FieldError::new(
+                "history_stride",
+                format!("must be in 1..=30 policy steps, got {}", self.history_stride),
+            ));
+        }
+        if self.history_span() > 600 {
+            return Err(FieldError::new(
+                "history_len",
+                format!(
+                    "history_len · history_stride must be at most 600 steps, got {} · {} = {}",
+                    self.history_len,
+                    self.history_stride,
+                    self.history_span()
+                ),
             ));
         }
         if self.future_frames > 16 {
@@ -627,6 +678,49 @@ impl Episode {
     }
 }
 
+/// The agent's past frames: a ring of `history_len · history_stride` frames, allocated once.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct History {
+    /// `span` frames of `frame_len` numbers; `head` is the oldest, where the next one goes.
+    frames: Vec<f32>,
+    head: usize,
+    /// The next observation fills every slot with its own frame (set by a reset).
+    #[serde(skip)]
+    fill: bool,
+}
+
+impl History {
+    fn new(span: usize, frame_len: usize) -> Self {
+        Self { frames: vec![0.0; span * frame_len], head: 0, fill: true }
+    }
+
+    /// Writes the block of `len` frames, one every `stride` steps and oldest first, into `out`
+    /// (`len · frame.len()` numbers), then remembers `frame`, the current step's. After a reset
+    /// every slot is `frame` first.
+    fn write_and_push(&mut self, frame: &[f32], len: usize, stride: usize, out: &mut [f32]) {
+        let d = frame.len();
+        let span = len * stride;
+        if span == 0 {
+            return;
+        }
+        if self.fill {
+            for slot in self.frames.chunks_exact_mut(d) {
+                slot.copy_from_slice(frame);
+            }
+            self.head = 0;
+            self.fill = false;
+        }
+        for (j, block) in out.chunks_exact_mut(d).enumerate() {
+            // Frame `age` steps back sits `age` slots before the head (the next slot to write).
+            let age = (len - j) * stride;
+            let slot = (self.head + span - age) % span;
+            block.copy_from_slice(&self.frames[slot * d..(slot + 1) * d]);
+        }
+        self.frames[self.head * d..(self.head + 1) * d].copy_from_slice(frame);
+        self.head = (self.head + 1) % span;
+    }
+}
+
 /// The DeepMimic tracking env (see the module docs).
 pub struct HumanoidTrack {
     config: HumanoidTrackConfig,
@@ -642,6 +736,10 @@ pub struct HumanoidTrack {
     episode: Episode,
     /// Per clip, the running mean of this env's unmasked rewards: the reward of a masked step.
     substitute: Vec<f64>,
+    /// The agent's past frames (`history_len` > 0).
+    history: History,
+    /// Numbers per history frame.
+    frame_len: usize,
     weights: [f64; 5],
     substeps: usize,
     control_dt: f64,
@@ -666,7 +764,11 @@ impl Registered for HumanoidTrack {
         let assets = assets(config.data_dir.as_deref())?;
         let model = &assets.model;
         let bodies = model.bodies().len();
-        let obs_len = 1 + bodies * PER_BODY + 1 + config.future_frames * bodies * PER_FUTURE_BODY;
+        let obs_len = 1
+            + bodies * PER_BODY
+            + 1
+            + config.future_frames * bodies * PER_FUTURE_BODY
+            + config.history_len * history_frame_len(bodies);
         let n = model.actuated_dofs();
         let mut extras: Vec<String> = TERMS.iter().map(|t| format!("reward_{t}")).collect();
         extras.extend(
@@ -708,7 +810,10 @@ impl Registered for HumanoidTrack {
             ..HumanoidTrackParams::default()
         };
         let substitute = vec![f64::NAN; assets.clips.clips().len()];
+        let frame_len = history_frame_len(model.bodies().len());
         Ok(Self {
+            history: History::new(config.history_span(), frame_len),
+            frame_len,
             spec,
             layout,
             humanoid,
@@ -736,9 +841,9 @@ impl Registered for HumanoidTrack {
         Some(((config.episode_seconds * config.control_hz).round() as u64).max(1))
     }
 
-    fn memory_estimate(_config: &HumanoidTrackConfig) -> u64 {
-        // A rapier world of 16 bodies, its multibody and scratch buffers.
-        256 * 1024
+    fn memory_estimate(config: &HumanoidTrackConfig) -> u64 {
+        // A rapier world of 16 bodies, its multibody and scratch buffers, and the history ring.
+        256 * 1024 + (config.history_span() * history_frame_len(16) * 4) as u64
     }
 }
 
@@ -845,6 +950,9 @@ impl HumanoidTrack {
                 put(obs, rotation * DVec3::Y);
             }
         }
+        let (head, rest) = obs.split_at_mut(self.frame_len);
+        let block = &mut rest[k - self.frame_len..];
+        self.history.write_and_push(head, self.config.history_len, self.config.history_stride, block);
         Ok(())
     }
 
@@ -1002,6 +1110,7 @@ impl Env for HumanoidTrack {
             masked_left: masked_steps,
             ..Episode::new(clip_id, state, true)
         };
+        self.history.fill = true;
         self.score()?;
         self.write_obs(obs)
     }
@@ -1118,6 +1227,9 @@ impl Env for HumanoidTrack {
         map.insert("params".into(), serde_json::to_value(&self.params).ok()?);
         map.insert("episode".into(), serde_json::to_value(&self.episode).ok()?);
         map.insert("substitute".into(), serde_json::to_value(&self.substitute).ok()?);
+        if self.config.history_len > 0 {
+            map.insert("history".into(), serde_json::to_value(&self.history).ok()?);
+        }
         Some(Value::Object(map))
     }
 
@@ -1139,6 +1251,24 @@ impl Env for HumanoidTrack {
         if substitute.len() != self.substitute.len() {
             return Err(EnvError::Snapshot(format!("{}: `substitute` has {} clips", Self::ID, substitute.len())));
         }
+        let history = if self.config.history_len > 0 {
+            let mut history: History = serde_json::from_value(field("history")?).map_err(|e| bad("history", e))?;
+            let span = self.config.history_span();
+            if history.frames.len() != self.history.frames.len() || history.head >= span {
+                return Err(EnvError::Snapshot(format!(
+                    "{}: `history` holds {} numbers (head {}), this config's holds {} ({span} frames of {})",
+                    Self::ID,
+                    history.frames.len(),
+                    history.head,
+                    self.history.frames.len(),
+                    self.frame_len
+                )));
+            }
+            history.fill = false;
+            Some(history)
+        } else {
+            None
+        };
         clip_index(&self.assets, &params.clip)?;
         if episode.clip >= self.assets.clips.clips().len() {
             return Err(EnvError::Snapshot(format!("{}: clip index {} out of range", Self::ID, episode.clip)));
@@ -1148,6 +1278,12 @@ impl Env for HumanoidTrack {
         self.params = params;
         self.episode = episode;
         self.substitute = substitute;
+        if let Some(history) = history {
+            // Into the buffer allocated at construction.
+            self.history.frames.copy_from_slice(&history.frames);
+            self.history.head = history.head;
+            self.history.fill = false;
+        }
         if self.episode.started {
             let (terms, error, fell) = (self.episode.terms, self.episode.tracking_error, self.episode.fell);
             self.score()?;
@@ -1389,6 +1525,9 @@ mod tests {
             ("ball_range", serde_json::json!(0.0)),
             ("contact_bodies", serde_json::json!(["tail"])),
             ("render_size", serde_json::json!([1, 1])),
+            ("history_len", serde_json::json!(121)),
+            ("history_stride", serde_json::json!(0)),
+            ("history_stride", serde_json::json!(31)),
         ] {
             let mut overrides = Map::new();
             overrides.insert(key.into(), value);
@@ -1522,6 +1661,126 @@ mod tests {
         let bad = serde_json::json!({"joint_position": -0.1});
         options.params.insert("perturbation".into(), bad);
         assert!(env.reset(None, &options, obs.as_mut()).unwrap_err().to_string().contains("joint_position"));
+    }
+
+    #[test]
+    fn the_history_block_holds_the_previous_frames_at_the_stride() {
+        let (len, stride) = (3usize, 2usize);
+        let Some(mut env) = env(&[("history_len", len.into()), ("history_stride", stride.into())]) else { return };
+        let d = history_frame_len(15);
+        let base = 227;
+        assert_eq!(env.spec().obs_len(), base + len * d);
+        let mut obs = env.spec().obs_buffer(1);
+        let actions = crate::testing::action_sequence(&env.spec().action_space, 3, 40);
+        for episode in 0..2 {
+            env.reset(Some(11 + episode), &ResetOptions::default(), obs.as_mut()).unwrap();
+            // heads[t]: the proprioceptive head of the observation t steps into the episode.
+            let mut heads: Vec<Vec<f32>> = Vec::new();
+            for (t, action) in actions.iter().enumerate() {
+                let o = obs.as_f32().unwrap();
+                heads.push(o[..d].to_vec());
+                for j in 0..len {
+                    // Frame (len - j)·stride steps back, the reset's frame before the start.
+                    let back = t.saturating_sub((len - j) * stride);
+                    let block = &o[base + j * d..base + (j + 1) * d];
+                    assert_eq!(block, heads[back].as_slice(), "episode {episode}, step {t}, slot {j}");
+                }
+                let step = env.step(action.as_action(), obs.as_mut()).unwrap();
+                if step.terminated || step.truncated {
+                    break;
+                }
+            }
+            assert!(heads.len() > 2 * len * stride, "the episode was too short to test: {}", heads.len());
+            // The frames differ from one another: the block is not one frame repeated.
+            assert_ne!(heads[0], heads[len * stride]);
+        }
+    }
+
+    /// HumanoidTrack with a strided history on by default: the conformance suite's fixture.
+    struct WithHistory(HumanoidTrack);
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(transparent)]
+    struct WithHistoryConfig(HumanoidTrackConfig);
+
+    impl Default for WithHistoryConfig {
+        fn default() -> Self {
+            Self(HumanoidTrackConfig { history_len: 3, history_stride: 2, ..HumanoidTrackConfig::default() })
+        }
+    }
+
+    impl Validate for WithHistoryConfig {
+        fn validate(&self) -> Result<(), FieldError> {
+            self.0.validate()
+        }
+    }
+
+    impl Registered for WithHistory {
+        const ID: &'static str = "keel-test/HumanoidTrackHistory-v0";
+        const DESCRIPTION: &'static str = "HumanoidTrack-v0 with history_len 3, history_stride 2 (tests)";
+        const MAX_EPISODE_STEPS: Option<u64> = HumanoidTrack::MAX_EPISODE_STEPS;
+        type Config = WithHistoryConfig;
+        fn spec(config: &WithHistoryConfig) -> Result<EnvSpec> {
+            <HumanoidTrack as Registered>::spec(&config.0)
+        }
+        fn new(config: WithHistoryConfig) -> Result<Self> {
+            HumanoidTrack::new(config.0).map(Self)
+        }
+        fn episode_cap(config: &WithHistoryConfig) -> Option<u64> {
+            HumanoidTrack::episode_cap(&config.0)
+        }
+    }
+
+    impl Env for WithHistory {
+        fn spec(&self) -> &EnvSpec {
+            Env::spec(&self.0)
+        }
+        fn reset(&mut self, seed: Option<u64>, options: &ResetOptions, obs: ObsMut<'_>) -> Result<()> {
+            self.0.reset(seed, options, obs)
+        }
+        fn step(&mut self, action: Action<'_>, obs: ObsMut<'_>) -> Result<Step> {
+            self.0.step(action, obs)
+        }
+        fn write_extras(&self, out: &mut [f64]) {
+            self.0.write_extras(out);
+        }
+        fn state(&self) -> Option<Vec<f64>> {
+            self.0.state()
+        }
+        fn set_params(&mut self, params: &Map<String, Value>) -> Result<()> {
+            self.0.set_params(params)
+        }
+        fn params(&self) -> Value {
+            self.0.params()
+        }
+        fn snapshot(&self) -> Option<Value> {
+            self.0.snapshot()
+        }
+        fn restore(&mut self, snapshot: &Value) -> Result<()> {
+            self.0.restore(snapshot)
+        }
+    }
+
+    #[test]
+    fn the_conformance_suite_passes_with_the_history_on() {
+        if env(&[]).is_none() {
+            return;
+        }
+        registry::register(registry::entry::<WithHistory>()).unwrap();
+        let failures: Vec<String> = crate::testing::CHECKS
+            .iter()
+            .filter_map(|(name, check)| check(WithHistory::ID).err().map(|e| format!("{name}: {e}")))
+            .collect();
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+        // A snapshot of the env without history does not restore into one with it.
+        let (Some(plain), Some(mut with)) = (env(&[]), env(&[("history_len", 2.into())])) else { return };
+        let mut obs = with.spec().obs_buffer(1);
+        with.reset(Some(1), &ResetOptions::default(), obs.as_mut()).unwrap();
+        let mut plain = plain;
+        let mut plain_obs = plain.spec().obs_buffer(1);
+        plain.reset(Some(1), &ResetOptions::default(), plain_obs.as_mut()).unwrap();
+        let err = with.restore(&plain.snapshot().unwrap()).unwrap_err().to_string();
+        assert!(err.contains("history"), "{err}");
     }
 
     #[test]
