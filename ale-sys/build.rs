@@ -57,7 +57,19 @@ fn main() {
     for dir in ["common", "emucore", "environment", "games", "games/supported"] {
         sources(&ale.join(dir), &mut files);
     }
-    cc::Build::new()
+    // The emulator follows the Rust code's CPU target: `.cargo/config.toml` builds for this
+    // machine's CPU, and a portable `RUSTFLAGS` build stays portable here too.
+    let rustflags = std::env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+    let flags: Vec<&str> = rustflags.split('\x1f').collect();
+    let native = flags.iter().enumerate().any(|(i, flag)| {
+        *flag == "-Ctarget-cpu=native" || (*flag == "target-cpu=native" && i > 0 && flags[i - 1] == "-C")
+    });
+    println!("cargo:rerun-if-env-changed=CARGO_ENCODED_RUSTFLAGS");
+    let mut build = cc::Build::new();
+    if native {
+        build.flag_if_supported("-march=native");
+    }
+    build
         .cpp(true)
         .std("c++17")
         .include(root.join("src"))
