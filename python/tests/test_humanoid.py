@@ -78,3 +78,26 @@ def test_a_vector_of_humanoids_steps_on_the_rust_engine():
     assert obs.shape == (3, 227)
     obs, reward, terminated, truncated, info = envs.step(np.zeros((3, 28), dtype=np.float32))
     assert reward.shape == (3,) and info["reward_pose"].shape == (3,)
+
+
+def test_history_observation_holds_the_earlier_frames_and_passes_check_env():
+    """`history_len=4, history_stride=3`: the four frames 12, 9, 6 and 3 steps back (the first
+    frame repeated before the episode had them), oldest first, after the 227 numbers of the
+    current state and phase."""
+    env = make(clip="walk", history_len=4, history_stride=3)
+    frame = 226
+    assert env.observation_space.shape == (227 + 4 * frame,)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        check_env(env.unwrapped)
+    obs, _ = env.reset(seed=0)
+    seen = [obs[:frame].copy()]
+    for t in range(1, 10):
+        obs, _, terminated, truncated, _ = env.step(0.1 * env.action_space.sample())
+        assert not (terminated or truncated)
+        for j in range(4):
+            back = max(t - (4 - j) * 3, 0)
+            np.testing.assert_array_equal(obs[227 + j * frame : 227 + (j + 1) * frame], seen[back], err_msg=f"step {t}, slot {j}")
+        seen.append(obs[:frame].copy())
+    with pytest.raises(keel.ConfigError, match="history_stride"):
+        gym.make(ID, history_stride=0)
