@@ -91,6 +91,7 @@ def test_history_observation_holds_the_earlier_frames_and_passes_check_env():
         warnings.simplefilter("ignore")
         check_env(env.unwrapped)
     obs, _ = env.reset(seed=0)
+    env.action_space.seed(0)
     seen = [obs[:frame].copy()]
     for t in range(1, 10):
         obs, _, terminated, truncated, _ = env.step(0.1 * env.action_space.sample())
