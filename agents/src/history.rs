@@ -590,6 +590,7 @@ mod tests {
     #[test]
     fn pretraining_learns_the_next_frame_from_the_history() {
         crate::threads::configure();
+        let _generator = crate::threads::torch_generator();
         tch::manual_seed(3);
         let clips: Vec<Vec<Vec<f32>>> = (0..4)
             .map(|c| {

@@ -887,6 +887,7 @@ mod tests {
         let mut ild = learner(&c);
         // The policy's mode: libtorch's generator is shared with tests running alongside.
         ild.sample = false;
+        let _generator = crate::threads::torch_generator();
         tch::manual_seed(5);
         ild.adam.zero_grad();
         ild.rollout_gradients().unwrap_or_else(|e| panic!("{e}"));

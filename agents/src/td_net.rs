@@ -126,12 +126,16 @@ fn value_network(path: &nn::Path, hidden: &[i64]) -> nn::Sequential {
 pub fn run(config: &NeuralTdConfig, env: &BairdConfig) -> Result<NeuralTdRun> {
     config.validate()?;
     crate::threads::configure();
-    tch::manual_seed(config.seed as i64);
     let device = Device::Cpu;
-    let online = nn::VarStore::new(device);
-    let net = value_network(&online.root(), &config.hidden_sizes);
-    let mut target = nn::VarStore::new(device);
-    let target_net = value_network(&target.root(), &config.hidden_sizes);
+    let (online, net, mut target, target_net) = {
+        let _generator = crate::threads::torch_generator();
+        tch::manual_seed(config.seed as i64);
+        let online = nn::VarStore::new(device);
+        let net = value_network(&online.root(), &config.hidden_sizes);
+        let target = nn::VarStore::new(device);
+        let target_net = value_network(&target.root(), &config.hidden_sizes);
+        (online, net, target, target_net)
+    };
     let mut optimiser = nn::Sgd { momentum: config.momentum, ..Default::default() }
         .build(&online, config.learning_rate)
         .map_err(|e| AgentError::Config(format!("neural td: building SGD: {e}")))?;

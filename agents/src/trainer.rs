@@ -138,11 +138,13 @@ impl<A: Algorithm> Trainer<A> {
         let options = VecOptions { workers: s.env_workers, autoreset_mode: AutoresetMode::SameStep };
         let mut venv = VecEnv::make(s.env_id, s.env_config, s.num_envs, options)?;
         venv.set_sampler(sampler)?;
+        let generator = crate::threads::torch_generator();
         tch::manual_seed(torch_seed(s.seed));
         let spec = venv.spec().clone();
         let mut encoder =
             ObsEncoder::new(&spec.observation_space, s.obs_normalization, device).with_raw_tail(s.raw_obs_tail);
         let algorithm = A::new(&config, &spec, encoder.input_width(), device)?;
+        drop(generator);
         if s.deploy_every > 0 {
             let probe = Tensor::zeros([1, encoder.input_width() as i64], (tch::Kind::Float, device));
             let deployable = matches!(spec.observation_space, Space::Discrete(_))
@@ -242,10 +244,12 @@ impl<A: Algorithm> Trainer<A> {
         let (seed, deploy_every, iterations) = (settings.seed, settings.deploy_every, settings.num_iterations());
         self.iteration += 1;
         let iteration = self.iteration;
+        let generator = crate::threads::torch_generator();
         tch::manual_seed(torch_seed(iteration_seed(seed, iteration)));
         let first_episode = self.envs.episodes().len();
         self.envs.take_extras_means();
         let values = self.algorithm.iterate(&mut self.envs, Schedule { iteration, iterations })?;
+        drop(generator);
         let parameters = self.algorithm.parameters();
         if let Some(name) = checkpoint::first_non_finite(&parameters) {
             return Err(AgentError::Diverged { iteration, what: format!("parameter `{name}` is not finite") });
@@ -385,10 +389,12 @@ impl<A: Algorithm> Trainer<A> {
         watch: &mut dyn FnMut(&mut dyn Env, Option<&keel_envs::Step>) -> bool,
     ) -> Result<Evaluation> {
         let (mut env, cap) = self.eval_env(options.max_episode_steps)?;
+        let generator = crate::threads::torch_generator();
         tch::manual_seed(torch_seed(iteration_seed(options.seed, 0)));
         let algorithm = &self.algorithm;
         let mut act = |input: &Tensor| tch::no_grad(|| algorithm.act(input, options.deterministic));
         let episodes = eval::play_watched(env.as_mut(), options, cap, self.envs.encoder(), &mut act, watch)?;
+        drop(generator);
         Ok(Evaluation { episodes, step_cap: cap, deployed: self.config.settings().deploy_every > 0 })
     }
 }
