@@ -14,7 +14,7 @@ steps per CPU-second of the process (all its threads), which a machine shared wi
 disturbs far less than the wall-clock rate. For each thread count the script tries a few
 env counts per library and reports the best: EnvPool sync uses num_envs = batch = threads x k,
 EnvPool async and Keel async num_envs = 2 x batch (batch = threads x k), ale-py and Keel sync
-num_envs = threads x k. Both async modes run the same loop: recv a batch, send actions for its
+num_envs = threads x k, with k = 1, 2, 4 for every library. Both async modes run the same loop: recv a batch, send actions for its
 env ids.
 """
 
@@ -140,12 +140,14 @@ def main():
     rows = []
     for game in args.games:
         for threads in args.threads:
+            # Every library gets the same env counts (k = 1, 2, 4 per thread).
+            ks = (1, 2, 4)
             cases = {
-                "keel": [(threads * k, threads * k) for k in (1, 2, 4)],
-                "keel async": [(2 * threads * k, threads * k) for k in (1, 2)],
-                "envpool sync": [(threads * k, threads * k) for k in (1, 2)],
-                "envpool async": [(2 * threads * k, threads * k) for k in (1, 2)],
-                "ale-py AtariVectorEnv": [(threads * k, threads * k) for k in (1, 2)],
+                "keel": [(threads * k, threads * k) for k in ks],
+                "keel async": [(2 * threads * k, threads * k) for k in ks],
+                "envpool sync": [(threads * k, threads * k) for k in ks],
+                "envpool async": [(2 * threads * k, threads * k) for k in ks],
+                "ale-py AtariVectorEnv": [(threads * k, threads * k) for k in ks],
             }
             factories = {"keel": keel_factory, "keel async": keel_async_factory, "envpool sync": envpool_factory,
                          "envpool async": envpool_factory, "ale-py AtariVectorEnv": ale_factory}
