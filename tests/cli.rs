@@ -29,6 +29,26 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Trains `config` (plus `extra` arguments) straight for 3 iterations in `runs/straight`, and
+/// stopped after one then resumed in `runs/stopped`, each in its own process; returns both
+/// runs' metrics lines without the speed column.
+fn straight_and_resumed(dir: &Path, config: &str, extra: &[&str]) -> (Vec<String>, Vec<String>) {
+    let straight_args = ["--total-timesteps", "768", "--num-envs", "2", "--set", "num_steps=128", "--quiet"];
+    for (run, stop) in [("runs/straight", &[][..]), ("runs/stopped", &["--max-iterations", "1"][..])] {
+        let _ = std::fs::remove_dir_all(dir.join(run));
+        let args = [&["train", "--config", config, "--run-dir", run][..], stop, &straight_args, extra].concat();
+        let trained = keel_in(dir, &args);
+        assert!(trained.status.success(), "{config} {run}: {}", stderr(&trained));
+    }
+    let resumed = keel_in(dir, &["train", "--resume", "runs/stopped", "--quiet"]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    let without_speed = |run: &str| {
+        let text = std::fs::read_to_string(dir.join(run).join("metrics.csv")).unwrap_or_default();
+        text.lines().map(|l| l.rsplit_once(',').map_or(l, |(rest, _)| rest).to_string()).collect::<Vec<_>>()
+    };
+    (without_speed("runs/straight"), without_speed("runs/stopped"))
+}
+
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("keel-cli-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
@@ -935,22 +955,8 @@ fn humanoid_curricula_train_end_to_end_and_refuse_bad_settings() {
     assert!(!bad.status.success() && stderr(&bad).contains("--perturb"), "{}", stderr(&bad));
     // A stopped run resumes exactly, sampler included: the same metrics (but speed) and the
     // same sampling distributions as a straight run.
-    let straight_args = ["--total-timesteps", "768", "--num-envs", "2", "--set", "num_steps=128", "--quiet"];
     let stg_config = configs.join("ppo_humanoid_walk_stf_ats_stg.toml");
-    let c = stg_config.to_str().unwrap_or_default();
-    let mut args = vec!["train", "--config", c, "--run-dir", "runs/straight"];
-    args.extend_from_slice(&straight_args);
-    assert!(keel_in(&dir, &args).status.success());
-    let mut args = vec!["train", "--config", c, "--run-dir", "runs/stopped", "--max-iterations", "1"];
-    args.extend_from_slice(&straight_args);
-    assert!(keel_in(&dir, &args).status.success());
-    let resumed = keel_in(&dir, &["train", "--resume", "runs/stopped", "--quiet"]);
-    assert!(resumed.status.success(), "{}", stderr(&resumed));
-    let without_speed = |run: &str| {
-        let text = std::fs::read_to_string(dir.join(run).join("metrics.csv")).unwrap_or_default();
-        text.lines().map(|l| l.rsplit_once(',').map_or(l, |(rest, _)| rest).to_string()).collect::<Vec<_>>()
-    };
-    let (a, b) = (without_speed("runs/straight"), without_speed("runs/stopped"));
+    let (a, b) = straight_and_resumed(&dir, stg_config.to_str().unwrap_or_default(), &[]);
     assert_eq!(a.len(), 4, "{a:?}");
     assert_eq!(a, b, "a resumed run differs from a straight one");
     let sampling = |run: &str| std::fs::read_to_string(dir.join(run).join("sampling.jsonl")).unwrap_or_default();
@@ -1060,25 +1066,8 @@ fn humanoid_history_encoder_trains_resumes_and_refuses_a_mismatch() {
         assert!(eval.status.success(), "{name}: {}", stderr(&eval));
     }
     // Straight and stopped-then-resumed, each in its own process: the same metrics (but speed).
-    let straight_args = ["--total-timesteps", "768", "--num-envs", "2", "--set", "num_steps=128", "--quiet"];
     for (config, extra) in [(trained, &[][..]), (pretrained, &fast[..])] {
-        let _ = std::fs::remove_dir_all(dir.join("runs/straight"));
-        let _ = std::fs::remove_dir_all(dir.join("runs/stopped"));
-        let mut args = vec!["train", "--config", config, "--run-dir", "runs/straight"];
-        args.extend_from_slice(&straight_args);
-        args.extend_from_slice(extra);
-        assert!(keel_in(&dir, &args).status.success());
-        let mut args = vec!["train", "--config", config, "--run-dir", "runs/stopped", "--max-iterations", "1"];
-        args.extend_from_slice(&straight_args);
-        args.extend_from_slice(extra);
-        assert!(keel_in(&dir, &args).status.success());
-        let resumed = keel_in(&dir, &["train", "--resume", "runs/stopped", "--quiet"]);
-        assert!(resumed.status.success(), "{}", stderr(&resumed));
-        let without_speed = |run: &str| {
-            let text = std::fs::read_to_string(dir.join(run).join("metrics.csv")).unwrap_or_default();
-            text.lines().map(|l| l.rsplit_once(',').map_or(l, |(rest, _)| rest).to_string()).collect::<Vec<_>>()
-        };
-        let (a, b) = (without_speed("runs/straight"), without_speed("runs/stopped"));
+        let (a, b) = straight_and_resumed(&dir, config, extra);
         assert_eq!(a.len(), 4, "{a:?}");
         assert_eq!(a, b, "{config}: a resumed run differs from a straight one");
     }

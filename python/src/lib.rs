@@ -98,6 +98,25 @@ enum ParsedOptions {
     PerEnv(Vec<ResetOptions>),
 }
 
+impl ParsedOptions {
+    /// The engine's form: empty options leave the choice to the reset sampler.
+    fn options_for(&self) -> OptionsFor<'_> {
+        match self {
+            ParsedOptions::All(o) if o.is_empty() => OptionsFor::Sampler,
+            ParsedOptions::All(o) => OptionsFor::All(o),
+            ParsedOptions::PerEnv(o) => OptionsFor::PerEnv(o),
+        }
+    }
+}
+
+/// Seeds one per env, or `None` to continue every env's stream.
+fn seeds_of(seeds: &Option<Vec<u64>>) -> Seeds<'_> {
+    match seeds {
+        Some(s) => Seeds::PerEnv(s),
+        None => Seeds::Continue,
+    }
+}
+
 fn parse_options(json: Option<&str>) -> PyResult<ParsedOptions> {
     match parse_json(json, "reset options")? {
         Value::Array(items) => items
@@ -564,15 +583,7 @@ impl VecCore {
         let options = parse_options(options_json)?;
         {
             let mut core = core_mut(this)?;
-            let seeds = match &seeds {
-                Some(s) => Seeds::PerEnv(s),
-                None => Seeds::Continue,
-            };
-            let options = match &options {
-                ParsedOptions::All(o) if o.is_empty() => OptionsFor::Sampler,
-                ParsedOptions::All(o) => OptionsFor::All(o),
-                ParsedOptions::PerEnv(o) => OptionsFor::PerEnv(o),
-            };
+            let (seeds, options) = (seeds_of(&seeds), options.options_for());
             let venv = exclusive(&mut core.venv);
             py.detach(|| venv.reset_with(seeds, options, mask.as_deref())).map_err(to_py)?;
             let now = Instant::now();
@@ -825,15 +836,7 @@ impl AsyncVecCore {
         let options = parse_options(options_json)?;
         let mut core = this.try_borrow_mut().map_err(|_| in_use())?;
         let core = &mut *core;
-        let seeds = match &seeds {
-            Some(s) => Seeds::PerEnv(s),
-            None => Seeds::Continue,
-        };
-        let options = match &options {
-            ParsedOptions::All(o) if o.is_empty() => OptionsFor::Sampler,
-            ParsedOptions::All(o) => OptionsFor::All(o),
-            ParsedOptions::PerEnv(o) => OptionsFor::PerEnv(o),
-        };
+        let (seeds, options) = (seeds_of(&seeds), options.options_for());
         let venv = exclusive(&mut core.venv);
         py.detach(|| venv.async_reset(seeds, options)).map_err(to_py)?;
         core.episode_start.fill(Instant::now());

@@ -37,8 +37,8 @@ use serde_json::{Map, Value};
 
 use super::rows::SharedBatch;
 use super::{
-    AutoresetMode, Batch, BatchView, Chunk, Command, OptionsFor, Seeds, VecEnv, VecOptions, lock, poison_cause,
-    run_chunk,
+    AutoresetMode, Batch, BatchView, Chunk, Command, OptionsFor, Seeds, VecEnv, VecOptions, common_spec, lock,
+    poison_cause, run_chunk,
 };
 use crate::env::{Env, EnvSpec};
 use crate::error::{EnvError, Result};
@@ -240,18 +240,7 @@ impl AsyncVecEnv {
     pub fn new(envs: Vec<Box<dyn Env>>, batch_size: usize, options: VecOptions) -> Result<Self> {
         let num_envs = envs.len();
         check_shape(num_envs, batch_size, options)?;
-        let Some(first) = envs.first() else {
-            return Err(EnvError::BatchShape("a vector env needs at least one env".into()));
-        };
-        let spec = first.spec().clone();
-        if let Some(i) = envs.iter().position(|e| {
-            let s = e.spec();
-            s.observation_space != spec.observation_space
-                || s.action_space != spec.action_space
-                || s.extras != spec.extras
-        }) {
-            return Err(EnvError::BatchShape(format!("env {i} has other spaces or extras than env 0")));
-        }
+        let spec = common_spec(&envs)?;
         let mode = options.autoreset_mode;
         let chunks: Vec<Mutex<Chunk>> =
             envs.into_iter().enumerate().map(|(i, env)| Mutex::new(Chunk::new(vec![env], i, &spec, mode))).collect();

@@ -523,6 +523,21 @@ fn run_chunk(chunk: &mut Chunk, rows: &mut Rows<'_>) {
 }
 
 /// The error that poisons a vector after `err` in env `index` (the env a panic names wins).
+/// The spec that every env of a vector shares: spaces and extras equal to env 0's.
+fn common_spec(envs: &[Box<dyn Env>]) -> Result<EnvSpec> {
+    let Some(first) = envs.first() else {
+        return Err(EnvError::BatchShape("a vector env needs at least one env".into()));
+    };
+    let spec = first.spec().clone();
+    if let Some(i) = envs.iter().position(|e| {
+        let s = e.spec();
+        s.observation_space != spec.observation_space || s.action_space != spec.action_space || s.extras != spec.extras
+    }) {
+        return Err(EnvError::BatchShape(format!("env {i} has other spaces or extras than env 0")));
+    }
+    Ok(spec)
+}
+
 fn poison_cause(err: &EnvError, index: usize) -> EnvError {
     let (index, cause) = match err {
         EnvError::EnvPanicked { index, message } => (*index, format!("panicked: {message}")),
@@ -704,16 +719,7 @@ impl VecEnv {
 
     /// A vector over `envs`, which must share one spec.
     pub fn new(envs: Vec<Box<dyn Env>>, options: VecOptions) -> Result<Self> {
-        let Some(first) = envs.first() else {
-            return Err(EnvError::BatchShape("a vector env needs at least one env".into()));
-        };
-        let spec = first.spec().clone();
-        if let Some(i) = envs.iter().position(|e| {
-            let s = e.spec();
-            s.observation_space != spec.observation_space || s.action_space != spec.action_space || s.extras != spec.extras
-        }) {
-            return Err(EnvError::BatchShape(format!("env {i} has other spaces or extras than env 0")));
-        }
+        let spec = common_spec(&envs)?;
         let num_envs = envs.len();
         let pool = Pool::new(envs, &spec, options.autoreset_mode, options.workers.min(num_envs))?;
         Ok(Self {
