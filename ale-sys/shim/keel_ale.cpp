@@ -130,6 +130,19 @@ void keel_ale_screen_grayscale(keel_ale* h, unsigned char* out) {
   get(h).theOSystem->colourPalette().applyPaletteGrayscale(out, screen.getArray(), screen.height() * screen.width());
 }
 
+// The screen's palette indices, height * width bytes into `out` (what the palettes map).
+void keel_ale_screen_indices(keel_ale* h, unsigned char* out) {
+  const ale::ALEScreen& screen = get(h).getScreen();
+  std::memcpy(out, screen.getArray(), screen.height() * screen.width());
+}
+
+// ALE's grayscale palette as a table: the gray level of each of the 256 palette indices.
+void keel_ale_grayscale_palette(keel_ale* h, unsigned char* out) {
+  unsigned char indices[256];
+  for (int i = 0; i < 256; ++i) indices[i] = static_cast<unsigned char>(i);
+  get(h).theOSystem->colourPalette().applyPaletteGrayscale(out, indices, 256);
+}
+
 // The screen in RGB, height * width * 3 bytes (interleaved) into `out`.
 void keel_ale_screen_rgb(keel_ale* h, unsigned char* out) {
   const ale::ALEScreen& screen = get(h).getScreen();

@@ -49,6 +49,8 @@ unsafe extern "C" {
     fn keel_ale_screen_width(h: *mut RawAle) -> usize;
     fn keel_ale_screen_grayscale(h: *mut RawAle, out: *mut u8);
     fn keel_ale_screen_rgb(h: *mut RawAle, out: *mut u8);
+    fn keel_ale_screen_indices(h: *mut RawAle, out: *mut u8);
+    fn keel_ale_grayscale_palette(h: *mut RawAle, out: *mut u8);
 }
 
 const ERR_LEN: usize = 512;
@@ -254,5 +256,26 @@ impl Ale {
         // SAFETY: `out` holds exactly height × width × 3 bytes.
         unsafe { keel_ale_screen_rgb(self.raw, out.as_mut_ptr()) };
         Ok(())
+    }
+
+    /// Writes the screen's palette indices into `out` (height × width bytes): the raw screen,
+    /// which [`Self::grayscale_palette`] maps to what [`Self::screen_grayscale`] gives.
+    #[inline]
+    pub fn screen_indices(&mut self, out: &mut [u8]) -> Result<(), String> {
+        let (h, w) = self.screen_size();
+        if out.len() != h * w {
+            return Err(format!("index buffer of {} bytes for a {h}x{w} screen", out.len()));
+        }
+        // SAFETY: `out` holds exactly height × width bytes.
+        unsafe { keel_ale_screen_indices(self.raw, out.as_mut_ptr()) };
+        Ok(())
+    }
+
+    /// ALE's grayscale palette of the loaded game: the gray level of each palette index.
+    pub fn grayscale_palette(&mut self) -> [u8; 256] {
+        let mut out = [0u8; 256];
+        // SAFETY: valid handle; `out` holds the 256 entries the shim writes.
+        unsafe { keel_ale_grayscale_palette(self.raw, out.as_mut_ptr()) };
+        out
     }
 }

@@ -74,6 +74,7 @@
 //!
 //! * v5: first version, matching ale-py 0.12.1's `ALE/<Game>-v5`.
 
+mod palette;
 mod resize;
 
 pub use resize::AreaResize;
@@ -398,9 +399,14 @@ pub struct AtariEnv {
     started: bool,
     /// Channels of a grabbed screen (1 gray, 3 RGB).
     channels: usize,
-    /// The two frames of the max-pool, screen-sized.
+    /// The two frames of the max-pool, screen-sized. Gray frames are kept as ALE's palette
+    /// indices (`palette` maps them), so that the gray levels, the max-pool and the resize are
+    /// one pass; RGB frames as RGB.
     pool: [Vec<u8>; 2],
-    /// The screen-sized observation before resizing (`cleanrl`).
+    /// ALE's grayscale palette of the game: the gray level of each palette index.
+    palette: [u8; 256],
+    /// The screen-sized observation before resizing (`cleanrl`: RGB; `gymnasium` and
+    /// `envpool`: the max-pooled gray levels).
     frame: Vec<u8>,
     /// Resized frame (`cleanrl`: RGB before the grayscale).
     small: Vec<u8>,
@@ -434,7 +440,8 @@ impl AtariEnv {
     /// Game `rom` (a ROM file name without `.bin`, e.g. `pong`) under `id`, built from `config`.
     pub fn new(id: &str, rom: &'static str, config: &AtariConfig) -> Result<Self> {
         let s = config.settings().map_err(|e| invalid(id, e.field, e.message))?;
-        let (ale, actions) = load(id, rom, &s, 0)?;
+        let (mut ale, actions) = load(id, rom, &s, 0)?;
+        let palette = ale.grayscale_palette();
         let has_fire = actions.len() >= 3 && actions[1] == FIRE;
         let fire_reset = match s.fire_reset {
             Some(true) if !has_fire => {
@@ -466,6 +473,7 @@ impl AtariEnv {
             started: false,
             channels,
             pool: [vec![0; SCREEN * channels], vec![0; SCREEN * channels]],
+            palette,
             frame: vec![0; if on { SCREEN * channels } else { 0 }],
             small: vec![0; if on { side * side * channels } else { 0 }],
             slot: vec![0; if on { slot_len } else { 0 }],
@@ -496,7 +504,8 @@ impl AtariEnv {
         if seed.is_some() || !self.ale_seeded {
             let ale_seed = (self.rng.reseed(seed).random::<u32>() >> 1) as i32;
             let id = self.spec.id.clone();
-            let (ale, _) = load(&id, self.rom, &self.s, ale_seed)?;
+            let (mut ale, _) = load(&id, self.rom, &self.s, ale_seed)?;
+            self.palette = ale.grayscale_palette();
             self.ale = ale;
             self.ale_seeded = true;
         }
@@ -519,10 +528,12 @@ impl AtariEnv {
         (reward, self.ale.game_over(false), self.ale.game_truncated())
     }
 
-    /// Copies the screen into max-pool buffer `slot`.
+    /// Copies the screen into max-pool buffer `slot` (palette indices when gray).
     #[inline]
     fn grab(&mut self, slot: usize) {
-        screen(&mut self.ale, self.channels, &mut self.pool[slot]);
+        let out = &mut self.pool[slot];
+        // Only a buffer of the wrong size fails, and the pool is sized for the screen.
+        let _ = if self.channels == 3 { self.ale.screen_rgb(out) } else { self.ale.screen_indices(out) };
     }
 
     fn draw_noops(&mut self, low: u32, high: u32) -> u32 {
@@ -565,6 +576,7 @@ impl AtariEnv {
         }
         self.lives = self.ale.lives();
         self.grab(0);
+        // Gymnasium starts its second frame buffer black: palette index 0, gray 0 (a test checks).
         self.pool[1].fill(0);
         self.gym_obs(true, out);
         Ok(())
@@ -597,14 +609,28 @@ impl AtariEnv {
     }
 
     fn gym_obs(&mut self, fill: bool, out: &mut [u8]) {
-        if self.s.frame_skip > 1 {
-            let [a, b] = &mut self.pool;
-            a.iter_mut().zip(b.iter()).for_each(|(x, &y)| *x = (*x).max(y));
-        }
-        if let Some(r) = self.resize.as_mut() {
-            r.run(&self.pool[0], &mut self.slot);
+        self.pooled_slot(self.s.frame_skip > 1);
+        if self.channels == 3 {
+            self.slot.copy_from_slice(&self.small);
         }
         self.push(fill, out);
+    }
+
+    /// The newest frame from the max-pool buffers (`maxpool`: the max of both, else the first),
+    /// resized: into `slot` when gray (gray levels, max-pool and resize in one pass), into
+    /// `small` when RGB.
+    fn pooled_slot(&mut self, maxpool: bool) {
+        let Some(r) = self.resize.as_mut() else { return };
+        let [a, b] = &mut self.pool;
+        if self.channels == 1 {
+            palette::gray_max(&self.palette, a, maxpool.then_some(&b[..]), &mut self.frame);
+            r.run(&self.frame, &mut self.slot);
+            return;
+        }
+        if maxpool {
+            a.iter_mut().zip(b.iter()).for_each(|(x, &y)| *x = (*x).max(y));
+        }
+        r.run(a, &mut self.small);
     }
 
     // ---- cleanrl: SB3's Atari wrappers, then Gymnasium's resize, grayscale, stack -------------
@@ -786,21 +812,13 @@ impl AtariEnv {
     }
 
     fn envpool_obs(&mut self, fill: bool, maxpool: bool, out: &mut [u8]) {
-        if maxpool {
-            let [a, b] = &mut self.pool;
-            a.iter_mut().zip(b.iter()).for_each(|(x, &y)| *x = (*x).max(y));
-        }
-        if let Some(r) = self.resize.as_mut() {
-            if self.channels == 1 {
-                r.run(&self.pool[0], &mut self.slot);
-            } else {
-                // EnvPool stacks RGB channel-first: (3, side, side) per frame.
-                r.run(&self.pool[0], &mut self.small);
-                let plane = self.s.screen_size * self.s.screen_size;
-                for (p, px) in self.small.chunks_exact(3).enumerate() {
-                    for c in 0..3 {
-                        self.slot[c * plane + p] = px[c];
-                    }
+        self.pooled_slot(maxpool);
+        if self.channels == 3 {
+            // EnvPool stacks RGB channel-first: (3, side, side) per frame.
+            let plane = self.s.screen_size * self.s.screen_size;
+            for (p, px) in self.small.chunks_exact(3).enumerate() {
+                for c in 0..3 {
+                    self.slot[c * plane + p] = px[c];
                 }
             }
         }
@@ -1140,6 +1158,25 @@ pub fn register() -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn palette_indices_through_the_gray_table_are_ales_grayscale_screen() {
+        assert!(rom_dir().is_some(), "no ROM folder: run scripts/setup.sh and source scripts/env.sh");
+        let s = AtariConfig { repeat_action_probability: Some(0.0), ..AtariConfig::default() }.settings().ok();
+        for rom in ["pong", "breakout", "space_invaders"] {
+            let Some(Ok((mut ale, actions))) = s.as_ref().map(|s| load("test", rom, s, 3)) else { panic!("cannot load {rom}") };
+            let palette = ale.grayscale_palette();
+            // The pools start black: index 0 must be gray 0 (Gymnasium's zeroed buffer).
+            assert_eq!(palette[0], 0, "{rom}");
+            let (mut indices, mut gray, mut mapped) = (vec![0u8; SCREEN], vec![0u8; SCREEN], vec![0u8; SCREEN]);
+            for t in 0..300 {
+                ale.act(actions[t * 7 % actions.len()], 1.0);
+                assert!(ale.screen_indices(&mut indices).is_ok() && ale.screen_grayscale(&mut gray).is_ok());
+                palette::gray_max(&palette, &indices, None, &mut mapped);
+                assert_eq!(mapped, gray, "{rom}, frame {t}");
+            }
+        }
+    }
 
     #[test]
     fn a_missing_rom_says_how_to_get_it() {
