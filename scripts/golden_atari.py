@@ -16,6 +16,10 @@ kept as a 64-bit checksum (see `checksum`), next to the reward, flags and lives 
   ResizeObservation, GrayscaleObservation, FrameStackObservation).
 - `resize.json`: cv2.resize(..., INTER_AREA) of procedurally generated images (the generator
   is `pattern`, written the same way in envs/tests/atari_golden.rs), as checksums.
+- `emulator.json`: ale-py's own emulator on every ROM it ships, `EMULATOR_FRAMES` frames of
+  legal actions from a fixed LCG (each held for 4 frames, game reset at game over), folded
+  into one digest per game: every frame's screen (palette indices), RAM and reward. Keel
+  compiles ALE itself, with one loop of the TIA rewritten, so this checks the emulator.
 
 The number of no-ops each reset drew is recorded (`noops`), so Keel replays the same starts
 through its `noops` reset option; everything else must match exactly.
@@ -182,8 +186,53 @@ def resize_cases():
     return {"cv2": cv2.__version__, "cases": cases}
 
 
+EMULATOR_FRAMES = 1000
+
+
+def splitmix_int(x):
+    """SplitMix64 of one Python int."""
+    z = (x + 0x9E3779B97F4A7C15) & MASK
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
+    return z ^ (z >> 31)
+
+
+def emulator_digests():
+    """One digest per ROM: the fold `h = splitmix(h ^ x)` over every frame's screen checksum,
+    RAM checksum and reward (two's complement), after `EMULATOR_FRAMES` frames."""
+    games = {}
+    for rom in sorted(ale_py.roms.get_all_rom_ids()):
+        path = ale_py.roms.get_rom_path(rom)
+        # A few shipped ROMs are not in ALE's list (ALE exits on them); Keel registers neither.
+        if ale_py.ALEInterface.isSupportedROM(path) is None:
+            continue
+        ale = ale_py.ALEInterface()
+        ale.setLoggerMode(ale_py.LoggerMode.Error)
+        ale.setInt("random_seed", SEED)
+        ale.setFloat("repeat_action_probability", 0.0)
+        ale.loadROM(path)
+        legal = ale.getLegalActionSet()
+        state, digest, total, resets = 12345, 0, 0, 0
+        for frame in range(EMULATOR_FRAMES):
+            if frame % 4 == 0:
+                state = (state * 1103515245 + 12345) & 0xFFFFFFFF
+                action = legal[(state >> 16) % len(legal)]
+            reward = ale.act(action)
+            total += reward
+            for x in (int(checksum(ale.getScreen()), 16), int(checksum(ale.getRAM()), 16), reward & MASK):
+                digest = splitmix_int(digest ^ x)
+            if ale.game_over():
+                ale.reset_game()
+                resets += 1
+        games[rom] = {"digest": f"{digest:016x}", "reward": total, "resets": resets}
+    return {"ale_py": ale_py.__version__, "frames": EMULATOR_FRAMES, "seed": SEED, "games": games}
+
+
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
+    emulator = emulator_digests()
+    (OUT / "emulator.json").write_text(json.dumps(emulator, indent=1) + "\n")
+    print(f"emulator.json: {len(emulator['games'])} games")
     for game in ["Pong", "Breakout"]:
         for preset, make in [("gymnasium", gymnasium_env), ("cleanrl", cleanrl_env)]:
             data = rollout(make(game), preset, game)

@@ -136,6 +136,14 @@ void keel_ale_screen_indices(keel_ale* h, unsigned char* out) {
   std::memcpy(out, screen.getArray(), screen.height() * screen.width());
 }
 
+// The console's 128 bytes of RAM into `out`; returns how many were written (at most `cap`).
+std::size_t keel_ale_ram(keel_ale* h, unsigned char* out, std::size_t cap) {
+  const ale::ALERAM& ram = get(h).getRAM();
+  std::size_t n = ram.size() < cap ? ram.size() : cap;
+  for (std::size_t i = 0; i < n; ++i) out[i] = ram.get(i);
+  return n;
+}
+
 // ALE's grayscale palette as a table: the gray level of each of the 256 palette indices.
 void keel_ale_grayscale_palette(keel_ale* h, unsigned char* out) {
   unsigned char indices[256];

@@ -51,6 +51,7 @@ unsafe extern "C" {
     fn keel_ale_screen_rgb(h: *mut RawAle, out: *mut u8);
     fn keel_ale_screen_indices(h: *mut RawAle, out: *mut u8);
     fn keel_ale_grayscale_palette(h: *mut RawAle, out: *mut u8);
+    fn keel_ale_ram(h: *mut RawAle, out: *mut u8, cap: usize) -> usize;
 }
 
 const ERR_LEN: usize = 512;
@@ -276,6 +277,14 @@ impl Ale {
         let mut out = [0u8; 256];
         // SAFETY: valid handle; `out` holds the 256 entries the shim writes.
         unsafe { keel_ale_grayscale_palette(self.raw, out.as_mut_ptr()) };
+        out
+    }
+
+    /// The console's RAM (128 bytes).
+    pub fn ram(&mut self) -> [u8; 128] {
+        let mut out = [0u8; 128];
+        // SAFETY: valid handle; the shim writes at most `out.len()` bytes.
+        unsafe { keel_ale_ram(self.raw, out.as_mut_ptr(), out.len()) };
         out
     }
 }
