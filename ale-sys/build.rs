@@ -28,7 +28,8 @@ fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
 fn splice_tia(tia: &Path, out: &Path) -> PathBuf {
     println!("cargo:rerun-if-changed=shim/tia_scanline.inc");
     let src = std::fs::read_to_string(tia).unwrap_or_else(|e| panic!("cannot read {}: {e}", tia.display()));
-    let ours = std::fs::read_to_string("shim/tia_scanline.inc").unwrap_or_else(|e| panic!("cannot read shim/tia_scanline.inc: {e}"));
+    let ours = std::fs::read_to_string("shim/tia_scanline.inc")
+        .unwrap_or_else(|e| panic!("cannot read shim/tia_scanline.inc: {e}"));
     // The span to replace: from the first `default:` of updateFrameScanline to the end of its
     // block, checked to be the per-pixel loop that writes the frame buffer.
     let span = src.find("inline void TIA::updateFrameScanline(").and_then(|f| {
@@ -53,6 +54,93 @@ fn splice_tia(tia: &Path, out: &Path) -> PathBuf {
         panic!("cannot write {}: {e}", path.display());
     }
     path
+}
+
+/// Writes `OUT_DIR/M6502Low.cxx` and the opcode files it includes: ALE's 6502 interpreter with
+/// three exact speed-ups. `shim/m6502_wait_loop.inc` goes into the taken branch of BNE: a
+/// program's busy-wait `LDA abs; BNE *-3` on a TIA or RIOT register (17% of Breakout's
+/// instructions) makes the same reads at the same cycles without decoding the loop again.
+/// `shim/m6502_execute.inc` replaces the loop of `M6502Low::execute` (GCC and Clang) with
+/// threaded dispatch over the same opcode code (`M6502Low_threaded.ins`, `m6502_ops.inc`), and
+/// the function is flattened (every call inlined); other compilers keep Stella's `switch`, with
+/// the wait loop in it. All three leave every screen, RAM byte and reward as they were (the
+/// emulator golden test runs all 104 games against ale-py's wheel).
+fn splice_cpu(emucore: &Path, out: &Path) -> PathBuf {
+    println!("cargo:rerun-if-changed=shim/m6502_wait_loop.inc");
+    println!("cargo:rerun-if-changed=shim/m6502_execute.inc");
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()));
+    let write = |name: &str, text: &str| {
+        let path = out.join(name);
+        if let Err(e) = std::fs::write(&path, text) {
+            panic!("cannot write {}: {e}", path.display());
+        }
+        path
+    };
+    let not_ale = |what: &str| -> ! { panic!("{} is not ALE {VERSION}'s 6502 interpreter: {what}", emucore.display()) };
+    let cxx = read(&emucore.join("M6502Low.cxx"));
+    let ins = read(&emucore.join("M6502Low.ins"));
+    let wait_loop = read(Path::new("shim/m6502_wait_loop.inc"));
+    let execute = read(Path::new("shim/m6502_execute.inc"));
+
+    // The wait loop, right after the taken BNE has set PC to its target.
+    let bne = ins.find("case 0xD0:").unwrap_or_else(|| not_ale("no BNE case"));
+    let taken = ins[bne..].find("PC = address;").map(|i| bne + i + "PC = address;".len());
+    let Some(taken) = taken.filter(|&t| ins[bne..t].contains("if(notZ)") && !ins[bne..t].contains("break;")) else {
+        not_ale("BNE's taken branch was not found")
+    };
+    let ins = format!("{}\n{wait_loop}{}", &ins[..taken], &ins[taken..]);
+
+    // The threaded copy: `case 0xNN:` lines become labels, the `break;` that ends each case a jump
+    // to the next opcode (the wait loop's own `break;` is indented and stays).
+    let mut ops = [false; 256];
+    let mut threaded = String::with_capacity(ins.len() + 8192);
+    for line in ins.lines() {
+        let opcode =
+            line.strip_prefix("case 0x").and_then(|h| h.strip_suffix(':')).and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (opcode, line) {
+            (Some(op), _) => {
+                ops[op as usize] = true;
+                threaded.push_str(&format!("keel_op_{op:02x}:"));
+            }
+            (None, "break;") => threaded.push_str("KEEL_NEXT"),
+            (None, _) => threaded.push_str(line),
+        }
+        threaded.push('\n');
+    }
+    if ops.iter().filter(|&&o| o).count() < 151 {
+        not_ale("fewer opcode cases than the 6502's 151 documented ones");
+    }
+    let table: Vec<String> =
+        (0..256).map(|op| if ops[op] { format!("&&keel_op_{op:02x},") } else { "&&keel_op_illegal,".into() }).collect();
+
+    // The loop of execute(): from its comment to the end of the function.
+    let start = cxx
+        .find("  // Loop until execution is stopped or a fatal error occurs\n")
+        .unwrap_or_else(|| not_ale("no execute loop"));
+    let end = cxx[start..].find("// - - -").map(|i| start + i).unwrap_or_else(|| not_ale("execute has no end"));
+    let include = "#include \"ale/emucore/M6502Low.ins\"";
+    if cxx[start..end].matches(include).count() != 1 {
+        not_ale("execute does not include M6502Low.ins once");
+    }
+    let original = cxx[start..end].replace(include, "#include \"M6502Low.ins\"");
+    let header = "#include \"ale/emucore/M6502Low.hxx\"\n";
+    if !cxx[..start].contains(header) {
+        not_ale("M6502Low.cxx does not include its header");
+    }
+    let signature = "\nbool M6502Low::execute(uint32_t number)\n";
+    if cxx[..start].matches(signature).count() != 1 {
+        not_ale("M6502Low::execute was not found");
+    }
+    // `flatten`: GCC leaves most of the 6502's memory reads (System::peek) as calls in a
+    // function this large; inlining every call into execute() removes them.
+    let head = cxx[..start]
+        .replacen(header, &format!("{header}#include \"ale/emucore/M6532.hxx\"\n#include \"ale/emucore/TIA.hxx\"\n"), 1)
+        .replacen(signature, &format!("\n#if defined(__GNUC__)\n__attribute__((flatten))\n#endif{signature}"), 1);
+    let patched = format!("{head}#if defined(__GNUC__)\n{execute}\n#else\n{original}#endif\n\n{}", &cxx[end..]);
+    write("M6502Low.ins", &ins);
+    write("M6502Low_threaded.ins", &threaded);
+    write("m6502_ops.inc", &(table.join("\n") + "\n"));
+    write("M6502Low.cxx", &patched)
 }
 
 fn main() {
@@ -92,10 +180,12 @@ fn main() {
     for dir in ["common", "emucore", "environment", "games", "games/supported"] {
         sources(&ale.join(dir), &mut files);
     }
-    // The TIA compiles from a copy with Keel's vector scanline loop spliced in (see below).
+    // The TIA and the 6502 compile from copies with Keel's changes spliced in (see above).
     let tia = ale.join("emucore").join("TIA.cxx");
-    files.retain(|f| *f != tia);
+    let cpu = ale.join("emucore").join("M6502Low.cxx");
+    files.retain(|f| *f != tia && *f != cpu);
     files.push(splice_tia(&tia, &out));
+    files.push(splice_cpu(&ale.join("emucore"), &out));
     // The emulator follows the Rust code's CPU target: `.cargo/config.toml` builds for this
     // machine's CPU, and a portable `RUSTFLAGS` build stays portable here too.
     let rustflags = std::env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
