@@ -55,3 +55,22 @@ def test_async_atari_rejects_actions_outside_the_minimal_set():
     envs.send(np.array([1]), info["env_id"])
     obs, *_ = envs.recv()
     assert obs.shape == (1, 4, 84, 84)
+
+
+def test_a_missing_rom_says_how_to_get_it(tmp_path):
+    # In a child interpreter: the ROM folder is read from the environment when an env is made.
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import keel\n"
+        "try:\n"
+        "    keel.make('keel/Pong-v5')\n"
+        "except keel.DataMissingError as e:\n"
+        "    print('DataMissingError:', e)\n"
+    )
+    env = {**os.environ, "KEEL_ALE_ROMS": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "DataMissingError:" in out.stdout and "pong.bin" in out.stdout and "setup.sh" in out.stdout, out.stdout
