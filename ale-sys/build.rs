@@ -8,6 +8,19 @@ use std::path::{Path, PathBuf};
 
 const VERSION: &str = "0.12.1";
 
+/// A file the build needs, as text (a missing one stops the build, naming it).
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+}
+
+/// Writes `text` to `path`, stopping the build if it cannot.
+fn write(path: &Path, text: &str) -> PathBuf {
+    if let Err(e) = std::fs::write(path, text) {
+        panic!("cannot write {}: {e}", path.display());
+    }
+    path.to_path_buf()
+}
+
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -27,9 +40,8 @@ fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
 /// the `#if`. The result is the same screen and collisions, pixel for pixel.
 fn splice_tia(tia: &Path, out: &Path) -> PathBuf {
     println!("cargo:rerun-if-changed=shim/tia_scanline.inc");
-    let src = std::fs::read_to_string(tia).unwrap_or_else(|e| panic!("cannot read {}: {e}", tia.display()));
-    let ours = std::fs::read_to_string("shim/tia_scanline.inc")
-        .unwrap_or_else(|e| panic!("cannot read shim/tia_scanline.inc: {e}"));
+    let src = read(tia);
+    let ours = read(Path::new("shim/tia_scanline.inc"));
     // The span to replace: from the first `default:` of updateFrameScanline to the end of its
     // block, checked to be the per-pixel loop that writes the frame buffer.
     let span = src.find("inline void TIA::updateFrameScanline(").and_then(|f| {
@@ -49,11 +61,7 @@ fn splice_tia(tia: &Path, out: &Path) -> PathBuf {
         &src[start..end],
         &src[end..]
     );
-    let path = out.join("TIA.cxx");
-    if let Err(e) = std::fs::write(&path, patched) {
-        panic!("cannot write {}: {e}", path.display());
-    }
-    path
+    write(&out.join("TIA.cxx"), &patched)
 }
 
 /// Writes `OUT_DIR/M6502Low.cxx` and the opcode files it includes: ALE's 6502 interpreter with
@@ -68,14 +76,6 @@ fn splice_tia(tia: &Path, out: &Path) -> PathBuf {
 fn splice_cpu(emucore: &Path, out: &Path) -> PathBuf {
     println!("cargo:rerun-if-changed=shim/m6502_wait_loop.inc");
     println!("cargo:rerun-if-changed=shim/m6502_execute.inc");
-    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()));
-    let write = |name: &str, text: &str| {
-        let path = out.join(name);
-        if let Err(e) = std::fs::write(&path, text) {
-            panic!("cannot write {}: {e}", path.display());
-        }
-        path
-    };
     let not_ale = |what: &str| -> ! { panic!("{} is not ALE {VERSION}'s 6502 interpreter: {what}", emucore.display()) };
     let cxx = read(&emucore.join("M6502Low.cxx"));
     let ins = read(&emucore.join("M6502Low.ins"));
@@ -137,10 +137,10 @@ fn splice_cpu(emucore: &Path, out: &Path) -> PathBuf {
         .replacen(header, &format!("{header}#include \"ale/emucore/M6532.hxx\"\n#include \"ale/emucore/TIA.hxx\"\n"), 1)
         .replacen(signature, &format!("\n#if defined(__GNUC__)\n__attribute__((flatten))\n#endif{signature}"), 1);
     let patched = format!("{head}#if defined(__GNUC__)\n{execute}\n#else\n{original}#endif\n\n{}", &cxx[end..]);
-    write("M6502Low.ins", &ins);
-    write("M6502Low_threaded.ins", &threaded);
-    write("m6502_ops.inc", &(table.join("\n") + "\n"));
-    write("M6502Low.cxx", &patched)
+    write(&out.join("M6502Low.ins"), &ins);
+    write(&out.join("M6502Low_threaded.ins"), &threaded);
+    write(&out.join("m6502_ops.inc"), &(table.join("\n") + "\n"));
+    write(&out.join("M6502Low.cxx"), &patched)
 }
 
 fn main() {
@@ -172,9 +172,7 @@ fn main() {
         .replace("@ALE_VERSION_MINOR@", "12")
         .replace("@ALE_VERSION_PATCH@", "1")
         .replace("@ALE_VERSION_GIT_SHA@", "sdist");
-    if let Err(e) = std::fs::write(out.join("version.hpp"), header) {
-        panic!("cannot write version.hpp into {}: {e}", out.display());
-    }
+    write(&out.join("version.hpp"), &header);
 
     let mut files = vec![ale.join("ale_interface.cpp")];
     for dir in ["common", "emucore", "environment", "games", "games/supported"] {
