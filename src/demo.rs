@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Result, bail};
 use clap::Args;
-use keel_agents::demo::DemoOptions;
+use keel_agents::recorder::DemoOptions;
 use keel_agents::run_dir::RunDir;
 
 /// Arguments of `keel demo`.
@@ -42,10 +42,12 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     }
     // Four float32 values per step and element is a generous bound of what is kept.
     let cells = args.episodes as u128 * args.steps as u128;
-    keel_envs::memory::check("--episodes x --steps", cells, cells * 4096).map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    keel_envs::memory::check("--episodes x --steps", cells, cells * 4096)
+        .map_err(|e| anyhow::anyhow!("{}", e.message))?;
     crate::checks::output_file(&args.out, "--out")?;
     let mut run = crate::train::reopen(&RunDir::new(&args.run), &[])?;
-    let options = DemoOptions { episodes: args.episodes, steps: args.steps, seed: args.seed, deterministic: !args.sample };
+    let options =
+        DemoOptions { episodes: args.episodes, steps: args.steps, seed: args.seed, deterministic: !args.sample };
     let demo = run.demonstrate(&options)?;
     demo.write(&args.out)?;
     out!(

@@ -23,8 +23,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
-use keel_agents::algorithm;
 use keel_agents::config::toml_overrides;
+use keel_agents::registry as algorithms;
 use keel_agents::run_dir::RunDir;
 use keel_agents::td::{self, LinearProblem, TdConfig};
 use keel_agents::td_net::{self, NeuralTdConfig};
@@ -196,7 +196,7 @@ fn prepare(args: &StabilityArgs) -> Result<Sweep> {
         bail!("--model, --expected and --momentum are for keel/Baird-v0; DQN takes --config and --set");
     }
     registry::lookup(&args.env)?;
-    let dqn = algorithm::lookup("dqn")?;
+    let dqn = algorithms::lookup("dqn")?;
     let mut overrides = Vec::new();
     if let Some(text) = dqn.env_defaults(&args.env) {
         overrides.extend(toml_overrides(text)?);
@@ -310,7 +310,7 @@ fn dqn_run(
                 std::fs::remove_dir_all(dir.path())
                     .with_context(|| format!("removing the unfinished run {}", dir.path().display()))?;
             }
-            let mut run = algorithm::lookup("dqn")?.build(&dqn_overrides(base, k, lr, seed))?;
+            let mut run = algorithms::lookup("dqn")?.build(&dqn_overrides(base, k, lr, seed))?;
             dir.start(&run.config_toml()?)?;
             let summary = train(run.as_mut(), &dir, TrainOptions::default(), &mut |_| {})?;
             (summary.status, summary.final_return_mean)
@@ -396,7 +396,11 @@ fn report(args: &StabilityArgs, sweep: &Sweep, outcomes: &[Outcome]) -> Result<(
             }
             .unwrap_or_default();
             let _ = writeln!(cells, "{k},{lr},{},{diverged},{rate},{mid},{min},{max}{}", cell.len(), extra.0);
-            out!("| {k} | {lr} | {rate:.2} ({diverged}/{}) | {mid:.4e} | {min:.4e} | {max:.4e} |{}", cell.len(), extra.1);
+            out!(
+                "| {k} | {lr} | {rate:.2} ({diverged}/{}) | {mid:.4e} | {min:.4e} | {max:.4e} |{}",
+                cell.len(),
+                extra.1
+            );
             if baird {
                 shade_row.push(rate);
                 let rho_line = rho.map(|r| format!("\nρ(M_k) {r:.4}")).unwrap_or_default();

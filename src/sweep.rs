@@ -173,7 +173,7 @@ pub fn read_spec(path: &Path) -> Result<Spec> {
         bail!("{context}: `algorithms`, `envs` and `seeds` must each name at least one");
     }
     for name in &spec.algorithms {
-        keel_agents::algorithm::lookup(name).with_context(|| format!("{context}: `algorithms`"))?;
+        keel_agents::registry::lookup(name).with_context(|| format!("{context}: `algorithms`"))?;
     }
     for env in &spec.envs {
         keel_envs::registry::lookup(&env.id).with_context(|| format!("{context}: `envs`"))?;

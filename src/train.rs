@@ -8,9 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use keel_agents::algorithm::{self, Run};
 use keel_agents::config::{algo_of, toml_overrides};
 use keel_agents::eval::EvalOptions;
+use keel_agents::registry;
+use keel_agents::run::Run;
 use keel_agents::run_dir::RunDir;
 use keel_agents::training::{TrainOptions, train};
 use serde_json::Value;
@@ -120,7 +121,7 @@ fn chosen(key: &str, mentions: &[(String, Value)]) -> Result<Option<String>> {
 /// (configs/, embedded), `--config`, the env id, `--set`, then the flags. The env id and the
 /// algorithm may be given by their flags, by `env_id` / `algo` in `--config`, or by `--set`;
 /// see [`chosen`].
-fn resolve(args: &TrainArgs) -> Result<(algorithm::Registration, Vec<(String, Value)>)> {
+fn resolve(args: &TrainArgs) -> Result<(registry::Registration, Vec<(String, Value)>)> {
     let file: Vec<(String, Value)> = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -138,7 +139,7 @@ fn resolve(args: &TrainArgs) -> Result<(algorithm::Registration, Vec<(String, Va
         chosen(key, &mentions)
     };
     let env_id = pick("env_id", "--env", &args.env)?.unwrap_or_else(|| "keel/CartPole-v1".into());
-    let algo = algorithm::lookup(&pick("algo", "--algo", &args.algo)?.unwrap_or_else(|| "ppo".into()))?;
+    let algo = registry::lookup(&pick("algo", "--algo", &args.algo)?.unwrap_or_else(|| "ppo".into()))?;
     keel_envs::registry::lookup(&env_id)?;
     let mut overrides: Vec<(String, Value)> = Vec::new();
     if let Some(text) = algo.env_defaults(&env_id) {
@@ -151,7 +152,7 @@ fn resolve(args: &TrainArgs) -> Result<(algorithm::Registration, Vec<(String, Va
         overrides.push(("seed".into(), seed.into()));
     }
     if let Some(steps) = args.total_timesteps {
-        overrides.push(("total_timesteps".into(), steps.into()));
+        overrides.push((total_timesteps_key(&algo)?.into(), steps.into()));
     }
     if let Some(n) = args.num_envs {
         overrides.push(("num_envs".into(), n.into()));
@@ -167,6 +168,20 @@ fn resolve(args: &TrainArgs) -> Result<(algorithm::Registration, Vec<(String, Va
     Ok((algo, overrides))
 }
 
+/// The config key `--total-timesteps` sets for `algo`, or an error saying which key sets the
+/// length of its runs instead.
+fn total_timesteps_key(algo: &registry::Registration) -> Result<&'static str> {
+    if algo.run_length != "total_timesteps" {
+        bail!(
+            "--total-timesteps does not apply to --algo {}: its run length is `{}` (gradient steps); give --set {}=N",
+            algo.name,
+            algo.run_length,
+            algo.run_length
+        );
+    }
+    Ok("total_timesteps")
+}
+
 /// The run of a run folder, rebuilt from its `config.toml` (plus `extra` overrides) and
 /// restored from its latest checkpoint.
 pub fn reopen(dir: &RunDir, extra: &[(String, Value)]) -> Result<Box<dyn Run>> {
@@ -179,7 +194,7 @@ pub fn reopen(dir: &RunDir, extra: &[(String, Value)]) -> Result<Box<dyn Run>> {
 /// [`reopen`] with the run's config already resolved into `overrides` (and changed).
 pub fn reopen_with(dir: &RunDir, overrides: Vec<(String, Value)>) -> Result<Box<dyn Run>> {
     let text = dir.config()?;
-    let algo = algorithm::lookup(&algo_of(&text).with_context(|| format!("{}", dir.path().display()))?)?;
+    let algo = registry::lookup(&algo_of(&text).with_context(|| format!("{}", dir.path().display()))?)?;
     let mut run = algo.build(&overrides)?;
     run.load_checkpoint(&dir.checkpoints())?;
     Ok(run)
@@ -198,11 +213,22 @@ pub fn play_run(
 
 /// Runs `keel train`.
 pub fn run(args: &TrainArgs) -> Result<()> {
+    // The run folder stays this process's until it returns (or ends, however it ends).
+    let lock: Option<keel_agents::run_dir::RunLock>;
     let (mut run, dir) = match &args.resume {
         Some(path) => {
             let dir = RunDir::new(path);
-            let extra: Vec<(String, Value)> =
-                args.total_timesteps.map(|steps| ("total_timesteps".to_string(), steps.into())).into_iter().collect();
+            if !dir.path().join("config.toml").is_file() {
+                bail!("--resume {}: no run there (no config.toml)", path.display());
+            }
+            lock = Some(dir.lock()?);
+            let extra: Vec<(String, Value)> = match args.total_timesteps {
+                Some(steps) => {
+                    let algo = registry::lookup(&algo_of(&dir.config()?)?)?;
+                    vec![(total_timesteps_key(&algo)?.to_string(), steps.into())]
+                }
+                None => Vec::new(),
+            };
             let run = reopen(&dir, &extra)?;
             crate::checks::output_folder(path, "--resume")?;
             eprintln!("keel train: resumed {} at iteration {}", path.display(), run.iteration());
@@ -218,6 +244,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             let name = format!("{}_{}_s{}", s.env_id.trim_start_matches("keel/").to_lowercase(), s.algo, s.seed);
             let dir = RunDir::new(args.run_dir.clone().unwrap_or_else(|| PathBuf::from("runs").join(name)));
             crate::checks::output_folder(dir.path(), "--run-dir")?;
+            lock = Some(dir.lock()?);
             dir.start(&run.config_toml()?)?;
             (run, dir)
         }
@@ -259,8 +286,11 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     );
     out!("run folder: {}", dir.path().display());
     out!("learning curve: {}", dir.path().join("learning_curve.png").display());
+    drop(lock);
     match (summary.status.as_str(), summary.message) {
         ("diverged", Some(m)) => bail!(m),
+        // As shells expect of a program Ctrl-C stopped, so `keel train && next` does not go on.
+        ("interrupted", _) => std::process::exit(130),
         _ => Ok(()),
     }
 }
@@ -274,7 +304,12 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
         bail!("--max-episode-steps must be positive");
     }
     if let Some(scale) = args.perturb {
-        let options = EvalOptions { episodes: args.episodes, deterministic: args.deterministic, seed: args.seed, max_episode_steps: None };
+        let options = EvalOptions {
+            episodes: args.episodes,
+            deterministic: args.deterministic,
+            seed: args.seed,
+            max_episode_steps: None,
+        };
         crate::robustness::evaluate(&args.run, scale, args.threshold, args.recovery_seconds, options)?;
         return Ok(());
     }

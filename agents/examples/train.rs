@@ -3,7 +3,7 @@
 //! `cargo run --release -p keel-agents --example train`
 
 use keel_agents::eval::EvalOptions;
-use keel_agents::ppo::{PpoConfig, Trainer};
+use keel_agents::{PpoConfig, PpoTrainer};
 use keel_curricula::{UniformStartState, UniformStartStateConfig};
 
 fn main() -> keel_agents::Result<()> {
@@ -16,7 +16,7 @@ fn main() -> keel_agents::Result<()> {
         high: vec![0.5, 0.1, 0.1, 0.1],
         ..Default::default()
     };
-    let mut trainer = Trainer::with_sampler(config, Some(Box::new(UniformStartState::new(starts, 7))))?;
+    let mut trainer = PpoTrainer::with_sampler(config, Some(Box::new(UniformStartState::new(starts, 7))))?;
     while !trainer.finished() {
         let stats = trainer.iteration_step()?;
         println!("{} {:.1} {:?}", stats.iteration, stats.episodic_return, stats.metric("approx_kl"));

@@ -14,6 +14,11 @@ use keel_envs::{EnvSpec, ObsBuf, VecEnv};
 use crate::encode::{ActionDecoder, ObsEncoder};
 use crate::error::Result;
 
+/// How many of the latest finished episodes the training envs keep (and a checkpoint holds):
+/// what the summary's final return averages over. Every episode is in the run's `metrics.csv`
+/// (per iteration) and counted by [`Envs::episode_count`].
+pub const RECENT_EPISODES: usize = 100;
+
 /// A finished training episode.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Episode {
@@ -23,6 +28,33 @@ pub struct Episode {
     pub episode_return: f64,
     /// Length in steps.
     pub length: u64,
+}
+
+/// The finished episodes the training envs keep.
+#[derive(Default)]
+struct EpisodeLog {
+    /// The latest: at most `2 * RECENT_EPISODES`, trimmed to the last `RECENT_EPISODES` when
+    /// full (amortised, so neither memory nor a checkpoint grows with the run).
+    latest: Vec<Episode>,
+    /// Episodes finished since the start of the run.
+    count: u64,
+    /// Episodes finished since the last [`Envs::take_iteration_episodes`].
+    this_iteration: Vec<Episode>,
+}
+
+impl EpisodeLog {
+    fn push(&mut self, episode: Episode) {
+        if self.latest.len() >= 2 * RECENT_EPISODES {
+            self.latest.drain(..self.latest.len() - RECENT_EPISODES);
+        }
+        self.latest.push(episode);
+        self.this_iteration.push(episode);
+        self.count += 1;
+    }
+
+    fn recent(&self) -> &[Episode] {
+        &self.latest[self.latest.len().saturating_sub(RECENT_EPISODES)..]
+    }
 }
 
 /// What one vector step did.
@@ -51,7 +83,7 @@ pub struct Envs {
     /// Which env's episode ended at the last step (so its current observation starts one).
     done: Vec<bool>,
     global_step: u64,
-    episodes: Vec<Episode>,
+    episodes: EpisodeLog,
     /// Sums of each per-step extra over the steps of the current iteration, and their count.
     extras_sum: Vec<f64>,
     extras_steps: u64,
@@ -70,7 +102,7 @@ impl Envs {
             encoder,
             decoder,
             global_step: 0,
-            episodes: Vec::new(),
+            episodes: EpisodeLog::default(),
             extras_sum: vec![0.0; extras],
             extras_steps: 0,
         }
@@ -109,9 +141,20 @@ impl Envs {
         self.global_step
     }
 
-    /// Every finished training episode so far.
+    /// The latest finished training episodes, oldest first: the last [`RECENT_EPISODES`] (or
+    /// fewer, early in a run).
     pub fn episodes(&self) -> &[Episode] {
-        &self.episodes
+        self.episodes.recent()
+    }
+
+    /// Training episodes finished since the start of the run.
+    pub fn episode_count(&self) -> u64 {
+        self.episodes.count
+    }
+
+    /// The episodes finished since the last call; starts a new list.
+    pub(crate) fn take_iteration_episodes(&mut self) -> Vec<Episode> {
+        std::mem::take(&mut self.episodes.this_iteration)
     }
 
     /// For each env, whether its current observation begins a new episode because the last step
@@ -137,11 +180,12 @@ impl Envs {
         let mut ended = Vec::new();
         for i in 0..n {
             if batch.episode_done[i] {
-                self.episodes.push(Episode {
+                let episode = Episode {
                     global_step: self.global_step,
                     episode_return: batch.episode_return[i],
                     length: batch.episode_length[i],
-                });
+                };
+                self.episodes.push(episode);
             }
             if batch.has_final_obs[i] {
                 ended.push(i);
@@ -180,15 +224,41 @@ impl Envs {
         means
     }
 
-    /// What a checkpoint keeps of the bookkeeping.
-    pub(crate) fn counters(&self) -> (u64, &[bool], &[Episode]) {
-        (self.global_step, &self.done, &self.episodes)
+    /// What a checkpoint keeps of the bookkeeping: env steps, dones, the latest episodes and
+    /// the episode count.
+    pub(crate) fn counters(&self) -> (u64, &[bool], &[Episode], u64) {
+        (self.global_step, &self.done, self.episodes.recent(), self.episodes.count)
     }
 
-    /// Restores the bookkeeping of a checkpoint.
-    pub(crate) fn restore_counters(&mut self, global_step: u64, done: Vec<bool>, episodes: Vec<Episode>) {
+    /// Restores the bookkeeping of a checkpoint (of its episodes, the latest
+    /// [`RECENT_EPISODES`] are kept).
+    pub(crate) fn restore_counters(
+        &mut self,
+        global_step: u64,
+        done: Vec<bool>,
+        mut episodes: Vec<Episode>,
+        count: u64,
+    ) {
         self.global_step = global_step;
         self.done = done;
-        self.episodes = episodes;
+        episodes.drain(..episodes.len().saturating_sub(RECENT_EPISODES));
+        self.episodes = EpisodeLog { latest: episodes, count, this_iteration: Vec::new() };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// However many episodes end, the log holds at most twice the window, and shows the window.
+    #[test]
+    fn the_episode_log_stays_bounded() {
+        let mut log = EpisodeLog::default();
+        for k in 0..1000u64 {
+            log.push(Episode { global_step: k, episode_return: k as f64, length: 1 });
+            assert!(log.latest.len() <= 2 * RECENT_EPISODES, "{} kept after {k}", log.latest.len());
+        }
+        assert_eq!((log.count, log.recent().len(), log.this_iteration.len()), (1000, RECENT_EPISODES, 1000));
+        assert_eq!(log.recent().first().map(|e| e.global_step), Some(900));
     }
 }

@@ -2,15 +2,18 @@
 //! from defaults, TOML files and `key=value` overrides.
 //!
 //! Each algorithm has its own config struct (serde, `Default` from its reference implementation,
-//! a doc comment on every field) and implements [`TrainConfig`], which exposes the shared
-//! settings the trainer core needs ([`RunSettings`]: env, seed, envs, device, checkpoints,
-//! deployments, reset sampler, observation normalisation). Resolution, later wins: the config's
+//! a doc comment on every field) with one [`RunConfig`] flattened into it: the settings every run
+//! has (env, seed, envs, device, checkpoints, deployments, reset sampler, observation
+//! normalisation), declared once, validated once by [`checked`], and read by the trainer core
+//! through [`TrainConfig`] ([`RunSettings`] adds what the algorithm derives: run length, steps
+//! per iteration). Resolution, later wins: the config's
 //! `Default`, then layers of overrides (the algorithm's file for the env, `--config FILE.toml`,
 //! `--set key=value`, flags), each a dotted key and a JSON value, applied by [`with_overrides`].
 //! An unknown key or a value of the wrong type stops before training, naming the key; the
 //! resolved config is what a run folder's `config.toml` holds ([`to_toml`]).
 
-use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tch::Device;
 
@@ -25,8 +28,82 @@ use crate::error::{AgentError, Result};
 /// afterwards).
 pub const WHOLE_TABLES: [&str; 3] = ["env_config", "sampler", "history_encoder"];
 
-/// The settings every training run has, whatever its algorithm: a view into the algorithm's
-/// config.
+/// The settings every training run has, whatever its algorithm: one table, flattened into each
+/// algorithm's config (its keys sit at the top level of a config file beside the algorithm's
+/// own), read by the trainer core. Each algorithm's `Default` chooses its own values for it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunConfig {
+    /// Environment id (default `keel/CartPole-v1`).
+    pub env_id: String,
+    /// Config overrides of the environment (a table of its config fields).
+    pub env_config: Map<String, Value>,
+    /// Seed of the networks, the sampling and the envs (env `i` gets `seed + i`) (default 1).
+    pub seed: u64,
+    /// Parallel envs (default 4).
+    pub num_envs: usize,
+    /// Env worker threads (0: serial, the default: small vectors gain nothing from threads).
+    pub env_workers: usize,
+    /// `cpu`, `cuda` or `auto` (default `cpu`).
+    pub device: String,
+    /// Write a checkpoint every this many iterations (default 25), and at the end.
+    pub checkpoint_every: u64,
+    /// Deploy the current policy to the envs every this many iterations (0: never, the default).
+    /// For envs whose dynamics respond to the deployed policy (`keel/PerformativeGrid-v0`): the
+    /// policy's action probabilities in every state are set as the envs' `learner_policy`, and
+    /// the followers respond (repeated retraining with function approximation). Needs Discrete
+    /// observations and actions and an algorithm with a policy over them.
+    pub deploy_every: u64,
+    /// Reset sampler of the training envs (a `[sampler]` table naming its `kind`; default: none,
+    /// the envs' own random starts). See keel-curricula.
+    pub sampler: Option<SamplerConfig>,
+    /// Normalise the networks' observations with running statistics of the training envs'
+    /// (default false).
+    pub normalize_obs: bool,
+    /// Clip of normalised observations (default 10).
+    pub obs_clip: f64,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            env_id: "keel/CartPole-v1".into(),
+            env_config: Map::new(),
+            seed: 1,
+            num_envs: 4,
+            env_workers: 0,
+            device: "cpu".into(),
+            checkpoint_every: 25,
+            deploy_every: 0,
+            sampler: None,
+            normalize_obs: false,
+            obs_clip: 10.0,
+        }
+    }
+}
+
+impl Validate for RunConfig {
+    fn validate(&self) -> Result<(), FieldError> {
+        if self.num_envs == 0 {
+            return Err(FieldError::new("num_envs", "must be at least 1"));
+        }
+        if self.checkpoint_every == 0 {
+            return Err(FieldError::new("checkpoint_every", "must be at least 1"));
+        }
+        if !["cpu", "cuda", "auto"].contains(&self.device.as_str()) {
+            return Err(FieldError::new("device", format!("must be cpu, cuda or auto, got {:?}", self.device)));
+        }
+        float32("obs_clip", self.obs_clip)?;
+        keel_envs::config::positive("obs_clip", self.obs_clip)?;
+        if let Some(sampler) = &self.sampler {
+            sampler.validate().map_err(|e| FieldError::new("sampler", format!("`{}`: {}", e.field, e.message)))?;
+        }
+        Ok(())
+    }
+}
+
+/// What the trainer core reads of a config: the [`RunConfig`] and what the algorithm derives
+/// from its own fields.
 #[derive(Clone, Copy, Debug)]
 pub struct RunSettings<'a> {
     /// The registered algorithm name (`ppo`, `dppo`, ...).
@@ -37,14 +114,14 @@ pub struct RunSettings<'a> {
     pub env_config: &'a Map<String, Value>,
     /// Seed of the networks, the sampling and the envs (env `i` gets `seed + i`).
     pub seed: u64,
-    /// Parallel envs.
+    /// Training envs the core builds.
     pub num_envs: usize,
     /// Env worker threads (0: serial).
     pub env_workers: usize,
     /// `cpu`, `cuda` or `auto`.
     pub device: &'a str,
-    /// Environment steps to train for, over all envs.
-    pub total_timesteps: u64,
+    /// Iterations of the whole run.
+    pub num_iterations: u64,
     /// Environment steps one iteration takes, over all envs.
     pub steps_per_iteration: u64,
     /// Iterations between checkpoints.
@@ -64,27 +141,7 @@ pub struct RunSettings<'a> {
 impl RunSettings<'_> {
     /// Iterations of the whole run.
     pub fn num_iterations(&self) -> u64 {
-        self.total_timesteps / self.steps_per_iteration.max(1)
-    }
-
-    /// Checks the shared settings; every algorithm's `validate` calls this.
-    pub fn validate(&self) -> Result<(), FieldError> {
-        if self.num_envs == 0 {
-            return Err(FieldError::new("num_envs", "must be at least 1"));
-        }
-        if self.checkpoint_every == 0 {
-            return Err(FieldError::new("checkpoint_every", "must be at least 1"));
-        }
-        if !["cpu", "cuda", "auto"].contains(&self.device) {
-            return Err(FieldError::new("device", format!("must be cpu, cuda or auto, got {:?}", self.device)));
-        }
-        if let Some(clip) = self.obs_normalization {
-            keel_envs::config::positive("obs_clip", clip)?;
-        }
-        if let Some(sampler) = self.sampler {
-            sampler.validate().map_err(|e| FieldError::new("sampler", format!("`{}`: {}", e.field, e.message)))?;
-        }
-        Ok(())
+        self.num_iterations
     }
 }
 
@@ -116,18 +173,54 @@ pub fn mlp_parameters(input: usize, hidden: &[i64], output: usize) -> u128 {
     widths.windows(2).map(|w| w[0] * w[1] + w[1]).sum()
 }
 
-/// An algorithm's config: serde, `Default`, validated, with the shared settings exposed.
-pub trait TrainConfig: Validate + Send + 'static {
-    /// The shared settings.
-    fn settings(&self) -> RunSettings<'_>;
+/// An algorithm's config: serde, `Default`, its own fields validated, with a flattened
+/// [`RunConfig`] that the core validates and reads.
+pub trait TrainConfig: Validate + Serialize + DeserializeOwned + Clone + Send + 'static {
+    /// The settings every run has.
+    fn run(&self) -> &RunConfig;
+    /// The registered algorithm name this config runs (`ppo`, `dppo`, `dqn`, ...).
+    fn algo(&self) -> &'static str;
+    /// Environment steps one iteration takes, over all training envs.
+    fn steps_per_iteration(&self) -> u64;
+    /// Iterations of the whole run.
+    fn num_iterations(&self) -> u64;
+    /// Training envs the core builds (default `num_envs`).
+    fn training_envs(&self) -> usize {
+        self.run().num_envs
+    }
+    /// Trailing observation numbers the networks get raw, whatever `normalize_obs` (default 0).
+    fn raw_obs_tail(&self) -> usize {
+        0
+    }
+
+    /// The settings the trainer core reads.
+    fn settings(&self) -> RunSettings<'_> {
+        let run = self.run();
+        RunSettings {
+            algo: self.algo(),
+            env_id: &run.env_id,
+            env_config: &run.env_config,
+            seed: run.seed,
+            num_envs: self.training_envs(),
+            env_workers: run.env_workers,
+            device: &run.device,
+            num_iterations: self.num_iterations(),
+            steps_per_iteration: self.steps_per_iteration(),
+            checkpoint_every: run.checkpoint_every,
+            deploy_every: run.deploy_every,
+            sampler: run.sampler.as_ref(),
+            obs_normalization: run.normalize_obs.then_some(run.obs_clip),
+            raw_obs_tail: self.raw_obs_tail(),
+        }
+    }
 }
 
-/// `config` if both its own fields and the shared settings validate, else an error naming the
-/// field.
+/// `config` if both the shared settings and its own fields validate (in that order, each once),
+/// else an error naming the field.
 pub fn checked<C: TrainConfig>(config: C) -> Result<C> {
     let invalid = |e: FieldError| AgentError::Config(format!("training config: invalid `{}`: {}", e.field, e.message));
+    config.run().validate().map_err(invalid)?;
     config.validate().map_err(invalid)?;
-    config.settings().validate().map_err(invalid)?;
     Ok(config)
 }
 
@@ -136,6 +229,12 @@ pub fn checked<C: TrainConfig>(config: C) -> Result<C> {
 /// Under `env_config` any key is accepted (the env checks its own config); elsewhere an unknown
 /// key or a value of the wrong type is an error naming the key.
 pub fn with_overrides<C: TrainConfig>(base: &C, overrides: &[(String, Value)]) -> Result<C> {
+    checked(apply_overrides(base, overrides)?)
+}
+
+/// [`with_overrides`] without the final check: for callers that hand the config to
+/// [`crate::trainer::Trainer::new`], which checks it (once).
+pub fn apply_overrides<C: TrainConfig>(base: &C, overrides: &[(String, Value)]) -> Result<C> {
     let mut json = serde_json::to_value(base).map_err(|e| AgentError::Config(e.to_string()))?;
     for (key, value) in overrides {
         let mut node = &mut json;
@@ -173,8 +272,7 @@ pub fn with_overrides<C: TrainConfig>(base: &C, overrides: &[(String, Value)]) -
             return Err(AgentError::Config(format!("training config: invalid `{key}`: {why}")));
         }
     }
-    let config: C = serde_json::from_value(json).map_err(|e| AgentError::Config(e.to_string()))?;
-    checked(config)
+    serde_json::from_value(json).map_err(|e| AgentError::Config(e.to_string()))
 }
 
 /// A TOML document as a table; a syntax error is one line saying where (line, column) and what.
@@ -282,12 +380,10 @@ mod tests {
     #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
     #[serde(default, deny_unknown_fields)]
     struct Demo {
-        env_id: String,
-        env_config: Map<String, Value>,
+        #[serde(flatten)]
+        run: RunConfig,
         rate: f64,
-        device: String,
         inner: Inner,
-        sampler: Option<SamplerConfig>,
     }
 
     #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -298,14 +394,7 @@ mod tests {
 
     impl Default for Demo {
         fn default() -> Self {
-            Self {
-                env_id: "keel/CartPole-v1".into(),
-                env_config: Map::new(),
-                rate: 1.0,
-                device: "cpu".into(),
-                inner: Inner::default(),
-                sampler: None,
-            }
+            Self { run: RunConfig::default(), rate: 1.0, inner: Inner::default() }
         }
     }
 
@@ -316,24 +405,34 @@ mod tests {
     }
 
     impl TrainConfig for Demo {
-        fn settings(&self) -> RunSettings<'_> {
-            RunSettings {
-                algo: "demo",
-                env_id: &self.env_id,
-                env_config: &self.env_config,
-                seed: 0,
-                num_envs: 1,
-                env_workers: 0,
-                device: &self.device,
-                total_timesteps: 10,
-                steps_per_iteration: 5,
-                checkpoint_every: 1,
-                deploy_every: 0,
-                sampler: self.sampler.as_ref(),
-                obs_normalization: None,
-                raw_obs_tail: 0,
-            }
+        fn run(&self) -> &RunConfig {
+            &self.run
         }
+        fn algo(&self) -> &'static str {
+            "demo"
+        }
+        fn steps_per_iteration(&self) -> u64 {
+            5
+        }
+        fn num_iterations(&self) -> u64 {
+            2
+        }
+    }
+
+    /// The flattened run settings are top-level keys: set, typo-checked and written as such.
+    #[test]
+    fn run_settings_are_flat_keys() {
+        let config =
+            with_overrides(&Demo::default(), &[("seed".into(), json!(7)), ("normalize_obs".into(), json!(true))])
+                .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((config.run.seed, config.settings().obs_normalization), (7, Some(10.0)));
+        let text = to_toml(&config).unwrap_or_default();
+        assert!(text.starts_with("env_id = ") && text.contains("\nseed = 7\n") && !text.contains("[run]"), "{text}");
+        assert!(error(&[("sed", json!(1))]).contains("unknown field `sed`"));
+        assert!(error(&[("num_envs", json!(0))]).contains("invalid `num_envs`"));
+        assert!(error(&[("obs_clip", json!(-1.0))]).contains("invalid `obs_clip`"));
+        // Straight from serde (a config file read without the override walk) unknown keys fail too.
+        assert!(serde_json::from_value::<Demo>(json!({"seed": 1, "bogus": 2})).is_err());
     }
 
     fn error(overrides: &[(&str, Value)]) -> String {
@@ -349,7 +448,7 @@ mod tests {
         overrides.push(("rate".into(), json!(4.0)));
         let config = with_overrides(&Demo::default(), &overrides).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((config.rate, config.inner.depth), (4.0, 3));
-        assert_eq!(config.env_config.get("gravity"), Some(&json!(9.81)));
+        assert_eq!(config.run.env_config.get("gravity"), Some(&json!(9.81)));
         assert!(error(&[("rat", json!(1.0))]).contains("unknown field `rat`"));
         assert!(error(&[("inner.dept", json!(1))]).contains("inner.dept"));
         assert!(error(&[("rate", json!("fast"))]).contains("invalid `rate`"));
@@ -364,10 +463,10 @@ mod tests {
         let overrides = toml_overrides(text).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(overrides.len(), 1, "{overrides:?}");
         let mut config = with_overrides(&Demo::default(), &overrides).unwrap_or_else(|e| panic!("{e}"));
-        assert!(config.sampler.is_some());
+        assert!(config.run.sampler.is_some());
         // Once set, its fields can be overridden one by one, and typos are named.
         config = with_overrides(&config, &[("sampler.scale".into(), json!(0.5))]).unwrap_or_else(|e| panic!("{e}"));
-        assert!(matches!(&config.sampler, Some(SamplerConfig::UniformStartState(s)) if s.scale == 0.5));
+        assert!(matches!(&config.run.sampler, Some(SamplerConfig::UniformStartState(s)) if s.scale == 0.5));
         let typo = with_overrides(&config, &[("sampler.scal".into(), json!(0.5))]).err().map(|e| e.to_string());
         assert!(typo.unwrap_or_default().contains("sampler.scal"));
         let bad = with_overrides(&config, &[("sampler.scale".into(), json!(2.0))]).err().map(|e| e.to_string());
@@ -400,7 +499,7 @@ mod tests {
         assert_eq!(algo_of("algo = \"dppo\"\nseed = 1\n").ok().as_deref(), Some("dppo"));
         assert!(algo_of("seed = 1\n").is_err());
         let mut uncapped = Demo::default();
-        uncapped.env_config.insert("max_episode_steps".into(), Value::Null);
+        uncapped.run.env_config.insert("max_episode_steps".into(), Value::Null);
         let err = to_toml(&uncapped).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err.contains("`env_config.max_episode_steps` is null"), "{err}");
     }

@@ -20,18 +20,20 @@
 //! iteration of the trainer core is `iteration_steps` vector steps.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
+use tch::nn::Module;
 use tch::{Device, Kind, Tensor, nn};
 
 use keel_envs::config::{FieldError, Validate, positive};
 use keel_envs::{EnvSpec, Space};
 
 use crate::adam::Adam;
-use crate::algorithm::{Algorithm, Metric, Registration, Run, Schedule};
+use crate::algorithm::{Algorithm, Metric, Schedule};
 use crate::checkpoint;
 use crate::collect::Envs;
-use crate::config::{RunSettings, TrainConfig, check_memory, mlp_parameters};
+use crate::config::{RunConfig, TrainConfig, check_memory, mlp_parameters};
 use crate::error::{AgentError, Result};
+use crate::policy::{Activation, Init, Mlp};
 
 /// The TD loss.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,20 +49,17 @@ pub enum QLoss {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DqnConfig {
-    /// Environment id (default `keel/CartPole-v1`); Discrete actions.
-    pub env_id: String,
-    /// Config overrides of the environment.
-    pub env_config: Map<String, Value>,
+    /// The settings every run has (env, seed, envs, device, checkpoints, reset sampler,
+    /// observation normalisation): top-level keys, see [`RunConfig`]. DQN's defaults: 1 env, a
+    /// checkpoint every 50 iterations; Discrete actions.
+    #[serde(flatten)]
+    pub run: RunConfig,
     /// Always `dqn`; `keel train --algo` sets it.
     pub algo: String,
-    /// Seed of the networks, the exploration, the replay sampling and the envs (default 1).
-    pub seed: u64,
     /// Environment steps to train for, over all envs (default 500000).
     pub total_timesteps: u64,
     /// Adam learning rate (default 2.5e-4).
     pub learning_rate: f64,
-    /// Parallel envs (default 1).
-    pub num_envs: usize,
     /// Replay buffer capacity in transitions (default 10000); at least `batch_size`.
     pub buffer_size: usize,
     /// Discount (default 0.99).
@@ -91,24 +90,15 @@ pub struct DqnConfig {
     pub hidden_sizes: Vec<i64>,
     /// Vector steps per trainer iteration, i.e. per `metrics.csv` row (default 1000).
     pub iteration_steps: u64,
-    /// Env worker threads (0: serial, the default).
-    pub env_workers: usize,
-    /// `cpu`, `cuda` or `auto` (default `cpu`).
-    pub device: String,
-    /// Write a checkpoint every this many iterations (default 50), and at the end.
-    pub checkpoint_every: u64,
 }
 
 impl Default for DqnConfig {
     fn default() -> Self {
         Self {
-            env_id: "keel/CartPole-v1".into(),
-            env_config: Map::new(),
+            run: RunConfig { num_envs: 1, checkpoint_every: 50, ..RunConfig::default() },
             algo: "dqn".into(),
-            seed: 1,
             total_timesteps: 500_000,
             learning_rate: 2.5e-4,
-            num_envs: 1,
             buffer_size: 10_000,
             gamma: 0.99,
             tau: 1.0,
@@ -124,16 +114,12 @@ impl Default for DqnConfig {
             max_grad_norm: None,
             hidden_sizes: vec![120, 84],
             iteration_steps: 1000,
-            env_workers: 0,
-            device: "cpu".into(),
-            checkpoint_every: 50,
         }
     }
 }
 
 impl Validate for DqnConfig {
     fn validate(&self) -> Result<(), FieldError> {
-        self.settings().validate()?;
         if self.algo != "dqn" {
             return Err(FieldError::new("algo", format!("must be dqn for this config, got {:?}", self.algo)));
         }
@@ -179,7 +165,7 @@ impl Validate for DqnConfig {
         }
         let per_iteration = self
             .iteration_steps
-            .checked_mul(self.num_envs as u64)
+            .checked_mul(self.run.num_envs as u64)
             .ok_or_else(|| FieldError::new("iteration_steps", "iteration_steps * num_envs is beyond any run"))?;
         if self.total_timesteps < per_iteration {
             return Err(FieldError::new(
@@ -192,72 +178,42 @@ impl Validate for DqnConfig {
 }
 
 impl TrainConfig for DqnConfig {
-    fn settings(&self) -> RunSettings<'_> {
-        RunSettings {
-            algo: "dqn",
-            env_id: &self.env_id,
-            env_config: &self.env_config,
-            seed: self.seed,
-            num_envs: self.num_envs,
-            env_workers: self.env_workers,
-            device: &self.device,
-            total_timesteps: self.total_timesteps,
-            steps_per_iteration: self.iteration_steps * self.num_envs as u64,
-            checkpoint_every: self.checkpoint_every,
-            deploy_every: 0,
-            sampler: None,
-            obs_normalization: None,
-            raw_obs_tail: 0,
-        }
+    fn run(&self) -> &RunConfig {
+        &self.run
+    }
+    fn algo(&self) -> &'static str {
+        "dqn"
+    }
+    fn steps_per_iteration(&self) -> u64 {
+        self.iteration_steps * self.run.num_envs as u64
+    }
+    fn num_iterations(&self) -> u64 {
+        self.total_timesteps / self.steps_per_iteration().max(1)
     }
 }
 
 impl DqnConfig {
     /// ε at vector step `t` (CleanRL's `linear_schedule`).
     pub fn epsilon(&self, t: u64) -> f64 {
-        let duration = self.exploration_fraction * (self.total_timesteps / self.num_envs as u64) as f64;
+        let duration = self.exploration_fraction * (self.total_timesteps / self.run.num_envs as u64) as f64;
         let slope = (self.end_e - self.start_e) / duration;
         (slope * t as f64 + self.start_e).max(self.end_e)
     }
 }
 
+/// CleanRL's `QNetwork`: a ReLU MLP with PyTorch's default initialisation.
+fn q_network(path: &nn::Path, input: i64, hidden: &[i64], actions: i64) -> Mlp {
+    Mlp::with(path, input, hidden, actions, Activation::Relu, Init::Torch)
+}
+
 /// The DQN trainer.
-pub type Trainer = crate::trainer::Trainer<Dqn>;
+pub type DqnTrainer = crate::trainer::Trainer<Dqn>;
 
 const METRICS: &[Metric] = &[
     Metric { name: "td_loss", tag: "losses/td_loss" },
     Metric { name: "q_values", tag: "losses/q_values" },
     Metric { name: "epsilon", tag: "charts/epsilon" },
 ];
-
-/// A ReLU MLP with PyTorch's default initialisation (CleanRL's `QNetwork`).
-struct QNetwork {
-    layers: Vec<nn::Linear>,
-}
-
-impl QNetwork {
-    fn new(path: &nn::Path, input: i64, hidden: &[i64], actions: i64) -> Self {
-        let widths: Vec<i64> = std::iter::once(input).chain(hidden.iter().copied()).chain([actions]).collect();
-        let layers = widths
-            .windows(2)
-            .enumerate()
-            .map(|(k, w)| nn::linear(path / format!("l{k}"), w[0], w[1], nn::LinearConfig::default()))
-            .collect();
-        Self { layers }
-    }
-
-    fn forward(&self, x: &Tensor) -> Tensor {
-        let last = self.layers.len() - 1;
-        let mut x = x.shallow_clone();
-        for (k, layer) in self.layers.iter().enumerate() {
-            x = x.linear(&layer.ws, layer.bs.as_ref());
-            if k < last {
-                x = x.relu();
-            }
-        }
-        x
-    }
-}
 
 /// Transitions in stored observation form, on the device, allocated once at full capacity.
 struct Replay {
@@ -291,9 +247,9 @@ pub struct Dqn {
     device: Device,
     actions: i64,
     online_vs: nn::VarStore,
-    online: QNetwork,
+    online: Mlp,
     target_vs: nn::VarStore,
-    target: QNetwork,
+    target: Mlp,
     adam: Adam,
     replay: Option<Replay>,
     cursor: ReplayState,
@@ -319,9 +275,9 @@ impl Algorithm for Dqn {
         check_memory("buffer_size", config.buffer_size as u128, networks + replay)?;
         let width = input_width as i64;
         let online_vs = nn::VarStore::new(device);
-        let online = QNetwork::new(&online_vs.root(), width, &config.hidden_sizes, d.n);
+        let online = q_network(&online_vs.root(), width, &config.hidden_sizes, d.n);
         let mut target_vs = nn::VarStore::new(device);
-        let target = QNetwork::new(&target_vs.root(), width, &config.hidden_sizes, d.n);
+        let target = q_network(&target_vs.root(), width, &config.hidden_sizes, d.n);
         target_vs.copy(&online_vs)?;
         // Adam with PyTorch's default eps, as dqn.py.
         let adam = Adam::new(&online_vs, 1e-8);
@@ -535,14 +491,7 @@ impl Dqn {
 /// Default configs per env, embedded so `keel train --algo dqn --env ID` works from anywhere.
 const ENV_DEFAULTS: &[(&str, &str)] = &[("keel/CartPole-v1", include_str!("../../configs/dqn_cartpole.toml"))];
 
-fn env_defaults(env_id: &str) -> Option<&'static str> {
+/// DQN's config file for `env_id` (TOML, from configs/), if it has one.
+pub fn env_defaults(env_id: &str) -> Option<&'static str> {
     ENV_DEFAULTS.iter().find(|(id, _)| *id == env_id).map(|(_, text)| *text)
 }
-
-fn build(overrides: &[(String, Value)]) -> Result<Box<dyn Run>> {
-    let config = crate::config::with_overrides(&DqnConfig::default(), overrides)?;
-    Ok(Box::new(Trainer::new(config)?))
-}
-
-/// `--algo dqn`.
-pub const DQN: Registration = Registration::new("dqn", "DQN, as CleanRL's dqn.py", build, env_defaults);

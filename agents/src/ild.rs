@@ -35,6 +35,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use tch::nn::Module;
 use tch::{Device, Kind, Tensor, nn};
 
 use keel_envs::EnvSpec;
@@ -43,13 +44,14 @@ use keel_envs::diff::DiffSystem;
 use keel_physics::diff::{Acrobot, CartPole, Hopper, Pendulum, PointMass, Reacher, System, tensor};
 
 use crate::adam::Adam;
-use crate::algorithm::{Algorithm, Metric, Registration, Run, Schedule};
+use crate::algorithm::{Algorithm, Metric, Schedule};
 use crate::checkpoint;
 use crate::collect::Envs;
-use crate::config::{RunSettings, TrainConfig, mlp_parameters};
+use crate::config::{RunConfig, TrainConfig, mlp_parameters};
 use crate::demo::Demo;
 use crate::error::{AgentError, Result};
-use crate::trainer::Trainer;
+use crate::normalize::RunningMeanStd;
+use crate::policy::{Activation, Init, Mlp};
 
 /// Which objective a run optimises.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,10 +79,15 @@ impl Objective {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IldConfig {
-    /// Environment id: a differentiable env, `keel/Diff*-v0` (default `keel/DiffPendulum-v0`).
-    pub env_id: String,
-    /// Config overrides of the environment (its physical constants).
-    pub env_config: Map<String, Value>,
+    /// The settings every run has: top-level keys, see [`RunConfig`]. For ILD, `env_id` is a
+    /// differentiable env, `keel/Diff*-v0` (default `keel/DiffPendulum-v0`), `env_config` its
+    /// physical constants, and `num_envs` the parallel differentiable rollouts per iteration
+    /// (default 300); one ordinary env plays an episode of the current policy per iteration.
+    /// `sampler`, `deploy_every` and `normalize_obs` do not apply (the rollouts start from the
+    /// dynamics' own start states, and the policy normalises its input itself:
+    /// `normalize_observations`).
+    #[serde(flatten)]
+    pub run: RunConfig,
     /// `ild`, `bc` or `apg` (default `ild`); `keel train --algo` sets it.
     pub algo: Objective,
     /// The expert demonstration (`keel demo` output; `--demo`); needed by `ild` and `bc`.
@@ -91,12 +98,8 @@ pub struct IldConfig {
     /// each rollout's two Chamfer terms each take their minimum over the demos (the best-matching
     /// demo; the official `train_multi_traj.py`), and BC clones all of them.
     pub demo_count: usize,
-    /// Seed (default 1).
-    pub seed: u64,
     /// Gradient steps (iterations) (default 5000).
     pub iterations: u64,
-    /// Parallel differentiable rollouts per iteration (default 300).
-    pub num_envs: usize,
     /// Steps per rollout; at most the demo's length (default 128).
     pub horizon: usize,
     /// Detach the state every this many steps (default 10; `horizon`: never).
@@ -120,24 +123,22 @@ pub struct IldConfig {
     pub hidden_sizes: Vec<i64>,
     /// Fixed evaluation starts (default 128).
     pub eval_envs: usize,
-    /// `cpu`, `cuda` or `auto` (default `cpu`).
-    pub device: String,
-    /// Write a checkpoint every this many iterations (default 50), and at the end.
-    pub checkpoint_every: u64,
 }
 
 impl Default for IldConfig {
     fn default() -> Self {
         Self {
-            env_id: "keel/DiffPendulum-v0".into(),
-            env_config: Map::new(),
+            run: RunConfig {
+                env_id: "keel/DiffPendulum-v0".into(),
+                num_envs: 300,
+                checkpoint_every: 50,
+                ..RunConfig::default()
+            },
             algo: Objective::Ild,
             demo: String::new(),
             demo_episode: 0,
             demo_count: 1,
-            seed: 1,
             iterations: 5000,
-            num_envs: 300,
             horizon: 128,
             trunc_len: 10,
             normalize_step_grads: true,
@@ -148,8 +149,6 @@ impl Default for IldConfig {
             reverse_discount: 1.0,
             hidden_sizes: vec![512, 256],
             eval_envs: 128,
-            device: "cpu".into(),
-            checkpoint_every: 50,
         }
     }
 }
@@ -175,7 +174,29 @@ impl Validate for IldConfig {
             return Err(FieldError::new("horizon", format!("{} steps is more than 100000", self.horizon)));
         }
         if self.algo != Objective::Apg && self.demo.is_empty() {
-            return Err(FieldError::new("demo", format!("`{}` needs a demonstration: --demo FILE (from `keel demo`)", self.algo.name())));
+            return Err(FieldError::new(
+                "demo",
+                format!("`{}` needs a demonstration: --demo FILE (from `keel demo`)", self.algo.name()),
+            ));
+        }
+        if self.run.sampler.is_some() {
+            return Err(FieldError::new(
+                "sampler",
+                "does not apply to ild, bc or apg: their rollouts start from the differentiable dynamics' own start \
+                 states",
+            ));
+        }
+        if self.run.deploy_every > 0 {
+            return Err(FieldError::new(
+                "deploy_every",
+                "does not apply to ild, bc or apg (no deployable policy table)",
+            ));
+        }
+        if self.run.normalize_obs {
+            return Err(FieldError::new(
+                "normalize_obs",
+                "does not apply to ild, bc or apg: the policy normalises its input itself (`normalize_observations`)",
+            ));
         }
         if self.algo == Objective::Bc && self.bc_steps == 0 {
             return Err(FieldError::new("bc_steps", "must be at least 1 for `bc`"));
@@ -185,24 +206,21 @@ impl Validate for IldConfig {
 }
 
 impl TrainConfig for IldConfig {
-    fn settings(&self) -> RunSettings<'_> {
-        RunSettings {
-            algo: self.algo.name(),
-            env_id: &self.env_id,
-            env_config: &self.env_config,
-            seed: self.seed,
-            // One ordinary env plays one episode of the current policy per iteration.
-            num_envs: 1,
-            env_workers: 0,
-            device: &self.device,
-            total_timesteps: self.iterations.saturating_mul(self.horizon as u64),
-            steps_per_iteration: self.horizon as u64,
-            checkpoint_every: self.checkpoint_every,
-            deploy_every: 0,
-            sampler: None,
-            obs_normalization: None,
-            raw_obs_tail: 0,
-        }
+    fn run(&self) -> &RunConfig {
+        &self.run
+    }
+    fn algo(&self) -> &'static str {
+        self.algo.name()
+    }
+    fn steps_per_iteration(&self) -> u64 {
+        self.horizon as u64
+    }
+    fn num_iterations(&self) -> u64 {
+        self.iterations
+    }
+    // One ordinary env plays one episode of the current policy per iteration.
+    fn training_envs(&self) -> usize {
+        1
     }
 }
 
@@ -267,37 +285,24 @@ fn dynamics(env_id: &str, env_config: &Map<String, Value>) -> Result<Box<dyn Dyn
     }
 }
 
-/// The reparameterised tanh-Gaussian MLP policy.
+/// The reparameterised tanh-Gaussian MLP policy: a SiLU MLP with PyTorch's default
+/// initialisation whose output is a location and a scale per action.
 struct Policy {
     vs: nn::VarStore,
-    layers: Vec<nn::Linear>,
+    mlp: Mlp,
     actions: i64,
 }
 
 impl Policy {
     fn new(device: Device, input: i64, hidden: &[i64], actions: i64) -> Self {
         let vs = nn::VarStore::new(device);
-        let root = vs.root();
-        let mut layers = Vec::new();
-        let mut width = input;
-        for (k, &h) in hidden.iter().chain(std::iter::once(&(2 * actions))).enumerate() {
-            layers.push(nn::linear(&root / format!("l{k}"), width, h, Default::default()));
-            width = h;
-        }
-        Self { vs, layers, actions }
+        let mlp = Mlp::with(&vs.root(), input, hidden, 2 * actions, Activation::Silu, Init::Torch);
+        Self { vs, mlp, actions }
     }
 
     /// `(loc, scale)` of each action.
     fn head(&self, obs: &Tensor) -> (Tensor, Tensor) {
-        let mut x = obs.shallow_clone();
-        let last = self.layers.len() - 1;
-        for (k, layer) in self.layers.iter().enumerate() {
-            x = x.apply(layer);
-            if k < last {
-                x = x.silu();
-            }
-        }
-        let parts = x.split(self.actions, -1);
+        let parts = self.mlp.forward(obs).split(self.actions, -1);
         (parts[0].shallow_clone(), parts[1].softplus() + 0.001)
     }
 
@@ -307,52 +312,30 @@ impl Policy {
     }
 }
 
-/// Running mean and variance of features, as Brax's observation normaliser (which the official
-/// code uses for both observations and states): Welford/Chan updates in float64, the variance
-/// `(1 + M2) / (count + 1)` clipped to [1e-6, 1e6] (its prior is one unit sample of variance 1),
-/// and normalised values clipped to ±5.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-struct RunningStats {
-    count: f64,
-    mean: Vec<f64>,
-    m2: Vec<f64>,
+/// Adds `rows [N, F]` to `stats`, each counted `weight` times (the official code repeats the
+/// demo once per env before updating with it).
+fn update_stats(stats: &mut RunningMeanStd, rows: &Tensor, weight: f64) {
+    let rows = rows.detach().to_kind(Kind::Double).to_device(Device::Cpu).contiguous();
+    let count = rows.size()[0].max(0) as usize;
+    let values = Vec::<f64>::try_from(rows.flatten(0, -1)).unwrap_or_default();
+    stats.update_weighted(&values, count, weight);
 }
 
-impl RunningStats {
-    fn new(width: usize) -> Self {
-        Self { count: 0.0, mean: vec![0.0; width], m2: vec![0.0; width] }
-    }
-
-    /// Adds `rows [N, F]`, each counted `weight` times (the official code repeats the demo once
-    /// per env before updating with it).
-    fn update(&mut self, rows: &Tensor, weight: f64) {
-        let rows = rows.detach().to_kind(Kind::Double).to_device(Device::Cpu);
-        let n = rows.size()[0] as f64 * weight;
-        let width = self.mean.len();
-        let mean = Vec::<f64>::try_from(rows.mean_dim(0, false, Kind::Double)).unwrap_or_else(|_| vec![0.0; width]);
-        let m2 = Vec::<f64>::try_from((&rows - rows.mean_dim(0, true, Kind::Double)).square().sum_dim_intlist(0, false, Kind::Double))
-            .unwrap_or_else(|_| vec![0.0; width]);
-        let total = self.count + n;
-        for k in 0..width {
-            let delta = mean[k] - self.mean[k];
-            self.m2[k] += m2[k] * weight + delta * delta * self.count * n / total;
-            self.mean[k] += delta * n / total;
-        }
-        self.count = total;
-    }
-
-    /// The normaliser of the current statistics, as tensors of `kind` on `device`.
-    fn scale(&self, kind: Kind, device: Device) -> Scale {
-        let width = self.mean.len() as i64;
-        let std: Vec<f64> = self.m2.iter().map(|m| ((1.0 + m) / (self.count + 1.0)).clamp(1e-6, 1e6).sqrt()).collect();
-        Scale {
-            mean: Tensor::from_slice(&self.mean).to_kind(kind).to_device(device).view([1, width]),
-            std: Tensor::from_slice(&std).to_kind(kind).to_device(device).view([1, width]),
-        }
+/// The normaliser of Brax's observation statistics (which the official code uses for both
+/// observations and states), as tensors of `kind` on `device`: statistics that start empty
+/// ([`RunningMeanStd::empty`]) with the variance `(1 + M2) / (count + 1)` (a prior of one unit
+/// sample of variance 1) clipped to [1e-6, 1e6].
+fn brax_scale(stats: &RunningMeanStd, kind: Kind, device: Device) -> Scale {
+    let width = stats.mean.len() as i64;
+    let std: Vec<f64> =
+        stats.var.iter().map(|v| ((1.0 + v * stats.count) / (stats.count + 1.0)).clamp(1e-6, 1e6).sqrt()).collect();
+    Scale {
+        mean: Tensor::from_slice(&stats.mean).to_kind(kind).to_device(device).view([1, width]),
+        std: Tensor::from_slice(&std).to_kind(kind).to_device(device).view([1, width]),
     }
 }
 
-/// A frozen snapshot of [`RunningStats`]: `((x − mean) / std)` clipped to ±5 (the clip also stops
+/// A frozen snapshot of Brax-style statistics: `((x − mean) / std)` clipped to ±5 (the clip also stops
 /// the gradient of a feature more than five deviations out, as in the official code).
 struct Scale {
     mean: Tensor,
@@ -368,10 +351,10 @@ impl Scale {
 /// What checkpoints keep besides tensors.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct IldState {
-    state_stats: RunningStats,
+    state_stats: RunningMeanStd,
     /// The policy's observation statistics, and the ones that went with the best parameters.
-    obs_stats: RunningStats,
-    best_obs_stats: RunningStats,
+    obs_stats: RunningMeanStd,
+    best_obs_stats: RunningMeanStd,
     best_return: Option<f64>,
     warmed_up: bool,
 }
@@ -418,14 +401,14 @@ fn load_demo(config: &IldConfig, spec: &EnvSpec, physics: &dyn Dynamics) -> Resu
     if s != want {
         return Err(bad(format!(
             "its states have {s} values but {} has {want}: it is a demo of another env ({})",
-            config.env_id, demo.env_id
+            config.run.env_id, demo.env_id
         )));
     }
     let (o, a) = (demo.observations.size()[2], demo.actions.size()[2]);
     if o != spec.obs_len() as i64 || a != spec.action_len() as i64 {
         return Err(bad(format!(
             "{o} observations and {a} actions per step, but {} has {} and {}: a demo of another env ({})",
-            config.env_id,
+            config.run.env_id,
             spec.obs_len(),
             spec.action_len(),
             demo.env_id
@@ -479,7 +462,8 @@ pub fn chamfer(x: &Tensor, e: &Tensor, w: &Tensor) -> Tensor {
     let (k, t, s) = (e.size()[0], e.size()[1], e.size()[2]);
     let b = x.size()[0];
     // [B, K, T_agent, T_expert]
-    let d = ((x.view([b, 1, t, 1, s]) - e.view([1, k, 1, t, s])).square().mean_dim(-1, false, Kind::Float) + 1e-12).sqrt();
+    let d =
+        ((x.view([b, 1, t, 1, s]) - e.view([1, k, 1, t, s])).square().mean_dim(-1, false, Kind::Float) + 1e-12).sqrt();
     let w = w.view([1, 1, t]);
     let to_expert = (d.amin(-1, false) * &w).mean_dim(-1, false, Kind::Float).amin(1, false).mean(Kind::Float);
     let to_agent = (d.amin(2, false) * &w).mean_dim(-1, false, Kind::Float).amin(1, false).mean(Kind::Float);
@@ -502,16 +486,16 @@ impl Ild {
     /// The observation normalisers of the current and best statistics (none if disabled).
     fn refresh_scales(&mut self) {
         if self.config.normalize_observations {
-            self.obs_scale = Some(self.state.obs_stats.scale(Kind::Float, self.device));
-            self.best_obs_scale = Some(self.state.best_obs_stats.scale(Kind::Float, self.device));
+            self.obs_scale = Some(brax_scale(&self.state.obs_stats, Kind::Float, self.device));
+            self.best_obs_scale = Some(brax_scale(&self.state.best_obs_stats, Kind::Float, self.device));
         }
     }
 
     /// Adds observations `[N, O]` (counted `weight` times each) to the policy's statistics.
     fn update_obs_stats(&mut self, obs: &Tensor, weight: f64) {
         if self.config.normalize_observations {
-            self.state.obs_stats.update(obs, weight);
-            self.obs_scale = Some(self.state.obs_stats.scale(Kind::Float, self.device));
+            update_stats(&mut self.state.obs_stats, obs, weight);
+            self.obs_scale = Some(brax_scale(&self.state.obs_stats, Kind::Float, self.device));
         }
     }
 
@@ -520,7 +504,7 @@ impl Ild {
         let Some((obs, actions)) = &self.expert_pairs else { return Ok(f64::NAN) };
         let (obs, actions) = (obs.shallow_clone(), actions.shallow_clone());
         // As the official BC loss: the normaliser takes the demo (once per env) first.
-        self.update_obs_stats(&obs, self.config.num_envs as f64);
+        self.update_obs_stats(&obs, self.config.run.num_envs as f64);
         self.bc_adam.zero_grad();
         let predicted = self.policy.act(&self.normalized(&obs), false);
         let loss = (predicted - &actions).square().sum_dim_intlist(-1, false, Kind::Float).mean(Kind::Float);
@@ -556,7 +540,7 @@ impl Ild {
     /// the loss (with the per-step normalisation and truncation) and returns the loss.
     fn rollout_gradients(&mut self) -> Result<f64> {
         let horizon = self.config.horizon;
-        let batch = self.config.num_envs as i64;
+        let batch = self.config.run.num_envs as i64;
         let apg = self.config.algo == Objective::Apg;
         // Forward: every step's graph kept between leaf tensors.
         let mut leaves = Vec::with_capacity(horizon);
@@ -593,13 +577,13 @@ impl Ild {
             let detached: Vec<Tensor> = leaves.iter().map(Tensor::detach).collect();
             let x = Tensor::stack(&detached, 1).set_requires_grad(true);
             let s = x.size()[2];
-            self.state.state_stats.update(&x.view([-1, s]), 1.0);
+            update_stats(&mut self.state.state_stats, &x.view([-1, s]), 1.0);
             let expert = self.expert_states.as_ref().ok_or_else(|| AgentError::Config("ild has no demo".into()))?;
             let k = expert.size()[0];
             let ts = Tensor::arange(horizon as i64, (Kind::Float, self.device));
             let w = Tensor::full([horizon as i64], self.config.reverse_discount, (Kind::Float, self.device))
                 .pow(&(-ts + horizon as f64));
-            let states = self.state.state_stats.scale(Kind::Float, self.device);
+            let states = brax_scale(&self.state.state_stats, Kind::Float, self.device);
             let norm_x = states.apply(&x.view([-1, s])).view([batch, horizon as i64, s]);
             let norm_e = states.apply(&expert.view([-1, s])).view([k, horizon as i64, s]);
             let loss = chamfer(&norm_x, &norm_e, &w).tanh();
@@ -669,14 +653,32 @@ impl Ild {
 impl Algorithm for Ild {
     type Config = IldConfig;
 
+    // Gradient steps, whatever the env steps of its rollouts.
+    const RUN_LENGTH: &'static str = "iterations";
+
+    // The differentiable envs are registered on demand; BC's iterations are BC steps (one each
+    // unless `bc_steps` is set), and APG takes none.
+    fn defaults(algo: &str) -> Result<IldConfig> {
+        keel_envs::diff::register()?;
+        let mut base = IldConfig::default();
+        match algo {
+            "bc" => base.bc_steps = 1,
+            "apg" => base.bc_steps = 0,
+            _ => {}
+        }
+        Ok(base)
+    }
+
     fn new(config: &IldConfig, spec: &EnvSpec, input_width: usize, device: Device) -> Result<Self> {
-        let physics = dynamics(&config.env_id, &config.env_config)?;
+        let physics = dynamics(&config.run.env_id, &config.run.env_config)?;
         let actions = physics.action_len() as i64;
         let params = mlp_parameters(input_width, &config.hidden_sizes, 2 * actions as usize);
         // Parameters (policy, best, gradients, two Adams' moments) plus the rollout's graph.
-        let graph = config.num_envs as u128 * config.horizon as u128 * (config.hidden_sizes.iter().sum::<i64>().max(1) as u128 * 3 + 64);
-        let distances = config.num_envs as u128 * config.demo_count as u128 * (config.horizon as u128).pow(2) * 3;
-        crate::config::check_memory("num_envs", config.num_envs as u128, 4 * (7 * params + graph + distances))?;
+        let graph = config.run.num_envs as u128
+            * config.horizon as u128
+            * (config.hidden_sizes.iter().sum::<i64>().max(1) as u128 * 3 + 64);
+        let distances = config.run.num_envs as u128 * config.demo_count as u128 * (config.horizon as u128).pow(2) * 3;
+        crate::config::check_memory("num_envs", config.run.num_envs as u128, 4 * (7 * params + graph + distances))?;
         let policy = Policy::new(device, input_width as i64, &config.hidden_sizes, actions);
         let mut best = Policy::new(device, input_width as i64, &config.hidden_sizes, actions);
         best.vs.freeze();
@@ -689,7 +691,7 @@ impl Algorithm for Ild {
             let (states, obs, acts) = load_demo(config, spec, physics.as_ref())?;
             (Some(states.to_device(device)), Some((obs.to_device(device), acts.to_device(device))))
         };
-        let starts = physics.start(config.num_envs as i64, device);
+        let starts = physics.start(config.run.num_envs as i64, device);
         let eval_starts = physics.start(config.eval_envs as i64, device);
         let physics_state_len = physics.state_len();
         let mut ild = Self {
@@ -705,9 +707,9 @@ impl Algorithm for Ild {
             eval_starts,
             device,
             state: IldState {
-                state_stats: RunningStats::new(physics_state_len),
-                obs_stats: RunningStats::new(input_width),
-                best_obs_stats: RunningStats::new(input_width),
+                state_stats: RunningMeanStd::empty(physics_state_len),
+                obs_stats: RunningMeanStd::empty(input_width),
+                best_obs_stats: RunningMeanStd::empty(input_width),
                 best_return: None,
                 warmed_up: false,
             },
@@ -794,7 +796,11 @@ impl Algorithm for Ild {
                 .map(|(_, t)| t)
                 .ok_or_else(|| AgentError::Checkpoint(format!("it lacks `{name}`")))?;
             if t.size() != slot.size() {
-                return Err(AgentError::Checkpoint(format!("`{name}` is {:?}, this config needs {:?}", t.size(), slot.size())));
+                return Err(AgentError::Checkpoint(format!(
+                    "`{name}` is {:?}, this config needs {:?}",
+                    t.size(),
+                    slot.size()
+                )));
             }
             *slot = t.to_kind(Kind::Float).to_device(self.device);
         }
@@ -813,62 +819,32 @@ impl Algorithm for Ild {
     }
 }
 
-fn build(overrides: &[(String, Value)]) -> Result<Box<dyn Run>> {
-    keel_envs::diff::register()?;
-    let mut base = IldConfig::default();
-    // BC's iterations are BC steps, one each unless `bc_steps` is set.
-    if overrides.iter().any(|(k, v)| k == "algo" && v == "bc") {
-        base.bc_steps = 1;
-    }
-    if overrides.iter().any(|(k, v)| k == "algo" && v == "apg") {
-        base.bc_steps = 0;
-    }
-    let config = crate::config::with_overrides(&base, overrides)?;
-    Ok(Box::new(Trainer::<Ild>::new(config)?))
-}
-
-fn no_env_defaults(_env_id: &str) -> Option<&'static str> {
-    None
-}
-
-/// `--algo ild`.
-pub const ILD: Registration =
-    Registration::new("ild", "ILD: imitation from one demo via differentiable physics (keel/Diff*-v0)", build, no_env_defaults);
-
-/// `--algo bc`.
-pub const BC: Registration =
-    Registration::new("bc", "Behavioural cloning from a demo (ILD's warm-up alone; keel/Diff*-v0)", build, no_env_defaults);
-
-/// `--algo apg`.
-pub const APG: Registration = Registration::new(
-    "apg",
-    "Analytic policy gradient on the true reward through differentiable physics (keel/Diff*-v0)",
-    build,
-    no_env_defaults,
-);
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::run::Run;
 
     fn config(env: &str, algo: Objective) -> IldConfig {
-        IldConfig {
-            env_id: env.into(),
-            algo,
-            num_envs: 8,
-            horizon: 24,
-            hidden_sizes: vec![16, 16],
-            eval_envs: 4,
-            iterations: 2,
-            bc_steps: 3,
-            ..IldConfig::default()
+        {
+            let mut c = IldConfig {
+                algo,
+                horizon: 24,
+                hidden_sizes: vec![16, 16],
+                eval_envs: 4,
+                iterations: 2,
+                bc_steps: 3,
+                ..IldConfig::default()
+            };
+            c.run.env_id = env.into();
+            c.run.num_envs = 8;
+            c
         }
     }
 
     fn learner(config: &IldConfig) -> Ild {
         keel_envs::diff::register().unwrap_or_else(|e| panic!("{e}"));
         crate::threads::configure();
-        let env = keel_envs::make(&config.env_id, &Map::new()).unwrap_or_else(|e| panic!("{e}"));
+        let env = keel_envs::make(&config.run.env_id, &Map::new()).unwrap_or_else(|e| panic!("{e}"));
         let spec = env.spec().clone();
         Ild::new(config, &spec, spec.obs_len(), Device::Cpu).unwrap_or_else(|e| panic!("{e}"))
     }
@@ -901,7 +877,7 @@ mod tests {
             total = total + ild.physics.reward(&state, &action).sum(Kind::Float);
             state = ild.physics.step(&state, &action);
         }
-        (total * (-1.0 / (c.num_envs * c.horizon) as f64)).backward();
+        (total * (-1.0 / (c.run.num_envs * c.horizon) as f64)).backward();
         let direct = grads(&ild);
         for (a, b) in stepwise.iter().zip(&direct) {
             let err = (a - b).norm().double_value(&[]) / (b.norm().double_value(&[]) + 1e-12);
@@ -962,31 +938,33 @@ mod tests {
 
     #[test]
     fn running_stats_follow_braxs_normaliser() {
-        let mut stats = RunningStats::new(2);
+        let mut stats = RunningMeanStd::empty(2);
         // No data yet: mean 0, variance 1 (the prior), so only the ±5 clip acts.
         let x = Tensor::from_slice(&[3.0f32, -7.0]).view([1, 2]);
-        assert_eq!(Vec::<f32>::try_from(stats.scale(Kind::Float, Device::Cpu).apply(&x).view([-1])).unwrap_or_default(), vec![3.0, -5.0]);
+        let scaled = brax_scale(&stats, Kind::Float, Device::Cpu).apply(&x).view([-1]);
+        assert_eq!(Vec::<f32>::try_from(scaled).unwrap_or_default(), vec![3.0, -5.0]);
         let rows = Tensor::from_slice(&[1.0f64, 10.0, 3.0, 10.0, 5.0, 10.0, 7.0, 10.0]).view([4, 2]);
-        stats.update(&rows.narrow(0, 0, 2), 1.0);
-        stats.update(&rows.narrow(0, 2, 2), 1.0);
+        update_stats(&mut stats, &rows.narrow(0, 0, 2), 1.0);
+        update_stats(&mut stats, &rows.narrow(0, 2, 2), 1.0);
         // mean 4 and 10; M2 = 20 and 0; variance (1 + M2) / (n + 1), floored at 1e-6.
-        assert!((stats.mean[0] - 4.0).abs() < 1e-12 && (stats.m2[0] - 20.0).abs() < 1e-9, "{stats:?}");
-        let scale = stats.scale(Kind::Double, Device::Cpu);
-        let y = Vec::<f64>::try_from(scale.apply(&Tensor::from_slice(&[4.0 + 21f64.sqrt() / 5f64.sqrt(), 10.0]).view([1, 2])).view([-1]))
-            .unwrap_or_default();
+        let m2 = stats.var[0] * stats.count;
+        assert!((stats.mean[0] - 4.0).abs() < 1e-12 && (m2 - 20.0).abs() < 1e-9, "{stats:?}");
+        let scale = brax_scale(&stats, Kind::Double, Device::Cpu);
+        let probe = Tensor::from_slice(&[4.0 + 21f64.sqrt() / 5f64.sqrt(), 10.0]).view([1, 2]);
+        let y = Vec::<f64>::try_from(scale.apply(&probe).view([-1])).unwrap_or_default();
         assert!((y[0] - 1.0).abs() < 1e-9 && y[1].abs() < 1e-9, "{y:?}");
         // A weight counts every row that many times: the same mean and variance as repeating them.
-        let mut weighted = RunningStats::new(2);
-        weighted.update(&rows, 3.0);
-        let mut repeated = RunningStats::new(2);
-        repeated.update(&rows.repeat([3, 1]), 1.0);
-        assert!((weighted.count - repeated.count).abs() < 1e-12 && (weighted.m2[0] - repeated.m2[0]).abs() < 1e-9);
+        let mut weighted = RunningMeanStd::empty(2);
+        update_stats(&mut weighted, &rows, 3.0);
+        let mut repeated = RunningMeanStd::empty(2);
+        update_stats(&mut repeated, &rows.repeat([3, 1]), 1.0);
+        assert!((weighted.count - repeated.count).abs() < 1e-12 && (weighted.var[0] - repeated.var[0]).abs() < 1e-9);
     }
 
     fn train(config: &IldConfig, iterations: u64, dir: &std::path::Path) -> Box<dyn Run> {
         let mut overrides: Vec<(String, Value)> = vec![
-            ("env_id".into(), config.env_id.clone().into()),
-            ("num_envs".into(), config.num_envs.into()),
+            ("env_id".into(), config.run.env_id.clone().into()),
+            ("num_envs".into(), config.run.num_envs.into()),
             ("horizon".into(), config.horizon.into()),
             ("hidden_sizes".into(), serde_json::json!(config.hidden_sizes)),
             ("eval_envs".into(), config.eval_envs.into()),
@@ -996,7 +974,7 @@ mod tests {
         if !config.demo.is_empty() {
             overrides.push(("demo".into(), config.demo.clone().into()));
         }
-        let registration = crate::algorithm::lookup(config.algo.name()).unwrap_or_else(|e| panic!("{e}"));
+        let registration = crate::registry::lookup(config.algo.name()).unwrap_or_else(|e| panic!("{e}"));
         let mut run = registration.build(&overrides).unwrap_or_else(|e| panic!("{e}"));
         for _ in 0..iterations {
             let stats = run.iteration_step().unwrap_or_else(|e| panic!("{e}"));
@@ -1017,7 +995,7 @@ mod tests {
     }
 
     fn record(run: &mut Box<dyn Run>, steps: usize, path: &std::path::Path) {
-        let options = crate::demo::DemoOptions { episodes: 2, steps, seed: 0, deterministic: true };
+        let options = crate::recorder::DemoOptions { episodes: 2, steps, seed: 0, deterministic: true };
         let demo = run.demonstrate(&options).unwrap_or_else(|e| panic!("{e}"));
         demo.write(path).unwrap_or_else(|e| panic!("{e}"));
     }
@@ -1037,7 +1015,7 @@ mod tests {
         c.demo = demo_path.display().to_string();
         let mut ild = train(&c, 2, &dir.join("ild"));
         // Resuming restores the learner's tensors and state.
-        let mut again = crate::algorithm::lookup("ild")
+        let mut again = crate::registry::lookup("ild")
             .and_then(|r| {
                 r.build(&[
                     ("env_id".into(), Pendulum::ID.into()),
@@ -1067,11 +1045,13 @@ mod tests {
 
     fn build_error(overrides: &[(&str, Value)]) -> String {
         let overrides: Vec<(String, Value)> = overrides.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
-        crate::algorithm::lookup(overrides.iter().find(|(k, _)| k == "algo").and_then(|(_, v)| v.as_str()).unwrap_or("ild"))
-            .and_then(|r| r.build(&overrides))
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default()
+        crate::registry::lookup(
+            overrides.iter().find(|(k, _)| k == "algo").and_then(|(_, v)| v.as_str()).unwrap_or("ild"),
+        )
+        .and_then(|r| r.build(&overrides))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default()
     }
 
     #[test]
@@ -1081,12 +1061,16 @@ mod tests {
         let demo = dir.join("cartpole.safetensors");
         record(&mut cartpole, 24, &demo);
         let path = Value::from(demo.display().to_string());
-        let small = [("num_envs", Value::from(4)), ("hidden_sizes", serde_json::json!([8])), ("eval_envs", Value::from(2))];
+        let small =
+            [("num_envs", Value::from(4)), ("hidden_sizes", serde_json::json!([8])), ("eval_envs", Value::from(2))];
         // A cart-pole demo (4 state values) for the pendulum (2).
         let mut o: Vec<(&str, Value)> = small.to_vec();
         o.extend([("env_id", Value::from(Pendulum::ID)), ("demo", path.clone()), ("horizon", Value::from(24))]);
         let err = build_error(&o);
-        assert!(err.contains("another env") && err.contains("keel/DiffCartPole-v0") && err.contains("4 values"), "{err}");
+        assert!(
+            err.contains("another env") && err.contains("keel/DiffCartPole-v0") && err.contains("4 values"),
+            "{err}"
+        );
         // A horizon longer than the demo.
         let mut o: Vec<(&str, Value)> = small.to_vec();
         o.extend([("env_id", Value::from(CartPole::ID)), ("demo", path.clone()), ("horizon", Value::from(25))]);
@@ -1094,7 +1078,12 @@ mod tests {
         assert!(err.contains("`horizon`") && err.contains("longer than the demo (24 steps)"), "{err}");
         // More demos than the file holds (it has 2 episodes).
         let mut o: Vec<(&str, Value)> = small.to_vec();
-        o.extend([("env_id", Value::from(CartPole::ID)), ("demo", path.clone()), ("horizon", Value::from(24)), ("demo_count", Value::from(3))]);
+        o.extend([
+            ("env_id", Value::from(CartPole::ID)),
+            ("demo", path.clone()),
+            ("horizon", Value::from(24)),
+            ("demo_count", Value::from(3)),
+        ]);
         let err = build_error(&o);
         assert!(err.contains("`demo_count`") && err.contains("holds 2 episode(s)"), "{err}");
         // The same demo at its own length is fine.
@@ -1104,11 +1093,15 @@ mod tests {
         // No demo, a missing file, a file that is not a demo, an env without tensor dynamics.
         let err = build_error(&[("algo", Value::from("bc")), ("env_id", Value::from(CartPole::ID))]);
         assert!(err.contains("`demo`"), "{err}");
-        let err = build_error(&[("env_id", Value::from(CartPole::ID)), ("demo", Value::from("/nonexistent/demo.safetensors"))]);
+        let err = build_error(&[
+            ("env_id", Value::from(CartPole::ID)),
+            ("demo", Value::from("/nonexistent/demo.safetensors")),
+        ]);
         assert!(err.contains("no such file"), "{err}");
         let junk = dir.join("junk.safetensors");
         std::fs::write(&junk, b"not a tensor file").unwrap_or_else(|e| panic!("{e}"));
-        let err = build_error(&[("env_id", Value::from(CartPole::ID)), ("demo", Value::from(junk.display().to_string()))]);
+        let err =
+            build_error(&[("env_id", Value::from(CartPole::ID)), ("demo", Value::from(junk.display().to_string()))]);
         assert!(err.contains("not a safetensors file"), "{err}");
         let err = build_error(&[("algo", Value::from("apg")), ("env_id", Value::from("keel/CartPole-v1"))]);
         assert!(err.contains("no differentiable dynamics"), "{err}");

@@ -5,12 +5,14 @@
 //! - one file per algorithm: [`ppo`] (PPO and D-PPO), [`dqn`] (DQN: double Q, Polyak or
 //!   periodic targets), [`ild`] (imitation via differentiable physics, with BC and analytic
 //!   policy gradients on the same rollouts); each implements [`algorithm::Algorithm`]
-//!   and is registered in [`algorithm::algorithms`], which `keel train --algo` chooses from;
+//!   and is registered in [`registry`], which `keel train --algo` chooses from; [`run::Run`]
+//!   is a run of any of them, its algorithm type erased;
 //! - the trainer core every algorithm plugs into, one module per concern:
 //!   - [`trainer`]: [`trainer::Trainer`], which builds the envs and the reset sampler, seeds,
 //!     runs iterations, checks for divergence, deploys, checkpoints, resumes exactly, evaluates;
-//!   - [`config`]: the settings every algorithm's config shares, and config resolution (TOML
-//!     files, `key=value` overrides, the resolved `config.toml`);
+//!   - [`config`]: [`config::RunConfig`], the settings every algorithm's config shares
+//!     (flattened into each), and config resolution (TOML files, `key=value` overrides, the
+//!     resolved `config.toml`);
 //!   - [`collect`]: the training envs as an algorithm sees them (stepping with network outputs,
 //!     episodes, per-step extras); [`encode`]: observation upload in the space's dtype,
 //!     normalisation and one-hot input, action decoding; [`rollout`]: on-policy storage;
@@ -30,8 +32,8 @@
 //! - [`threads`]: the libtorch thread policy.
 //!
 //! Reset samplers (curricula) come from keel-curricula, through a config's `[sampler]` table or
-//! [`trainer::Trainer::with_sampler`]. Expert demonstrations of any run are recorded by [`demo`]
-//! (`keel demo`). The toolchain is tch 0.24.0 against torch 2.11.0, rpath-linked.
+//! [`trainer::Trainer::with_sampler`]. Expert demonstrations of any run are recorded by
+//! [`recorder`] (`keel demo`) in the file format of [`demo`]. The toolchain is tch 0.24.0 against torch 2.11.0, rpath-linked.
 //!
 //! ## Threads
 //!
@@ -59,7 +61,10 @@ pub mod normalize;
 pub mod performative;
 pub mod policy;
 pub mod ppo;
+pub mod recorder;
+pub mod registry;
 pub mod rollout;
+pub mod run;
 pub mod run_dir;
 pub mod td;
 pub mod td_net;
@@ -68,7 +73,9 @@ pub mod threads;
 pub mod trainer;
 pub mod training;
 
+pub use config::RunConfig;
+pub use dqn::{DqnConfig, DqnTrainer};
 pub use error::{AgentError, Result};
-pub use ppo::{PpoConfig, Trainer};
+pub use ppo::{PpoConfig, PpoTrainer};
 
 pub use tch;

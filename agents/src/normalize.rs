@@ -12,7 +12,7 @@ use keel_envs::ObsRef;
 
 /// Mean and variance of a stream of vectors (Chan et al.'s parallel update), initialised as
 /// Gymnasium does: mean 0, variance 1, count 1e-4.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunningMeanStd {
     /// Per-dimension mean.
     pub mean: Vec<f64>,
@@ -28,17 +28,28 @@ impl RunningMeanStd {
         Self { mean: vec![0.0; dim], var: vec![1.0; dim], count: 1e-4 }
     }
 
+    /// Statistics with no prior: the first batch sets them (count 0, mean 0, variance 0).
+    pub fn empty(dim: usize) -> Self {
+        Self { mean: vec![0.0; dim], var: vec![0.0; dim], count: 0.0 }
+    }
+
     /// Merges a batch of `rows` samples laid out row by row.
     pub fn update(&mut self, batch: &[f64], rows: usize) {
-        if rows == 0 {
+        self.update_weighted(batch, rows, 1.0);
+    }
+
+    /// Merges a batch of `rows` samples laid out row by row, each counted `weight` times (the
+    /// same statistics as the batch repeated `weight` times, for whole weights).
+    pub fn update_weighted(&mut self, batch: &[f64], rows: usize, weight: f64) {
+        if rows == 0 || weight <= 0.0 {
             return;
         }
         let dim = self.mean.len();
-        let n = rows as f64;
+        let n = rows as f64 * weight;
         for k in 0..dim {
             let column = (0..rows).map(|r| batch[r * dim + k]);
-            let batch_mean = column.clone().sum::<f64>() / n;
-            let batch_var = column.map(|x| (x - batch_mean).powi(2)).sum::<f64>() / n;
+            let batch_mean = column.clone().sum::<f64>() / rows as f64;
+            let batch_var = column.map(|x| (x - batch_mean).powi(2)).sum::<f64>() / rows as f64;
             let delta = batch_mean - self.mean[k];
             let total = self.count + n;
             let m2 = self.var[k] * self.count + batch_var * n + delta * delta * self.count * n / total;

@@ -16,10 +16,37 @@ use keel_envs::Space;
 use crate::error::{AgentError, Result};
 use crate::history::HistoryEncoder;
 
-/// An MLP with tanh between layers.
+/// The nonlinearity between an [`Mlp`]'s layers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    /// tanh (CleanRL's PPO).
+    Tanh,
+    /// ReLU (CleanRL's DQN).
+    Relu,
+    /// SiLU / swish (ILD's policy).
+    Silu,
+}
+
+/// How an [`Mlp`]'s layers are initialised.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Init {
+    /// Orthogonal weights (gain √2 on hidden layers, `head_gain` on the last), zero biases:
+    /// CleanRL's PPO.
+    Orthogonal {
+        /// Gain of the output layer.
+        head_gain: f64,
+    },
+    /// PyTorch's `nn.Linear` default (Kaiming-uniform weights, uniform biases).
+    Torch,
+}
+
+/// An MLP `input -> hidden... -> output` with one [`Activation`] between layers (none after the
+/// last). Its parameters are named `l0`, `l1`, ... for the hidden layers and `head` for the
+/// output layer.
 #[derive(Debug)]
 pub struct Mlp {
     layers: Vec<nn::Linear>,
+    activation: Activation,
 }
 
 fn orthogonal(gain: f64) -> nn::LinearConfig {
@@ -27,16 +54,29 @@ fn orthogonal(gain: f64) -> nn::LinearConfig {
 }
 
 impl Mlp {
-    /// `input -> hidden... -> output`, hidden gains √2, output gain `head_gain`.
+    /// CleanRL's PPO body: tanh, orthogonal with hidden gains √2 and output gain `head_gain`.
     pub fn new(path: &nn::Path, input: i64, hidden: &[i64], output: i64, head_gain: f64) -> Self {
+        Self::with(path, input, hidden, output, Activation::Tanh, Init::Orthogonal { head_gain })
+    }
+
+    /// An MLP with the given activation and initialisation.
+    pub fn with(path: &nn::Path, input: i64, hidden: &[i64], output: i64, activation: Activation, init: Init) -> Self {
+        let config = |gain: f64| match init {
+            Init::Orthogonal { .. } => orthogonal(gain),
+            Init::Torch => nn::LinearConfig::default(),
+        };
+        let head_gain = match init {
+            Init::Orthogonal { head_gain } => head_gain,
+            Init::Torch => 1.0,
+        };
         let mut layers = Vec::with_capacity(hidden.len() + 1);
         let mut width = input;
         for (k, &h) in hidden.iter().enumerate() {
-            layers.push(nn::linear(path / format!("l{k}"), width, h, orthogonal(2f64.sqrt())));
+            layers.push(nn::linear(path / format!("l{k}"), width, h, config(2f64.sqrt())));
             width = h;
         }
-        layers.push(nn::linear(path / "head", width, output, orthogonal(head_gain)));
-        Self { layers }
+        layers.push(nn::linear(path / "head", width, output, config(head_gain)));
+        Self { layers, activation }
     }
 }
 
@@ -48,7 +88,11 @@ impl Module for Mlp {
             // One fused libtorch call (addmm) instead of nn::Linear's matmul, transpose and add.
             x = x.linear(&layer.ws, layer.bs.as_ref());
             if k < last {
-                x = x.tanh();
+                x = match self.activation {
+                    Activation::Tanh => x.tanh(),
+                    Activation::Relu => x.relu(),
+                    Activation::Silu => x.silu(),
+                };
             }
         }
         x
@@ -369,7 +413,8 @@ mod tests {
         crate::threads::configure();
         let vs = nn::VarStore::new(Device::Cpu);
         let act = Space::Discrete(Discrete { n: 4, start: 0 });
-        let ac = ActorCritic::nature_cnn(&vs.root(), &frames(&[4, 84, 84]), &act, 0.0).unwrap_or_else(|e| panic!("{e}"));
+        let ac =
+            ActorCritic::nature_cnn(&vs.root(), &frames(&[4, 84, 84]), &act, 0.0).unwrap_or_else(|e| panic!("{e}"));
         // Bytes as the envs give them, [N, 4*84*84].
         let x = Tensor::randint(256, [5, 4 * 84 * 84], (Kind::Uint8, Device::Cpu));
         let (logits, value) = ac.forward(&x);
@@ -381,7 +426,8 @@ mod tests {
         assert_eq!((lp.size(), ent.size(), v.size()), (vec![5], vec![5], vec![5]));
         // CleanRL's Agent: 3 convs, a 3136 -> 512 dense layer, heads of 512 -> 4 and 512 -> 1.
         let count: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
-        let want = (4 * 32 * 64 + 32) + (32 * 64 * 16 + 64) + (64 * 64 * 9 + 64) + (3136 * 512 + 512) + (512 * 4 + 4) + 513;
+        let want =
+            (4 * 32 * 64 + 32) + (32 * 64 * 16 + 64) + (64 * 64 * 9 + 64) + (3136 * 512 + 512) + (512 * 4 + 4) + 513;
         assert_eq!(count, want);
         // Pixels are scaled by 1/255: a frame of bytes 255 is the layers applied to ones.
         let vars = vs.variables();

@@ -32,25 +32,24 @@
 //! the training loop of `keel train` ([`crate::training`]).
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tch::{Device, Kind, Tensor, nn};
 
-use keel_curricula::SamplerConfig;
 use keel_envs::EnvSpec;
 use keel_envs::config::{FieldError, Validate};
 
 use crate::adam::Adam;
-use crate::algorithm::{Algorithm, Metric, Registration, Run, Schedule};
+use crate::algorithm::{Algorithm, Metric, Schedule};
 use crate::checkpoint;
 use crate::collect::Envs;
-use crate::config::{RunSettings, TrainConfig, mlp_parameters};
+use crate::config::{RunConfig, TrainConfig, mlp_parameters};
 use crate::encode::ObsEncoder;
 use crate::error::{AgentError, Result};
 use crate::gae::gae;
 use crate::history::{HistoryEncoder, HistoryEncoderConfig, PretrainReport};
 use crate::normalize::RewardNormalizer;
-use crate::policy::{ActorCritic, Head, NATURE_FEATURES, NatureCnn};
 pub use crate::policy::Network;
+use crate::policy::{ActorCritic, Head, NATURE_FEATURES, NatureCnn};
 use crate::rollout::{Rollout, RolloutBatch};
 
 pub use crate::collect::Episode;
@@ -131,20 +130,17 @@ impl Default for DppoConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PpoConfig {
-    /// Environment id (default `keel/CartPole-v1`).
-    pub env_id: String,
-    /// Config overrides of the environment (a table of its config fields).
-    pub env_config: Map<String, Value>,
+    /// The settings every run has (env, seed, envs, device, checkpoints, deployments, reset
+    /// sampler, observation normalisation): top-level keys, see [`RunConfig`]. PPO's defaults:
+    /// 4 envs, a checkpoint every 25 iterations.
+    #[serde(flatten)]
+    pub run: RunConfig,
     /// `ppo` or `dppo` (default `ppo`); `keel train --algo` sets it.
     pub algo: Algo,
-    /// Seed of the networks, the sampling and the envs (env i gets seed + i) (default 1).
-    pub seed: u64,
     /// Environment steps to train for, over all envs (default 500000).
     pub total_timesteps: u64,
     /// Adam learning rate (default 2.5e-4).
     pub learning_rate: f64,
-    /// Parallel envs (default 4).
-    pub num_envs: usize,
     /// Steps per env per rollout (default 128).
     pub num_steps: usize,
     /// Anneal the learning rate linearly to 0 (default true).
@@ -182,35 +178,15 @@ pub struct PpoConfig {
     /// Initial log standard deviation of the Gaussian policy (Box actions; default 0, CleanRL's).
     /// Lower it where exploration noise is costly, e.g. unbounded actions with a quadratic cost.
     pub init_log_std: f64,
-    /// Normalise observations with running statistics (default false; true for Box actions in
-    /// the continuous configs).
-    pub normalize_obs: bool,
     /// Scale rewards by the running std of discounted returns (default false).
     pub normalize_reward: bool,
-    /// Clip of normalised observations (default 10).
-    pub obs_clip: f64,
     /// Clip of normalised rewards (default 10).
     pub reward_clip: f64,
     /// Bootstrap from the final observation when the time limit cuts an episode (default true;
     /// false is CleanRL's behaviour).
     pub bootstrap_truncated: bool,
-    /// Env worker threads (0: serial, default 0: small vectors gain nothing from threads).
-    pub env_workers: usize,
-    /// `cpu`, `cuda` or `auto` (default `cpu`).
-    pub device: String,
-    /// Write a checkpoint every this many iterations (default 25), and at the end.
-    pub checkpoint_every: u64,
-    /// Deploy the current policy to the envs every this many iterations (0: never, the default).
-    /// For envs whose dynamics respond to the deployed policy (`keel/PerformativeGrid-v0`): the
-    /// policy's action probabilities in every state are set as the envs' `learner_policy`, and
-    /// the followers respond (repeated retraining with function approximation). Needs Discrete
-    /// observations and actions.
-    pub deploy_every: u64,
     /// D-PPO settings.
     pub dppo: DppoConfig,
-    /// Reset sampler of the training envs (a `[sampler]` table naming its `kind`; default: none,
-    /// the envs' own random starts). See keel-curricula.
-    pub sampler: Option<SamplerConfig>,
     /// A 1-D CNN over the observation's trailing history slice in front of the MLPs (a
     /// `[history_encoder]` table; default: none). Needs `network = "mlp"` and an env with a
     /// history observation of as many frames (`env_config.history_len`). See
@@ -221,13 +197,10 @@ pub struct PpoConfig {
 impl Default for PpoConfig {
     fn default() -> Self {
         Self {
-            env_id: "keel/CartPole-v1".into(),
-            env_config: Map::new(),
+            run: RunConfig::default(),
             algo: Algo::Ppo,
-            seed: 1,
             total_timesteps: 500_000,
             learning_rate: 2.5e-4,
-            num_envs: 4,
             num_steps: 128,
             anneal_lr: true,
             gamma: 0.99,
@@ -244,17 +217,10 @@ impl Default for PpoConfig {
             network: Network::Mlp,
             hidden_sizes: vec![64, 64],
             init_log_std: 0.0,
-            normalize_obs: false,
             normalize_reward: false,
-            obs_clip: 10.0,
             reward_clip: 10.0,
             bootstrap_truncated: true,
-            env_workers: 0,
-            device: "cpu".into(),
-            checkpoint_every: 25,
-            deploy_every: 0,
             dppo: DppoConfig::default(),
-            sampler: None,
             history_encoder: None,
         }
     }
@@ -266,11 +232,11 @@ impl Validate for PpoConfig {
         let count = |field: &'static str, v: usize| {
             if v > 0 { Ok(()) } else { Err(FieldError::new(field, "must be at least 1")) }
         };
-        self.settings().validate()?;
         count("num_steps", self.num_steps)?;
         count("num_minibatches", self.num_minibatches)?;
         count("update_epochs", self.update_epochs)?;
         let batch = self
+            .run
             .num_envs
             .checked_mul(self.num_steps)
             .ok_or_else(|| FieldError::new("num_steps", "num_envs * num_steps is beyond any memory"))?;
@@ -307,7 +273,6 @@ impl Validate for PpoConfig {
             ("learning_rate", self.learning_rate),
             ("clip_coef", self.clip_coef),
             ("max_grad_norm", self.max_grad_norm),
-            ("obs_clip", self.obs_clip),
             ("reward_clip", self.reward_clip),
             ("ent_coef", self.ent_coef),
             ("vf_coef", self.vf_coef),
@@ -325,7 +290,6 @@ impl Validate for PpoConfig {
         }
         positive("clip_coef", self.clip_coef)?;
         positive("max_grad_norm", self.max_grad_norm)?;
-        positive("obs_clip", self.obs_clip)?;
         positive("reward_clip", self.reward_clip)?;
         for (field, v) in [("ent_coef", self.ent_coef), ("vf_coef", self.vf_coef)] {
             if !(v.is_finite() && v >= 0.0) {
@@ -339,7 +303,7 @@ impl Validate for PpoConfig {
         if self.hidden_sizes.iter().any(|&h| h < 1) {
             return Err(FieldError::new("hidden_sizes", "widths must be at least 1"));
         }
-        if self.network == Network::NatureCnn && self.normalize_obs {
+        if self.network == Network::NatureCnn && self.run.normalize_obs {
             return Err(FieldError::new(
                 "normalize_obs",
                 "must be false with network = \"nature_cnn\", which scales pixels by 1/255 itself",
@@ -362,30 +326,23 @@ impl Validate for PpoConfig {
 }
 
 impl TrainConfig for PpoConfig {
-    fn settings(&self) -> RunSettings<'_> {
-        RunSettings {
-            algo: match self.algo {
-                Algo::Ppo => "ppo",
-                Algo::Dppo => "dppo",
-            },
-            env_id: &self.env_id,
-            env_config: &self.env_config,
-            seed: self.seed,
-            num_envs: self.num_envs,
-            env_workers: self.env_workers,
-            device: &self.device,
-            total_timesteps: self.total_timesteps,
-            steps_per_iteration: self.batch_size() as u64,
-            checkpoint_every: self.checkpoint_every,
-            deploy_every: self.deploy_every,
-            sampler: self.sampler.as_ref(),
-            obs_normalization: self.normalize_obs.then_some(self.obs_clip),
-            raw_obs_tail: self
-                .history_encoder
-                .as_ref()
-                .filter(|h| h.pretrain.is_some())
-                .map_or(0, HistoryEncoderConfig::slice_len),
+    fn run(&self) -> &RunConfig {
+        &self.run
+    }
+    fn algo(&self) -> &'static str {
+        match self.algo {
+            Algo::Ppo => "ppo",
+            Algo::Dppo => "dppo",
         }
+    }
+    fn steps_per_iteration(&self) -> u64 {
+        self.batch_size() as u64
+    }
+    fn num_iterations(&self) -> u64 {
+        self.total_timesteps / self.batch_size().max(1) as u64
+    }
+    fn raw_obs_tail(&self) -> usize {
+        self.history_encoder.as_ref().filter(|h| h.pretrain.is_some()).map_or(0, HistoryEncoderConfig::slice_len)
     }
 }
 
@@ -407,22 +364,17 @@ impl PpoConfig {
 
     /// Envs x steps per rollout.
     pub fn batch_size(&self) -> usize {
-        self.num_envs * self.num_steps
+        self.run.num_envs * self.num_steps
     }
 
     /// Samples per minibatch.
     pub fn minibatch_size(&self) -> usize {
         self.batch_size() / self.num_minibatches
     }
-
-    /// Rollout-update iterations of the whole run.
-    pub fn num_iterations(&self) -> u64 {
-        self.total_timesteps / self.batch_size() as u64
-    }
 }
 
 /// The PPO / D-PPO trainer.
-pub type Trainer = crate::trainer::Trainer<Ppo>;
+pub type PpoTrainer = crate::trainer::Trainer<Ppo>;
 
 /// The columns PPO reports per iteration.
 const METRICS: &[Metric] = &[
@@ -498,7 +450,7 @@ impl Algorithm for Ppo {
         // With a history encoder the MLPs read the observation with its history slice encoded.
         let mlp_width = match &config.history_encoder {
             Some(h) => {
-                h.check_env(&config.env_id, &config.env_config, spec)?;
+                h.check_env(&config.run.env_id, &config.run.env_config, spec)?;
                 input_width - h.slice_len() + h.output_dim as usize
             }
             None => input_width,
@@ -523,10 +475,15 @@ impl Algorithm for Ppo {
                             None => HistoryEncoder::new(&path, h, true),
                             Some(p) => {
                                 // Pretrained on the clips, then fixed: kept out of the optimiser.
-                                let frames =
-                                    crate::history::clip_frames(&config.env_id, &config.env_config, &p.clips, h.frame_dim)?;
+                                let frames = crate::history::clip_frames(
+                                    &config.run.env_id,
+                                    &config.run.env_config,
+                                    &p.clips,
+                                    h.frame_dim,
+                                )?;
                                 let stride =
-                                    config.env_config.get("history_stride").and_then(Value::as_u64).unwrap_or(1) as usize;
+                                    config.run.env_config.get("history_stride").and_then(Value::as_u64).unwrap_or(1)
+                                        as usize;
                                 let (_pretrain_vs, trained, report) =
                                     crate::history::pretrain(h, &frames, stride, device)?;
                                 let fixed = HistoryEncoder::new(&path, h, false);
@@ -544,8 +501,9 @@ impl Algorithm for Ppo {
             }
         };
         let adam = Adam::new(&vs, 1e-5);
-        let reward_norm =
-            config.normalize_reward.then(|| RewardNormalizer::new(config.num_envs, config.gamma, config.reward_clip));
+        let reward_norm = config
+            .normalize_reward
+            .then(|| RewardNormalizer::new(config.run.num_envs, config.gamma, config.reward_clip));
         Ok(Self { config: config.clone(), device, vs, model, adam, reward_norm, pretrain_report })
     }
 
@@ -639,8 +597,7 @@ impl Algorithm for Ppo {
     fn state(&self) -> Result<Value> {
         let state =
             PpoState { reward_normalizer: self.reward_norm.clone(), history_pretrain: self.pretrain_report.clone() };
-        serde_json::to_value(state)
-            .map_err(|e| AgentError::Checkpoint(e.to_string()))
+        serde_json::to_value(state).map_err(|e| AgentError::Checkpoint(e.to_string()))
     }
 
     fn load_state(&mut self, state: &Value) -> Result<()> {
@@ -672,7 +629,8 @@ fn check_memory(config: &PpoConfig, observation: &keel_envs::Space, input_width:
                 _ => 0,
             };
             let (c, h, w) = (side(0) as u128, side(1), side(2));
-            let (oh, ow) = (NatureCnn::conv_output(h).unwrap_or(0) as u128, NatureCnn::conv_output(w).unwrap_or(0) as u128);
+            let (oh, ow) =
+                (NatureCnn::conv_output(h).unwrap_or(0) as u128, NatureCnn::conv_output(w).unwrap_or(0) as u128);
             let features = NATURE_FEATURES as u128;
             let convs = c * 32 * 64 + 32 + 32 * 64 * 16 + 64 + 64 * 64 * 9 + 64;
             let dense = 64 * oh * ow * features + features;
@@ -683,7 +641,7 @@ fn check_memory(config: &PpoConfig, observation: &keel_envs::Space, input_width:
     };
     crate::config::check_memory("hidden_sizes", widest, 16 * parameters)?;
     let per_sample = 8 * (input_width as u128 + outputs as u128) + 32;
-    let rollout = 2 * (config.num_steps as u128) * (config.num_envs as u128) * per_sample;
+    let rollout = 2 * (config.num_steps as u128) * (config.run.num_envs as u128) * per_sample;
     let activations = 16 * (config.minibatch_size() as u128) * activations_per_sample;
     crate::config::check_memory("num_steps", config.num_steps as u128, 16 * parameters + rollout + activations)
 }
@@ -829,21 +787,10 @@ const ENV_DEFAULTS: &[(&str, &str)] = &[
     ("keel/HumanoidTrack-v0", include_str!("../../configs/ppo_humanoid_walk.toml")),
 ];
 
-fn env_defaults(env_id: &str) -> Option<&'static str> {
+/// PPO's config file for `env_id` (TOML, from configs/), if it has one.
+pub fn env_defaults(env_id: &str) -> Option<&'static str> {
     ENV_DEFAULTS.iter().find(|(id, _)| *id == env_id).map(|(_, text)| *text)
 }
-
-fn build(overrides: &[(String, Value)]) -> Result<Box<dyn Run>> {
-    let config = PpoConfig::default().with_overrides(overrides)?;
-    Ok(Box::new(Trainer::new(config)?))
-}
-
-/// `--algo ppo`.
-pub const PPO: Registration = Registration::new("ppo", "PPO, as CleanRL's ppo.py", build, env_defaults);
-
-/// `--algo dppo`.
-pub const DPPO: Registration =
-    Registration::new("dppo", "D-PPO: PPO with variance-limiting sample dropout", build, env_defaults);
 
 /// The D-PPO keep-mask of a minibatch (`None`: keep everything).
 fn dropout_mask(cfg: &DppoConfig, ratio: &Tensor, adv: &Tensor) -> Option<Tensor> {

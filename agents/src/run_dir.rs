@@ -1,7 +1,7 @@
 //! The run folder every training run writes, whatever its algorithm:
 //!
 //! - `config.toml`: the resolved config (its `algo` key says which algorithm);
-//! - `metrics.csv`: one row per iteration (the columns of [`crate::algorithm::Run::columns`]
+//! - `metrics.csv`: one row per iteration (the columns of [`crate::run::Run::columns`]
 //!   and `sps`), and the same scalars in TensorBoard event files (`events.out.tfevents.*`);
 //! - `checkpoints/`: `iter_NNNNNN.{safetensors,json}` and `latest` ([`crate::checkpoint`]);
 //! - `summary.json`: how the run ended ([`Summary`]);
@@ -21,6 +21,15 @@ use crate::tensorboard::EventWriter;
 #[derive(Clone, Debug)]
 pub struct RunDir {
     path: PathBuf,
+}
+
+/// The lock file of a run folder ([`RunDir::lock`]).
+pub const LOCK_FILE: &str = ".keel.lock";
+
+/// A run folder held by this process ([`RunDir::lock`]); dropping it releases the folder.
+#[derive(Debug)]
+pub struct RunLock {
+    _file: File,
 }
 
 /// `summary.json`: how a run ended.
@@ -86,7 +95,33 @@ impl RunDir {
         self.checkpoints().join(LATEST).exists()
     }
 
-    /// Starts a new run here: refuses a folder that holds one, creates the folders and writes
+    /// Takes the run folder for this process (creating it if needed): an advisory lock on
+    /// `.keel.lock` inside it, held until the returned [`RunLock`] is dropped (or the process
+    /// ends, however it ends). A folder another process holds is an error saying so: two
+    /// trainings in one folder would mix their metrics and checkpoints.
+    pub fn lock(&self) -> Result<RunLock> {
+        std::fs::create_dir_all(&self.path)
+            .map_err(|e| AgentError::io(format!("creating {}", self.path.display()), e))?;
+        let path = self.path.join(LOCK_FILE);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| AgentError::io(format!("opening {}", path.display()), e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(RunLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(AgentError::Config(format!(
+                "{} is in use: another keel process is training in it (it holds {}); wait for it to end or stop it",
+                self.path.display(),
+                path.display()
+            ))),
+            Err(std::fs::TryLockError::Error(e)) => Err(AgentError::io(format!("locking {}", path.display()), e)),
+        }
+    }
+
+    /// Starts a new run here: refuses a folder that holds anything but its lock file (a run, or
+    /// files of the user's, which a run would overwrite), creates the folders and writes
     /// `config.toml`.
     pub fn start(&self, config_toml: &str) -> Result<()> {
         if self.holds_run() {
@@ -95,10 +130,37 @@ impl RunDir {
                 self.path.display()
             )));
         }
+        if let Some(name) = self.first_entry()? {
+            let what = if name == "config.toml" {
+                "a run that never checkpointed (config.toml, no checkpoints/latest), which cannot be resumed"
+                    .to_string()
+            } else {
+                format!("files a run would overwrite or mix with (`{name}`)")
+            };
+            return Err(AgentError::Config(format!(
+                "{} is not empty: it holds {what}; choose a new or empty --run-dir, or remove it",
+                self.path.display()
+            )));
+        }
         let checkpoints = self.checkpoints();
         std::fs::create_dir_all(&checkpoints)
             .map_err(|e| AgentError::io(format!("creating {}", checkpoints.display()), e))?;
         write_atomically(&self.path.join("config.toml"), config_toml.as_bytes())
+    }
+
+    /// The name of some entry of the folder other than its lock file (`None`: empty or absent).
+    fn first_entry(&self) -> Result<Option<String>> {
+        let entries = match std::fs::read_dir(&self.path) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(AgentError::io(format!("reading {}", self.path.display()), e)),
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(|entry| entry.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+            .filter(|name| name != LOCK_FILE)
+            .collect();
+        names.sort();
+        Ok(names.into_iter().next())
     }
 
     /// The run's `config.toml`.
@@ -190,6 +252,43 @@ mod tests {
         std::fs::write(dir.checkpoints().join(LATEST), "iter_000002").unwrap_or_else(|e| panic!("{e}"));
         let again = dir.start("algo = \"ppo\"\n").err().map(|e| e.to_string()).unwrap_or_default();
         assert!(again.contains("--resume"), "{again}");
+        let _ = std::fs::remove_dir_all(dir.path());
+    }
+
+    /// A folder with the user's files, or a run without a checkpoint, is refused and left as it
+    /// was; a folder with only its lock file is a fresh start.
+    #[test]
+    fn a_new_run_refuses_a_folder_that_holds_anything() {
+        let dir = RunDir::new(std::env::temp_dir().join(format!("keel-run-dir-busy-{}", std::process::id())));
+        let _ = std::fs::remove_dir_all(dir.path());
+        std::fs::create_dir_all(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.path().join("notes.txt"), "mine").unwrap_or_else(|e| panic!("{e}"));
+        let err = dir.start("algo = \"ppo\"\n").err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("not empty") && err.contains("notes.txt"), "{err}");
+        assert!(!dir.path().join("config.toml").exists());
+        assert_eq!(std::fs::read_to_string(dir.path().join("notes.txt")).ok().as_deref(), Some("mine"));
+        std::fs::remove_file(dir.path().join("notes.txt")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.path().join("config.toml"), "algo = \"dqn\"\n").unwrap_or_else(|e| panic!("{e}"));
+        let err = dir.start("algo = \"ppo\"\n").err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("never checkpointed"), "{err}");
+        std::fs::remove_file(dir.path().join("config.toml")).unwrap_or_else(|e| panic!("{e}"));
+        let lock = dir.lock().unwrap_or_else(|e| panic!("{e}"));
+        assert!(dir.start("algo = \"ppo\"\n").is_ok());
+        drop(lock);
+        let _ = std::fs::remove_dir_all(dir.path());
+    }
+
+    /// A folder is held by one process at a time: a second lock fails while the first is held
+    /// (file locks are per open file, so two opens in one process show it), then succeeds.
+    #[test]
+    fn a_run_folder_is_locked_while_in_use() {
+        let dir = RunDir::new(std::env::temp_dir().join(format!("keel-run-dir-lock-{}", std::process::id())));
+        let _ = std::fs::remove_dir_all(dir.path());
+        let held = dir.lock().unwrap_or_else(|e| panic!("{e}"));
+        let err = dir.lock().err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("is in use"), "{err}");
+        drop(held);
+        assert!(dir.lock().is_ok());
         let _ = std::fs::remove_dir_all(dir.path());
     }
 }

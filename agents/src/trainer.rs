@@ -99,7 +99,11 @@ struct TrainerState {
     global_step: u64,
     done: Vec<bool>,
     obs_normalizer: Option<ObsNormalizer>,
+    /// The latest episodes ([`crate::collect::RECENT_EPISODES`] at most).
     episodes: Vec<Episode>,
+    /// Episodes since the start of the run (absent in checkpoints that held every episode).
+    #[serde(default)]
+    episode_count: Option<u64>,
     envs: Value,
     deployed: Option<Vec<f64>>,
     algorithm: Value,
@@ -192,9 +196,14 @@ impl<A: Algorithm> Trainer<A> {
         self.envs.global_step()
     }
 
-    /// Every finished training episode so far.
+    /// The latest finished training episodes (see [`Envs::episodes`]).
     pub fn episodes(&self) -> &[Episode] {
         self.envs.episodes()
+    }
+
+    /// Training episodes finished since the start of the run.
+    pub fn episode_count(&self) -> u64 {
+        self.envs.episode_count()
     }
 
     /// Iterations of the whole run.
@@ -246,7 +255,7 @@ impl<A: Algorithm> Trainer<A> {
         let iteration = self.iteration;
         let generator = crate::threads::torch_generator();
         tch::manual_seed(torch_seed(iteration_seed(seed, iteration)));
-        let first_episode = self.envs.episodes().len();
+        self.envs.take_iteration_episodes();
         self.envs.take_extras_means();
         let values = self.algorithm.iterate(&mut self.envs, Schedule { iteration, iterations })?;
         drop(generator);
@@ -257,7 +266,7 @@ impl<A: Algorithm> Trainer<A> {
         let policy_shift = if deploy_every > 0 && iteration % deploy_every == 0 { self.deploy()? } else { f64::NAN };
         let means = self.envs.take_extras_means();
         let extras = self.envs.spec().extras.iter().cloned().zip(means).collect();
-        let finished = &self.envs.episodes()[first_episode..];
+        let finished = self.envs.take_iteration_episodes();
         let mean = |f: fn(&Episode) -> f64| {
             if finished.is_empty() { f64::NAN } else { finished.iter().map(f).sum::<f64>() / finished.len() as f64 }
         };
@@ -311,7 +320,7 @@ impl<A: Algorithm> Trainer<A> {
         // An env that cannot snapshot (the Atari games, so far) still gets its networks saved,
         // for evaluation and export; resuming such a checkpoint is refused (load_checkpoint).
         let envs = self.envs.vector_mut().snapshot().unwrap_or(Value::Null);
-        let (global_step, done, episodes) = self.envs.counters();
+        let (global_step, done, episodes, episode_count) = self.envs.counters();
         let state = TrainerState {
             algo: self.config.settings().algo.to_string(),
             iteration: self.iteration,
@@ -319,6 +328,7 @@ impl<A: Algorithm> Trainer<A> {
             done: done.to_vec(),
             obs_normalizer: self.envs.encoder().normalizer().cloned(),
             episodes: episodes.to_vec(),
+            episode_count: Some(episode_count),
             envs,
             deployed: self.deployed.clone(),
             algorithm: self.algorithm.state()?,
@@ -333,6 +343,31 @@ impl<A: Algorithm> Trainer<A> {
         let loaded: checkpoint::Loaded<TrainerState> = checkpoint::load(dir)?;
         let state = loaded.state;
         let json_path = dir.join(format!("{}.json", loaded.stem));
+        // A checkpoint must agree with its own name and with the run it is loaded into.
+        let settings = self.config.settings();
+        if state.algo != settings.algo {
+            return Err(checkpoint::invalid(
+                &json_path,
+                format_args!("it was written by a `{}` run, this run is `{}`", state.algo, settings.algo),
+            ));
+        }
+        let named = loaded.stem.strip_prefix("iter_").and_then(|n| n.parse::<u64>().ok());
+        if named != Some(state.iteration) {
+            return Err(checkpoint::invalid(
+                &json_path,
+                format_args!("it says iteration {}, its name {}", state.iteration, loaded.stem),
+            ));
+        }
+        let expected_step = state.iteration.checked_mul(settings.steps_per_iteration);
+        if expected_step != Some(state.global_step) {
+            return Err(checkpoint::invalid(
+                &json_path,
+                format_args!(
+                    "it says global_step {} after {} iterations of {} steps",
+                    state.global_step, state.iteration, settings.steps_per_iteration
+                ),
+            ));
+        }
         if state.done.len() != self.envs.num_envs() {
             return Err(checkpoint::invalid(
                 &json_path,
@@ -356,7 +391,8 @@ impl<A: Algorithm> Trainer<A> {
         } else {
             self.envs.vector_mut().restore(&state.envs).map_err(|e| checkpoint::invalid(&json_path, e))?;
         }
-        self.envs.restore_counters(state.global_step, state.done, state.episodes);
+        let episode_count = state.episode_count.unwrap_or(state.episodes.len() as u64);
+        self.envs.restore_counters(state.global_step, state.done, state.episodes, episode_count);
         self.iteration = state.iteration;
         self.deployed = state.deployed;
         Ok(self.iteration)

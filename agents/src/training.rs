@@ -10,9 +10,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use crate::algorithm::Run;
 use crate::collect::Episode;
 use crate::error::{AgentError, Result};
+use crate::run::Run;
 use crate::run_dir::{RunDir, Summary, mean_std};
 
 /// How long a session trains.
@@ -38,7 +38,8 @@ pub struct Progress {
 
 /// Mean and standard deviation of the returns of the last 100 training episodes.
 pub fn final_returns(episodes: &[Episode]) -> (f64, f64) {
-    let last: Vec<f64> = episodes.iter().rev().take(100).map(|e| e.episode_return).collect();
+    let last: Vec<f64> =
+        episodes.iter().rev().take(crate::collect::RECENT_EPISODES).map(|e| e.episode_return).collect();
     mean_std(&last)
 }
 
@@ -108,7 +109,7 @@ pub fn train(
         seed: settings.seed,
         global_step: run.global_step(),
         iterations: run.iteration(),
-        episodes: run.episodes().len(),
+        episodes: run.episode_count() as usize,
         final_return_mean: mean,
         final_return_std: std,
         wall_time_s: wall,
@@ -157,7 +158,8 @@ impl SamplingLog {
                 .map_err(|e| AgentError::io(self.path.display().to_string(), e))?;
             self.file = Some(file);
         }
-        let line = serde_json::json!({"iteration": iteration, "global_step": global_step, "distribution": distribution});
+        let line =
+            serde_json::json!({"iteration": iteration, "global_step": global_step, "distribution": distribution});
         if let Some(file) = &mut self.file {
             writeln!(file, "{line}").map_err(|e| AgentError::io(self.path.display().to_string(), e))?;
         }

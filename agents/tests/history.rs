@@ -4,7 +4,7 @@
 //! unless `KEEL_REQUIRE_HUMANOID_DATA=1`.
 
 use keel_agents::history::{HistoryEncoderConfig, PretrainConfig};
-use keel_agents::ppo::{Algo, PpoConfig, Trainer};
+use keel_agents::ppo::{Algo, PpoConfig, PpoTrainer};
 use keel_agents::tch::Tensor;
 use serde_json::{Map, Value, json};
 
@@ -40,42 +40,45 @@ fn env_config(history_len: usize) -> Map<String, Value> {
 }
 
 fn config(pretrain: Option<PretrainConfig>) -> PpoConfig {
-    PpoConfig {
-        algo: Algo::Ppo,
-        env_id: ENV.into(),
-        env_config: env_config(4),
-        num_envs: 2,
-        num_steps: 32,
-        num_minibatches: 2,
-        update_epochs: 2,
-        total_timesteps: 2 * 32 * 4,
-        hidden_sizes: vec![32],
-        init_log_std: -1.6,
-        normalize_obs: true,
-        checkpoint_every: 1000,
-        history_encoder: Some(HistoryEncoderConfig {
-            frames: 4,
-            channels: vec![16, 8],
-            kernel_sizes: vec![2, 2],
-            output_dim: 4,
-            pretrain,
-            ..HistoryEncoderConfig::default()
-        }),
-        ..PpoConfig::default()
+    {
+        let mut c = PpoConfig {
+            algo: Algo::Ppo,
+            num_steps: 32,
+            num_minibatches: 2,
+            update_epochs: 2,
+            total_timesteps: 2 * 32 * 4,
+            hidden_sizes: vec![32],
+            init_log_std: -1.6,
+            history_encoder: Some(HistoryEncoderConfig {
+                frames: 4,
+                channels: vec![16, 8],
+                kernel_sizes: vec![2, 2],
+                output_dim: 4,
+                pretrain,
+                ..HistoryEncoderConfig::default()
+            }),
+            ..PpoConfig::default()
+        };
+        c.run.env_id = ENV.into();
+        c.run.env_config = env_config(4);
+        c.run.num_envs = 2;
+        c.run.normalize_obs = true;
+        c.run.checkpoint_every = 1000;
+        c
     }
 }
 
-fn trainer(config: PpoConfig) -> Trainer {
-    Trainer::new(config).unwrap_or_else(|e| panic!("{e}"))
+fn trainer(config: PpoConfig) -> PpoTrainer {
+    PpoTrainer::new(config).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn run(t: &mut Trainer, iterations: usize) {
+fn run(t: &mut PpoTrainer, iterations: usize) {
     for _ in 0..iterations {
         t.iteration_step().unwrap_or_else(|e| panic!("{e}"));
     }
 }
 
-fn parameter(t: &Trainer, name: &str) -> Tensor {
+fn parameter(t: &PpoTrainer, name: &str) -> Tensor {
     t.parameters().into_iter().find(|(n, _)| n == name).map(|(_, v)| v.copy()).unwrap_or_else(|| panic!("{name}"))
 }
 
@@ -87,7 +90,7 @@ fn parameter(t: &Trainer, name: &str) -> Tensor {
 /// process after other libtorch work can differ in the last bit of an orthogonal init, which
 /// says nothing about resuming; `tests/cli.rs` compares straight and resumed runs, each in its
 /// own process.)
-fn continued_and_resumed(config: PpoConfig, name: &str) -> (Trainer, Vec<(String, Tensor)>) {
+fn continued_and_resumed(config: PpoConfig, name: &str) -> (PpoTrainer, Vec<(String, Tensor)>) {
     let dir = std::env::temp_dir().join(format!("keel-history-{}-{name}", std::process::id()));
     let mut first = trainer(config.clone());
     let initial: Vec<(String, Tensor)> = first.parameters().into_iter().map(|(n, t)| (n, t.copy())).collect();
@@ -107,7 +110,7 @@ fn continued_and_resumed(config: PpoConfig, name: &str) -> (Trainer, Vec<(String
     (first, initial)
 }
 
-fn changed(trainer: &Trainer, initial: &[(String, Tensor)], name: &str) -> bool {
+fn changed(trainer: &PpoTrainer, initial: &[(String, Tensor)], name: &str) -> bool {
     let before = initial.iter().find(|(n, _)| n == name).map(|(_, t)| t).unwrap_or_else(|| panic!("{name}"));
     !parameter(trainer, name).equal(before)
 }
@@ -165,15 +168,15 @@ fn the_encoder_table_is_checked_against_the_env() {
     }
     // Building a trainer seeds libtorch's global generator: not while another test trains.
     let _guard = exclusive();
-    let error = |c: PpoConfig| Trainer::new(c).err().map(|e| e.to_string()).unwrap_or_default();
+    let error = |c: PpoConfig| PpoTrainer::new(c).err().map(|e| e.to_string()).unwrap_or_default();
     // No history observation.
     let mut c = config(None);
-    c.env_config.remove("history_len");
+    c.run.env_config.remove("history_len");
     let err = error(c);
     assert!(err.contains("history_len") && err.contains("history_encoder"), "{err}");
     // Frames that are not the env's.
     let mut c = config(None);
-    c.env_config = env_config(6);
+    c.run.env_config = env_config(6);
     let err = error(c);
     assert!(err.contains("history_encoder.frames") && err.contains("history_len = 6"), "{err}");
     // Frames of another size.
@@ -184,11 +187,20 @@ fn the_encoder_table_is_checked_against_the_env() {
     let err = error(c);
     assert!(err.contains("history_encoder.frame_dim") && err.contains("226"), "{err}");
     // An env without a history option.
-    let c = PpoConfig { env_id: "keel/CartPole-v1".into(), env_config: Map::new(), ..config(None) };
+    let c = {
+        let mut c = config(None);
+        c.run.env_id = "keel/CartPole-v1".into();
+        c.run.env_config = Map::new();
+        c
+    };
     let err = error(c);
     assert!(err.contains("history_encoder"), "{err}");
     // The Nature CNN takes none; bad fields are named.
-    let c = PpoConfig { network: keel_agents::ppo::Network::NatureCnn, normalize_obs: false, ..config(None) };
+    let c = {
+        let mut c = PpoConfig { network: keel_agents::ppo::Network::NatureCnn, ..config(None) };
+        c.run.normalize_obs = false;
+        c
+    };
     assert!(error(c).contains("history_encoder"));
     let overrides = [("history_encoder".to_string(), json!({"frames": 4, "kernel_sizes": [3, 3, 3]}))];
     let err = config(None).with_overrides(&overrides).err().map(|e| e.to_string()).unwrap_or_default();

@@ -3,19 +3,17 @@
 //! config and checkpoint errors, sizes beyond memory, damaged checkpoints.
 
 use keel_agents::eval::{DEFAULT_STEP_CAP, EvalOptions};
-use keel_agents::ppo::{Algo, PpoConfig, Trainer};
+use keel_agents::ppo::{Algo, PpoConfig, PpoTrainer};
 use keel_agents::tch::Tensor;
 use keel_curricula::{AdaptScale, SamplerConfig, UniformStartState, UniformStartStateConfig};
 use serde_json::{Map, Value, json};
 
 fn small(algo: Algo) -> PpoConfig {
-    PpoConfig {
-        algo,
-        num_envs: 2,
-        num_steps: 32,
-        total_timesteps: 2 * 32 * 8,
-        checkpoint_every: 1000,
-        ..PpoConfig::default()
+    {
+        let mut c = PpoConfig { algo, num_steps: 32, total_timesteps: 2 * 32 * 8, ..PpoConfig::default() };
+        c.run.num_envs = 2;
+        c.run.checkpoint_every = 1000;
+        c
     }
 }
 
@@ -27,17 +25,17 @@ fn exclusive() -> std::sync::MutexGuard<'static, ()> {
     TORCH_RNG.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn trainer(config: PpoConfig) -> Trainer {
-    Trainer::new(config).unwrap_or_else(|e| panic!("{e}"))
+fn trainer(config: PpoConfig) -> PpoTrainer {
+    PpoTrainer::new(config).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn run(t: &mut Trainer, iterations: usize) {
+fn run(t: &mut PpoTrainer, iterations: usize) {
     for _ in 0..iterations {
         t.iteration_step().unwrap_or_else(|e| panic!("{e}"));
     }
 }
 
-fn same_parameters(a: &Trainer, b: &Trainer) -> bool {
+fn same_parameters(a: &PpoTrainer, b: &PpoTrainer) -> bool {
     a.parameters().iter().zip(b.parameters().iter()).all(|((na, ta), (nb, tb))| na == nb && ta.equal(tb))
 }
 
@@ -62,22 +60,18 @@ fn dppo_with_zero_drop_rate_is_ppo_bit_for_bit() {
 #[test]
 fn resume_continues_exactly() {
     let _guard = exclusive();
-    for config in [
-        small(Algo::Ppo),
-        PpoConfig {
-            env_id: "keel/Pendulum-v1".into(),
-            normalize_obs: true,
-            normalize_reward: true,
-            ent_coef: 0.0,
-            ..small(Algo::Ppo)
-        },
-    ] {
+    for config in [small(Algo::Ppo), {
+        let mut c = PpoConfig { normalize_reward: true, ent_coef: 0.0, ..small(Algo::Ppo) };
+        c.run.env_id = "keel/Pendulum-v1".into();
+        c.run.normalize_obs = true;
+        c
+    }] {
         let mut straight = trainer(config.clone());
         run(&mut straight, 6);
         let dir = std::env::temp_dir().join(format!(
             "keel-resume-{}-{}",
             std::process::id(),
-            config.env_id.replace('/', "_")
+            config.run.env_id.replace('/', "_")
         ));
         let mut first = trainer(config.clone());
         run(&mut first, 3);
@@ -86,7 +80,7 @@ fn resume_continues_exactly() {
         let mut resumed = trainer(config.clone());
         assert_eq!(resumed.load_checkpoint(&dir).unwrap_or_else(|e| panic!("{e}")), 3);
         run(&mut resumed, 3);
-        assert!(same_parameters(&straight, &resumed), "{}: parameters differ after resume", config.env_id);
+        assert!(same_parameters(&straight, &resumed), "{}: parameters differ after resume", config.run.env_id);
         assert_eq!(straight.episodes(), resumed.episodes());
         assert_eq!(straight.global_step(), resumed.global_step());
         let _ = std::fs::remove_dir_all(&dir);
@@ -96,7 +90,11 @@ fn resume_continues_exactly() {
 #[test]
 fn learns_cartpole() {
     let _guard = exclusive();
-    let config = PpoConfig { total_timesteps: 40_000, seed: 3, ..PpoConfig::default() };
+    let config = {
+        let mut c = PpoConfig { total_timesteps: 40_000, ..PpoConfig::default() };
+        c.run.seed = 3;
+        c
+    };
     let mut t = trainer(config);
     while !t.finished() {
         t.iteration_step().unwrap_or_else(|e| panic!("{e}"));
@@ -137,28 +135,28 @@ fn bad_config_is_rejected_naming_the_field() {
     }
     let unnormalised = [("num_minibatches".to_string(), json!(512)), ("norm_adv".to_string(), json!(false))];
     assert!(base.with_overrides(&unnormalised).is_ok());
-    let bad_env = PpoConfig {
-        env_config: serde_json::from_value(json!({"gravityy": 1.0})).unwrap_or_default(),
-        ..small(Algo::Ppo)
+    let bad_env = {
+        let mut c = small(Algo::Ppo);
+        c.run.env_config = serde_json::from_value(json!({"gravityy": 1.0})).unwrap_or_default();
+        c
     };
-    let err = Trainer::new(bad_env).err().map(|e| e.to_string()).unwrap_or_default();
+    let err = PpoTrainer::new(bad_env).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(err.contains("gravityy"), "{err}");
     let toml = PpoConfig::toml_overrides("num_envs = 8\n[dppo]\ndrop_rate = 0.2\n[env_config]\ngravity = 9.81\n");
     let config = base.with_overrides(&toml.unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!((config.num_envs, config.dppo.drop_rate), (8, 0.2));
-    assert_eq!(config.env_config.get("gravity"), Some(&json!(9.81)));
+    assert_eq!((config.run.num_envs, config.dppo.drop_rate), (8, 0.2));
+    assert_eq!(config.run.env_config.get("gravity"), Some(&json!(9.81)));
 }
 
 #[test]
 fn deploying_in_the_performative_grid_changes_the_envs() {
     let _guard = exclusive();
-    let config = PpoConfig {
-        env_id: "keel/PerformativeGrid-v0".into(),
-        num_envs: 2,
-        num_steps: 64,
-        total_timesteps: 2 * 64 * 4,
-        deploy_every: 2,
-        ..PpoConfig::default()
+    let config = {
+        let mut c = PpoConfig { num_steps: 64, total_timesteps: 2 * 64 * 4, ..PpoConfig::default() };
+        c.run.env_id = "keel/PerformativeGrid-v0".into();
+        c.run.num_envs = 2;
+        c.run.deploy_every = 2;
+        c
     };
     let mut t = trainer(config.clone());
     let first = t.iteration_step().unwrap_or_else(|e| panic!("{e}"));
@@ -183,10 +181,20 @@ fn deploying_in_the_performative_grid_changes_the_envs() {
     let options = EvalOptions { episodes: 2, deterministic: false, seed: 0, max_episode_steps: None };
     assert!(t.evaluate(&options).is_ok_and(|e| e.deployed && e.episodes.len() == 2));
     // Deploying needs Discrete observations and actions.
-    let err = Trainer::new(PpoConfig { deploy_every: 5, ..PpoConfig { env_id: "keel/Pendulum-v1".into(), ..config } })
-        .err()
-        .map(|e| e.to_string())
-        .unwrap_or_default();
+    let err = PpoTrainer::new({
+        let mut c = PpoConfig {
+            ..{
+                let mut c = config;
+                c.run.env_id = "keel/Pendulum-v1".into();
+                c
+            }
+        };
+        c.run.deploy_every = 5;
+        c
+    })
+    .err()
+    .map(|e| e.to_string())
+    .unwrap_or_default();
     assert!(err.contains("deploy_every"), "{err}");
 }
 
@@ -209,16 +217,16 @@ fn start_states(seed: Option<u64>) -> UniformStartStateConfig {
 }
 
 fn with_sampler(workers: usize) -> PpoConfig {
-    PpoConfig {
-        num_envs: 4,
-        env_workers: workers,
-        total_timesteps: 4 * 32 * 8,
-        sampler: Some(SamplerConfig::UniformStartState(start_states(None))),
-        ..small(Algo::Ppo)
+    {
+        let mut c = PpoConfig { total_timesteps: 4 * 32 * 8, ..small(Algo::Ppo) };
+        c.run.num_envs = 4;
+        c.run.env_workers = workers;
+        c.run.sampler = Some(SamplerConfig::UniformStartState(start_states(None)));
+        c
     }
 }
 
-fn sampler_state(t: &Trainer) -> Value {
+fn sampler_state(t: &PpoTrainer) -> Value {
     t.envs().vector().sampler().map(|s| s.snapshot()).unwrap_or(Value::Null)
 }
 
@@ -227,7 +235,7 @@ fn sampler_state(t: &Trainer) -> Value {
 #[test]
 fn a_start_state_sampler_is_worker_count_independent_and_resumes_exactly() {
     let _guard = exclusive();
-    let mut runs: Vec<Trainer> = [0, 1, 2]
+    let mut runs: Vec<PpoTrainer> = [0, 1, 2]
         .into_iter()
         .map(|workers| {
             let mut t = trainer(with_sampler(workers));
@@ -242,9 +250,13 @@ fn a_start_state_sampler_is_worker_count_independent_and_resumes_exactly() {
     }
     // The sampler acted: it heard every episode, moved its box, and changed the run.
     let state = sampler_state(&runs[0]);
-    assert_eq!(state["episodes"].as_u64(), Some(runs[0].episodes().len() as u64));
+    assert_eq!(state["episodes"].as_u64(), Some(runs[0].episode_count()));
     assert_ne!(state["scale"].as_f64(), Some(0.5));
-    let mut plain = trainer(PpoConfig { sampler: None, ..with_sampler(0) });
+    let mut plain = trainer({
+        let mut c = with_sampler(0);
+        c.run.sampler = None;
+        c
+    });
     run(&mut plain, 6);
     assert_ne!(plain.episodes(), runs[0].episodes());
 
@@ -268,17 +280,33 @@ fn a_start_state_sampler_is_worker_count_independent_and_resumes_exactly() {
 #[test]
 fn a_sampler_from_the_api_equals_the_config_table() {
     let _guard = exclusive();
-    let table = PpoConfig { sampler: Some(SamplerConfig::UniformStartState(start_states(Some(9)))), ..with_sampler(0) };
+    let table = {
+        let mut c = with_sampler(0);
+        c.run.sampler = Some(SamplerConfig::UniformStartState(start_states(Some(9))));
+        c
+    };
     let mut from_table = trainer(table);
     let sampler = UniformStartState::new(start_states(Some(9)), 0);
-    let mut from_api = Trainer::with_sampler(PpoConfig { sampler: None, ..with_sampler(0) }, Some(Box::new(sampler)))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let mut from_api = PpoTrainer::with_sampler(
+        {
+            let mut c = with_sampler(0);
+            c.run.sampler = None;
+            c
+        },
+        Some(Box::new(sampler)),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     run(&mut from_table, 2);
     run(&mut from_api, 2);
     assert!(same_parameters(&from_table, &from_api));
     assert_eq!(from_table.episodes(), from_api.episodes());
     // A sampler for another state size is refused when the trainer is built.
-    let err = Trainer::new(PpoConfig { env_id: "keel/Pendulum-v1".into(), ..with_sampler(0) }).err();
+    let err = PpoTrainer::new({
+        let mut c = with_sampler(0);
+        c.run.env_id = "keel/Pendulum-v1".into();
+        c
+    })
+    .err();
     assert!(err.is_some_and(|e| e.to_string().contains("state of keel/Pendulum-v1 has 2")));
 }
 
@@ -286,13 +314,11 @@ fn a_sampler_from_the_api_equals_the_config_table() {
 #[test]
 fn float64_envs_train_and_resume_exactly() {
     let _guard = exclusive();
-    let config = PpoConfig {
-        env_id: "keel/ConvectionDiffusionReaction-v0".into(),
-        normalize_obs: true,
-        normalize_reward: true,
-        init_log_std: -2.0,
-        ent_coef: 0.0,
-        ..small(Algo::Ppo)
+    let config = {
+        let mut c = PpoConfig { normalize_reward: true, init_log_std: -2.0, ent_coef: 0.0, ..small(Algo::Ppo) };
+        c.run.env_id = "keel/ConvectionDiffusionReaction-v0".into();
+        c.run.normalize_obs = true;
+        c
     };
     let mut straight = trainer(config.clone());
     run(&mut straight, 4);
@@ -315,14 +341,17 @@ fn float64_envs_train_and_resume_exactly() {
 #[test]
 fn per_step_extras_are_averaged_over_the_iteration() {
     let _guard = exclusive();
-    let config = PpoConfig {
-        env_id: "keel/ConvectionDiffusionReaction-v0".into(),
-        num_envs: 2,
-        num_steps: 100,
-        total_timesteps: 2 * 100 * 2,
-        num_minibatches: 2,
-        init_log_std: -2.0,
-        ..PpoConfig::default()
+    let config = {
+        let mut c = PpoConfig {
+            num_steps: 100,
+            total_timesteps: 2 * 100 * 2,
+            num_minibatches: 2,
+            init_log_std: -2.0,
+            ..PpoConfig::default()
+        };
+        c.run.env_id = "keel/ConvectionDiffusionReaction-v0".into();
+        c.run.num_envs = 2;
+        c
     };
     let mut t = trainer(config);
     let columns: Vec<String> = t.columns().into_iter().map(|(name, _)| name).collect();
@@ -360,13 +389,13 @@ fn a_checkpoint_holding_nan_is_refused_naming_the_tensor() {
 fn sizes_beyond_memory_are_refused_before_allocating() {
     let _guard = exclusive();
     let wide = PpoConfig { hidden_sizes: vec![1_000_000_000], ..small(Algo::Ppo) };
-    let err = Trainer::new(wide).err().map(|e| e.to_string()).unwrap_or_default();
+    let err = PpoTrainer::new(wide).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(err.contains("`hidden_sizes`") && err.contains("hidden_sizes = 1000000000 needs about"), "{err}");
     let long = PpoConfig { num_steps: 1 << 40, total_timesteps: 1 << 42, num_minibatches: 2, ..small(Algo::Ppo) };
-    let err = Trainer::new(long).err().map(|e| e.to_string()).unwrap_or_default();
+    let err = PpoTrainer::new(long).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(err.contains("`num_steps`") && err.contains("needs about"), "{err}");
     let overflow = PpoConfig { num_steps: usize::MAX / 2, ..small(Algo::Ppo) };
-    let err = Trainer::new(overflow).err().map(|e| e.to_string()).unwrap_or_default();
+    let err = PpoTrainer::new(overflow).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(err.contains("num_steps"), "{err}");
 }
 
@@ -468,7 +497,12 @@ fn evaluation_caps_episodes_and_reports_truncation() {
     let _guard = exclusive();
     let mut uncapped = Map::new();
     uncapped.insert("max_episode_steps".into(), Value::Null);
-    let config = PpoConfig { env_id: "keel/Pendulum-v1".into(), env_config: uncapped, ..small(Algo::Ppo) };
+    let config = {
+        let mut c = small(Algo::Ppo);
+        c.run.env_id = "keel/Pendulum-v1".into();
+        c.run.env_config = uncapped;
+        c
+    };
     let mut t = trainer(config);
     let options = EvalOptions { episodes: 2, deterministic: true, seed: 5, max_episode_steps: None };
     let e = t.evaluate(&options).unwrap_or_else(|e| panic!("{e}"));
@@ -480,4 +514,60 @@ fn evaluation_caps_episodes_and_reports_truncation() {
     let e = cartpole.evaluate(&options).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(e.step_cap, 500);
     assert!(!e.deployed);
+}
+
+/// A checkpoint holds the latest episodes, not every episode of the run, so it stays the same
+/// size however long the run; the episode count survives a resume.
+#[test]
+fn checkpoints_keep_a_bounded_window_of_episodes() {
+    let _guard = exclusive();
+    let mut config = small(Algo::Ppo);
+    // Episodes of 2 steps: 256 of them in 8 iterations of 2 x 32 steps.
+    config.run.env_config.insert("max_episode_steps".into(), json!(2));
+    let mut t = trainer(config.clone());
+    let mut reported = 0;
+    while !t.finished() {
+        reported += t.iteration_step().unwrap_or_else(|e| panic!("{e}")).episodes;
+    }
+    assert_eq!((t.episode_count(), reported), (256, 256));
+    let window = keel_agents::collect::RECENT_EPISODES;
+    assert_eq!(t.episodes().len(), window);
+    assert_eq!(t.episodes().last().map(|e| e.global_step), Some(t.global_step()));
+    let dir = scratch("bounded-episodes");
+    t.save_checkpoint(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let json = std::fs::read_to_string(dir.join("iter_000008.json")).unwrap_or_else(|e| panic!("{e}"));
+    let state: Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(state["episodes"].as_array().map(Vec::len), Some(window));
+    let mut resumed = trainer(config);
+    resumed.load_checkpoint(&dir).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((resumed.episode_count(), resumed.episodes()), (256, t.episodes()));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A checkpoint that contradicts its name or the run it is loaded into is refused, naming the
+/// file: another algorithm's, an iteration other than its name's, a `global_step` that is not
+/// its iterations' steps.
+#[test]
+fn contradictory_checkpoints_are_refused() {
+    let _guard = exclusive();
+    let mut t = trainer(small(Algo::Ppo));
+    run(&mut t, 2);
+    let dir = scratch("contradictions");
+    t.save_checkpoint(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let err =
+        |config: PpoConfig| trainer(config).load_checkpoint(&dir).err().map(|e| e.to_string()).unwrap_or_default();
+    let other = err(small(Algo::Dppo));
+    assert!(other.contains("iter_000002.json") && other.contains("`ppo` run"), "{other}");
+    assert!(err(small(Algo::Ppo)).is_empty());
+    let json = dir.join("iter_000002.json");
+    let original = std::fs::read_to_string(&json).unwrap_or_else(|e| panic!("{e}"));
+    let mut state: Value = serde_json::from_str(&original).unwrap_or_else(|e| panic!("{e}"));
+    state["iteration"] = json!(3);
+    std::fs::write(&json, state.to_string()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(err(small(Algo::Ppo)).contains("iteration 3"), "{}", err(small(Algo::Ppo)));
+    state["iteration"] = json!(2);
+    state["global_step"] = json!(5);
+    std::fs::write(&json, state.to_string()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(err(small(Algo::Ppo)).contains("global_step 5"), "{}", err(small(Algo::Ppo)));
+    let _ = std::fs::remove_dir_all(&dir);
 }

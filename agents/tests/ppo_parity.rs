@@ -43,7 +43,7 @@
 
 use std::path::PathBuf;
 
-use keel_agents::ppo::{Episode, PpoConfig, Trainer};
+use keel_agents::ppo::{Episode, PpoConfig, PpoTrainer};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -245,7 +245,12 @@ fn ppo_matches_cleanrl_in_distribution() {
     assert!(fixture.seeds.len() >= 5, "too few reference seeds for a test");
     let (mut keel_final, mut keel_auc) = (Vec::new(), Vec::new());
     for seed in 1..=KEEL_SEEDS {
-        let mut trainer = Trainer::new(PpoConfig { seed, ..config.clone() }).unwrap_or_else(|e| panic!("{e}"));
+        let mut trainer = PpoTrainer::new({
+            let mut c = config.clone();
+            c.run.seed = seed;
+            c
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
         while !trainer.finished() {
             trainer.iteration_step().unwrap_or_else(|e| panic!("seed {seed}: {e}"));
         }
