@@ -280,6 +280,50 @@ fn train_stop_resume_eval_plot() {
     assert!(png.exists());
 }
 
+/// A run folder is the run's alone: a new run refuses a folder with the user's files (and leaves
+/// them), a second `keel train --resume` is refused while the first trains in it, and Ctrl-C
+/// ends the run with a valid summary and exit status 130, as shells expect.
+#[test]
+fn run_folders_are_not_shared_and_ctrl_c_exits_130() {
+    let dir = scratch("run-folder-guard");
+    let mine = dir.join("mine");
+    std::fs::create_dir_all(&mine).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(mine.join("metrics.csv"), "my own data\n").unwrap_or_else(|e| panic!("{e}"));
+    let m = mine.to_str().unwrap_or_default();
+    let refused = keel(&["train", "--run-dir", m, "--total-timesteps", "512", "--quiet"]);
+    assert!(!refused.status.success() && stderr(&refused).contains("not empty"), "{}", stderr(&refused));
+    assert_eq!(std::fs::read_to_string(mine.join("metrics.csv")).unwrap_or_default(), "my own data\n");
+    assert!(!mine.join("config.toml").exists());
+
+    let bc = keel(&["train", "--algo", "bc", "--env", "keel/DiffPendulum-v0", "--total-timesteps", "10"]);
+    assert!(!bc.status.success() && stderr(&bc).contains("--set iterations=N"), "{}", stderr(&bc));
+
+    let run = dir.join("long");
+    let _ = std::fs::remove_dir_all(&run);
+    let r = run.to_str().unwrap_or_default();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keel"))
+        .args(["train", "--run-dir", r, "--total-timesteps", "100000000", "--quiet"])
+        .args(["--set", "num_steps=64", "--set", "checkpoint_every=1"])
+        .env_remove("LD_LIBRARY_PATH")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run keel: {e}"));
+    let started = std::time::Instant::now();
+    while !run.join("checkpoints").join("latest").exists() {
+        assert!(started.elapsed().as_secs() < 120, "no checkpoint after 120 s");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let second = keel(&["train", "--resume", r, "--quiet"]);
+    assert!(!second.status.success() && stderr(&second).contains("is in use"), "{}", stderr(&second));
+    let interrupt = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+    assert!(interrupt.is_ok_and(|s| s.success()));
+    let status = child.wait().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status.code(), Some(130));
+    assert_eq!(read_json(&run.join("summary.json"))["status"], "interrupted");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `keel eval --max-episode-steps N` cuts episodes at N steps and reports the truncation (the
 /// default cap, for envs without one, is tested in agents/tests/ppo.rs: a run folder cannot
 /// hold a config without a cap, which `keel train` refuses with a clear error).
