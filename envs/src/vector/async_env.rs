@@ -744,3 +744,54 @@ fn check_shape(num_envs: usize, batch_size: usize, options: VecOptions) -> Resul
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bits(obs: ObsRef<'_>) -> Vec<u64> {
+        obs.iter_f64().map(f64::to_bits).collect()
+    }
+
+    /// Receives and sends back `rounds` batches of CartPole actions.
+    fn run(venv: &mut AsyncVecEnv, rounds: usize, mut each: impl FnMut(&AsyncVecEnv, usize)) {
+        for t in 0..rounds {
+            let ids = match venv.recv() {
+                Ok(view) => view.env_ids.to_vec(),
+                Err(err) => panic!("recv: {err}"),
+            };
+            each(venv, t);
+            let actions = vec![(t % 2) as i64; ids.len()];
+            assert!(venv.send(Action::Int(&actions), &ids).is_ok());
+        }
+    }
+
+    #[test]
+    fn a_held_batch_never_changes_and_blocks_let_go_of_are_reused() {
+        for workers in [0, 2] {
+            let options = VecOptions { workers, autoreset_mode: AutoresetMode::NextStep };
+            let Ok(mut venv) = AsyncVecEnv::make("keel/CartPole-v1", &Map::new(), 4, 2, options) else {
+                panic!("make")
+            };
+            assert!(venv.async_reset(Seeds::Base(3), OptionsFor::Sampler).is_ok());
+            let mut held = Vec::new();
+            run(&mut venv, 40, |venv, t| {
+                if t % 8 == 0 {
+                    let Some(batch) = venv.hold_last() else { panic!("nothing received") };
+                    let at_recv = bits(batch.obs());
+                    held.push((batch, at_recv));
+                }
+            });
+            assert!(venv.async_reset(Seeds::Base(4), OptionsFor::Sampler).is_ok());
+            run(&mut venv, 10, |_, _| {});
+            for (batch, at_recv) in &held {
+                assert_eq!(&bits(batch.obs()), at_recv, "workers = {workers}");
+            }
+            // Once let go of, the held blocks serve later batches: no block is added.
+            drop(held);
+            let blocks = venv.table.len() + venv.spare.len();
+            run(&mut venv, 40, |_, _| {});
+            assert_eq!(venv.table.len() + venv.spare.len(), blocks, "workers = {workers}");
+        }
+    }
+}
