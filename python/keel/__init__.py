@@ -8,7 +8,9 @@
     env = gym.make("keel/CartPole-v1")
     envs = gym.make_vec("keel/Pendulum-v1", num_envs=256)
 
-and ``keel.sb3.make_vec`` gives a Stable-Baselines3 ``VecEnv`` on the same engine.
+``keel.make_vec(id, num_envs=N, batch_size=B)`` gives EnvPool's asynchronous ``send`` / ``recv``
+(``keel.KeelAsyncVectorEnv``), and ``keel.sb3.make_vec`` a Stable-Baselines3 ``VecEnv`` on the
+same engine.
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ from keel import _core
 from keel._core import (ActionError, ClosedError, ConfigError, DataMissingError, InUseError, KeelError,
                         PoisonedError, ResetNeededError, UnknownEnvError, __version__, env_ids)
 from keel.env import KeelEnv
-from keel.vector import KeelVectorEnv
+from keel.vector import KeelAsyncVectorEnv, KeelVectorEnv
 
 __all__ = [
-    "ActionError", "ClosedError", "ConfigError", "DataMissingError", "InUseError", "KeelEnv", "KeelError", "KeelVectorEnv", "PoisonedError",
+    "ActionError", "ClosedError", "ConfigError", "DataMissingError", "InUseError", "KeelAsyncVectorEnv", "KeelEnv", "KeelError", "KeelVectorEnv", "PoisonedError",
     "ResetNeededError", "UnknownEnvError", "__version__", "env_ids", "make", "make_vec", "register_test_envs",
 ]
 
@@ -36,7 +38,7 @@ def _register_all() -> None:
         gymnasium.register(
             id=env_id,
             entry_point="keel.env:KeelEnv",
-            vector_entry_point="keel.vector:KeelVectorEnv",
+            vector_entry_point="keel.vector:make_vector",
             max_episode_steps=max_episode_steps,
             reward_threshold=reward_threshold,
             kwargs={"env_id": env_id},
@@ -57,8 +59,10 @@ def make(env_id: str, **kwargs) -> gymnasium.Env:
     return gymnasium.make(env_id, **kwargs)
 
 
-def make_vec(env_id: str, num_envs: int = 1, **kwargs) -> KeelVectorEnv:
-    """``gymnasium.make_vec`` for a Keel id, on the Rust engine."""
+def make_vec(env_id: str, num_envs: int = 1, **kwargs) -> KeelVectorEnv | KeelAsyncVectorEnv:
+    """``gymnasium.make_vec`` for a Keel id, on the Rust engine: a ``keel.KeelVectorEnv``, or with
+    ``batch_size=B`` a ``keel.KeelAsyncVectorEnv`` (EnvPool's ``send`` / ``recv``, ``B`` envs per
+    ``recv``)."""
     if env_id not in _core.env_ids():
         raise UnknownEnvError(f"unknown environment id `{env_id}`; registered ids: {', '.join(_core.env_ids())}")
     return gymnasium.make_vec(env_id, num_envs=num_envs, **kwargs)

@@ -47,6 +47,56 @@ def check_seed(seed: Any, name: str = "seed") -> int | None:
     return int(seed)
 
 
+def check_seeds(seed: Any, num_envs: int) -> list[int] | None:
+    """The per-env seeds of a vector reset: ``None`` (every env continues its stream), an int
+    ``s`` (env ``i`` gets ``s + i``) or a sequence of one int per env; anything else is a
+    ``keel.ConfigError`` naming the argument."""
+    from keel._core import ConfigError
+
+    if seed is None:
+        return None
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+        base = check_seed(seed)
+        return [(base + i) % _U64 for i in range(num_envs)]
+    if not isinstance(seed, (list, tuple, np.ndarray)):
+        raise ConfigError(f"seed must be an integer, a list of {num_envs} integers (one per env) or None, "
+                          f"got {type(seed).__name__}")
+    seeds = list(seed)
+    for i, s in enumerate(seeds):
+        if s is None:
+            raise ConfigError(f"seed[{i}] is None: a list of seeds needs an integer for every env "
+                              "(seed=None continues every env's stream)")
+        check_seed(s, f"seed[{i}]")
+    if len(seeds) != num_envs:
+        raise ConfigError(f"seed is a list of {len(seeds)} seeds for {num_envs} envs: give one per env")
+    return [int(s) for s in seeds]
+
+
+def check_options(options: Any, num_envs: int) -> tuple[str | None, Any]:
+    """The reset options of a vector reset as JSON, and the ``reset_mask`` taken out of them:
+    one mapping for every env, or a list of one mapping (or None) per env; anything else is a
+    ``keel.ConfigError`` naming the argument."""
+    from collections.abc import Mapping
+
+    from keel._core import ConfigError
+
+    if options is None:
+        return None, None
+    if isinstance(options, (list, tuple)):
+        if len(options) != num_envs:
+            raise ConfigError(f"options is a list of {len(options)} mappings for {num_envs} envs: give one per env")
+        for i, o in enumerate(options):
+            if o is not None and not isinstance(o, Mapping):
+                raise ConfigError(f"options[{i}] must be a mapping (or None), got {type(o).__name__}")
+        per_env = [dict(o or {}) for o in options]
+        return to_json(per_env) or json.dumps(per_env), None
+    if not isinstance(options, Mapping):
+        raise ConfigError(f"options must be a mapping or a list of one mapping per env, got {type(options).__name__}")
+    options = dict(options)
+    mask = options.pop("reset_mask", None)
+    return to_json(options), mask
+
+
 def check_count(value: Any, name: str, minimum: int) -> int:
     """``value`` as an int >= ``minimum`` (and < 2**63), else a ``keel.ConfigError`` naming it."""
     from keel._core import ConfigError
@@ -109,3 +159,17 @@ def to_json(mapping: Any) -> str | None:
 
         raise ConfigError(f"`{found}` is not finite")
     return json.dumps(mapping, default=_to_json_value, allow_nan=False)
+
+
+def snapshot_of(core: Any, started: bool, what: str) -> str | None:
+    """The snapshot (JSON) that lets a pickled or copied env continue where ``core`` stands, or
+    None before the first reset (the constructor arguments then say everything). An env that has
+    started an episode and cannot snapshot is refused with a ``TypeError``, as Python refuses
+    any object it cannot copy: a copy without its state would be a different env."""
+    if not started:
+        return None
+    snapshot = core.snapshot_json()
+    if snapshot is None:
+        raise TypeError(f"cannot pickle or copy {what} after its first reset: its envs do not support "
+                        "snapshots, so its state cannot be copied; make a new one with the same arguments")
+    return snapshot

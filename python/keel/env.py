@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 
 from keel import _core
-from keel._util import ClosedCore, check_seed, space_from_spec, to_json
+from keel._util import ClosedCore, check_seed, snapshot_of, space_from_spec, to_json
 
 
 def _integer_obs(space: gym.Space):
@@ -41,6 +41,10 @@ class KeelEnv(gym.Env):
 
     ``render_mode="rgb_array"`` is taken by the envs that draw themselves
     (``keel/HumanoidTrack-v0``); ``render()`` then returns a new ``(height, width, 3)`` uint8 array.
+
+    ``pickle`` and ``copy.deepcopy`` copy the env's state (a snapshot of the Rust env): the copy
+    continues exactly where the original stands. An env that cannot snapshot is refused with a
+    ``TypeError`` once reset.
     """
 
     # The class admits rgb_array; each instance says whether its env draws (see __init__).
@@ -55,6 +59,7 @@ class KeelEnv(gym.Env):
         self._max_episode_steps = max_episode_steps
         core_config = {**config, "max_episode_steps": max_episode_steps}
         self._core = _core.EnvCore(env_id, to_json(core_config))
+        self._started = False
         renders = self._core.renders()
         if render_mode is not None and not renders:
             raise ValueError(f"{env_id} does not render (render_mode must be None, got {render_mode!r})")
@@ -79,6 +84,7 @@ class KeelEnv(gym.Env):
         seed = check_seed(seed)
         super().reset(seed=seed)
         obs, info = self._core.reset(seed, to_json(options))
+        self._started = True
         return (obs if self._obs_to_space is None else self._obs_to_space(obs)), info
 
     @property
@@ -104,16 +110,29 @@ class KeelEnv(gym.Env):
     def close(self) -> None:
         self._core = ClosedCore(f"{self._env_id} env")
         self.step = self._core_step_closed
+        self._closed = True
 
     def _core_step_closed(self, action: Any):
         return self._core.step(action)
 
     def __getstate__(self) -> dict[str, Any]:
-        # Rebuilt from its constructor arguments; the random stream restarts at the next seeded reset.
+        # Rebuilt from its constructor arguments, then (once reset) restored from a snapshot of
+        # the Rust env: the copy continues exactly where this env stands.
+        closed = getattr(self, "_closed", False)
+        snapshot = None if closed else snapshot_of(self._core, self._started, f"this {self._env_id} env")
         return {"env_id": self._env_id, "config": self._config, "render_mode": self.render_mode,
-                "max_episode_steps": self._max_episode_steps, "spec": self.spec}
+                "max_episode_steps": self._max_episode_steps, "spec": self.spec, "snapshot": snapshot,
+                "closed": closed, "np_random": self._np_random, "np_random_seed": self._np_random_seed}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["env_id"], render_mode=state["render_mode"],
                       max_episode_steps=state["max_episode_steps"], **state["config"])
         self.spec = state["spec"]
+        if state.get("closed"):
+            self.close()
+            return
+        if state.get("snapshot") is not None:
+            self._core.restore_json(state["snapshot"])
+            self._started = True
+        self._np_random = state.get("np_random")
+        self._np_random_seed = state.get("np_random_seed")

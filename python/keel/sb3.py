@@ -30,7 +30,7 @@ import numpy as np
 from stable_baselines3.common.vec_env import VecEnv as _Sb3VecEnv
 
 from keel import _core
-from keel._util import ClosedCore, check_count, check_seed, space_from_spec, to_json
+from keel._util import ClosedCore, check_count, check_seed, snapshot_of, space_from_spec, to_json
 from keel.vector import _SERIAL_BELOW
 
 
@@ -150,12 +150,25 @@ class VecEnv(_Sb3VecEnv):
         return [None for _ in range(self.num_envs)]
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"args": self._args}
+        # Rebuilt from its constructor arguments, then (once reset) restored from a snapshot of
+        # the Rust envs, so a copy continues exactly where this one stands.
+        closed = isinstance(self._core, ClosedCore)
+        snapshot = None if closed else snapshot_of(self._core, self._was_reset, f"this {self.env_id} SB3 vector env")
+        return {"args": self._args, "snapshot": snapshot, "closed": closed, "seeds": self._seeds,
+                "options": self._options}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         args = dict(state["args"])
         config = args.pop("config")
         self.__init__(**args, **config)
+        if state.get("closed"):
+            self.close()
+            return
+        if state.get("snapshot") is not None:
+            self._core.restore_json(state["snapshot"])
+            self._was_reset = True
+        self._seeds = state.get("seeds", self._seeds)
+        self._options = state.get("options", self._options)
 
 
 def make_vec(env_id: str, n_envs: int = 1, *, seed: int | None = None, workers: int | None = None,

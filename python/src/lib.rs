@@ -13,18 +13,23 @@
 //!   `copy=False` as a read-only numpy view of the engine's own batch buffer (the same address
 //!   every step, rewritten by the next step: nothing is copied), with `copy=True` (Gymnasium's
 //!   default) as a fresh array. The info dict (per-step extras, episode statistics, final
-//!   observations and infos) is built here too; `step_into` copies into buffers the caller owns.
+//!   observations and infos) is built here too; `step_into` checks buffers the caller owns,
+//!   then steps and copies into them.
+//! - [`AsyncVecCore`]: the async engine (EnvPool's `send`/`recv`). With `copy=False` each
+//!   `recv`'s observations are a read-only view of that `recv`'s own block, held by a
+//!   [`HeldRows`] that is the array's base: the engine writes no block a view still holds, so
+//!   the view never changes.
 //!
 //! Errors become Python exceptions deriving from `ValueError` (`keel.KeelError` and its
 //! subclasses); no input reaches a panic.
 
 use keel_envs::space::{DType, Space};
-use keel_envs::vector::{AsyncVecEnv, AutoresetMode, BatchView, OptionsFor, Seeds, VecOptions};
+use keel_envs::vector::{AsyncVecEnv, AutoresetMode, BatchView, HeldBatch, OptionsFor, Seeds, VecOptions};
 use keel_envs::{Action, Env, EnvError, ObsBuf, ObsRef, ResetOptions, VecEnv};
 use numpy::ndarray::{ArrayViewD, IxDyn};
 use numpy::{
-    Element, IntoPyArray, PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArray,
-    PyUntypedArrayMethods,
+    Element, IntoPyArray, PyArray1, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn, PyReadwriteArrayDyn,
+    PyUntypedArray, PyUntypedArrayMethods,
 };
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -133,6 +138,8 @@ fn parse_options(json: Option<&str>) -> PyResult<ParsedOptions> {
 /// numpy arrays of any numeric dtype, Python ints/floats, or sequences, into the space's type.
 struct ActionReader {
     kind: ActionKind,
+    /// The space as Gymnasium prints it, for errors.
+    space: String,
     width: usize,
     /// Shape of one action: the Box's shape, `()` for Discrete, `(k,)` for MultiDiscrete.
     shape: Vec<usize>,
@@ -160,7 +167,16 @@ impl ActionReader {
             Space::Discrete(_) => Vec::new(),
             Space::MultiDiscrete(m) => vec![m.nvec.len()],
         };
-        Self { kind, width: space.flat_len(), shape, ints: Vec::new(), floats: Vec::new(), doubles: Vec::new() }
+        let described = space.describe();
+        Self {
+            kind,
+            space: described,
+            width: space.flat_len(),
+            shape,
+            ints: Vec::new(),
+            floats: Vec::new(),
+            doubles: Vec::new(),
+        }
     }
 
     /// Reads one action (`batch: None`) or a batch of `n` (`Some(n)`), whose shape must be the
@@ -188,22 +204,7 @@ impl ActionReader {
                 } else if let Ok(value) = obj.extract::<i64>() {
                     self.ints.push(value);
                 } else {
-                    // Other integer dtypes and sequences; floats are refused, not truncated.
-                    let array = obj.call_method0("__array__").ok().filter(|a| {
-                        a.getattr("dtype")
-                            .and_then(|d| d.getattr("kind"))
-                            .is_ok_and(|k| k.to_string() == "i" || k.to_string() == "u")
-                    });
-                    let values: Vec<i64> = match array {
-                        Some(a) => a.call_method1("astype", ("int64",))?.call_method0("ravel")?.extract()?,
-                        None => obj.extract().map_err(|_| {
-                            ActionError::new_err(format!(
-                                "expected integer action(s) for a discrete space, got {}",
-                                describe(obj)
-                            ))
-                        })?,
-                    };
-                    self.ints.extend(values);
+                    read_other_ints(obj, &self.space, &mut self.ints)?;
                 }
                 if self.ints.len() != want {
                     return Err(ActionError::new_err(format!(
@@ -215,7 +216,7 @@ impl ActionReader {
             }
             ActionKind::F32 => {
                 self.floats.clear();
-                read_floats(obj, &mut self.floats)?;
+                read_floats(obj, &mut self.floats).map_err(|e| e.into_py_err(&self.space))?;
                 if self.floats.len() != want {
                     return Err(ActionError::new_err(format!("expected {want} float value(s), got {}", self.floats.len())));
                 }
@@ -223,7 +224,7 @@ impl ActionReader {
             }
             ActionKind::F64 => {
                 self.doubles.clear();
-                read_floats(obj, &mut self.doubles)?;
+                read_floats(obj, &mut self.doubles).map_err(|e| e.into_py_err(&self.space))?;
                 if self.doubles.len() != want {
                     return Err(ActionError::new_err(format!("expected {want} float value(s), got {}", self.doubles.len())));
                 }
@@ -256,16 +257,92 @@ fn shape_of(obj: &Bound<'_, PyAny>) -> PyResult<Vec<usize>> {
     shape.extract().map_err(|_| ActionError::new_err(format!("expected numeric action(s), got {}", describe(obj))))
 }
 
+/// Integers for a discrete space from anything but a Python int or an int64 array: other
+/// integer dtypes and sequences. Floats are refused, not truncated, and a value beyond int64 is
+/// named (not wrapped round, nor reported as its type).
+fn read_other_ints(obj: &Bound<'_, PyAny>, space: &str, out: &mut Vec<i64>) -> PyResult<()> {
+    let py = obj.py();
+    let outside = |value: &dyn std::fmt::Display| {
+        ActionError::new_err(format!("action {value} is outside the action space {space}"))
+    };
+    if obj.is_instance_of::<pyo3::types::PyInt>() {
+        // A Python int that `extract::<i64>` refused: beyond int64.
+        return Err(outside(&obj.str()?));
+    }
+    let not_integers =
+        || ActionError::new_err(format!("expected integer action(s) for {space}, got {}", describe(obj)));
+    let array =
+        py.import(intern!(py, "numpy"))?.getattr(intern!(py, "asarray"))?.call1((obj,)).map_err(|_| not_integers())?;
+    let kind = array.getattr(intern!(py, "dtype"))?.getattr(intern!(py, "kind"))?.to_string();
+    match kind.as_str() {
+        "i" | "u" => {
+            if kind == "u" && array.getattr(intern!(py, "size"))?.extract::<usize>()? > 0 {
+                // uint64 values above int64's range would wrap to negatives in the conversion.
+                let max = array.call_method0(intern!(py, "max"))?;
+                if max.extract::<i64>().is_err() {
+                    return Err(outside(&max.str()?));
+                }
+            }
+            let values: Vec<i64> =
+                array.call_method1(intern!(py, "astype"), ("int64",))?.call_method0(intern!(py, "ravel"))?.extract()?;
+            out.extend(values);
+            Ok(())
+        }
+        // Python ints in a sequence that numpy could not fit in int64 (or mixed objects).
+        "O" => {
+            let items = array.call_method0(intern!(py, "ravel"))?.call_method0(intern!(py, "tolist"))?;
+            for item in items.try_iter()? {
+                let item = item?;
+                if !item.is_instance_of::<pyo3::types::PyInt>() {
+                    return Err(not_integers());
+                }
+                out.push(item.extract::<i64>().map_err(|_| outside(&item))?);
+            }
+            Ok(())
+        }
+        _ => Err(not_integers()),
+    }
+}
+
+/// A float that [`read_floats`] could not take.
+enum FloatError {
+    /// Not a number or a sequence of numbers.
+    NotFloats(String),
+    /// A finite float64 beyond float32's range, for a float32 space.
+    Overflows(f64),
+}
+
+impl FloatError {
+    fn into_py_err(self, space: &str) -> PyErr {
+        match self {
+            FloatError::NotFloats(what) => {
+                ActionError::new_err(format!("expected float action(s) for {space}, got {what}"))
+            }
+            FloatError::Overflows(x) => ActionError::new_err(format!(
+                "action value {x:e} does not fit the float32 of the action space {space} (largest {:e})",
+                f32::MAX
+            )),
+        }
+    }
+}
+
 /// Where [`read_floats`] puts values: float32 arrays go in without a detour through f64, and
 /// float64 values keep every digit in a float64 buffer.
 trait FloatSink {
-    fn push_f64(&mut self, x: f64);
+    fn push_f64(&mut self, x: f64) -> Result<(), FloatError>;
     fn extend_f32(&mut self, values: &[f32]);
 }
 
 impl FloatSink for Vec<f32> {
-    fn push_f64(&mut self, x: f64) {
-        self.push(x as f32);
+    fn push_f64(&mut self, x: f64) -> Result<(), FloatError> {
+        let y = x as f32;
+        // A finite value that rounds to infinity is an overflow, not the infinity the env
+        // would otherwise report.
+        if y.is_infinite() && x.is_finite() {
+            return Err(FloatError::Overflows(x));
+        }
+        self.push(y);
+        Ok(())
     }
     fn extend_f32(&mut self, values: &[f32]) {
         self.extend_from_slice(values);
@@ -273,8 +350,9 @@ impl FloatSink for Vec<f32> {
 }
 
 impl FloatSink for Vec<f64> {
-    fn push_f64(&mut self, x: f64) {
+    fn push_f64(&mut self, x: f64) -> Result<(), FloatError> {
         self.push(x);
+        Ok(())
     }
     fn extend_f32(&mut self, values: &[f32]) {
         self.extend(values.iter().map(|&x| f64::from(x)));
@@ -282,20 +360,26 @@ impl FloatSink for Vec<f64> {
 }
 
 /// Reads floats from a numpy array, a Python number or a sequence into `out`.
-fn read_floats(obj: &Bound<'_, PyAny>, out: &mut impl FloatSink) -> PyResult<()> {
+fn read_floats(obj: &Bound<'_, PyAny>, out: &mut impl FloatSink) -> Result<(), FloatError> {
     if let Some(values) = obj.cast::<PyArrayDyn<f32>>().ok().and_then(|a| a.to_vec().ok()) {
         out.extend_f32(&values);
     } else if let Ok(array) = obj.extract::<PyReadonlyArrayDyn<'_, f64>>() {
-        array.as_array().iter().for_each(|&x| out.push_f64(x));
+        array.as_array().iter().try_for_each(|&x| out.push_f64(x))?;
     } else if let Ok(array) = obj.extract::<PyReadonlyArrayDyn<'_, f32>>() {
         array.as_array().iter().for_each(|&x| out.extend_f32(&[x]));
     } else if let Ok(value) = obj.extract::<f64>() {
-        out.push_f64(value);
+        out.push_f64(value)?;
     } else {
-        let values: Vec<f64> = obj.extract().map_err(|_| {
-            ActionError::new_err(format!("expected float action(s) for a Box space, got {}", describe(obj)))
-        })?;
-        values.into_iter().for_each(|x| out.push_f64(x));
+        // Sequences, nested ones included, and arrays of other dtypes, through numpy.
+        let py = obj.py();
+        let not_floats = |_| FloatError::NotFloats(describe(obj));
+        let array = py
+            .import(intern!(py, "numpy"))
+            .and_then(|np| np.getattr(intern!(py, "asarray")))
+            .and_then(|asarray| asarray.call1((obj, intern!(py, "float64"))))
+            .map_err(not_floats)?;
+        let array = array.extract::<PyReadonlyArrayDyn<'_, f64>>().map_err(|_| FloatError::NotFloats(describe(obj)))?;
+        array.as_array().iter().try_for_each(|&x| out.push_f64(x))?;
     }
     Ok(())
 }
@@ -432,6 +516,22 @@ impl EnvCore {
         locked(&self.env).state()
     }
 
+    /// Everything that determines the env's future (state, random stream, counters,
+    /// parameters) as JSON, or `None` if the env cannot snapshot.
+    fn snapshot_json(&self) -> PyResult<Option<String>> {
+        locked(&self.env)
+            .snapshot()
+            .map(|s| serde_json::to_string(&s))
+            .transpose()
+            .map_err(|e| KeelError::new_err(e.to_string()))
+    }
+
+    /// Restores a `snapshot_json` of an env made with the same config.
+    fn restore_json(&mut self, snapshot: &str) -> PyResult<()> {
+        let value: Value = serde_json::from_str(snapshot).map_err(|e| ConfigError::new_err(format!("snapshot: {e}")))?;
+        exclusive(&mut self.env).restore(&value).map_err(to_py)
+    }
+
     /// Sets persistent per-reset parameters (JSON object).
     fn set_params(&mut self, params_json: &str) -> PyResult<()> {
         exclusive(&mut self.env).set_params(&parse_map(Some(params_json), "params")?).map_err(to_py)
@@ -498,10 +598,10 @@ fn flag_array<'py>(py: Python<'py>, values: &[bool]) -> Bound<'py, PyArray1<bool
 /// A read-only numpy view of `values` in `shape`, kept alive by `owner`.
 fn view<'py, T: Element>(values: &[T], shape: &[usize], owner: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     let view = ArrayViewD::from_shape(IxDyn(shape), values).map_err(|e| KeelError::new_err(e.to_string()))?;
-    // SAFETY: `values` is the engine's batch buffer, allocated once when the vector was made and
-    // never reallocated (the engine writes its elements in place); the vector lives inside
-    // `owner` (the `VecCore`), which numpy keeps alive as the array's base for as long as the
-    // array exists.
+    // SAFETY: `values` lies in memory `owner` keeps allocated at the same address: the sync
+    // engine's batch buffer (allocated once, written in place) inside the `VecCore`, or a held
+    // async block inside a `HeldRows`. numpy keeps `owner` alive as the array's base for as long
+    // as the array exists.
     #[allow(unsafe_code)]
     let array = unsafe { PyArrayDyn::borrow_from_array(&view, owner) };
     array.call_method1(intern!(array.py(), "setflags"), (false,))?;
@@ -622,47 +722,46 @@ impl VecCore {
         (obs, rewards, terminations, truncations, infos).into_pyobject(py)
     }
 
-    /// One vector step written into caller-owned C-contiguous arrays (`obs` of the observation
-    /// dtype and `num_envs * obs_len` elements, `rewards` float64, `terminations` and
-    /// `truncations` bool); returns the info dict. One copy per buffer, no allocation.
+    /// One vector step written into caller-owned arrays: `obs` of the observation dtype and
+    /// shape `(num_envs, *obs_shape)`, `rewards` float64 `(num_envs,)`, `terminations` and
+    /// `truncations` bool `(num_envs,)`, each C-contiguous, writable and sharing no memory with
+    /// another. Every buffer is checked before the envs step, so a wrong one is an error that
+    /// changes nothing. Returns the info dict. One copy per buffer, no allocation.
     fn step_into<'py>(
         this: &Bound<'py, Self>,
         actions: &Bound<'py, PyAny>,
-        obs: &Bound<'py, PyUntypedArray>,
-        rewards: &Bound<'py, PyArrayDyn<f64>>,
-        terminations: &Bound<'py, PyArrayDyn<bool>>,
-        truncations: &Bound<'py, PyArrayDyn<bool>>,
+        obs: &Bound<'py, PyAny>,
+        rewards: &Bound<'py, PyAny>,
+        terminations: &Bound<'py, PyAny>,
+        truncations: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = this.py();
         let mut core = core_mut(this)?;
         let this = &mut *core;
         let n = this.num_envs;
-        let sizes = [
-            (obs.len(), n * this.obs_len, "obs"),
-            (rewards.len(), n, "rewards"),
-            (terminations.len(), n, "terminations"),
-            (truncations.len(), n, "truncations"),
-        ];
-        for (got, want, name) in sizes {
-            if got != want {
-                return Err(ActionError::new_err(format!("output buffer `{name}` has {got} elements, needs {want}")));
-            }
-        }
         let dtype = locked(&this.venv).batch().obs.dtype();
-        let wrong_dtype = || ActionError::new_err(format!("output buffer `obs` must be of dtype {}", dtype.name()));
+        let earlier = [("obs", obs), ("rewards", rewards), ("terminations", terminations)];
+        let mut obs_out = match dtype {
+            DType::Float32 => ObsOut::F32(out_buffer(obs, "obs", &this.batch_shape, &earlier[..0])?),
+            DType::Float64 => ObsOut::F64(out_buffer(obs, "obs", &this.batch_shape, &earlier[..0])?),
+            DType::Uint8 => ObsOut::U8(out_buffer(obs, "obs", &this.batch_shape, &earlier[..0])?),
+        };
+        let mut rewards_out = out_buffer::<f64>(rewards, "rewards", &[n], &earlier[..1])?;
+        let mut terminations_out = out_buffer::<bool>(terminations, "terminations", &[n], &earlier[..2])?;
+        let mut truncations_out = out_buffer::<bool>(truncations, "truncations", &[n], &earlier)?;
         let actions = this.actions.read(actions, Some(n))?;
         let venv = exclusive(&mut this.venv);
         step_releasing_gil(py, venv, actions, &mut this.last_step)?;
         let batch = venv.batch();
-        let not_contiguous = |name: &str| ActionError::new_err(format!("output buffer `{name}` must be C-contiguous and writable"));
-        match &batch.obs {
-            ObsBuf::F32(v) => copy_into(obs.cast::<PyArrayDyn<f32>>().map_err(|_| wrong_dtype())?, v, "obs")?,
-            ObsBuf::F64(v) => copy_into(obs.cast::<PyArrayDyn<f64>>().map_err(|_| wrong_dtype())?, v, "obs")?,
-            ObsBuf::U8(v) => copy_into(obs.cast::<PyArrayDyn<u8>>().map_err(|_| wrong_dtype())?, v, "obs")?,
+        match (&mut obs_out, &batch.obs) {
+            (ObsOut::F32(out), ObsBuf::F32(v)) => fill(out, v)?,
+            (ObsOut::F64(out), ObsBuf::F64(v)) => fill(out, v)?,
+            (ObsOut::U8(out), ObsBuf::U8(v)) => fill(out, v)?,
+            _ => return Err(KeelError::new_err("the observation dtype changed during a step")),
         }
-        copy_into(rewards, &batch.reward, "rewards").map_err(|_| not_contiguous("rewards"))?;
-        copy_into(terminations, &batch.terminated, "terminations").map_err(|_| not_contiguous("terminations"))?;
-        copy_into(truncations, &batch.truncated, "truncations").map_err(|_| not_contiguous("truncations"))?;
+        fill(&mut rewards_out, &batch.reward)?;
+        fill(&mut terminations_out, &batch.terminated)?;
+        fill(&mut truncations_out, &batch.truncated)?;
         let extras = venv.spec().extras.clone();
         step_infos(py, &extras, &batch.view(), &mut this.episode_start, this.obs_len, &this.shape).map(Bound::into_any)
     }
@@ -684,6 +783,25 @@ impl VecCore {
     /// The persistent per-reset parameters of sub-env `index`, as JSON.
     fn params_json(this: &Bound<'_, Self>, index: usize) -> PyResult<String> {
         locked(&core_ref(this)?.venv).params_of(index).map(|p| p.to_string()).map_err(to_py)
+    }
+
+    /// A snapshot of every sub-env and of the engine's bookkeeping as JSON, or `None` if a
+    /// sub-env cannot snapshot.
+    fn snapshot_json(this: &Bound<'_, Self>) -> PyResult<Option<String>> {
+        let mut core = core_mut(this)?;
+        exclusive(&mut core.venv)
+            .snapshot()
+            .map(|s| serde_json::to_string(&s))
+            .transpose()
+            .map_err(|e| KeelError::new_err(e.to_string()))
+    }
+
+    /// Restores a `snapshot_json` of a vector made with the same id, config and options.
+    fn restore_json(this: &Bound<'_, Self>, snapshot: &str) -> PyResult<()> {
+        let value: Value =
+            serde_json::from_str(snapshot).map_err(|e| ConfigError::new_err(format!("snapshot: {e}")))?;
+        let mut core = core_mut(this)?;
+        exclusive(&mut core.venv).restore(&value).map_err(to_py)
     }
 
     /// The full internal state of sub-env `index`, or `None`.
@@ -709,13 +827,34 @@ pub struct AsyncVecCore {
     batch_shape: Vec<usize>,
     /// `obs_shape` of one env.
     shape: Vec<usize>,
-    /// Hand out fresh arrays (true) or views of the engine's output ring (false).
+    /// Hand out fresh arrays (true) or views of each `recv`'s held block (false).
     copy: bool,
     /// When each sub-env's current episode started, for the `t` of the episode statistics.
     episode_start: Vec<Instant>,
     /// Env ids of the current `send`, and of the last `recv` (`send` without ids uses them).
     ids: Vec<usize>,
     last_ids: Vec<usize>,
+}
+
+/// The rows of one received async batch, held for as long as a numpy view of them lives: the
+/// engine writes no row of a held batch (a new `recv` fills another block).
+#[pyclass(module = "keel._core", frozen)]
+pub struct HeldRows {
+    rows: HeldBatch,
+}
+
+/// A read-only numpy view of the last received batch's observations in `shape`, whose base
+/// holds the batch: it never changes, however many `recv`s follow.
+fn held_view<'py>(py: Python<'py>, venv: &AsyncVecEnv, shape: &[usize]) -> PyResult<Bound<'py, PyAny>> {
+    let rows = venv.hold_last().ok_or_else(|| KeelError::new_err("no batch received since the last reset"))?;
+    let owner = Bound::new(py, HeldRows { rows })?;
+    let held = owner.get();
+    let owner = owner.clone().into_any();
+    match held.rows.obs() {
+        ObsRef::F32(v) => view(v, shape, owner),
+        ObsRef::F64(v) => view(v, shape, owner),
+        ObsRef::U8(v) => view(v, shape, owner),
+    }
 }
 
 /// `env_id` as a list of sub-env indices: an int, a sequence or an integer numpy array;
@@ -752,7 +891,6 @@ impl AsyncVecCore {
     /// `(obs, rewards, terminations, truncations, infos)` of the last received batch.
     fn received<'py>(this: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
         let py = this.py();
-        let owner = this.clone().into_any();
         let mut core = this.try_borrow_mut().map_err(|_| in_use())?;
         let core = &mut *core;
         let venv = locked(&core.venv);
@@ -762,11 +900,7 @@ impl AsyncVecCore {
         let obs = if core.copy {
             obs_ref_array(py, batch.obs, 0..core.batch_size, core.obs_len, &core.batch_shape)?
         } else {
-            match batch.obs {
-                ObsRef::F32(v) => view(v, &core.batch_shape, owner)?,
-                ObsRef::F64(v) => view(v, &core.batch_shape, owner)?,
-                ObsRef::U8(v) => view(v, &core.batch_shape, owner)?,
-            }
+            held_view(py, &venv, &core.batch_shape)?
         };
         let rewards = PyArray1::from_slice(py, batch.reward);
         let terminations = flag_array(py, batch.terminated);
@@ -867,7 +1001,7 @@ impl AsyncVecCore {
         let result = core
             .actions
             .read(actions, Some(ids.len()))
-            .and_then(|a| exclusive(&mut core.venv).send(a, &ids).map_err(to_py));
+            .and_then(|a| exclusive(&mut core.venv).send(a, &ids).map_err(|e| async_error(e, "send")));
         core.ids = ids;
         result
     }
@@ -879,7 +1013,7 @@ impl AsyncVecCore {
         {
             let mut core = this.try_borrow_mut().map_err(|_| in_use())?;
             let venv = exclusive(&mut core.venv);
-            py.detach(|| venv.recv().map(|_| ())).map_err(to_py)?;
+            py.detach(|| venv.recv().map(|_| ())).map_err(|e| async_error(e, "recv"))?;
         }
         Self::received(this)
     }
@@ -893,6 +1027,17 @@ impl AsyncVecCore {
     ) -> PyResult<Bound<'py, PyTuple>> {
         Self::send(this, actions, env_id)?;
         Self::recv(this)
+    }
+}
+
+/// An async vector's error in `call`: before the first reset, it names the resets to call
+/// (the engine's own message speaks of `step`).
+fn async_error(err: EnvError, call: &str) -> PyErr {
+    match err {
+        EnvError::ResetNeeded => {
+            ResetNeededError::new_err(format!("{call}() before the first reset: call reset() or async_reset() first"))
+        }
+        other => to_py(other),
     }
 }
 
@@ -913,12 +1058,70 @@ fn core_ref<'py>(this: &Bound<'py, VecCore>) -> PyResult<PyRef<'py, VecCore>> {
     this.try_borrow().map_err(|_| in_use())
 }
 
-/// Copies `values` into a C-contiguous writable array of the same length.
-fn copy_into<T: Element + Copy>(array: &Bound<'_, PyArrayDyn<T>>, values: &[T], name: &str) -> PyResult<()> {
-    let mut array = array.try_readwrite().map_err(|e| ActionError::new_err(format!("output buffer `{name}`: {e}")))?;
-    let slice = array
-        .as_slice_mut()
-        .map_err(|_| ActionError::new_err(format!("output buffer `{name}` must be C-contiguous")))?;
+/// The observation buffer of `step_into`, borrowed writable in the batch's dtype.
+enum ObsOut<'py> {
+    F32(PyReadwriteArrayDyn<'py, f32>),
+    F64(PyReadwriteArrayDyn<'py, f64>),
+    U8(PyReadwriteArrayDyn<'py, u8>),
+}
+
+/// `obj` borrowed as a writable C-contiguous array of `T` and exactly `shape`, or an error naming
+/// the buffer (`name`) and what is wrong; `earlier` are the buffers borrowed before it, which it
+/// must not overlap.
+fn out_buffer<'py, T: Element>(
+    obj: &Bound<'py, PyAny>,
+    name: &str,
+    shape: &[usize],
+    earlier: &[(&str, &Bound<'py, PyAny>)],
+) -> PyResult<PyReadwriteArrayDyn<'py, T>> {
+    let py = obj.py();
+    let want = T::get_dtype(py);
+    let bad = |what: String| ActionError::new_err(format!("output buffer `{name}` {what}"));
+    let Ok(untyped) = obj.cast::<PyUntypedArray>() else {
+        return Err(bad(format!(
+            "must be a numpy array of dtype {want} and shape {}, got {}",
+            tuple(shape),
+            describe(obj)
+        )));
+    };
+    let Ok(array) = obj.cast::<PyArrayDyn<T>>() else {
+        return Err(bad(format!("must be of dtype {want}, got dtype {}", untyped.dtype())));
+    };
+    if untyped.shape() != shape {
+        return Err(bad(format!("has shape {} where {} is needed", tuple(untyped.shape()), tuple(shape))));
+    }
+    if !untyped.is_c_contiguous() {
+        return Err(bad("must be C-contiguous".into()));
+    }
+    // numpy's borrow tracking refuses a read-only array and one overlapping a buffer borrowed
+    // before it; only then is it worth finding out which.
+    array.try_readwrite().map_err(|_| {
+        let writeable = obj
+            .getattr(intern!(py, "flags"))
+            .and_then(|f| f.getattr(intern!(py, "writeable")))
+            .and_then(|w| w.is_truthy())
+            .unwrap_or(false);
+        if !writeable {
+            return bad("is read-only (its writeable flag is off): pass a writable array".into());
+        }
+        let overlaps = |other: &Bound<'py, PyAny>| {
+            py.import(intern!(py, "numpy"))
+                .and_then(|np| np.getattr(intern!(py, "may_share_memory")))
+                .and_then(|f| f.call1((obj, other)))
+                .and_then(|r| r.is_truthy())
+                .unwrap_or(false)
+        };
+        match earlier.iter().find(|entry| overlaps(entry.1)) {
+            Some((other, _)) => bad(format!("shares memory with `{other}`: pass a separate array for each output")),
+            None => bad("is borrowed elsewhere and cannot be written".into()),
+        }
+    })
+}
+
+/// Copies `values` into an output buffer checked by [`out_buffer`] (C-contiguous, as many
+/// elements as `values`).
+fn fill<T: Element + Copy>(out: &mut PyReadwriteArrayDyn<'_, T>, values: &[T]) -> PyResult<()> {
+    let slice = out.as_slice_mut().map_err(|e| KeelError::new_err(format!("output buffer: {e}")))?;
     slice.copy_from_slice(values);
     Ok(())
 }
@@ -1047,6 +1250,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<EnvCore>()?;
     m.add_class::<VecCore>()?;
     m.add_class::<AsyncVecCore>()?;
+    m.add_class::<HeldRows>()?;
     m.add("KeelError", py.get_type::<KeelError>())?;
     m.add("UnknownEnvError", py.get_type::<UnknownEnvError>())?;
     m.add("ConfigError", py.get_type::<ConfigError>())?;

@@ -1,5 +1,8 @@
 """Async (EnvPool-style) vector envs on CartPole: ``batch_size < num_envs``, ``send`` / ``recv``."""
 
+import copy
+import pickle
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -34,7 +37,7 @@ def sync_run(env_id, n, steps, mode, **kwargs):
 
 
 def async_run(env_id, n, b, steps, mode, workers, **kwargs):
-    envs = keel.KeelVectorEnv(env_id, n, batch_size=b, workers=workers, autoreset_mode=mode, **kwargs)
+    envs = keel.KeelAsyncVectorEnv(env_id, n, b, workers=workers, autoreset_mode=mode, **kwargs)
     envs.async_reset(seed=5)
     out = [[] for _ in range(n)]
     order = []
@@ -70,7 +73,7 @@ def test_serial_async_batches_come_in_send_order():
 
 def test_make_vec_step_reset_and_views():
     envs = gym.make_vec("keel/CartPole-v1", num_envs=4, batch_size=2, copy=False)
-    assert envs.is_async and envs.batch_size == 2
+    assert isinstance(envs, keel.KeelAsyncVectorEnv) and envs.batch_size == 2
     obs, info = envs.reset(seed=0)  # async_reset + recv
     assert obs.shape == (2, 4) and not obs.flags.writeable and not obs.flags.owndata
     assert info["env_id"].tolist() == [0, 1] and envs.in_flight == 2
@@ -82,6 +85,53 @@ def test_make_vec_step_reset_and_views():
     assert obs.flags.writeable  # a fresh array, not the view
 
 
+def test_batch_size_makes_an_async_env_whose_spaces_match_recv():
+    for envs in (keel.make_vec("keel/Pendulum-v1", num_envs=5, batch_size=2),
+                 gym.make_vec("keel/Pendulum-v1", num_envs=5, batch_size=2)):
+        assert isinstance(envs, keel.KeelAsyncVectorEnv)
+        assert not isinstance(envs, gym.vector.VectorEnv)
+        assert envs.num_envs == 5 and envs.batch_size == 2
+        assert envs.observation_space.shape == (2, 3) and envs.action_space.shape == (2, 1)
+        assert envs.single_observation_space.shape == (3,) and envs.unwrapped is envs
+        obs, info = envs.reset(seed=0)
+        assert obs in envs.observation_space and info["env_id"].shape == (2,)
+        for _ in range(5):
+            obs, rew, term, trunc, info = envs.step(envs.action_space.sample())
+            assert obs in envs.observation_space and rew.shape == (2,)
+            assert info["env_id"].dtype == np.int32 and len(set(info["env_id"].tolist())) == 2
+        envs.close()
+        envs.close()
+    assert envs.spec.id == "keel/Pendulum-v1"
+    assert isinstance(keel.make_vec("keel/CartPole-v1", num_envs=4), keel.KeelVectorEnv)
+    with pytest.raises(keel.ConfigError, match="KeelAsyncVectorEnv"):
+        keel.KeelVectorEnv("keel/CartPole-v1", 4, batch_size=2)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_copy_false_views_never_change_after_later_recvs(workers):
+    # Each recv's view is its own block: no later recv, send or reset writes it while it lives.
+    envs = keel.KeelAsyncVectorEnv("keel/CartPole-v1", 4, 2, workers=workers, copy=False)
+    obs, info = envs.reset(seed=0)
+    held = [(obs, obs.copy(), info["env_id"].copy())]
+    for t in range(40):
+        obs, _, _, _, info = envs.step(np.array([(t + k) % 2 for k in range(2)]))
+        if t % 10 == 0:
+            held.append((obs, obs.copy(), info["env_id"].copy()))
+    envs.async_reset(seed=1)
+    envs.recv()
+    for view, at_recv, _ in held:
+        assert not view.flags.writeable and not view.flags.owndata
+        np.testing.assert_array_equal(view, at_recv)
+    # Views let go of are recycled: a loop that keeps none reuses a few blocks, no more.
+    del held, view, obs
+    addresses = set()
+    for t in range(60):
+        obs, *_ = envs.step(np.zeros(2, np.int64))
+        addresses.add(obs.__array_interface__["data"][0])
+    assert len(addresses) <= 6, len(addresses)
+    envs.close()
+
+
 def test_bad_async_input_raises_clear_errors_and_keeps_the_env_usable():
     with pytest.raises(keel.ConfigError, match="batch_size"):
         keel.make_vec("keel/CartPole-v1", num_envs=4, batch_size=0)
@@ -91,10 +141,12 @@ def test_bad_async_input_raises_clear_errors_and_keeps_the_env_usable():
         keel.make_vec("keel/CartPole-v1", num_envs=4, batch_size=2, autoreset_mode=AutoresetMode.DISABLED)
     for workers in (0, 2):
         envs = keel.make_vec("keel/CartPole-v1", num_envs=4, batch_size=2, workers=workers)
-        with pytest.raises(keel.ResetNeededError):
+        with pytest.raises(keel.ResetNeededError, match=r"send\(\) before the first reset: call reset\(\) or async_reset"):
             envs.send(np.zeros(2, dtype=np.int64), [0, 1])
-        with pytest.raises(keel.ResetNeededError):
+        with pytest.raises(keel.ResetNeededError, match=r"recv\(\) before the first reset"):
             envs.recv()
+        with pytest.raises(keel.ResetNeededError, match=r"before the first reset"):
+            envs.step(np.zeros(2, dtype=np.int64), [0, 1])
         with pytest.raises(keel.ActionError, match="no.*recv|there is none"):
             envs.async_reset(seed=0)
             envs.send(np.zeros(2, dtype=np.int64))
@@ -117,10 +169,10 @@ def test_bad_async_input_raises_clear_errors_and_keeps_the_env_usable():
         envs.recv()
         with pytest.raises(keel.ActionError, match="recv needs batch_size = 2 envs in flight, 0 are"):
             envs.recv()
-        with pytest.raises(ValueError, match="not available in async mode"):
-            envs.step_into(None, None, None, None, None)
-        with pytest.raises(ValueError, match="not available in async mode"):
-            envs.state(0)
+        for sync_only in ("step_into", "state", "set_params"):
+            assert not hasattr(envs, sync_only)
+        with pytest.raises(keel.ConfigError, match="reset_mask"):
+            envs.async_reset(options={"reset_mask": [True] * 4})
         envs.send(np.ones(2, dtype=np.int64), ids)
         obs, *_ = envs.recv()
         assert obs.shape == (2, 4)
@@ -128,14 +180,27 @@ def test_bad_async_input_raises_clear_errors_and_keeps_the_env_usable():
         with pytest.raises(keel.ClosedError):
             envs.recv()
     sync = keel.make_vec("keel/CartPole-v1", num_envs=2)
-    with pytest.raises(ValueError, match="needs async mode"):
-        sync.recv()
+    assert not hasattr(sync, "recv") and not hasattr(sync, "send")
+
+
+def test_pickle_and_deepcopy_before_the_first_reset_only():
+    envs = keel.make_vec("keel/CartPole-v1", num_envs=4, batch_size=2, workers=0)  # batches in send order
+    for clone in (pickle.loads(pickle.dumps(envs)), copy.deepcopy(envs)):
+        assert isinstance(clone, keel.KeelAsyncVectorEnv) and clone.batch_size == 2
+        fresh = keel.make_vec("keel/CartPole-v1", num_envs=4, batch_size=2, workers=0)
+        np.testing.assert_array_equal(clone.reset(seed=3)[0], fresh.reset(seed=3)[0])
+    envs.reset(seed=0)
+    with pytest.raises(TypeError, match="after its first reset"):
+        copy.deepcopy(envs)
+    with pytest.raises(TypeError, match="after its first reset"):
+        pickle.dumps(envs)
+    envs.step(np.zeros(2, np.int64))  # still usable
 
 
 def test_a_failing_env_poisons_until_async_reset():
     keel.register_test_envs()
     for workers in (0, 2):
-        envs = keel.KeelVectorEnv("keel-test/BytePattern-v0", 4, batch_size=2, workers=workers, panic_on=3)
+        envs = keel.KeelAsyncVectorEnv("keel-test/BytePattern-v0", 4, 2, workers=workers, panic_on=3)
         envs.async_reset(seed=0)
         ids = envs.recv()[4]["env_id"]
         envs.send(np.array([0, 3]), ids)

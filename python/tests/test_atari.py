@@ -104,3 +104,21 @@ def test_sb3_ppo_trains_on_the_cleanrl_preset():
     # Breakout's episodes end at each lost life (the cleanrl preset), so some ended and were logged.
     assert len(model.ep_info_buffer) > 0
     venv.close()
+
+
+def test_copying_a_started_game_is_refused_not_reset():
+    # The emulator has no snapshots: a copy without its state would be another game.
+    import copy
+    import pickle
+
+    env = keel.KeelEnv("keel/Pong-v5")
+    assert isinstance(copy.deepcopy(env), keel.KeelEnv)  # before the first reset: the arguments say all
+    env.reset(seed=0)
+    for copier in (copy.deepcopy, pickle.dumps):
+        with pytest.raises(TypeError, match="cannot pickle or copy this keel/Pong-v5 env after its first reset"):
+            copier(env)
+    env.step(0)
+    envs = keel.KeelVectorEnv("keel/Pong-v5", 2)
+    envs.reset(seed=0)
+    with pytest.raises(TypeError, match="do not support snapshots"):
+        copy.deepcopy(envs)

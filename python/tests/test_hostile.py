@@ -166,3 +166,79 @@ def test_indices_out_of_range_and_huge_integers_are_named():
         gym.make("keel/CartPole-v1", gravity=10**400)
     with pytest.raises(NotImplementedError, match="does not render"):
         gym.make("keel/CartPole-v1").unwrapped.render()
+
+
+def test_seeds_and_options_of_the_wrong_kind_name_the_argument():
+    for envs in (keel.KeelVectorEnv("keel/CartPole-v1", 2), keel.KeelAsyncVectorEnv("keel/CartPole-v1", 2, 1)):
+        reset = envs.reset
+        with pytest.raises(keel.ConfigError, match=r"seed\[1\] is None"):
+            reset(seed=[1, None])
+        with pytest.raises(keel.ConfigError, match=r"seed\[0\] must be an integer"):
+            reset(seed=[-1, 2])
+        with pytest.raises(keel.ConfigError, match="3 seeds for 2 envs"):
+            reset(seed=[1, 2, 3])
+        with pytest.raises(keel.ConfigError, match="seed must be an integer, a list"):
+            reset(seed={"a": 1})
+        with pytest.raises(keel.ConfigError, match=r"options\[0\] must be a mapping \(or None\), got int"):
+            reset(options=[1, 2])
+        with pytest.raises(keel.ConfigError, match="options must be a mapping or a list"):
+            reset(options=5)
+        with pytest.raises(keel.ConfigError, match="1 mappings for 2 envs"):
+            reset(options=[{}])
+        reset(seed=[1, 2], options=[None, {}])
+
+
+def test_integer_actions_beyond_int64_are_named_not_wrapped():
+    cart = gym.make("keel/CartPole-v1")
+    cart.reset(seed=0)
+    with pytest.raises(keel.ActionError, match=r"action 1180591620717411303424 is outside the action space Discrete\(2\)"):
+        cart.step(2**70)
+    with pytest.raises(keel.ActionError, match="action 18446744073709551615 is outside"):
+        cart.step(np.uint64(2**64 - 1))
+    envs = keel.KeelVectorEnv("keel/CartPole-v1", 2)
+    envs.reset(seed=0)
+    for bad, value in [(np.array([2**64 - 1, 0], np.uint64), 2**64 - 1), ([0, 2**70], 2**70), ([0, -(2**70)], -(2**70))]:
+        with pytest.raises(keel.ActionError, match=f"action {value} is outside the action space"):
+            envs.step(bad)
+    with pytest.raises(keel.ActionError, match="sub-env 1"):  # in int64, outside the space: the engine's check
+        envs.step(np.array([0, 7], np.uint64))
+    cart.step(1)
+    envs.step(np.array([1, 0], np.uint64))
+
+
+def test_float_actions_beyond_float32_are_named_not_infinite():
+    pend = gym.make("keel/Pendulum-v1")
+    pend.reset(seed=0)
+    with pytest.raises(keel.ActionError, match=r"action value 1e300 does not fit the float32 of the action space Box"):
+        pend.step(np.array([1e300]))
+    envs = keel.KeelVectorEnv("keel/Pendulum-v1", 2)
+    envs.reset(seed=0)
+    with pytest.raises(keel.ActionError, match=r"-1e300 does not fit the float32"):
+        envs.step([[0.0], [-1e300]])
+    pend.step(np.array([0.5]))
+    envs.step(np.zeros((2, 1)))
+
+
+def test_a_worker_thread_that_cannot_start_is_a_config_error_naming_workers():
+    # In a child interpreter asking for thread stacks larger than the address space, so no
+    # worker thread can start.
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import keel\n"
+        "for make in (lambda: keel.KeelVectorEnv('keel/CartPole-v1', 4, workers=2),\n"
+        "             lambda: keel.KeelAsyncVectorEnv('keel/CartPole-v1', 4, 2, workers=2)):\n"
+        "    try:\n"
+        "        make()\n"
+        "        print('made')\n"
+        "    except keel.ConfigError as e:\n"
+        "        print('ConfigError:', e)\n"
+    )
+    env = {**os.environ, "RUST_MIN_STACK": str(2**60)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert len(lines) == 2 and all(line.startswith("ConfigError:") for line in lines), out.stdout
+    assert all("invalid `workers`: cannot start worker thread" in line for line in lines), out.stdout

@@ -1,5 +1,6 @@
 """The vector env: Gymnasium's VectorEnv contract on the Rust engine."""
 
+import copy
 import pickle
 import sys
 import threading
@@ -211,6 +212,97 @@ def test_step_into_caller_buffers():
         envs.step_into(np.zeros(4, np.int64), np.empty((4, 3), np.float32), rew, term, trunc)
     with pytest.raises(ValueError, match="dtype float32"):
         envs.step_into(np.zeros(4, np.int64), np.empty((4, 4), np.float64), rew, term, trunc)
+
+
+def test_step_into_checks_every_buffer_before_stepping():
+    # Three envs, so the transposed observation buffer (4, 3) has the right size but not the
+    # right shape.
+    envs = keel.KeelVectorEnv("keel/CartPole-v1", 3)
+    fresh = keel.KeelVectorEnv("keel/CartPole-v1", 3)
+    envs.reset(seed=7)
+    fresh.reset(seed=7)
+    obs, rew = np.empty((3, 4), np.float32), np.empty(3)
+    term, trunc = np.empty(3, bool), np.empty(3, bool)
+    read_only = np.empty((3, 4), np.float32)
+    read_only.flags.writeable = False
+    actions = np.array([1, 0, 1])
+    bad = [
+        ((np.empty((4, 3), np.float32), rew, term, trunc), r"`obs` has shape \(4, 3\) where \(3, 4\) is needed"),
+        ((np.empty(12, np.float32), rew, term, trunc), r"`obs` has shape \(12,\)"),
+        ((np.empty((3, 4), np.float64), rew, term, trunc), "`obs` must be of dtype float32"),
+        ((np.empty((4, 3), np.float32).T, rew, term, trunc), "`obs` must be C-contiguous"),
+        ((read_only, rew, term, trunc), "`obs` is read-only"),
+        ((obs.tolist(), rew, term, trunc), "`obs` must be a numpy array"),
+        ((obs, np.empty(3, np.float32), term, trunc), "`rewards` must be of dtype float64"),
+        ((obs, np.empty(4), term, trunc), r"`rewards` has shape \(4,\)"),
+        ((obs, rew, term, term), "`truncations` shares memory with `terminations`"),
+        ((obs, rew, trunc[:], trunc), "`truncations` shares memory with `terminations`"),
+        ((obs, rew, term, np.empty(3, np.int8)), "`truncations` must be of dtype bool"),
+    ]
+    for buffers, message in bad:
+        with pytest.raises(keel.ActionError, match=message):
+            envs.step_into(actions, *buffers)
+    # Nothing stepped: the same step gives what a fresh env's first step gives.
+    infos = envs.step_into(actions, obs, rew, term, trunc)
+    o, r, te, tr, _ = fresh.step(actions)
+    np.testing.assert_array_equal(obs, o)
+    np.testing.assert_array_equal(rew, r)
+    np.testing.assert_array_equal(term, te)
+    np.testing.assert_array_equal(trunc, tr)
+    assert "_episode" not in infos
+
+
+def test_copy_false_views_are_rewritten_by_the_next_step_as_documented():
+    # KeelVectorEnv(copy=False): one buffer, rewritten in place by every step and reset.
+    envs = keel.KeelVectorEnv("keel/CartPole-v1", 3, copy=False)
+    first, _ = envs.reset(seed=0)
+    kept = first.copy()
+    second = envs.step(np.array([1, 1, 1]))[0]
+    assert np.shares_memory(first, second)
+    np.testing.assert_array_equal(first, second)
+    assert not np.array_equal(first, kept), "the held view shows the new step, as the docs say"
+
+
+def test_pickle_and_deepcopy_carry_the_state_mid_episode():
+    for make in (lambda: gym.make("keel/CartPole-v1"), lambda: keel.KeelEnv("keel/Pendulum-v1")):
+        env = make()
+        env.reset(seed=3)
+        env.action_space.seed(0)
+        actions = [env.action_space.sample() for _ in range(12)]
+        for a in actions[:5]:
+            env.step(a)
+        # The copies continue from the original's state: step all three in lockstep.
+        twins = [copy.deepcopy(env), pickle.loads(pickle.dumps(env))]
+        for a in actions[5:]:
+            o, r, te, tr, _ = env.step(a)
+            for twin in twins:
+                to, tr_, tte, ttr, _ = twin.step(a)
+                np.testing.assert_array_equal(to, o)
+                assert (tr_, tte, ttr) == (r, te, tr)
+            if te or tr:
+                break
+    envs = keel.KeelVectorEnv("keel/CartPole-v1", 3, max_episode_steps=8)
+    envs.reset(seed=1)
+    for actions in random_actions(envs, 6):
+        envs.step(actions)
+    twins = [copy.deepcopy(envs), pickle.loads(pickle.dumps(envs))]
+    for actions in random_actions(envs, 10, seed=4):  # through the time limit and the autoreset
+        want = envs.step(actions)
+        for twin in twins:
+            got = twin.step(actions)
+            for a, b in zip(want[:4], got[:4]):
+                np.testing.assert_array_equal(a, b)
+            assert got[4].get("_episode", np.zeros(3)).tolist() == want[4].get("_episode", np.zeros(3)).tolist()
+
+
+def test_pickle_before_reset_and_after_close():
+    envs = keel.KeelVectorEnv("keel/CartPole-v1", 2)
+    clone = pickle.loads(pickle.dumps(envs))
+    np.testing.assert_array_equal(envs.reset(seed=1)[0], clone.reset(seed=1)[0])
+    envs.close()
+    closed = pickle.loads(pickle.dumps(envs))
+    with pytest.raises(keel.ClosedError):
+        closed.step(np.zeros(2, np.int64))
 
 
 def test_bad_batches_raise_and_env_survives():

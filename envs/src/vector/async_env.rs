@@ -15,21 +15,26 @@
 //! they were sent (deterministic batches); `workers = W >= 1` spawns `W` threads and the caller
 //! never steps, so its own work between `recv` and `send` overlaps with stepping.
 //!
-//! Memory, allocated once: a ring of env ids (the queue, `num_envs` long: an env is in flight at
-//! most once), one staging row per worker, and an output ring of `K = ceil(num_envs /
-//! batch_size) + 1` blocks of `batch_size` rows. A worker steps an env into its staging row,
-//! then claims the next output position `p` (slot `p mod K*batch_size`), copies the row there
-//! and counts it into its block. Results not yet received are at most `num_envs` (each is an
-//! env in flight), so the positions being written lie in `[received, received + num_envs)`,
-//! and the block the caller holds (the last `recv`'s) lies just below: `K` blocks keep all of
-//! them distinct, and a received batch stays intact until the next `recv`.
+//! Memory: a ring of env ids (the queue, `num_envs` long: an env is in flight at most once),
+//! one staging row per worker, and output blocks of `batch_size` rows, one per `recv`. A worker
+//! steps an env into its staging row, then claims the next output position `p`, copies the row
+//! into row `p mod batch_size` of the block of sequence `p / batch_size` and counts it in. The
+//! blocks of the next `K = ceil(num_envs / batch_size) + 1` sequences sit in a table (sequence
+//! `s` at entry `s mod K`): results not yet received are at most `num_envs` (each is an env in
+//! flight), so the positions being written lie in `[received, received + num_envs)`, within `K`
+//! sequences. `recv` takes the block of the sequence it waits for out of the table and puts a
+//! free block in its place (for sequence `s + K`, out of reach until then), so a received block
+//! is never written again while it is held: by the caller until its next `recv`, or for as long
+//! as a [`HeldBatch`] of it lives ([`AsyncVecEnv::hold_last`], how Python hands out views that
+//! do not change). Blocks come back when nothing holds them; a new one is allocated only when
+//! every spare block is still held, so the steady state allocates nothing.
 //!
 //! Failures: an env error or panic poisons the vector (every call fails with
 //! [`EnvError::Poisoned`]) until `async_reset` succeeds, as in the sync engine. Bad calls (ids
 //! out of range or repeated, an env sent twice before `recv`, `recv` with fewer than
 //! `batch_size` envs in flight, wrong action counts) fail with a clear error and change nothing.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{JoinHandle, Thread};
 
@@ -42,6 +47,7 @@ use super::{
 };
 use crate::env::{Env, EnvSpec};
 use crate::error::{EnvError, Result};
+use crate::obs::ObsRef;
 use crate::registry;
 use crate::sampler::{EpisodeEnd, ResetSampler};
 use crate::space::Action;
@@ -66,13 +72,15 @@ struct Shared {
     claimed: AtomicU64,
     /// Tasks run to the end (failed ones included).
     finished: AtomicU64,
-    /// The output ring (see the module docs).
-    out: SharedBatch,
-    /// The env of each output slot.
+    /// The output block of each sequence in reach, sequence `s` at entry `s mod K` (module
+    /// docs); the caller owns the blocks and replaces an entry only when its sequence has been
+    /// received.
+    table: Box<[AtomicPtr<SharedBatch>]>,
+    /// The env of each output position, `K * batch_size` of them (position `p` at `p mod`).
     out_ids: Box<[AtomicUsize]>,
     /// Next output position.
     next_slot: AtomicU64,
-    /// Rows written into each output block.
+    /// Rows written into the block of each table entry.
     filled: Box<[AtomicUsize]>,
     batch_size: usize,
     slots: usize,
@@ -129,14 +137,19 @@ impl Shared {
         drop(chunk);
         let p = self.next_slot.fetch_add(1, Ordering::AcqRel);
         let slot = (p % self.slots as u64) as usize;
-        // SAFETY: position `p` is this thread's alone and its slot is neither held by the caller
-        // nor written by another thread (module docs).
+        let (entry, row) = (slot / self.batch_size, slot % self.batch_size);
+        // The caller set this entry for `p`'s sequence before it published the task that took
+        // the position before `p`'s claim (the `next_slot` and `queued` chains order them).
+        let block = self.table[entry].load(Ordering::Acquire);
+        // SAFETY: the caller keeps every block alive until the workers are joined, and hands
+        // the block of a table entry to no one until its `batch_size` rows are counted in;
+        // row `row` of it is position `p`'s, this thread's alone (module docs).
         #[allow(unsafe_code)]
-        let mut out = unsafe { self.out.rows(slot, 1) };
+        let mut out = unsafe { (*block).rows(row, 1) };
         out.copy_from(&rows);
         self.out_ids[slot].store(id, Ordering::Relaxed);
         // Publishes the row (the caller acquires `filled`).
-        let filled = self.filled[slot / self.batch_size].fetch_add(1, Ordering::SeqCst) + 1;
+        let filled = self.filled[entry].fetch_add(1, Ordering::SeqCst) + 1;
         self.finished.fetch_add(1, Ordering::SeqCst);
         if filled == self.batch_size {
             self.wake_caller();
@@ -202,8 +215,12 @@ pub struct AsyncVecEnv {
     received: u64,
     /// Env ids of the last received batch.
     ids: Vec<usize>,
-    /// Output block of the last received batch.
-    held: Option<usize>,
+    /// The blocks of the table's entries (owned here; the table holds their addresses).
+    table: Vec<Arc<SharedBatch>>,
+    /// The block of the last received batch.
+    held: Option<Arc<SharedBatch>>,
+    /// Blocks out of the table: free, or held by a [`HeldBatch`].
+    spare: Vec<Arc<SharedBatch>>,
     was_reset: bool,
     episodes_completed: u64,
     sampler: Option<Box<dyn ResetSampler>>,
@@ -247,13 +264,14 @@ impl AsyncVecEnv {
         let slots = num_slots(num_envs, batch_size);
         let blocks = slots / batch_size;
         let stage = || Batch::new(1, &spec, mode).map(|b| SharedBatch::new(b, 1));
+        let table = (0..blocks).map(|_| new_block(batch_size, &spec, mode)).collect::<Result<Vec<_>>>()?;
         let shared = Arc::new(Shared {
             envs: chunks.into(),
             queue: (0..num_envs).map(|_| AtomicUsize::new(0)).collect(),
             queued: AtomicU64::new(0),
             claimed: AtomicU64::new(0),
             finished: AtomicU64::new(0),
-            out: SharedBatch::new(Batch::new(slots, &spec, mode)?, slots),
+            table: table.iter().map(|b| AtomicPtr::new(Arc::as_ptr(b).cast_mut())).collect(),
             out_ids: (0..slots).map(|_| AtomicUsize::new(0)).collect(),
             next_slot: AtomicU64::new(0),
             filled: (0..blocks).map(|_| AtomicUsize::new(0)).collect(),
@@ -282,7 +300,9 @@ impl AsyncVecEnv {
             sent: 0,
             received: 0,
             ids: vec![0; batch_size],
+            table,
             held: None,
+            spare: Vec::new(),
             was_reset: false,
             episodes_completed: 0,
             sampler: None,
@@ -293,7 +313,11 @@ impl AsyncVecEnv {
             let handle = std::thread::Builder::new()
                 .name(format!("keel-async-worker-{w}"))
                 .spawn(move || worker_loop(shared, stage))
-                .map_err(|e| EnvError::BatchShape(format!("cannot spawn env worker {w}: {e}")))?;
+                .map_err(|e| EnvError::InvalidField {
+                    context: "async vector".into(),
+                    field: "workers".into(),
+                    message: format!("cannot start worker thread {w} of {workers}: {e}; ask for fewer workers"),
+                })?;
             venv.threads.push(handle);
         }
         Ok(venv)
@@ -417,7 +441,7 @@ impl AsyncVecEnv {
         *shared.failure.lock().unwrap_or_else(PoisonError::into_inner) = None;
         shared.failed.store(false, Ordering::SeqCst);
         self.received = 0;
-        self.held = None;
+        self.spare.extend(self.held.take());
         self.poisoned = None;
         self.was_reset = true;
         self.in_flight.fill(false);
@@ -534,24 +558,29 @@ impl AsyncVecEnv {
                 self.in_flight_count
             )));
         }
-        let block = ((self.received / b as u64) % self.blocks as u64) as usize;
-        self.wait_block(block)?;
+        let entry = ((self.received / b as u64) % self.blocks as u64) as usize;
+        self.wait_block(entry)?;
+        // The entry's next sequence is `K` further on, out of reach until this `recv` returns
+        // (module docs): it gets a block nothing holds before any new task is published.
+        let fresh = self.free_block()?;
         let shared = &*self.shared;
-        let start = block * b;
+        let start = entry * b;
         for k in 0..b {
             let id = shared.out_ids[start + k].load(Ordering::Relaxed);
             self.ids[k] = id;
             self.in_flight[id] = false;
         }
         self.in_flight_count -= b;
-        // The block's next positions are `K*b` further on, out of reach until more `recv`s.
-        shared.filled[block].store(0, Ordering::Relaxed);
+        shared.table[entry].store(Arc::as_ptr(&fresh).cast_mut(), Ordering::Release);
+        shared.filled[entry].store(0, Ordering::Relaxed);
+        let received = std::mem::replace(&mut self.table[entry], fresh);
+        self.spare.extend(self.held.take());
         self.received += b as u64;
-        self.held = Some(block);
-        // SAFETY: the block's `b` rows were all written (acquired in `wait_block`), and no
-        // worker writes them before the next `recv` (module docs), which needs `&mut self`.
+        let held = &**self.held.insert(received);
+        // SAFETY: the block's `b` rows were all written (acquired in `wait_block`), and it is
+        // out of the table, so no worker writes it again (module docs).
         #[allow(unsafe_code)]
-        let view = unsafe { shared.out.view(start, b, &self.ids) };
+        let view = unsafe { held.view(0, b, &self.ids) };
         self.episodes_completed += view.episode_done.iter().filter(|&&d| d).count() as u64;
         if let Some(sampler) = self.sampler.as_mut() {
             report_and_resample(sampler.as_mut(), &shared.envs, &view);
@@ -567,13 +596,30 @@ impl AsyncVecEnv {
 
     /// The batch the last `recv` returned (none since the last reset).
     pub fn last_batch(&self) -> Option<BatchView<'_>> {
-        let block = self.held?;
-        // SAFETY: as in `recv`: the held block is complete and untouched until the next `recv`.
+        let held = self.held.as_deref()?;
+        // SAFETY: as in `recv`: the held block is complete and out of the workers' reach.
         #[allow(unsafe_code)]
-        Some(unsafe { self.shared.out.view(block * self.batch_size, self.batch_size, &self.ids) })
+        Some(unsafe { held.view(0, self.batch_size, &self.ids) })
     }
 
-    /// Waits until output block `block` is full (serial: runs queued envs until it is).
+    /// The batch the last `recv` returned, held: its rows stay as they are for as long as the
+    /// [`HeldBatch`] lives, through any number of later `recv`s and resets (its block is not
+    /// reused until it is dropped). Makes no copy. None since the last reset.
+    pub fn hold_last(&self) -> Option<HeldBatch> {
+        self.held.as_ref().map(|block| HeldBatch { block: Arc::clone(block), rows: self.batch_size })
+    }
+
+    /// A block nothing holds, from the spares, or a new one if every spare is held.
+    fn free_block(&mut self) -> Result<Arc<SharedBatch>> {
+        // `get_mut` succeeds only on the last reference, and acquires the drops of the others.
+        match self.spare.iter_mut().position(|b| Arc::get_mut(b).is_some()) {
+            Some(i) => Ok(self.spare.swap_remove(i)),
+            None => new_block(self.batch_size, &self.spec, self.options.autoreset_mode),
+        }
+    }
+
+    /// Waits until the block of table entry `block` is full (serial: runs queued envs until
+    /// it is).
     fn wait_block(&mut self, block: usize) -> Result<()> {
         let b = self.batch_size;
         let shared = &*self.shared;
@@ -616,6 +662,29 @@ impl AsyncVecEnv {
         }
         Ok(())
     }
+}
+
+/// A received batch held by its owner: no worker writes it while this lives. From
+/// [`AsyncVecEnv::hold_last`].
+pub struct HeldBatch {
+    block: Arc<SharedBatch>,
+    rows: usize,
+}
+
+impl HeldBatch {
+    /// The observations, one row per env of the batch (in the batch's order).
+    pub fn obs(&self) -> ObsRef<'_> {
+        // SAFETY: the block was complete when it was received, and the vector writes no block
+        // that something else still holds (module docs).
+        #[allow(unsafe_code)]
+        let view = unsafe { self.block.view(0, self.rows, &[]) };
+        view.obs
+    }
+}
+
+/// One output block of `batch_size` rows.
+fn new_block(batch_size: usize, spec: &EnvSpec, mode: AutoresetMode) -> Result<Arc<SharedBatch>> {
+    Ok(Arc::new(SharedBatch::new(Batch::new(batch_size, spec, mode)?, batch_size)))
 }
 
 /// Tells `sampler` how the episodes of `view` ended and chooses the ended envs' next options
@@ -674,4 +743,55 @@ fn check_shape(num_envs: usize, batch_size: usize, options: VecOptions) -> Resul
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bits(obs: ObsRef<'_>) -> Vec<u64> {
+        obs.iter_f64().map(f64::to_bits).collect()
+    }
+
+    /// Receives and sends back `rounds` batches of CartPole actions.
+    fn run(venv: &mut AsyncVecEnv, rounds: usize, mut each: impl FnMut(&AsyncVecEnv, usize)) {
+        for t in 0..rounds {
+            let ids = match venv.recv() {
+                Ok(view) => view.env_ids.to_vec(),
+                Err(err) => panic!("recv: {err}"),
+            };
+            each(venv, t);
+            let actions = vec![(t % 2) as i64; ids.len()];
+            assert!(venv.send(Action::Int(&actions), &ids).is_ok());
+        }
+    }
+
+    #[test]
+    fn a_held_batch_never_changes_and_blocks_let_go_of_are_reused() {
+        for workers in [0, 2] {
+            let options = VecOptions { workers, autoreset_mode: AutoresetMode::NextStep };
+            let Ok(mut venv) = AsyncVecEnv::make("keel/CartPole-v1", &Map::new(), 4, 2, options) else {
+                panic!("make")
+            };
+            assert!(venv.async_reset(Seeds::Base(3), OptionsFor::Sampler).is_ok());
+            let mut held = Vec::new();
+            run(&mut venv, 40, |venv, t| {
+                if t % 8 == 0 {
+                    let Some(batch) = venv.hold_last() else { panic!("nothing received") };
+                    let at_recv = bits(batch.obs());
+                    held.push((batch, at_recv));
+                }
+            });
+            assert!(venv.async_reset(Seeds::Base(4), OptionsFor::Sampler).is_ok());
+            run(&mut venv, 10, |_, _| {});
+            for (batch, at_recv) in &held {
+                assert_eq!(&bits(batch.obs()), at_recv, "workers = {workers}");
+            }
+            // Once let go of, the held blocks serve later batches: no block is added.
+            drop(held);
+            let blocks = venv.table.len() + venv.spare.len();
+            run(&mut venv, 40, |_, _| {});
+            assert_eq!(venv.table.len() + venv.spare.len(), blocks, "workers = {workers}");
+        }
+    }
 }

@@ -50,7 +50,7 @@ use crate::obs::{ObsBuf, ObsRef};
 use crate::registry;
 use crate::sampler::{EpisodeEnd, ResetSampler};
 use crate::space::{Action, DType, Space};
-pub use async_env::AsyncVecEnv;
+pub use async_env::{AsyncVecEnv, HeldBatch};
 use rows::{Rows, SharedBatch};
 
 /// What happens when a sub-env's episode ends (Gymnasium's `AutoresetMode`).
@@ -623,7 +623,11 @@ impl Pool {
             let handle = std::thread::Builder::new()
                 .name(format!("keel-env-worker-{w}"))
                 .spawn(move || worker_loop(blocks, batch, signal))
-                .map_err(|e| EnvError::BatchShape(format!("cannot spawn env worker {w}: {e}")))?;
+                .map_err(|e| EnvError::InvalidField {
+                    context: "vector".into(),
+                    field: "workers".into(),
+                    message: format!("cannot start worker thread {w} of {workers}: {e}; ask for fewer workers"),
+                })?;
             pool.threads.push(handle);
         }
         Ok(pool)
