@@ -45,8 +45,8 @@ def keel_async_factory(game, num_envs, threads, batch):
     import keel
 
     # `threads` worker threads step; the calling thread only sends and receives, as EnvPool's.
-    envs = keel.KeelVectorEnv(f"keel/{game}-v5", num_envs, preset="envpool", workers=threads, batch_size=batch,
-                              copy=False)
+    envs = keel.KeelAsyncVectorEnv(f"keel/{game}-v5", num_envs, batch, preset="envpool", workers=threads,
+                                   copy=False)
     ids = {"next": None}
 
     def reset():
