@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use keel_envs::testing::Data;
 use serde_json::Value;
 
 fn keel(args: &[&str]) -> Output {
@@ -19,6 +20,15 @@ fn keel_in(cwd: &Path, args: &[&str]) -> Output {
         .env_remove("KEEL_TORCH_THREADS")
         .output()
         .unwrap_or_else(|e| panic!("cannot run keel: {e}"))
+}
+
+/// Whether env `id`'s data is installed: checked by making the env, not by reading a command's
+/// error, so that no other failure passes for missing data. Where it is missing the test skips,
+/// or fails where the test command requires the data ([`Data`]).
+fn installed(data: Data, id: &str, config: Value) -> bool {
+    keel_envs::humanoid::register().unwrap_or_else(|e| panic!("{e}"));
+    let config = serde_json::from_value(config).unwrap_or_else(|e| panic!("{e}"));
+    !data.missing(id, &keel_envs::make(id, &config))
 }
 
 fn stdout(out: &Output) -> String {
@@ -596,8 +606,7 @@ fn baseline_lqr_on_he1() {
         "--out",
         out.to_str().unwrap_or_default(),
     ]);
-    if stderr(&run).contains("missing data") && std::env::var("KEEL_REQUIRE_CONTROLGYM_DATA").as_deref() != Ok("1") {
-        eprintln!("skipped: {}", stderr(&run));
+    if !installed(Data::Controlgym, "keel/Linear-v0", serde_json::json!({"system": "he1"})) {
         return;
     }
     assert!(run.status.success(), "{}", stderr(&run));
@@ -963,11 +972,10 @@ fn humanoid_curricula_train_end_to_end_and_refuse_bad_settings() {
     let dir = scratch("curricula");
     let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
     std::fs::create_dir_all(dir.join("runs")).unwrap_or_else(|e| panic!("{e}"));
-    let graph = keel_in(&dir, &["curricula", "stg", "--clips", "walk,run", "--out", "runs/stg_walk_run.json"]);
-    if stderr(&graph).contains("data") && std::env::var("KEEL_REQUIRE_HUMANOID_DATA").as_deref() != Ok("1") {
-        eprintln!("skipped: {}", stderr(&graph));
+    if !installed(Data::Humanoid, "keel/HumanoidTrack-v0", serde_json::json!({})) {
         return;
     }
+    let graph = keel_in(&dir, &["curricula", "stg", "--clips", "walk,run", "--out", "runs/stg_walk_run.json"]);
     assert!(graph.status.success(), "{}", stderr(&graph));
     assert!(stdout(&graph).contains("62 frames"), "{}", stdout(&graph));
     let tiny = ["--total-timesteps", "256", "--num-envs", "2", "--set", "num_steps=128", "--quiet"];
@@ -1092,11 +1100,10 @@ fn humanoid_history_encoder_trains_resumes_and_refuses_a_mismatch() {
     let fast = ["--set", "history_encoder.pretrain.epochs=5"];
     let mut args = vec!["train", "--config", trained, "--run-dir", "runs/trained"];
     args.extend_from_slice(&tiny);
-    let run = keel_in(&dir, &args);
-    if stderr(&run).contains("data") && std::env::var("KEEL_REQUIRE_HUMANOID_DATA").as_deref() != Ok("1") {
-        eprintln!("skipped: {}", stderr(&run));
+    if !installed(Data::Humanoid, "keel/HumanoidTrack-v0", serde_json::json!({})) {
         return;
     }
+    let run = keel_in(&dir, &args);
     assert!(run.status.success(), "{}", stderr(&run));
     let mut args = vec!["train", "--config", pretrained, "--run-dir", "runs/pretrained"];
     args.extend_from_slice(&tiny);

@@ -21,14 +21,7 @@ fn exclusive() -> std::sync::MutexGuard<'static, ()> {
 /// Whether the humanoid's data is here (registering the family first).
 fn available() -> bool {
     keel_envs::humanoid::register().unwrap_or_else(|e| panic!("{e}"));
-    match keel_envs::make(ENV, &Map::new()) {
-        Err(keel_envs::EnvError::DataMissing(why)) => {
-            assert!(std::env::var("KEEL_REQUIRE_HUMANOID_DATA").as_deref() != Ok("1"), "{why}");
-            eprintln!("skipped: {why}");
-            false
-        }
-        _ => true,
-    }
+    !keel_envs::testing::Data::Humanoid.missing(ENV, &keel_envs::make(ENV, &Map::new()))
 }
 
 fn env_config(history_len: usize) -> Map<String, Value> {

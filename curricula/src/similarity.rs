@@ -247,9 +247,7 @@ pub(crate) mod tests {
         match loaded {
             Ok(found) => Some(found),
             Err(why) => {
-                let required = std::env::var("KEEL_REQUIRE_HUMANOID_DATA").is_ok_and(|v| v == "1");
-                assert!(!required, "{why}");
-                eprintln!("skipped: {why}");
+                keel_envs::testing::Data::Humanoid.skip("the humanoid's clips", why);
                 None
             }
         }

@@ -671,3 +671,70 @@ pub const CHECKS: &[(&str, Check)] = &[
     ("masked_reset", check_masked_reset),
     ("extras", check_extras),
 ];
+
+/// Data that `scripts/setup.sh` installs outside the repository and some envs need. Tests that
+/// need it skip where it is absent, unless the test command requires it (`scripts/test.sh` sets
+/// [`Data::variable`] to `1`), where absence is a failure: one rule for every test of the
+/// workspace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Data {
+    /// controlgym's COMPleib matrices (the linear systems).
+    Controlgym,
+    /// The humanoid model and its motion clips (from pybullet's wheel).
+    Humanoid,
+}
+
+impl Data {
+    /// The variable that, set to `1`, makes missing data a failure.
+    pub fn variable(self) -> &'static str {
+        match self {
+            Data::Controlgym => "KEEL_REQUIRE_CONTROLGYM_DATA",
+            Data::Humanoid => "KEEL_REQUIRE_HUMANOID_DATA",
+        }
+    }
+
+    /// Whether the test command requires this data.
+    pub fn required(self) -> bool {
+        std::env::var(self.variable()).is_ok_and(|v| v == "1")
+    }
+
+    /// A test's skip for want of this data (`why` says what is missing): a note naming `what`,
+    /// or a panic where the data is required.
+    pub fn skip(self, what: &str, why: impl std::fmt::Display) {
+        assert!(!self.required(), "{what}: {why} (required here: {}=1)", self.variable());
+        eprintln!("{what}: skipped, {why}");
+    }
+
+    /// Whether `result` says this data is missing ([`EnvError::DataMissing`]); if so the test
+    /// skips ([`Data::skip`]). Any other result, good or bad, is `false`: the test goes on and
+    /// judges it.
+    pub fn missing<T>(self, what: &str, result: &Result<T, EnvError>) -> bool {
+        match result {
+            Err(EnvError::DataMissing(why)) => {
+                self.skip(what, why);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod data_tests {
+    use super::*;
+
+    /// A data error skips unless required, where it fails; other results are the test's to judge.
+    #[test]
+    fn missing_data_skips_or_fails_as_the_test_command_asks() {
+        let missing: Result<(), EnvError> = Err(EnvError::DataMissing("no clips".into()));
+        let other: Result<(), EnvError> = Err(EnvError::InvalidAction("bad".into()));
+        // The variable is the process's: decide by what is set, and check both branches' shapes.
+        if Data::Humanoid.required() {
+            assert!(std::panic::catch_unwind(|| Data::Humanoid.missing("t", &missing)).is_err());
+        } else {
+            assert!(Data::Humanoid.missing("t", &missing));
+        }
+        assert!(!Data::Humanoid.missing("t", &other));
+        assert!(!Data::Controlgym.missing("t", &Ok::<(), EnvError>(())));
+    }
+}

@@ -4,7 +4,8 @@
 
 use keel_envs::baselines::{Controller, run_episode};
 use keel_envs::space::{Action, Space};
-use keel_envs::{Env, EnvError, ResetOptions, make};
+use keel_envs::testing::Data;
+use keel_envs::{Env, ResetOptions, make};
 use serde_json::{Map, Value, json};
 
 const PDES: [&str; 10] = [
@@ -33,13 +34,8 @@ fn action_bound(env: &dyn Env) -> f64 {
 
 /// `env`, or `None` where the controlgym data is not installed (never under the test command).
 fn make_or_skip(id: &str, overrides: &Map<String, Value>) -> Option<Box<dyn Env>> {
-    match make(id, overrides) {
-        Err(EnvError::DataMissing(why)) => {
-            assert!(std::env::var("KEEL_REQUIRE_CONTROLGYM_DATA").as_deref() != Ok("1"), "{id}: {why}");
-            None
-        }
-        other => Some(other.unwrap_or_else(|e| panic!("{id}: {e}"))),
-    }
+    let env = make(id, overrides);
+    if Data::Controlgym.missing(id, &env) { None } else { Some(env.unwrap_or_else(|e| panic!("{id}: {e}"))) }
 }
 
 /// Plays constant actions `value` (clipped by the env) for a whole episode: (return, steps,

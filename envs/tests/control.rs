@@ -3,6 +3,7 @@
 
 use keel_envs::baselines::{Controller, Lqr, linear_model, run_episode};
 use keel_envs::{EnvError, make};
+use keel_envs::testing::Data;
 use serde_json::{Map, Value, json};
 
 fn config(pairs: &[(&str, Value)]) -> Map<String, Value> {
@@ -11,14 +12,11 @@ fn config(pairs: &[(&str, Value)]) -> Map<String, Value> {
 
 /// Mean episodic cost of `controller` over 3 seeded episodes, or `None` without the env's data.
 fn mean_cost(id: &str, overrides: &Map<String, Value>, controller: &str) -> Option<f64> {
-    let design = match Controller::design(controller, id, overrides) {
-        Err(EnvError::DataMissing(why)) => {
-            assert!(std::env::var("KEEL_REQUIRE_CONTROLGYM_DATA").as_deref() != Ok("1"), "{id}: {why}");
-            eprintln!("{id}: skipped, {why}");
-            return None;
-        }
-        other => other.unwrap_or_else(|e| panic!("{id} {controller}: {e}")),
-    };
+    let design = Controller::design(controller, id, overrides);
+    if Data::Controlgym.missing(id, &design) {
+        return None;
+    }
+    let design = design.unwrap_or_else(|e| panic!("{id} {controller}: {e}"));
     let mut env = make(id, overrides).unwrap_or_else(|e| panic!("{id}: {e}"));
     let costs: Vec<f64> = (0..3)
         .map(|seed| run_episode(env.as_mut(), &design, seed, u64::MAX).unwrap_or_else(|e| panic!("{id}: {e}")).cost)
@@ -27,14 +25,11 @@ fn mean_cost(id: &str, overrides: &Map<String, Value>, controller: &str) -> Opti
 }
 
 fn check_lqr(id: &str, overrides: Map<String, Value>) {
-    let model = match linear_model(id, &overrides) {
-        Err(EnvError::DataMissing(why)) => {
-            assert!(std::env::var("KEEL_REQUIRE_CONTROLGYM_DATA").as_deref() != Ok("1"), "{id}: {why}");
-            eprintln!("{id}: skipped, {why}");
-            return;
-        }
-        other => other.unwrap_or_else(|e| panic!("{id}: {e}")),
-    };
+    let model = linear_model(id, &overrides);
+    if Data::Controlgym.missing(id, &model) {
+        return;
+    }
+    let model = model.unwrap_or_else(|e| panic!("{id}: {e}"));
     let lqr = Lqr::new(&model).unwrap_or_else(|e| panic!("{id}: {e}"));
     let riccati = &lqr.riccati;
     eprintln!(

@@ -8,6 +8,7 @@
 
 use std::path::PathBuf;
 
+use keel_envs::testing::Data;
 use keel_envs::{Action, EnvError, ObsMut, ResetOptions, make};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -53,14 +54,11 @@ fn deviation(got: &[f64], want: &[f64]) -> f64 {
 /// env cannot be made because its data is missing.
 fn replay(name: &str) -> Option<(f64, f64)> {
     let f = fixture(name);
-    let mut env = match make(&f.keel_id, &f.config) {
-        Ok(env) => env,
-        Err(EnvError::DataMissing(why)) => {
-            eprintln!("{name}: skipped, {why}");
-            return None;
-        }
-        Err(e) => panic!("{name}: {e}"),
-    };
+    let env = make(&f.keel_id, &f.config);
+    if Data::Controlgym.missing(name, &env) {
+        return None;
+    }
+    let mut env = env.unwrap_or_else(|e| panic!("{name}: {e}"));
     let mut obs = vec![0.0f64; env.spec().obs_len()];
     env.reset(Some(0), &ResetOptions::with_state(f.initial_state.clone()), ObsMut::F64(&mut obs))
         .unwrap_or_else(|e| panic!("{name}: reset: {e}"));
@@ -105,18 +103,10 @@ golden!(
     wave => "wave.json",
 );
 
-/// The linear systems need controlgym's data; without it they are skipped here (the
-/// `KEEL_REQUIRE_CONTROLGYM_DATA=1` of `scripts/test.sh` turns a skip into a failure).
-/// Whether `scripts/test.sh` asked for the data (`KEEL_REQUIRE_CONTROLGYM_DATA=1`): then a skip
-/// is a failure.
-fn data_required() -> bool {
-    std::env::var("KEEL_REQUIRE_CONTROLGYM_DATA").is_ok_and(|v| v == "1")
-}
-
+/// The linear systems need controlgym's data; without it they are skipped here (a failure
+/// where the test command requires the data: [`Data`]).
 fn replay_linear(name: &str) {
-    if replay(name).is_none() && data_required() {
-        panic!("{name}: controlgym's data is required (KEEL_REQUIRE_CONTROLGYM_DATA=1)");
-    }
+    replay(name);
 }
 
 #[test]
@@ -143,8 +133,7 @@ fn lqr_gains_match_scipy() {
         let model = match keel_envs::baselines::linear_model(&f.keel_id, &f.config) {
             Ok(model) => model,
             Err(EnvError::DataMissing(why)) => {
-                assert!(!data_required(), "{name}: controlgym's data is required (KEEL_REQUIRE_CONTROLGYM_DATA=1): {why}");
-                eprintln!("{name}: skipped, {why}");
+                Data::Controlgym.skip(name, why);
                 continue;
             }
             Err(e) => panic!("{name}: {e}"),

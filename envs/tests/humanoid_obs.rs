@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use keel_envs::env::ResetOptions;
-use keel_envs::error::EnvError;
+use keel_envs::testing::Data;
 use keel_envs::registry;
 use keel_physics::glam::{DQuat, DVec3};
 use keel_physics::{ClipLibrary, DataDir, HumanoidModel};
@@ -20,14 +20,8 @@ fn env() -> Option<Box<dyn keel_envs::env::Env>> {
     keel_envs::humanoid::register().unwrap();
     let config: Map<String, Value> =
         [("clip".to_owned(), json!("walk")), ("future_frames".to_owned(), json!(FUTURE_FRAMES))].into_iter().collect();
-    match registry::make("keel/HumanoidTrack-v0", &config) {
-        Err(EnvError::DataMissing(why)) => {
-            assert!(std::env::var("KEEL_REQUIRE_HUMANOID_DATA").as_deref() != Ok("1"), "{why}");
-            eprintln!("skipped: {why}");
-            None
-        }
-        other => Some(other.unwrap()),
-    }
+    let env = registry::make("keel/HumanoidTrack-v0", &config);
+    if Data::Humanoid.missing("keel/HumanoidTrack-v0", &env) { None } else { Some(env.unwrap()) }
 }
 
 fn quat(wxyz: &[f64; 4]) -> DQuat {

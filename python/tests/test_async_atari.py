@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 
 import keel
+from _require import skip_or_fail
 
 if "keel/Pong-v5" not in keel.env_ids():
-    pytest.skip("Keel was built without the `atari` feature", allow_module_level=True)
+    skip_or_fail("KEEL_REQUIRE_ATARI", "Keel was built without the `atari` feature", module=True)
 
 
 def scripted(i, t):

@@ -7,9 +7,10 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import keel
+from _require import skip_or_fail
 
 if "keel/Pong-v5" not in keel.env_ids():
-    pytest.skip("Keel was built without the `atari` feature", allow_module_level=True)
+    skip_or_fail("KEEL_REQUIRE_ATARI", "Keel was built without the `atari` feature", module=True)
 
 
 def test_every_game_is_registered():

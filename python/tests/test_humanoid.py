@@ -1,6 +1,5 @@
 """keel/HumanoidTrack-v0 from Python: Gymnasium's checker, reward terms in info, rendering, bad input."""
 
-import os
 import warnings
 
 import gymnasium as gym
@@ -9,6 +8,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import keel
+from _require import skip_or_fail
 
 ID = "keel/HumanoidTrack-v0"
 TERMS = ["reward_pose", "reward_velocity", "reward_end_effector", "reward_root", "reward_com"]
@@ -18,9 +18,7 @@ def make(**kwargs):
     try:
         return gym.make(ID, **kwargs)
     except keel.DataMissingError as e:
-        if os.environ.get("KEEL_REQUIRE_HUMANOID_DATA") == "1":
-            raise
-        pytest.skip(str(e))
+        skip_or_fail("KEEL_REQUIRE_HUMANOID_DATA", str(e))
 
 
 def test_check_env_passes_on_walk():
@@ -73,7 +71,7 @@ def test_a_vector_of_humanoids_steps_on_the_rust_engine():
     try:
         envs = gym.make_vec(ID, num_envs=3, clip="walk")
     except keel.DataMissingError as e:
-        pytest.skip(str(e))
+        skip_or_fail("KEEL_REQUIRE_HUMANOID_DATA", str(e))
     obs, info = envs.reset(seed=3)
     assert obs.shape == (3, 227)
     obs, reward, terminated, truncated, info = envs.step(np.zeros((3, 28), dtype=np.float32))

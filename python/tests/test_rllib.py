@@ -12,6 +12,7 @@ import pathlib
 import subprocess
 
 import pytest
+from _require import skip_or_fail
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 VENV = pathlib.Path(os.environ.get("KEEL_CACHE", pathlib.Path.home() / ".cache/keel")) / "rllib-venv"
@@ -19,8 +20,7 @@ VENV = pathlib.Path(os.environ.get("KEEL_CACHE", pathlib.Path.home() / ".cache/k
 
 def test_rllib_ppo_trains_on_keel_cartpole(tmp_path):
     if not (VENV / "bin/python").exists():
-        assert os.environ.get("KEEL_REQUIRE_RLLIB") != "1", f"RLlib venv missing: {VENV}"
-        pytest.skip(f"no RLlib venv at {VENV} (bash scripts/rllib_venv.sh makes it, about 4.5 GB)")
+        skip_or_fail("KEEL_REQUIRE_RLLIB", f"no RLlib venv at {VENV} (bash scripts/rllib_venv.sh makes it, about 4.5 GB)")
     out = tmp_path / "rllib.json"
     # 5 iterations of 4000 steps: the return of an untrained policy (about 20) at least doubles.
     proc = subprocess.run(
