@@ -370,6 +370,44 @@ impl Chunk {
         }
     }
 
+    /// Replaces every env of the chunk that panicked with a new one from `factory`, carrying
+    /// over its persistent parameters; an env that cannot be replaced (no factory, a failing
+    /// one, one of another spec) is an error naming it, and the envs after it stay as they are.
+    pub(super) fn replace_panicked(&mut self, factory: Option<&EnvFactory>, spec: &EnvSpec) -> Result<()> {
+        for k in 0..self.envs.len() {
+            if !self.panicked[k] {
+                continue;
+            }
+            let index = self.start + k;
+            let cannot = |cause: String| EnvError::Poisoned { index, cause };
+            let Some(factory) = factory else {
+                return Err(cannot(
+                    "it panicked, and a vector of envs given by value cannot replace it; make a new vector".into(),
+                ));
+            };
+            let mut env =
+                factory().map_err(|e| cannot(format!("it panicked, and making its replacement failed: {e}")))?;
+            let new_spec = env.spec();
+            if new_spec.observation_space != spec.observation_space
+                || new_spec.action_space != spec.action_space
+                || new_spec.extras != spec.extras
+            {
+                return Err(cannot("it panicked, and its replacement has other spaces or extras".into()));
+            }
+            let params = self.envs[k].params();
+            if let Value::Object(map) = &params {
+                if params != env.params() {
+                    env.set_params(map).map_err(|e| {
+                        cannot(format!("it panicked, and its parameters do not fit its replacement: {e}"))
+                    })?;
+                }
+            }
+            self.envs[k] = env;
+            self.panicked[k] = false;
+        }
+        Ok(())
+    }
+
     fn run(&mut self, rows: &mut Rows<'_>) {
         self.ended = 0;
         self.result = match self.command {
@@ -1207,43 +1245,10 @@ impl VecEnv {
         }
     }
 
-    /// Replaces every env that panicked with a new one from the factory, carrying over its
-    /// persistent parameters (a full reset's first step; see the module docs). An env that
-    /// cannot be replaced keeps the vector poisoned, with the reason.
+    /// Replaces every env that panicked (a full reset's first step; see the module docs).
     fn replace_panicked(&mut self) -> Result<()> {
         for block in self.pool.blocks.iter() {
-            let mut chunk = lock(block);
-            for k in 0..chunk.envs.len() {
-                if !chunk.panicked[k] {
-                    continue;
-                }
-                let index = chunk.start + k;
-                let cannot = |cause: String| EnvError::Poisoned { index, cause };
-                let Some(factory) = &self.factory else {
-                    return Err(cannot(
-                        "it panicked, and a vector of envs given by value cannot replace it; make a new vector".into(),
-                    ));
-                };
-                let mut env =
-                    factory().map_err(|e| cannot(format!("it panicked, and making its replacement failed: {e}")))?;
-                let spec = env.spec();
-                if spec.observation_space != self.spec.observation_space
-                    || spec.action_space != self.spec.action_space
-                    || spec.extras != self.spec.extras
-                {
-                    return Err(cannot("it panicked, and its replacement has other spaces or extras".into()));
-                }
-                let params = chunk.envs[k].params();
-                if let Value::Object(map) = &params {
-                    if params != env.params() {
-                        env.set_params(map).map_err(|e| {
-                            cannot(format!("it panicked, and its parameters do not fit its replacement: {e}"))
-                        })?;
-                    }
-                }
-                chunk.envs[k] = env;
-                chunk.panicked[k] = false;
-            }
+            lock(block).replace_panicked(self.factory.as_ref(), &self.spec)?;
         }
         Ok(())
     }
