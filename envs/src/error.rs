@@ -93,6 +93,18 @@ pub enum EnvError {
         /// What happened.
         cause: String,
     },
+    /// A worker thread of a vector env could not be started: the OS refused it (too many
+    /// threads for the process or user, too little memory). Nothing was made; fewer workers
+    /// may fit.
+    #[error("cannot start env worker thread {worker} of {workers}: {cause}; ask for fewer workers")]
+    WorkerSpawn {
+        /// Index of the worker that could not start.
+        worker: usize,
+        /// Workers asked for.
+        workers: usize,
+        /// The OS's reason.
+        cause: String,
+    },
     /// A call of the async vector API out of order or with bad ids (an env sent twice before
     /// `recv`, `recv` with too few envs in flight, ...); nothing changed.
     #[error("async vector: {0}")]

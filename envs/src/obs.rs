@@ -170,6 +170,18 @@ impl ObsRef<'_> {
     }
 }
 
+/// Copies `from` into `to` value by value, converting the element type: exactly into a wider
+/// type, `float64` to `float32` rounded, floats to `uint8` rounded toward zero and saturated
+/// to `0..=255` (NaN to 0). Copies `min(len)` values; the engine calls it with equal lengths.
+pub fn convert(to: ObsMut<'_>, from: ObsRef<'_>) {
+    let values = from.iter_f64();
+    match to {
+        ObsMut::F32(t) => t.iter_mut().zip(values).for_each(|(v, x)| *v = x as f32),
+        ObsMut::F64(t) => t.iter_mut().zip(values).for_each(|(v, x)| *v = x),
+        ObsMut::U8(t) => t.iter_mut().zip(values).for_each(|(v, x)| *v = x as u8),
+    }
+}
+
 /// An owned buffer of observations in their native element type.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "dtype", content = "data", rename_all = "lowercase")]
@@ -273,14 +285,15 @@ impl ObsBuf {
         }
     }
 
-    /// Copies row `src` of `from` (same type) into row `dst` of this buffer.
+    /// Copies row `src` of `from` into row `dst` of this buffer. Rows of another element type
+    /// are converted, value by value, as [`convert`] does (a row is never left as it was).
     pub fn copy_row(&mut self, dst: usize, from: &ObsBuf, src: usize, width: usize) {
         let (d, s) = (dst * width..(dst + 1) * width, src * width..(src + 1) * width);
         match (self, from) {
             (ObsBuf::F32(a), ObsBuf::F32(b)) => a[d].copy_from_slice(&b[s]),
             (ObsBuf::F64(a), ObsBuf::F64(b)) => a[d].copy_from_slice(&b[s]),
             (ObsBuf::U8(a), ObsBuf::U8(b)) => a[d].copy_from_slice(&b[s]),
-            _ => {}
+            (to, from) => convert(to.row_mut(dst, width), from.row(src, width)),
         }
     }
 
@@ -334,6 +347,16 @@ mod tests {
         let err = buf.row_mut(0, 3).f32(3).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err.contains("uint8") && err.contains("float32"), "{err}");
         assert_eq!(buf.dtype(), DType::Uint8);
+    }
+
+    #[test]
+    fn a_row_of_another_type_is_converted_not_skipped() {
+        let mut buf = ObsBuf::F32(vec![0.0; 4]);
+        buf.copy_row(1, &ObsBuf::U8(vec![1, 2, 3, 4]), 1, 2);
+        assert_eq!(buf, ObsBuf::F32(vec![0.0, 0.0, 3.0, 4.0]));
+        let mut bytes = ObsBuf::U8(vec![9; 3]);
+        bytes.copy_row(0, &ObsBuf::F64(vec![-1.0, 2.7, 300.0]), 0, 3);
+        assert_eq!(bytes, ObsBuf::U8(vec![0, 2, 255]));
     }
 
     #[test]

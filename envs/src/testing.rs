@@ -522,11 +522,17 @@ pub struct BytePatternConfig {
     pub episode_length: u64,
     /// An action that makes `step` panic (default none): a stand-in for a buggy env.
     pub panic_on: Option<i64>,
+    /// After that panic, every later `reset` and `step` panics too (default false): a state a
+    /// panic tore mid-step, which a reset cannot repair.
+    pub panic_tears: bool,
+    /// That panic's payload panics again when dropped (default false): a panic that escapes
+    /// the engine's `catch_unwind`.
+    pub panic_escapes: bool,
 }
 
 impl Default for BytePatternConfig {
     fn default() -> Self {
-        Self { shape: vec![2, 3, 4], episode_length: 10, panic_on: None }
+        Self { shape: vec![2, 3, 4], episode_length: 10, panic_on: None, panic_tears: false, panic_escapes: false }
     }
 }
 
@@ -554,6 +560,17 @@ pub struct BytePattern {
     offset: u8,
     steps: u64,
     started: bool,
+    /// Set by a `panic_tears` panic.
+    torn: bool,
+}
+
+/// The payload of a `panic_escapes` panic: dropping it panics.
+struct EscapingPanic;
+
+impl Drop for EscapingPanic {
+    fn drop(&mut self) {
+        panic!("BytePattern's panic payload panicked when dropped");
+    }
 }
 
 impl crate::env::Registered for BytePattern {
@@ -579,7 +596,7 @@ impl crate::env::Registered for BytePattern {
 
     fn new(config: BytePatternConfig) -> crate::Result<Self> {
         let spec = <Self as crate::env::Registered>::spec(&config)?;
-        Ok(Self { config, spec, rng: crate::rng::EnvRng::default(), offset: 0, steps: 0, started: false })
+        Ok(Self { config, spec, rng: crate::rng::EnvRng::default(), offset: 0, steps: 0, started: false, torn: false })
     }
 }
 
@@ -598,6 +615,9 @@ impl Env for BytePattern {
 
     fn reset(&mut self, seed: Option<u64>, options: &ResetOptions, obs: ObsMut<'_>) -> crate::Result<()> {
         let obs = obs.u8(self.spec.obs_len())?;
+        if self.torn {
+            panic!("BytePattern reset after its panic tore it");
+        }
         let state = match &options.state {
             Some(s) if s.len() == 2 && s.iter().all(|v| v.is_finite()) => Some((s[0] as u8, s[1] as u64)),
             Some(s) => return Err(EnvError::InvalidState(format!("expected 2 finite values, got {s:?}"))),
@@ -619,7 +639,14 @@ impl Env for BytePattern {
         if !self.started {
             return Err(EnvError::ResetNeeded);
         }
+        if self.torn {
+            panic!("BytePattern stepped after its panic tore it");
+        }
         if self.config.panic_on == Some(a) {
+            self.torn = self.config.panic_tears;
+            if self.config.panic_escapes {
+                std::panic::panic_any(EscapingPanic);
+            }
             panic!("BytePattern asked to panic on action {a}");
         }
         self.steps += 1;

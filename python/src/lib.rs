@@ -65,7 +65,8 @@ fn to_py(err: EnvError) -> PyErr {
         | EnvError::InvalidField { .. }
         | EnvError::InvalidState(_)
         | EnvError::Snapshot(_)
-        | EnvError::InvalidPolicy(_) => ConfigError::new_err(message),
+        | EnvError::InvalidPolicy(_)
+        | EnvError::WorkerSpawn { .. } => ConfigError::new_err(message),
         EnvError::InvalidAction(_) | EnvError::BatchShape(_) | EnvError::AsyncUsage(_) => ActionError::new_err(message),
         EnvError::ResetNeeded | EnvError::StepAfterDone { .. } => ResetNeededError::new_err(message),
         EnvError::DataMissing(_) => DataMissingError::new_err(message),

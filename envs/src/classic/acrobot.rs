@@ -194,8 +194,23 @@ impl Acrobot {
     }
 }
 
-fn wrap(mut x: f64, m: f64, big_m: f64) -> f64 {
+/// Turns of the period that [`wrap`] takes one at a time, as Gymnasium does; farther angles
+/// are wrapped in closed form, so no input (1e18, or `dt = 1000`) makes it loop for long.
+const WRAP_TURNS: f64 = 64.0;
+
+/// Gymnasium's `wrap`: `x` shifted by whole periods `big_m - m` into `[m, big_m]`. Within
+/// [`WRAP_TURNS`] periods of the range (every step of sane dynamics) it subtracts or adds the
+/// period one turn at a time, as Gymnasium does, so the result is the same bit for bit;
+/// beyond, where Gymnasium's loop would take as many turns as `x` has periods (forever for
+/// infinity), it takes the Euclidean remainder. Non-finite `x` gives NaN, which the
+/// observation check turns into an error.
+fn wrap(x: f64, m: f64, big_m: f64) -> f64 {
     let diff = big_m - m;
+    if !(x >= m - WRAP_TURNS * diff && x <= big_m + WRAP_TURNS * diff) {
+        return m + (x - m).rem_euclid(diff);
+    }
+    let mut x = x;
+    // At most `WRAP_TURNS + 1` turns each: `x` is within that many periods of the range.
     while x > big_m {
         x -= diff;
     }
@@ -256,4 +271,74 @@ impl Env for Acrobot {
     params_methods!(UniformStart);
 
     snapshot_fields!(state, rng, params);
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Map, json};
+
+    use super::*;
+    use crate::obs::ObsBuf;
+
+    /// Gymnasium's `wrap`, loop for loop.
+    fn gymnasium_wrap(mut x: f64, m: f64, big_m: f64) -> f64 {
+        let diff = big_m - m;
+        while x > big_m {
+            x -= diff;
+        }
+        while x < m {
+            x += diff;
+        }
+        x
+    }
+
+    #[test]
+    fn wrap_is_gymnasiums_within_many_turns() {
+        for i in -6_000..=6_000 {
+            let x = f64::from(i) * 0.0191 * PI + 1e-9 * f64::from(i % 7);
+            assert_eq!(wrap(x, -PI, PI).to_bits(), gymnasium_wrap(x, -PI, PI).to_bits(), "x = {x}");
+        }
+        for x in [PI, -PI, 3.0 * PI, -3.0 * PI, 0.0, -0.0] {
+            assert_eq!(wrap(x, -PI, PI).to_bits(), gymnasium_wrap(x, -PI, PI).to_bits(), "x = {x}");
+        }
+    }
+
+    #[test]
+    fn wrap_takes_huge_and_non_finite_angles_at_once() {
+        for x in [1e18, -1e18, 1e300, f64::MAX, -f64::MAX, 4e6 * PI] {
+            let w = wrap(x, -PI, PI);
+            assert!((-PI..=PI).contains(&w), "wrap({x}) = {w}");
+        }
+        for x in [f64::INFINITY, f64::NEG_INFINITY, f64::NAN] {
+            assert!(wrap(x, -PI, PI).is_nan());
+        }
+    }
+
+    fn map(v: serde_json::Value) -> Map<String, serde_json::Value> {
+        match v {
+            serde_json::Value::Object(m) => m,
+            _ => Map::new(),
+        }
+    }
+
+    #[test]
+    fn a_huge_start_angle_or_time_step_returns_from_step() {
+        let mut env = crate::make(Acrobot::ID, &Map::new()).unwrap_or_else(|e| panic!("{e}"));
+        let mut obs = ObsBuf::zeros(crate::space::DType::Float32, 6);
+        let huge = ResetOptions::with_state(vec![1e18, 0.0, 0.0, 0.0]);
+        env.reset(Some(0), &huge, obs.as_mut()).unwrap_or_else(|e| panic!("{e}"));
+        env.step(Action::Int(&[1]), obs.as_mut()).unwrap_or_else(|e| panic!("{e}"));
+        let state = env.state().unwrap_or_default();
+        assert!(state[..2].iter().all(|t| (-PI..=PI).contains(t)), "{state:?}");
+        // A time step so long that the integration leaves every angle's range: each step returns,
+        // with an observation or with an error naming the non-finite value.
+        let mut env = crate::make(Acrobot::ID, &map(json!({"dt": 1000.0}))).unwrap_or_else(|e| panic!("{e}"));
+        env.reset(Some(0), &ResetOptions::default(), obs.as_mut()).unwrap_or_else(|e| panic!("{e}"));
+        for _ in 0..5 {
+            match env.step(Action::Int(&[1]), obs.as_mut()) {
+                Ok(_) => assert!(obs.to_f64_vec().iter().all(|v| v.is_finite())),
+                Err(e) => assert!(matches!(e, EnvError::NonFiniteObservation(_)), "{e}"),
+            }
+        }
+    }
 }

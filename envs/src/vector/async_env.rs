@@ -310,15 +310,8 @@ impl AsyncVecEnv {
         };
         for w in 0..workers {
             let (shared, stage) = (Arc::clone(&venv.shared), stage()?);
-            let handle = std::thread::Builder::new()
-                .name(format!("keel-async-worker-{w}"))
-                .spawn(move || worker_loop(shared, stage))
-                .map_err(|e| EnvError::InvalidField {
-                    context: "async vector".into(),
-                    field: "workers".into(),
-                    message: format!("cannot start worker thread {w} of {workers}: {e}; ask for fewer workers"),
-                })?;
-            venv.threads.push(handle);
+            let builder = std::thread::Builder::new().name(format!("keel-async-worker-{w}"));
+            venv.threads.push(super::spawn_worker(builder, w, workers, move || worker_loop(shared, stage))?);
         }
         Ok(venv)
     }

@@ -24,7 +24,12 @@
 //! Failures: an env error or panic in the middle of a vector step or reset leaves some envs
 //! stepped and others not. The vector is then *poisoned*: every call fails with
 //! [`EnvError::Poisoned`], naming the env and the cause, until a full reset succeeds. Errors
-//! found before any env runs (bad actions, seeds, masks) change nothing.
+//! found before any env runs (bad actions, seeds, masks) change nothing. An env that panicked
+//! is not trusted again (its state may be torn mid-step, as a physics world's or an emulator's
+//! would be): the full reset replaces it with a new one, made as the vector made its envs
+//! ([`VecEnv::make`], [`VecEnv::from_factory`]); a vector of envs given by value
+//! ([`VecEnv::new`]) cannot, and stays poisoned. A panic that escapes an env's guard (a panic
+//! payload whose drop panics) fails its block the same way; no thread waits for it.
 //!
 //! Autoreset follows Gymnasium 1.x ([`AutoresetMode`]). Env `i` of a vector reset with seed `s`
 //! is seeded `s + i`, as Gymnasium's `make_vec`.
@@ -39,7 +44,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
+use std::thread::{Builder, JoinHandle};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -258,16 +263,22 @@ impl ActionRows {
         }
     }
 
-    /// Copies rows of `actions` (already checked against the space) in.
+    /// Copies rows of `actions` in. The callers have checked the batch against the space, so
+    /// the actions are of the kind the rows hold (or `float32` for `float64` rows, widened).
+    /// Rows of any other kind take the actions as they come, in their own type, so that every
+    /// env is handed exactly what was sent (and rejects it itself); no row is left stale.
     fn fill(&mut self, actions: Action<'_>, rows: std::ops::Range<usize>) {
-        match (self, actions) {
+        match (&mut *self, actions) {
             (ActionRows::Int(out), Action::Int(a)) => out.copy_from_slice(&a[rows]),
             (ActionRows::F32(out), Action::Float(a)) => out.copy_from_slice(&a[rows]),
             (ActionRows::F64(out), Action::Float64(a)) => out.copy_from_slice(&a[rows]),
             (ActionRows::F64(out), Action::Float(a)) => {
                 out.iter_mut().zip(&a[rows]).for_each(|(o, &v)| *o = f64::from(v));
             }
-            _ => {}
+            // Allocates, but only for a kind of action that `check_batch` refuses.
+            (_, Action::Int(a)) => *self = ActionRows::Int(a[rows].to_vec()),
+            (_, Action::Float(a)) => *self = ActionRows::F32(a[rows].to_vec()),
+            (_, Action::Float64(a)) => *self = ActionRows::F64(a[rows].to_vec()),
         }
     }
 
@@ -326,6 +337,8 @@ struct Chunk {
     ended: usize,
     /// The env being run, for the error report of a panic.
     current: usize,
+    /// Envs that panicked: a full reset replaces them (see the module docs).
+    panicked: Vec<bool>,
 }
 
 impl Chunk {
@@ -353,7 +366,46 @@ impl Chunk {
             result: Ok(()),
             ended: 0,
             current: 0,
+            panicked: vec![false; n],
         }
+    }
+
+    /// Replaces every env of the chunk that panicked with a new one from `factory`, carrying
+    /// over its persistent parameters; an env that cannot be replaced (no factory, a failing
+    /// one, one of another spec) is an error naming it, and the envs after it stay as they are.
+    pub(super) fn replace_panicked(&mut self, factory: Option<&EnvFactory>, spec: &EnvSpec) -> Result<()> {
+        for k in 0..self.envs.len() {
+            if !self.panicked[k] {
+                continue;
+            }
+            let index = self.start + k;
+            let cannot = |cause: String| EnvError::Poisoned { index, cause };
+            let Some(factory) = factory else {
+                return Err(cannot(
+                    "it panicked, and a vector of envs given by value cannot replace it; make a new vector".into(),
+                ));
+            };
+            let mut env =
+                factory().map_err(|e| cannot(format!("it panicked, and making its replacement failed: {e}")))?;
+            let new_spec = env.spec();
+            if new_spec.observation_space != spec.observation_space
+                || new_spec.action_space != spec.action_space
+                || new_spec.extras != spec.extras
+            {
+                return Err(cannot("it panicked, and its replacement has other spaces or extras".into()));
+            }
+            let params = self.envs[k].params();
+            if let Value::Object(map) = &params {
+                if params != env.params() {
+                    env.set_params(map).map_err(|e| {
+                        cannot(format!("it panicked, and its parameters do not fit its replacement: {e}"))
+                    })?;
+                }
+            }
+            self.envs[k] = env;
+            self.panicked[k] = false;
+        }
+        Ok(())
     }
 
     fn run(&mut self, rows: &mut Rows<'_>) {
@@ -458,7 +510,7 @@ impl Chunk {
                 match self.mode {
                     AutoresetMode::NextStep => self.needs_reset[k] = true,
                     AutoresetMode::SameStep => {
-                        rows.obs.copy_row_to(k, &mut rows.final_obs);
+                        rows.obs.keep_final(k);
                         rows.final_extras[k * e..(k + 1) * e].copy_from_slice(&rows.extras[k * e..(k + 1) * e]);
                         rows.has_final_obs[k] = true;
                         if self.with_sampler {
@@ -518,7 +570,9 @@ fn run_block(chunk: &mut Chunk, batch: &SharedBatch) {
 #[inline(always)]
 fn run_chunk(chunk: &mut Chunk, rows: &mut Rows<'_>) {
     if let Err(panic) = catch_unwind(AssertUnwindSafe(|| chunk.run(rows))) {
-        chunk.result = Err(EnvError::EnvPanicked { index: chunk.start + chunk.current, message: panic_message(&*panic) });
+        let k = chunk.current;
+        chunk.panicked[k] = true;
+        chunk.result = Err(EnvError::EnvPanicked { index: chunk.start + k, message: panic_message(&*panic) });
     }
 }
 
@@ -546,14 +600,49 @@ fn poison_cause(err: &EnvError, index: usize) -> EnvError {
     EnvError::Poisoned { index, cause }
 }
 
+/// A block claimed by this thread: counted done when it is left, normally or by a panic that
+/// escaped the env's guard in [`run_chunk`] (a panic payload whose drop panics). Such a block
+/// fails, naming its env, instead of leaving the caller waiting for it forever.
+struct Claimed<'a> {
+    block: &'a Mutex<Chunk>,
+    signal: &'a Signal,
+}
+
+impl Drop for Claimed<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let mut chunk = lock(self.block);
+            let k = chunk.current;
+            if let Some(p) = chunk.panicked.get_mut(k) {
+                *p = true;
+            }
+            if !matches!(chunk.result, Err(EnvError::EnvPanicked { .. })) {
+                let message = "a panic escaped the env's guard and unwound its thread".into();
+                chunk.result = Err(EnvError::EnvPanicked { index: chunk.start + k, message });
+            }
+        }
+        // After the block's lock is released (the guard outlives it): the caller may lock it.
+        self.signal.blocks_done.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
 /// Claims and runs blocks until none is left. Which thread runs a block does not matter: each
 /// env's result depends only on its own state.
 fn drain_blocks(blocks: &[Arc<Mutex<Chunk>>], batch: &SharedBatch, signal: &Signal) {
     loop {
         let b = signal.next_block.fetch_add(1, Ordering::AcqRel);
         let Some(block) = blocks.get(b) else { return };
+        let _claimed = Claimed { block, signal };
         run_block(&mut lock(block), batch);
-        signal.blocks_done.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// [`drain_blocks`] until none is left, also after a panic that escaped an env's guard: that
+/// block has failed (see [`Claimed`]) and the others still need a thread. The escaped panic's
+/// payload is forgotten, not dropped: dropping it could panic again.
+fn drain_all(blocks: &[Arc<Mutex<Chunk>>], batch: &SharedBatch, signal: &Signal) {
+    while let Err(payload) = catch_unwind(AssertUnwindSafe(|| drain_blocks(blocks, batch, signal))) {
+        std::mem::forget(payload);
     }
 }
 
@@ -581,8 +670,19 @@ fn worker_loop(blocks: Arc<[Arc<Mutex<Chunk>>]>, batch: Arc<SharedBatch>, signal
                 std::thread::park();
             }
         }
-        drain_blocks(&blocks, &batch, &signal);
+        drain_all(&blocks, &batch, &signal);
     }
+}
+
+/// Starts pool worker `w` of `workers` with `builder`; the OS refusing (too many threads, too
+/// little memory) is a [`EnvError::WorkerSpawn`] naming the worker.
+fn spawn_worker(
+    builder: Builder,
+    w: usize,
+    workers: usize,
+    work: impl FnOnce() + Send + 'static,
+) -> Result<JoinHandle<()>> {
+    builder.spawn(work).map_err(|e| EnvError::WorkerSpawn { worker: w, workers, cause: e.to_string() })
 }
 
 /// Blocks of envs, the shared batch, and the worker threads (none when serial).
@@ -620,21 +720,21 @@ impl Pool {
         // The calling thread is worker 0; spawn the others.
         for w in 1..workers {
             let (blocks, batch, signal) = (Arc::clone(&pool.blocks), Arc::clone(&pool.batch), Arc::clone(&pool.signal));
-            let handle = std::thread::Builder::new()
-                .name(format!("keel-env-worker-{w}"))
-                .spawn(move || worker_loop(blocks, batch, signal))
-                .map_err(|e| EnvError::InvalidField {
-                    context: "vector".into(),
-                    field: "workers".into(),
-                    message: format!("cannot start worker thread {w} of {workers}: {e}; ask for fewer workers"),
-                })?;
-            pool.threads.push(handle);
+            let builder = Builder::new().name(format!("keel-env-worker-{w}"));
+            // On an error, dropping `pool` stops the workers already started.
+            pool.threads.push(spawn_worker(builder, w, workers, move || worker_loop(blocks, batch, signal))?);
         }
         Ok(pool)
     }
 
+    /// The batch of the last command.
     fn batch(&self) -> &Batch {
-        self.batch.batch()
+        // SAFETY: commands run in `run(&mut self)`, which returns only after every block is
+        // done (acquired); `&self` keeps the next from starting while the reference lives.
+        #[allow(unsafe_code)]
+        unsafe {
+            self.batch.batch()
+        }
     }
 
     /// Runs the command every block holds; the first error (in env order) is returned.
@@ -649,8 +749,9 @@ impl Pool {
                 t.thread().unpark();
             }
         }
-        drain_blocks(&self.blocks, &self.batch, &self.signal);
-        // Only blocks that a worker claimed and is still running remain.
+        drain_all(&self.blocks, &self.batch, &self.signal);
+        // Only blocks that a worker claimed and is still running remain; each is counted done
+        // however its thread leaves it (`Claimed`), so this wait ends.
         let mut waits = 0u32;
         while self.signal.blocks_done.load(Ordering::Acquire) < num_blocks {
             waits = waits.saturating_add(1);
@@ -684,6 +785,9 @@ impl Drop for Pool {
     }
 }
 
+/// Makes one sub-env afresh, as a vector made its envs: what replaces an env that panicked.
+pub type EnvFactory = Arc<dyn Fn() -> Result<Box<dyn Env>> + Send + Sync>;
+
 /// `num_envs` envs of one spec stepped as one (see the module docs).
 pub struct VecEnv {
     spec: EnvSpec,
@@ -697,6 +801,8 @@ pub struct VecEnv {
     sampler: Option<Box<dyn ResetSampler>>,
     /// Set when an env failed in the middle of a call; cleared by a full reset.
     poisoned: Option<EnvError>,
+    /// Makes the envs that replace panicked ones (`None` for envs given by value).
+    factory: Option<EnvFactory>,
 }
 
 impl VecEnv {
@@ -709,8 +815,17 @@ impl VecEnv {
         crate::memory::check("num_envs", num_envs as u128, (num_envs as u128) * per_env).map_err(|e| {
             EnvError::InvalidField { context: format!("{id} vector"), field: e.field.into(), message: e.message }
         })?;
-        let envs = (0..num_envs).map(|_| registration.make(overrides)).collect::<Result<Vec<_>>>()?;
-        Self::new(envs, options)
+        let overrides = overrides.clone();
+        Self::from_factory(num_envs, options, Arc::new(move || registration.make(&overrides)))
+    }
+
+    /// A vector of `num_envs` envs made by `factory`, which also makes the env that replaces
+    /// one that panicked, at the next full reset.
+    pub fn from_factory(num_envs: usize, options: VecOptions, factory: EnvFactory) -> Result<Self> {
+        let envs = (0..num_envs).map(|_| factory()).collect::<Result<Vec<_>>>()?;
+        let mut venv = Self::new(envs, options)?;
+        venv.factory = Some(factory);
+        Ok(venv)
     }
 
     /// Bytes of one env's rows in the batch and of its bookkeeping.
@@ -721,7 +836,8 @@ impl VecEnv {
         copies * (obs + extras) + 8 * spec.action_len() as u128 + 256
     }
 
-    /// A vector over `envs`, which must share one spec.
+    /// A vector over `envs`, which must share one spec. It cannot replace an env that panics:
+    /// after a panic it stays poisoned (use [`VecEnv::from_factory`] to allow that).
     pub fn new(envs: Vec<Box<dyn Env>>, options: VecOptions) -> Result<Self> {
         let spec = common_spec(&envs)?;
         let num_envs = envs.len();
@@ -736,6 +852,7 @@ impl VecEnv {
             episodes_completed: 0,
             sampler: None,
             poisoned: None,
+            factory: None,
         })
     }
 
@@ -848,6 +965,9 @@ impl VecEnv {
             Seeds::Base(s) => Some(s.wrapping_add(i as u64)),
             Seeds::PerEnv(s) => Some(s[i]),
         };
+        if mask.is_none() {
+            self.replace_panicked()?;
+        }
         self.for_each_chunk(|chunk| {
             chunk.command = Command::Reset;
             for k in 0..chunk.envs.len() {
@@ -915,7 +1035,7 @@ impl VecEnv {
     fn report_and_resample(&mut self) -> Result<()> {
         let Some(sampler) = self.sampler.as_mut() else { return Ok(()) };
         let mode = self.options.autoreset_mode;
-        let batch = self.pool.batch.batch();
+        let batch = self.pool.batch();
         let mut resets = false;
         for block in self.pool.blocks.iter() {
             let mut chunk = lock(block);
@@ -1068,11 +1188,13 @@ impl VecEnv {
             }
         }
         let mut result = Ok(());
+        let mut failed = 0;
         self.for_each_chunk(|chunk| {
             for k in 0..chunk.envs.len() {
                 let i = chunk.start + k;
                 if result.is_ok() {
                     result = chunk.envs[k].restore(&envs[i]);
+                    failed = i;
                 }
                 chunk.needs_reset[k] = needs_reset[i];
                 chunk.running_return[k] = running_return[i];
@@ -1084,19 +1206,15 @@ impl VecEnv {
             }
         });
         if let Err(err) = result {
-            self.poisoned = Some(EnvError::Poisoned { index: 0, cause: format!("restore failed: {err}") });
+            self.poisoned = Some(EnvError::Poisoned { index: failed, cause: format!("restore failed: {err}") });
             return Err(err);
         }
         // SAFETY: no command is running (`&mut self`) and no other reference to the batch is
         // alive; only elements are written, the vectors keep their sizes.
         #[allow(unsafe_code)]
         let out = unsafe { self.pool.batch.batch_mut() };
-        match (&mut out.obs, &obs) {
-            (ObsBuf::F32(a), ObsBuf::F32(b)) => a.copy_from_slice(b),
-            (ObsBuf::F64(a), ObsBuf::F64(b)) => a.copy_from_slice(b),
-            (ObsBuf::U8(a), ObsBuf::U8(b)) => a.copy_from_slice(b),
-            _ => {}
-        }
+        // Checked above: one type and length, so the rows are copied as they are.
+        out.obs.copy_row(0, &obs, 0, obs.len());
         self.finished = finished;
         self.was_reset = was_reset;
         self.episodes_completed = episodes_completed;
@@ -1125,6 +1243,14 @@ impl VecEnv {
                 f(env.as_mut());
             }
         }
+    }
+
+    /// Replaces every env that panicked (a full reset's first step; see the module docs).
+    fn replace_panicked(&mut self) -> Result<()> {
+        for block in self.pool.blocks.iter() {
+            lock(block).replace_panicked(self.factory.as_ref(), &self.spec)?;
+        }
+        Ok(())
     }
 
     fn for_each_chunk(&mut self, mut f: impl FnMut(&mut Chunk)) {

@@ -2,6 +2,7 @@
 //! `crate::testing`.
 
 use super::*;
+use crate::obs::ObsMut;
 use crate::testing::{BytePatternConfig, register_test_envs};
 use rand::SeedableRng;
 use rand_pcg::Pcg32;
@@ -32,9 +33,11 @@ fn byte_observations_stay_bytes_at_a_fixed_address() {
 }
 
 #[test]
-fn a_panicking_env_poisons_the_vector_until_a_full_reset() {
+fn a_panicking_env_poisons_the_vector_and_a_full_reset_replaces_it() {
     for workers in [0, 2] {
-        let mut venv = bytes_vec(4, workers, serde_json::json!({"panic_on": 3}));
+        // A torn env panics on every later call, reset included: only a new one can go on.
+        let config = serde_json::json!({"panic_on": 3, "panic_tears": true});
+        let mut venv = bytes_vec(4, workers, config.clone());
         assert!(venv.reset(Some(0)).is_ok());
         let err = venv.step(Action::Int(&[0, 0, 3, 0])).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(err.contains("sub-env 2") && err.contains("panic"), "{err}");
@@ -42,9 +45,103 @@ fn a_panicking_env_poisons_the_vector_until_a_full_reset() {
         assert!(again.contains("unusable until reset") && again.contains("sub-env 2"), "{again}");
         assert!(venv.reset_with(Seeds::Continue, OptionsFor::Sampler, Some(&[true, false, false, false])).is_err());
         assert!(venv.set_params(&Map::new()).is_err());
-        assert!(venv.reset(Some(1)).is_ok());
-        assert!(venv.step(Action::Int(&[0; 4])).is_ok());
+        let reset = venv.reset(Some(1));
+        assert!(reset.is_ok(), "{reset:?}");
+        // The vector now runs as a new one from the same seeds.
+        let mut fresh = bytes_vec(4, workers, config);
+        assert!(fresh.reset(Some(1)).is_ok());
+        assert!(venv.batch() == fresh.batch());
+        for t in 0..25 {
+            let actions: Vec<i64> = (0..4).map(|i| ((t + i) % 3) as i64).collect();
+            assert!(venv.step(Action::Int(&actions)).is_ok() && fresh.step(Action::Int(&actions)).is_ok());
+            assert!(venv.batch() == fresh.batch(), "step {t}");
+        }
     }
+}
+
+#[test]
+fn a_vector_of_envs_given_by_value_cannot_replace_a_panicked_env() {
+    let _ = register_test_envs();
+    let Value::Object(config) = serde_json::json!({"panic_on": 3}) else { panic!() };
+    let envs: Vec<Box<dyn Env>> =
+        (0..2).map(|_| registry::make("keel-test/BytePattern-v0", &config).unwrap_or_else(|e| panic!("{e}"))).collect();
+    let Ok(mut venv) = VecEnv::new(envs, VecOptions::default()) else { panic!("new") };
+    assert!(venv.reset(Some(0)).is_ok());
+    assert!(venv.step(Action::Int(&[0, 3])).is_err());
+    let err = venv.reset(Some(0)).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("sub-env 1") && err.contains("new vector"), "{err}");
+    assert!(venv.step(Action::Int(&[0, 0])).is_err());
+}
+
+#[test]
+fn a_panic_that_escapes_the_env_guard_fails_its_step_and_nothing_waits_for_it() {
+    for workers in [0, 1, 2, 4] {
+        let config = serde_json::json!({"panic_on": 3, "panic_escapes": true});
+        let mut venv = bytes_vec(8, workers, config);
+        assert!(venv.reset(Some(0)).is_ok());
+        for _ in 0..3 {
+            let err =
+                venv.step(Action::Int(&[0, 0, 0, 0, 0, 3, 0, 0])).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(err.contains("sub-env 5") && err.contains("panic"), "{workers} workers: {err}");
+            // Every worker is still there: the next commands finish too.
+            assert!(venv.reset(Some(1)).is_ok());
+            for _ in 0..4 {
+                assert!(venv.step(Action::Int(&[1; 8])).is_ok());
+            }
+        }
+    }
+}
+
+#[test]
+fn a_worker_thread_the_os_refuses_is_its_own_error() {
+    // No address space holds this stack.
+    let builder = Builder::new().stack_size(usize::MAX / 4);
+    let err = spawn_worker(builder, 3, 8, || {}).err();
+    let message = err.as_ref().map(|e| e.to_string()).unwrap_or_default();
+    assert!(matches!(err, Some(EnvError::WorkerSpawn { worker: 3, workers: 8, .. })), "{err:?}");
+    assert!(message.contains("worker thread 3 of 8") && message.contains("fewer workers"), "{message}");
+}
+
+#[test]
+fn a_failed_restore_poisons_with_the_env_that_failed() {
+    let options = VecOptions { workers: 2, autoreset_mode: AutoresetMode::NextStep };
+    let Ok(mut venv) = VecEnv::make("keel/CartPole-v1", &Map::new(), 4, options) else { panic!("make") };
+    assert!(venv.reset(Some(0)).is_ok());
+    let Some(mut snapshot) = venv.snapshot() else { panic!("snapshot") };
+    snapshot["envs"][2] = serde_json::json!({"not": "a CartPole"});
+    assert!(venv.restore(&snapshot).is_err());
+    assert!(matches!(venv.poisoned(), Some(EnvError::Poisoned { index: 2, .. })), "{:?}", venv.poisoned());
+}
+
+#[test]
+fn action_rows_of_another_kind_hold_what_was_sent() {
+    let space = Space::Discrete(crate::space::Discrete { n: 3, start: 0 });
+    let mut rows = ActionRows::new(&space, 2);
+    rows.fill(Action::Int(&[9, 1, 2]), 1..3);
+    assert!(matches!(rows.row(1, 1), Action::Int(&[2])));
+    // A kind `check_batch` refuses: the rows hold it, not the last step's integers.
+    rows.fill(Action::Float(&[0.5, 1.5]), 0..2);
+    assert!(matches!(rows.row(1, 1), Action::Float(&[1.5])));
+}
+
+#[test]
+#[allow(unsafe_code)]
+fn terminal_observations_share_the_observations_type() {
+    let Ok(spec) = registry::lookup("keel/CartPole-v1").and_then(|r| r.spec_for(&Map::new())) else { panic!() };
+    let Ok(mut batch) = Batch::new(2, &spec, AutoresetMode::SameStep) else { panic!("batch") };
+    // A batch of mismatched buffers (`Batch::new` makes none): the pair takes the observations' type.
+    batch.final_obs = ObsBuf::U8(vec![7; 8]);
+    let shared = SharedBatch::new(batch, 2);
+    // SAFETY: no other thread has the batch; the rows are dropped before the batch is read.
+    let mut rows = unsafe { shared.rows(0, 2) };
+    if let ObsMut::F32(row) = rows.obs.row(1) {
+        row.copy_from_slice(&[1.0, 2.0, 3.0, 4.0]);
+    }
+    rows.obs.keep_final(1);
+    drop(rows);
+    // SAFETY: as above.
+    let batch = unsafe { shared.batch() };
+    assert_eq!(batch.final_obs, ObsBuf::F32(vec![0.0, 0.0, 0.0, 0.0, 1.0, 2.0, 3.0, 4.0]));
 }
 
 /// A start-state sampler for CartPole: env `i`'s start is drawn from the sampler's own stream,

@@ -284,6 +284,17 @@ impl Common {
                         ),
                     ));
                 }
+                // Every substep runs inside one env step: bound the work a step can ask for.
+                let substeps = self.substeps();
+                if substeps > MAX_SUBSTEPS {
+                    return Err(FieldError::new(
+                        "integration_time",
+                        format!(
+                            "sample_time / integration_time = {} / {h} is {substeps} ETDRK4 substeps per env step; at most {MAX_SUBSTEPS}",
+                            self.sample_time
+                        ),
+                    ));
+                }
             }
         }
         Ok(())
@@ -299,6 +310,10 @@ impl Common {
         steps.max(0.0) as usize
     }
 }
+
+/// Most ETDRK4 substeps of one env step (controlgym's KdV takes 999): a step of more would
+/// hold the calling thread for minutes without a way to stop it.
+pub const MAX_SUBSTEPS: usize = 100_000;
 
 /// Implemented by every PDE config: its shared parameters.
 pub trait PdeConfig: Validate {
@@ -797,6 +812,17 @@ mod tests {
 
     fn common(n: usize, m: usize, w: f64) -> Common {
         Common { n_state: n, n_action: m, control_sup_width: w, ..Common::baseline() }
+    }
+
+    #[test]
+    fn a_step_of_more_substeps_than_the_cap_is_refused() {
+        let etdrk4 = Layout { integrator: Integrator::Etdrk4, stacked: false };
+        let ok = Common { sample_time: 1.0, integration_time: Some(1e-5), ..Common::baseline() };
+        assert!(ok.validate(etdrk4).is_ok());
+        // 1e14 substeps: each step would run for days.
+        let huge = Common { sample_time: 1e6, integration_time: Some(1e-8), ..Common::baseline() };
+        let err = huge.validate(etdrk4).err().map(|e| format!("{}: {}", e.field, e.message)).unwrap_or_default();
+        assert!(err.contains("integration_time") && err.contains("substeps"), "{err}");
     }
 
     #[test]
