@@ -3,7 +3,7 @@
 # `rllib` extra pins gymnasium 1.2.2 and Keel's environment (.venv) pins 1.4.0, so RLlib lives
 # apart, with Keel's wheel (built from this checkout by `maturin build`, never `maturin develop`)
 # installed into it. RLlib also needs torch: about 4.5 GB with its CUDA libraries, which is why
-# scripts/setup.sh does not make this venv (see the README, "RLlib").
+# scripts/setup.sh does not make this venv (see docs/python.md, "RLlib"; scripts/test.sh makes it for its test).
 #
 # Usage: bash scripts/rllib_venv.sh [SCRIPT.py ARGS...]: makes the venv if needed, (re)installs
 # Keel's wheel when the Rust or Python sources changed, then runs the script with its Python, e.g.

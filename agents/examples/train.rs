@@ -1,4 +1,4 @@
-//! Training from Rust, as the README shows it: PPO on CartPole with start states drawn by a
+//! Training from Rust, as docs/training.md shows it: PPO on CartPole with start states drawn by a
 //! reset sampler, then a checkpoint and an evaluation.
 //! `cargo run --release -p keel-agents --example train`
 

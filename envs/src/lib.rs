@@ -71,8 +71,8 @@ pub mod testing;
 pub mod vector;
 pub mod wrappers;
 
-/// The README's Rust examples, compiled and run as doctests.
-#[doc = include_str!("../../README.md")]
+/// The Rust guide's examples (docs/rust.md), compiled and run as doctests.
+#[doc = include_str!("../../docs/rust.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
