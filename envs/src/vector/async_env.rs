@@ -42,7 +42,7 @@ use serde_json::{Map, Value};
 
 use super::rows::SharedBatch;
 use super::{
-    AutoresetMode, Batch, BatchView, Chunk, Command, OptionsFor, Seeds, VecEnv, VecOptions, common_spec, lock,
+    AutoresetMode, Batch, BatchView, Chunk, Command, EnvFactory, OptionsFor, Seeds, VecEnv, VecOptions, common_spec, lock,
     poison_cause, run_chunk,
 };
 use crate::env::{Env, EnvSpec};
@@ -126,12 +126,7 @@ impl Shared {
         if let Err(err) = &chunk.result {
             let poison = poison_cause(err, id);
             drop(chunk);
-            let mut failure = self.failure.lock().unwrap_or_else(PoisonError::into_inner);
-            failure.get_or_insert(poison);
-            drop(failure);
-            self.failed.store(true, Ordering::SeqCst);
-            self.finished.fetch_add(1, Ordering::SeqCst);
-            self.wake_caller();
+            self.fail(poison);
             return;
         }
         drop(chunk);
@@ -153,6 +148,31 @@ impl Shared {
         self.finished.fetch_add(1, Ordering::SeqCst);
         if filled == self.batch_size {
             self.wake_caller();
+        }
+    }
+
+    /// Records a task's failure (the first one poisons the vector) and counts the task as
+    /// finished, so that the caller stops waiting for it.
+    fn fail(&self, poison: EnvError) {
+        let mut failure = self.failure.lock().unwrap_or_else(PoisonError::into_inner);
+        failure.get_or_insert(poison);
+        drop(failure);
+        self.failed.store(true, Ordering::SeqCst);
+        self.finished.fetch_add(1, Ordering::SeqCst);
+        self.wake_caller();
+    }
+
+    /// [`Shared::run_task`], with a panic that escaped the env's own guard in [`run_chunk`] (a
+    /// panic payload whose drop panics) made a failure of env `id`: the task counts as finished
+    /// and the thread goes on, so neither a worker dies nor the caller waits forever.
+    fn run_guarded(&self, id: usize, stage: &SharedBatch) {
+        let escaped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_task(id, stage)));
+        if let Err(payload) = escaped {
+            // Its drop may panic again: leak it.
+            std::mem::forget(payload);
+            lock(&self.envs[id]).panicked[0] = true;
+            let cause = EnvError::EnvPanicked { index: id, message: "a panic escaped the env's guard".into() };
+            self.fail(poison_cause(&cause, id));
         }
     }
 
@@ -190,7 +210,7 @@ fn worker_loop(shared: Arc<Shared>, stage: SharedBatch) {
                 shared.parked_workers.fetch_sub(1, Ordering::SeqCst);
             }
         };
-        shared.run_task(id, &stage);
+        shared.run_guarded(id, &stage);
     }
 }
 
@@ -225,6 +245,9 @@ pub struct AsyncVecEnv {
     episodes_completed: u64,
     sampler: Option<Box<dyn ResetSampler>>,
     poisoned: Option<EnvError>,
+    /// Makes the env that replaces one that panicked, at the next `async_reset` (`None`: envs
+    /// given by value, which cannot be replaced).
+    factory: Option<EnvFactory>,
 }
 
 impl AsyncVecEnv {
@@ -249,8 +272,12 @@ impl AsyncVecEnv {
             field: e.field.into(),
             message: e.message,
         })?;
-        let envs = (0..num_envs).map(|_| registration.make(overrides)).collect::<Result<Vec<_>>>()?;
-        Self::new(envs, batch_size, options)
+        let overrides = overrides.clone();
+        let factory: EnvFactory = Arc::new(move || registration.make(&overrides));
+        let envs = (0..num_envs).map(|_| factory()).collect::<Result<Vec<_>>>()?;
+        let mut venv = Self::new(envs, batch_size, options)?;
+        venv.factory = Some(factory);
+        Ok(venv)
     }
 
     /// An async vector over `envs`, which must share one spec.
@@ -307,6 +334,7 @@ impl AsyncVecEnv {
             episodes_completed: 0,
             sampler: None,
             poisoned: None,
+            factory: None,
         };
         for w in 0..workers {
             let (shared, stage) = (Arc::clone(&venv.shared), stage()?);
@@ -410,6 +438,11 @@ impl AsyncVecEnv {
         }
         self.drain();
         let shared = &*self.shared;
+        // An env that panicked is not reset but replaced (its state may be torn), as the sync
+        // vector does; without a factory the vector stays poisoned.
+        for chunk in shared.envs.iter() {
+            lock(chunk).replace_panicked(self.factory.as_ref(), &self.spec)?;
+        }
         for i in 0..n {
             let chosen = match options {
                 OptionsFor::All(o) => Some(o.clone()),
@@ -452,7 +485,7 @@ impl AsyncVecEnv {
         let shared = &*self.shared;
         if let Some(stage) = &self.stage {
             while let Some(id) = shared.claim() {
-                shared.run_task(id, stage);
+                shared.run_guarded(id, stage);
             }
         }
         let mut waits = 0u32;
@@ -620,7 +653,7 @@ impl AsyncVecEnv {
         if let Some(stage) = &self.stage {
             while !done() {
                 let Some(id) = shared.claim() else { break };
-                shared.run_task(id, stage);
+                shared.run_guarded(id, stage);
             }
         } else {
             let mut waits = 0u32;
@@ -756,6 +789,35 @@ mod tests {
             each(venv, t);
             let actions = vec![(t % 2) as i64; ids.len()];
             assert!(venv.send(Action::Int(&actions), &ids).is_ok());
+        }
+    }
+
+    /// An env whose panic escapes its guard (and that panics on every call after, reset
+    /// included) fails its batch naming it on every worker count, with no thread left waiting;
+    /// the next `async_reset` replaces it with a fresh env and stepping goes on.
+    #[test]
+    fn a_panic_that_escapes_fails_its_batch_and_the_env_is_replaced_at_reset() {
+        let _ = crate::testing::register_test_envs();
+        let config = serde_json::json!({"panic_on": 3, "panic_escapes": true, "panic_tears": true});
+        let Value::Object(overrides) = config else { panic!("config") };
+        for workers in [0, 1, 2] {
+            let options = VecOptions { workers, autoreset_mode: AutoresetMode::NextStep };
+            let made = AsyncVecEnv::make("keel-test/BytePattern-v0", &overrides, 4, 4, options);
+            let Ok(mut venv) = made else { panic!("make") };
+            for round in 0..2 {
+                assert!(venv.async_reset(Seeds::Base(round), OptionsFor::Sampler).is_ok(), "{workers} workers");
+                let ids = venv.recv().map(|v| v.env_ids.to_vec()).unwrap_or_else(|e| panic!("recv: {e}"));
+                let actions: Vec<i64> = ids.iter().map(|&i| if i == 2 { 3 } else { 0 }).collect();
+                assert!(venv.send(Action::Int(&actions), &ids).is_ok());
+                let err = venv.recv().err().map(|e| e.to_string()).unwrap_or_default();
+                assert!(err.contains("sub-env 2") && err.contains("panic"), "{workers} workers: {err}");
+            }
+            // Replaced at the reset: the torn env would panic again on any call.
+            assert!(venv.async_reset(Seeds::Base(9), OptionsFor::Sampler).is_ok());
+            for _ in 0..3 {
+                let ids = venv.recv().map(|v| v.env_ids.to_vec()).unwrap_or_else(|e| panic!("{workers} workers: {e}"));
+                assert!(venv.send(Action::Int(&vec![0; ids.len()]), &ids).is_ok());
+            }
         }
     }
 
