@@ -82,13 +82,18 @@
 //! as reset options): `clip` (a name from `keel clips`), `start_time` (s, or `null` for random),
 //! and the perturbation hook `pose_noise` (std of Gaussian noise added to every joint angle,
 //! rad) and `velocity_noise` (std of noise on every velocity coordinate); `perturbation`
-//! (uniform noise on root height, rotation and velocities and on every joint,
-//! [`keel_physics::Perturbation`]; the config's `perturbation` is its default);
+//! (noise on root height, rotation and velocities and on every joint, [`keel_physics::Perturbation`],
+//! its `noise` field `"uniform"` or `"official"` (SkillMimic-V2's code as it runs); the config's
+//! `perturbation` is its default);
 //! `align_reference` (the reference turned about the vertical and shifted on the ground so that
 //! its root at the start time lies on the start's root, for starts off the clip); and
 //! `masked_steps` (see above). The `state` reset
 //! option sets the start exactly: `[clip time, pose (43), velocity (34)]`, the layout of
 //! [`Env::state`] (a pose of the wrong length or with a bad value is an error naming it).
+//! Every start, drawn or given, is lifted so that no body reaches more than 5 mm (rapier's
+//! contact tolerance) under the ground, its lowest point then on the ground, as DeepMimic lifts
+//! its character at a reset (frames of the `run` put a foot centimetres under it); the reference
+//! is not moved, and [`Env::state`] reports the lifted start.
 //!
 //! ## Episode end
 //! Terminated when a body other than the `contact_bodies` (the feet) touches the ground, or the
@@ -158,6 +163,11 @@ const JOINT_WEIGHTS: [(&str, f64); 13] = [
 /// The end effectors of the `end_effector` term.
 const END_EFFECTORS: [&str; 4] = ["right_ankle", "left_ankle", "right_wrist", "left_wrist"];
 
+/// How far a start may reach under the ground before the reset lifts it, m: rapier's contact
+/// tolerance (`normalized_allowed_linear_error`, 5 mm), a penetration it leaves as it is and
+/// rests bodies within, so a state recorded from a running episode restarts exactly.
+const GROUND_SLOP: f64 = 5e-3;
+
 /// Observation numbers per body: position, rotation (two columns), linear and angular velocity.
 const PER_BODY: usize = 3 + 6 + 3 + 3;
 /// Observation numbers per body and future frame: position and rotation.
@@ -221,8 +231,9 @@ pub struct HumanoidTrackConfig {
     /// The folder holding `pybullet_data/` and `pybullet_envs/` (default: the Keel cache, where
     /// `scripts/setup.sh` puts them).
     pub data_dir: Option<String>,
-    /// Uniform noise on every start the env draws itself (the default of the `perturbation`
-    /// reset parameter; default none). `keel eval --perturb` sets it.
+    /// Noise on every start the env draws itself (the default of the `perturbation` reset
+    /// parameter; default none), uniform or as SkillMimic-V2's code draws it (its `noise`
+    /// field). `keel eval --perturb` sets it.
     pub perturbation: Perturbation,
     /// Align the reference to every start (the default of the `align_reference` reset parameter;
     /// default false).
@@ -361,7 +372,7 @@ pub struct HumanoidTrackParams {
     pub pose_noise: f64,
     /// Std of Gaussian noise on every coordinate of the start velocity.
     pub velocity_noise: f64,
-    /// Uniform noise on a start the env draws itself ([`Perturbation`]).
+    /// Noise on a start the env draws itself ([`Perturbation`]).
     pub perturbation: Perturbation,
     /// Move the reference (yaw about the vertical and a horizontal shift, held for the
     /// episode) so that its root at the start time lies on the start state's root: what a
@@ -1039,6 +1050,20 @@ impl HumanoidTrack {
         }
     }
 
+    /// Lifts the start in `sim` so that no body is under the ground, as DeepMimic does at a
+    /// reset: some clip frames (the `run`'s among them) and perturbed starts put a foot a few
+    /// centimetres into it, which rapier would resolve with a jolt. Penetrations within
+    /// [`GROUND_SLOP`] are left as they are.
+    fn lift_start(&mut self) -> Result<()> {
+        let model = &self.assets.model;
+        model.write_body_states(&self.sim.pose, None, &mut self.sim.bodies).map_err(physics_error)?;
+        let lowest = model.lowest_point(&self.sim.bodies);
+        if lowest < -GROUND_SLOP {
+            self.sim.pose[1] -= lowest;
+        }
+        Ok(())
+    }
+
     fn extras_array(&self) -> [f64; 10] {
         let [a, b, c, d, e] = self.episode.terms;
         let flag = |b: bool| f64::from(u8::from(b));
@@ -1091,6 +1116,7 @@ impl Env for HumanoidTrack {
                 time
             }
         };
+        self.lift_start()?;
         let align = if align_reference {
             let clip = &self.assets.clips.clips()[clip_id];
             clip.write_pose_at(state, &mut self.reference.pose).map_err(physics_error)?;
@@ -1664,14 +1690,115 @@ mod tests {
     }
 
     #[test]
+    fn the_official_perturbation_draws_the_codes_normal_noise() {
+        let Some(mut env) = env(&[]) else { return };
+        let mut obs = env.spec().obs_buffer(1);
+        let mut options = ResetOptions::default();
+        options.params.insert("start_time".into(), 0.2.into());
+        env.reset(Some(1), &options, obs.as_mut()).unwrap();
+        let clean = env.state().unwrap();
+        let noise = Perturbation { joint_velocity: 0.1, ..Perturbation::skillmimic_official().scaled(0.0) };
+        options.params.insert("perturbation".into(), serde_json::to_value(noise).unwrap());
+        let mut deltas = Vec::new();
+        for seed in 0..200 {
+            env.reset(Some(seed), &options, obs.as_mut()).unwrap();
+            let noisy = env.state().unwrap();
+            deltas.extend(clean[50..].iter().zip(&noisy[50..]).map(|(a, b)| b - a));
+            let moved = clean[..50].iter().zip(&noisy[..50]).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+            assert!(moved < 1e-12, "only the joint velocities move, not the rest by {moved}");
+        }
+        let n = deltas.len() as f64;
+        let mean = deltas.iter().sum::<f64>() / n;
+        let std = (deltas.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+        // `(randn·2 − 1)·0.1`: mean −0.1, std 0.2 (5600 draws: standard errors 0.003 and 0.002).
+        assert!((mean + 0.1).abs() < 0.015 && (std - 0.2).abs() < 0.01, "mean {mean}, std {std}");
+        let bad = serde_json::json!({"noise": "gaussian"});
+        options.params.insert("perturbation".into(), bad);
+        let e = env.reset(None, &options, obs.as_mut()).unwrap_err().to_string();
+        assert!(e.contains("perturbation") && e.contains("unknown variant `gaussian`"), "{e}");
+    }
+
+    #[test]
+    fn a_start_under_the_ground_is_lifted_onto_it_and_one_above_is_left_as_it_is() {
+        let (Ok(assets), Some(mut env)) = (assets(None), env(&[])) else { return };
+        let model = &assets.model;
+        let mut obs = env.spec().obs_buffer(1);
+        let mut bodies = vec![BodyState::default(); model.bodies().len()];
+        let (mut lifted, mut deepest) = (0, ("", 0.0f64));
+        for clip in assets.clips.clips() {
+            let (before, mut clip_deepest) = (lifted, 0.0f64);
+            for i in 0..clip.num_frames() {
+                let t = clip.frame_time(i).unwrap();
+                let mut options = ResetOptions::default();
+                options.params.insert("clip".into(), clip.name().into());
+                options.params.insert("start_time".into(), t.into());
+                env.reset(Some(1), &options, obs.as_mut()).unwrap();
+                let start = env.state().unwrap();
+                let pose = clip.pose_at(t).unwrap();
+                model.write_body_states(&pose, None, &mut bodies).unwrap();
+                let under = model.lowest_point(&bodies);
+                model.write_body_states(&start[1..44], None, &mut bodies).unwrap();
+                let lowest = model.lowest_point(&bodies);
+                if under < -GROUND_SLOP {
+                    // Lifted straight up until its lowest point is on the ground.
+                    assert!(lowest.abs() < 1e-9, "{} at {t}: lowest point {lowest} m", clip.name());
+                    assert!((start[2] - pose[1] + under).abs() < 1e-12, "{} at {t}", clip.name());
+                    assert_eq!((start[1], &start[3..44]), (pose[0], &pose[2..]), "{} at {t}", clip.name());
+                    lifted += 1;
+                    clip_deepest = clip_deepest.min(under);
+                    if under < deepest.1 {
+                        deepest = (clip.name(), under);
+                    }
+                } else {
+                    assert_eq!(start[1..44], pose[..], "{} at {t}", clip.name());
+                }
+            }
+            let frames = clip.num_frames();
+            eprintln!("{}: {} of {frames} frames lifted, by up to {:.4} m", clip.name(), lifted - before, -clip_deepest);
+        }
+        eprintln!("{lifted} clip frames lifted; the deepest {:.4} m under the ground ({})", deepest.1, deepest.0);
+        // The `run` puts a foot centimetres under the ground.
+        assert!(deepest.1 < -0.01, "{deepest:?}");
+        // A start given as a state is lifted too; one within the slop restarts exactly.
+        let run = assets.clips.get("run").unwrap();
+        let worst = (0..run.num_frames())
+            .map(|i| run.frame_time(i).unwrap())
+            .map(|t| {
+                model.write_body_states(&run.pose_at(t).unwrap(), None, &mut bodies).unwrap();
+                (t, model.lowest_point(&bodies))
+            })
+            .fold((0.0, f64::INFINITY), |a, b| if b.1 < a.1 { b } else { a });
+        let mut state = vec![worst.0];
+        state.extend(run.pose_at(worst.0).unwrap());
+        state.extend(run.velocity_at(worst.0).unwrap());
+        let mut options = ResetOptions::with_state(state.clone());
+        options.params.insert("clip".into(), "run".into());
+        env.reset(Some(1), &options, obs.as_mut()).unwrap();
+        let start = env.state().unwrap();
+        assert!((start[2] - state[2] + worst.1).abs() < 1e-12, "{} vs {}", start[2], state[2]);
+        state[2] -= worst.1 + 0.5 * GROUND_SLOP;
+        env.reset(Some(1), &ResetOptions { state: Some(state.clone()), params: options.params }, obs.as_mut())
+            .unwrap();
+        assert_eq!(env.state().unwrap(), state);
+    }
+
+    #[test]
     fn the_history_block_holds_the_previous_frames_at_the_stride() {
         let (len, stride) = (3usize, 2usize);
-        let Some(mut env) = env(&[("history_len", len.into()), ("history_stride", stride.into())]) else { return };
+        let overrides = [("history_len", len.into()), ("history_stride", stride.into()), ("residual_actions", true.into())];
+        let Some(mut env) = env(&overrides) else { return };
         let d = history_frame_len(15);
         let base = 227;
         assert_eq!(env.spec().obs_len(), base + len * d);
         let mut obs = env.spec().obs_buffer(1);
-        let actions = crate::testing::action_sequence(&env.spec().action_space, 3, 40);
+        // Small random offsets from the clip, so that the episode runs long enough to test.
+        let actions: Vec<Vec<f32>> = crate::testing::action_sequence(&env.spec().action_space, 3, 40)
+            .into_iter()
+            .map(|a| match a {
+                crate::space::OwnedAction::Floats(v) => v.into_iter().map(|x| 0.2 * x).collect(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
         for episode in 0..2 {
             env.reset(Some(11 + episode), &ResetOptions::default(), obs.as_mut()).unwrap();
             // heads[t]: the proprioceptive head of the observation t steps into the episode.
@@ -1685,7 +1812,7 @@ mod tests {
                     let block = &o[base + j * d..base + (j + 1) * d];
                     assert_eq!(block, heads[back].as_slice(), "episode {episode}, step {t}, slot {j}");
                 }
-                let step = env.step(action.as_action(), obs.as_mut()).unwrap();
+                let step = env.step(Action::Float(action), obs.as_mut()).unwrap();
                 if step.terminated || step.truncated {
                     break;
                 }

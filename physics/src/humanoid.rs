@@ -11,10 +11,36 @@
 //! before every physics step: rapier's ball-joint coordinates integrate the angular velocity and
 //! drift away from any rotation parameter, so the rest position is the current coordinate plus the
 //! rotation vector from the current joint rotation to the target (springs aimed at the targets'
-//! own rotation vectors track the walk 4 times worse). The position error is clamped per axis to `max_torque / kp`, so the
-//! position term never exceeds DeepMimic's torque limits; the damping term is not limited.
-//! Target velocities are zero, as in DeepMimic's PD, unless given
-//! ([`Humanoid::set_targets_with_velocities`]).
+//! own rotation vectors track the walk 4 times worse). Target velocities are zero, as in
+//! DeepMimic's PD, unless given ([`Humanoid::set_targets_with_velocities`]).
+//!
+//! ## The torque limit applies to the whole PD torque
+//!
+//! Per degree of freedom, with `q` and `v` the coordinate and velocity at the start of a step of
+//! length `h` (a substep), `v⁺` the velocity at its end, `e` the error to the target and `w` the
+//! target velocity, rapier's spring with rest `r` applies
+//!
+//! ```text
+//! τ = kp·(r − q − h·v⁺) − kd·v⁺ = P − c·v⁺,    P = kp·(r − q),    c = kd + kp·h,
+//! ```
+//!
+//! and `r = q + e + (kd/kp)·w` gives the stable PD of Tan et al. that DeepMimic uses,
+//! `τ = kp·(e − h·v⁺) + kd·(w − v⁺)`. DeepMimic and pybullet clamp that whole torque, P and D
+//! together, to `±max_torque`. Here the torque is predicted for the step with `v⁺ = v`,
+//! `τ̂ = kp·e + kd·w − c·v`; where `τ̂` is beyond the limit, the rest position is chosen so that
+//! the prediction is the limit: `P = clamp(τ̂) + c·v`, i.e. `r = q + (clamp(τ̂) + c·v)/kp`
+//! (within the limit, `r` is the unclamped rest and the PD as it was; the clamp is per axis, as
+//! pybullet clips each degree of freedom's torque). The
+//! torque rapier applies is then `clamp(τ̂) − c·(v⁺ − v)`: the clamped torque less the implicit
+//! term that opposes the step's own change of velocity, which is what keeps the PD stable. It
+//! stays within the limit whenever the joint's velocity changes in the direction of its torque,
+//! as it does for a joint that its own torque drives; a joint whose velocity other forces change
+//! against its torque (a load beyond its limit, a joint limit or the ground stopping it) resists
+//! by `c·|v⁺ − v|` beyond it, the implicit damper's share of the stop. Clamping the
+//! spring term alone would leave `kd·v` unbounded and cap every joint's speed near
+//! `max_torque / c`, below `max_torque / kd` (3 rad/s for a knee), which the clips exceed.
+//! [`Humanoid::joint_torques`] reports the torques of the last step. The prediction is exact for
+//! one substep (the default); with more, the later substeps' springs see the coordinate moved.
 //!
 //! # Determinism and snapshots
 //!
@@ -544,7 +570,7 @@ impl Humanoid {
 
     /// Sets PD targets and target joint velocities (the joint part of a velocity,
     /// `model.actuated_dofs()` numbers), as for following a moving reference:
-    /// `τ = kp·(q* − q) + kd·(q̇* − q̇)`, the torque limit applying to all but the `−kd·q̇` term.
+    /// `τ = kp·(q* − q) + kd·(q̇* − q̇)`, the torque limit applying to the whole of it.
     pub fn set_targets_with_velocities(&mut self, targets: &[f64], velocities: &[f64]) -> Result<()> {
         self.model.check_targets(targets)?;
         self.model.check_joint_velocities(velocities)?;
@@ -570,15 +596,24 @@ impl Humanoid {
         Ok(())
     }
 
-    /// Sets each actuated joint's springs: rest = coordinate + clamped error to the target.
+    /// Sets each actuated joint's springs so that the PD torque predicted for the step is
+    /// within the torque limit (see the [module docs](self#the-torque-limit-applies-to-the-whole-pd-torque)).
     fn rebase_springs(&mut self) -> Result<()> {
+        // rapier's substep, over which its springs are implicit.
+        let h = self.config.dt / self.config.substeps as f64;
         let Self { world, model, links, multibody, targets, target_velocities, .. } = self;
         let mb = multibody_mut(&mut world.multibody_joints, *multibody)?;
         for (body, &link) in model.bodies().iter().zip(links.iter()) {
-            let (Some(pd), Some(link)) = (body.pd, mb.link_mut(link)) else { continue };
+            let (Some(pd), Some(start)) = (body.pd, mb.link(link).map(|link| link.assembly_id())) else { continue };
+            let width = body.joint.velocity_width();
+            let mut speed = [0.0f64; 3];
+            let qdot = mb.generalized_velocity();
+            for (axis, s) in speed.iter_mut().take(width).enumerate() {
+                *s = f64::from(qdot[start + axis]);
+            }
+            let Some(link) = mb.link_mut(link) else { continue };
             let t = body.pose_offset - Joint::Free.pose_width();
             let v = body.velocity_offset - Joint::Free.velocity_width();
-            let reach = pd.max_torque / pd.kp;
             let coords = link.joint.coords();
             let error = match body.joint {
                 Joint::Spherical => {
@@ -588,11 +623,48 @@ impl Humanoid {
                 Joint::Revolute { .. } => [targets[t] - f64::from(coords[3]), 0.0, 0.0],
                 Joint::Free | Joint::Fixed => continue,
             };
-            // `kd·q̇*` enters as a shift of the spring's rest position by `kd/kp·q̇*`.
-            for (axis, e) in error.iter().take(body.joint.velocity_width()).enumerate() {
-                let lead = pd.kd / pd.kp * target_velocities[v + axis];
-                let rest = f64::from(coords[3 + axis]) + (e + lead).clamp(-reach, reach);
+            let c = pd.kd + pd.kp * h;
+            for (axis, e) in error.iter().take(width).enumerate() {
+                // `kd·q̇*` enters as a shift of the spring's rest position by `kd/kp·q̇*`.
+                let offset = e + pd.kd / pd.kp * target_velocities[v + axis];
+                let predicted = pd.kp * offset - c * speed[axis];
+                let offset = if predicted.abs() <= pd.max_torque {
+                    offset
+                } else {
+                    (predicted.clamp(-pd.max_torque, pd.max_torque) + c * speed[axis]) / pd.kp
+                };
+                let rest = f64::from(coords[3 + axis]) + offset;
                 link.joint.set_spring(3 + axis, pd.kp as f32, rest as f32);
+            }
+        }
+        Ok(())
+    }
+
+    /// The PD torque on each actuated degree of freedom over the last physics step (the joint
+    /// part of a velocity's layout, `model.actuated_dofs()` numbers), N·m: `kp·(rest − q) −
+    /// kd·q̇` at the step's end, which is the implicit spring and damper's torque over the step
+    /// (over its last substep when there are several). Joint limits and contacts are not
+    /// included. Before the first step after [`Self::new`] or [`Self::set_state`] it holds no
+    /// meaning.
+    pub fn joint_torques(&self) -> Vec<f64> {
+        let mut torques = vec![0.0; self.model.actuated_dofs()];
+        let _ = self.write_joint_torques(&mut torques);
+        torques
+    }
+
+    /// [`Self::joint_torques`] into `out` (of length `model.actuated_dofs()`).
+    pub fn write_joint_torques(&self, out: &mut [f64]) -> Result<()> {
+        check_len("joint torques", self.model.actuated_dofs(), out.len())?;
+        let mb = self.multibody()?;
+        let qdot = mb.generalized_velocity();
+        for (body, &link) in self.model.bodies().iter().zip(self.links.iter()) {
+            let (Some(pd), Some(link)) = (body.pd, mb.link(link)) else { continue };
+            let (start, v) = (link.assembly_id(), body.velocity_offset - Joint::Free.velocity_width());
+            let coords = link.joint.coords();
+            for axis in 0..body.joint.velocity_width() {
+                let (_, rest) = link.joint.spring(3 + axis);
+                let stretch = f64::from(rest) - f64::from(coords[3 + axis]);
+                out[v + axis] = pd.kp * stretch - pd.kd * f64::from(qdot[start + axis]);
             }
         }
         Ok(())

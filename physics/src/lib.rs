@@ -14,7 +14,8 @@
 //!   on batched libtorch tensors for differentiable rollouts.
 //! - [`motion`]: DeepMimic clips: loading, interpolation, looping, finite-difference velocities,
 //!   mirroring.
-//! - [`perturb`]: uniform noise on a start state (SkillMimic-V2's perturbed starts).
+//! - [`perturb`]: noise on a start state (SkillMimic-V2's perturbed starts), uniform or as the
+//!   official code draws it.
 //! - [`render`]: a software viewer: the humanoid's shapes, a ghost of the reference, the ground.
 //!
 //! ```no_run
@@ -56,4 +57,4 @@ pub use error::{PhysicsError, Result};
 pub use humanoid::{Humanoid, HumanoidConfig, Snapshot};
 pub use model::{BodyState, HumanoidModel};
 pub use motion::{Clip, ClipLibrary};
-pub use perturb::Perturbation;
+pub use perturb::{Noise, Perturbation};

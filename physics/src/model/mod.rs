@@ -113,7 +113,7 @@ pub struct Pd {
     pub kp: f64,
     /// Damping, N·m·s/rad.
     pub kd: f64,
-    /// The largest torque the position term may give about each axis, N·m.
+    /// The largest PD torque, position and damping terms together, about each axis, N·m.
     pub max_torque: f64,
 }
 
@@ -380,7 +380,13 @@ impl HumanoidModel {
         }
         let mut states = vec![BodyState::default(); self.bodies.len()];
         self.fill_states(&pose, None, &mut states);
-        let lowest = self.bodies.iter().zip(&states).map(|(body, state)| {
+        -self.lowest_point(&states)
+    }
+
+    /// The height of the lowest point of any body's collision shape, m, for the body states
+    /// of a pose, one per body as [`Self::write_body_states`] gives them.
+    pub fn lowest_point(&self, states: &[BodyState]) -> f64 {
+        let lowest = self.bodies.iter().zip(states).map(|(body, state)| {
             let frame = quat(&state.rotation);
             let centre = DVec3::from(state.position) + frame * DVec3::from(body.shape_origin);
             let axes = frame * quat(&body.shape_rotation);
@@ -397,7 +403,7 @@ impl HumanoidModel {
                 }
             }
         });
-        -lowest.fold(f64::INFINITY, f64::min)
+        lowest.fold(f64::INFINITY, f64::min)
     }
 
     /// Checks a pose: its length, finite numbers, the root within [`MAX_ABS_POSITION`], no zero
