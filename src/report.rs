@@ -56,6 +56,22 @@ fn read_run(dir: &Path, trial: &Trial) -> Result<Option<RunResult>> {
     if !matches!(summary["status"].as_str(), Some("completed" | "diverged")) {
         return Ok(None);
     }
+    // A folder holding another run (copied or moved in by hand) would be counted as this one.
+    let seed = summary["seed"].as_u64();
+    for (field, found, expected) in [
+        ("env_id", summary["env_id"].as_str().map(str::to_string), trial.env_id.clone()),
+        ("algo", summary["algo"].as_str().map(str::to_string), trial.algo.clone()),
+        ("seed", seed.map(|s| s.to_string()), trial.seed.to_string()),
+    ] {
+        if found.as_deref() != Some(expected.as_str()) {
+            let found = found.map_or_else(|| "nothing".to_string(), |f| format!("`{f}`"));
+            eprintln!(
+                "keel report: warning: skipping {}: its summary.json gives {field} {found}, the sweep `{expected}`",
+                dir.display()
+            );
+            return Ok(None);
+        }
+    }
     let final_return = summary["final_return_mean"].as_f64().unwrap_or(f64::NAN);
     let metrics = std::fs::read_to_string(dir.join("metrics.csv")).unwrap_or_default();
     let mut lines = metrics.lines();
