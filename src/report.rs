@@ -130,8 +130,15 @@ fn normaliser(file: &SweepFile, env: &str, results: &[&RunResult], episodes: u64
             return Normaliser { low, high, how: format!("min–max against the reference [{low}, {high}]") };
         }
         let config: Map<String, Value> = entry.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        if keel_envs::baselines::linear_model(&entry.id, &config).is_ok() {
-            let spec = keel_envs::registry::lookup(&entry.id).and_then(|r| r.make(&config)).map(|e| e.spec().clone());
+        let spec = keel_envs::registry::lookup(&entry.id).and_then(|r| r.make(&config)).map(|e| e.spec().clone());
+        let states = spec.as_ref().ok().and_then(|s| s.state_len).unwrap_or(0);
+        // Beyond `keel baseline`'s limit the Riccati solves would take many minutes: min–max instead.
+        if states > crate::baseline::MAX_MODEL_STATES {
+            eprintln!(
+                "keel report: {env}: {states} states, more than LQR/LQG solve ({}): normalised min–max instead",
+                crate::baseline::MAX_MODEL_STATES
+            );
+        } else if keel_envs::baselines::linear_model(&entry.id, &config).is_ok() {
             let partial = spec.as_ref().is_ok_and(|s| s.state_len.is_some_and(|n| s.obs_len() < n));
             let first = if partial { "lqg" } else { "lqr" };
             let zero = baseline_return(&entry.id, &config, "zero", episodes);

@@ -299,3 +299,30 @@ fn plot_refuses_empty_metrics_and_the_same_run_twice() {
     assert!(drawn.status.success() && png.exists(), "{}", stderr(&drawn));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn report_does_not_solve_riccati_equations_beyond_the_baseline_limit() {
+    let dir = scratch("report-large");
+    let id = "keel/ConvectionDiffusionReaction-v0";
+    let sweep = serde_json::json!({
+        "spec": {
+            "algorithms": ["ppo"], "envs": [{ "id": id, "name": "cdr", "config": { "n_state": 3000 } }],
+            "seeds": [0], "total_timesteps": 128, "jobs": null, "cpus_per_run": 1, "set": {}, "grid": {},
+            "scheduler": null,
+        },
+        "trials": [{
+            "name": "cdr_ppo_s0", "algo": "ppo", "env_id": id, "env": "cdr", "variant": "", "seed": 0,
+            "sets": ["env_config.n_state=3000"], "total_timesteps": 128,
+        }],
+    });
+    write(&dir.join("sweep.json"), &sweep.to_string());
+    fake_run(&dir.join("runs/cdr_ppo_s0"), id, "ppo", 0, &["-10", "-5"]);
+    let started = Instant::now();
+    let run = keel(&["report", arg(&dir), "--reps", "10", "--baseline-episodes", "1"]);
+    let err = stderr(&run);
+    assert!(run.status.success(), "{err}");
+    // The Riccati solves of 3000 states take many minutes; the report takes seconds.
+    assert!(started.elapsed() < Duration::from_secs(60), "took {:?}", started.elapsed());
+    assert!(err.contains("3000 states") && err.contains("min–max"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
