@@ -326,3 +326,16 @@ fn report_does_not_solve_riccati_equations_beyond_the_baseline_limit() {
     assert!(err.contains("3000 states") && err.contains("min–max"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn baseline_stops_on_ctrl_c_with_status_130_and_writes_nothing() {
+    let dir = scratch("baseline-ctrl-c");
+    let out = dir.join("b.json");
+    // A million episodes of 1000 steps: far more than the time before the signal.
+    let args = ["baseline", "--env", "keel/Linear-v0", "--controller", "zero", "--episodes", "1000000", "--out", arg(&out)];
+    let (code, err) = interrupted(&args, Duration::from_secs(2));
+    assert_eq!(code, Some(130), "{err}");
+    assert!(err.contains("interrupted by Ctrl-C"), "{err}");
+    assert!(listing(&dir).is_empty(), "{:?}", listing(&dir));
+    let _ = std::fs::remove_dir_all(&dir);
+}
