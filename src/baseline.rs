@@ -87,7 +87,8 @@ pub const MAX_MODEL_STATES: usize = 1024;
 /// Refuses a model of more than [`MAX_MODEL_STATES`] states, naming the `--set` that sized it.
 fn check_model_size(states: usize, set: &[String]) -> Result<()> {
     if states > MAX_MODEL_STATES {
-        let given = set.iter().find(|s| s.trim_start().starts_with("n_state")).map_or(String::new(), |s| format!("--set {s}: "));
+        let given = set.iter().find(|s| s.trim_start().starts_with("n_state"));
+        let given = given.map_or(String::new(), |s| format!("--set {s}: "));
         bail!(
             "{given}the model has {states} states; LQR and LQG solve dense Riccati equations of at most {MAX_MODEL_STATES} states"
         );

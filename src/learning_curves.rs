@@ -120,7 +120,8 @@ fn chart(runs: &[PathBuf], metric: &str, window: usize, title: String, require_v
 /// Writes `dir/learning_curve.png` (episodic return, smoothed over 10 iterations).
 pub fn learning_curve(dir: &Path) -> Result<()> {
     let title = format!("{} learning curve", run_label(dir));
-    chart(&[dir.to_path_buf()], "episodic_return", 10, title, false)?.write_png(&dir.join("learning_curve.png"), 900, 560)
+    let chart = chart(&[dir.to_path_buf()], "episodic_return", 10, title, false)?;
+    chart.write_png(&dir.join("learning_curve.png"), 900, 560)
 }
 
 /// Runs `keel plot`.

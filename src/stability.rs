@@ -200,7 +200,9 @@ fn check_size(args: &StabilityArgs) -> Result<()> {
         let steps = args.steps.unwrap_or(default);
         let updates = runs * u128::from(steps);
         if updates > MAX_BAIRD_UPDATES {
-            bail!("{product} = {runs} runs of --steps {steps} = {updates} updates; one sweep makes at most {MAX_BAIRD_UPDATES}");
+            bail!(
+                "{product} = {runs} runs of --steps {steps} = {updates} updates; one sweep makes at most {MAX_BAIRD_UPDATES}"
+            );
         }
     }
     Ok(())

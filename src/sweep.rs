@@ -371,7 +371,10 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     crate::checks::output_folder(&args.out, "--out")?;
     let trials = trials(&spec);
     if let Some(name) = first_repeat(&trials.iter().map(|t| &t.name).collect::<Vec<_>>()) {
-        bail!("{}: two runs would share the folder `{name}`; make the env names and grid values distinct", args.spec.display());
+        bail!(
+            "{}: two runs would share the folder `{name}`; make the env names and grid values distinct",
+            args.spec.display()
+        );
     }
     let runs = args.out.join("runs");
     let sweep_file = args.out.join("sweep.json");

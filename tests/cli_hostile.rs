@@ -106,8 +106,14 @@ fn absurd_sizes_of_long_jobs_are_refused_naming_the_flag_and_the_limit() {
     let st = dir.join("st");
     let gif = dir.join("r.gif");
     let cdr = "keel/ConvectionDiffusionReaction-v0";
-    assert_error(&["baseline", "--env", cdr, "--controller", "lqr", "--set", "n_state=3000"], &["n_state=3000", "1024"]);
-    assert_error(&["baseline", "--env", cdr, "--controller", "lqg", "--set", "n_state=3000"], &["n_state=3000", "1024"]);
+    assert_error(
+        &["baseline", "--env", cdr, "--controller", "lqr", "--set", "n_state=3000"],
+        &["n_state=3000", "1024"],
+    );
+    assert_error(
+        &["baseline", "--env", cdr, "--controller", "lqg", "--set", "n_state=3000"],
+        &["n_state=3000", "1024"],
+    );
     assert_error(&["performative", "--samples", "1000000000000", "--iters", "2"], &["--samples", "1000000"]);
     assert_error(
         &["performative", "--samples", "1000", "--iters", "100000", "--seeds", "1000"],
@@ -128,7 +134,20 @@ fn td_stability_stops_on_ctrl_c_with_status_130_and_writes_nothing() {
     let dir = scratch("td-ctrl-c");
     let out = dir.join("st");
     // About a million updates a run, thousands of runs: far more than the time before the signal.
-    let args = ["td", "stability", "--k", "1,10", "--lr", "0.001", "--seeds", "5000", "--steps", "1000000", "--out", arg(&out)];
+    let args = [
+        "td",
+        "stability",
+        "--k",
+        "1,10",
+        "--lr",
+        "0.001",
+        "--seeds",
+        "5000",
+        "--steps",
+        "1000000",
+        "--out",
+        arg(&out),
+    ];
     let (code, err) = interrupted(&args, Duration::from_secs(2));
     assert_eq!(code, Some(130), "{err}");
     assert!(err.contains("interrupted by Ctrl-C") && err.contains("stopped after"), "{err}");
@@ -210,7 +229,10 @@ fn sweep_specs_that_escape_their_folder_or_race_runs_are_refused() {
         (spec(&dir, "dotdot", plain, "name = \"..\""), vec!["\"..\"", "plain folder name"]),
         (spec(&dir, "seeds", "algorithms = [\"ppo\"]\nseeds = [0, 1, 0]", ""), vec!["`seeds` names 0 twice"]),
         (spec(&dir, "algos", "algorithms = [\"ppo\", \"dqn\", \"ppo\"]\nseeds = [0]", ""), vec!["`ppo` twice"]),
-        (spec(&dir, "grid", &format!("{plain}\ngrid = {{ learning_rate = [0.1, 0.1] }}"), ""), vec!["grid.learning_rate"]),
+        (
+            spec(&dir, "grid", &format!("{plain}\ngrid = {{ learning_rate = [0.1, 0.1] }}"), ""),
+            vec!["grid.learning_rate"],
+        ),
         (spec(&dir, "nan", plain, "reference = [nan, 1.0]"), vec!["reference = [NaN, 1]", "finite"]),
         (spec(&dir, "equal", plain, "reference = [1.0, 1.0]"), vec!["reference = [1, 1]", "low below high"]),
         (spec(&dir, "reversed", plain, "reference = [5.0, 1.0]"), vec!["reference = [5, 1]", "low below high"]),
@@ -332,7 +354,8 @@ fn baseline_stops_on_ctrl_c_with_status_130_and_writes_nothing() {
     let dir = scratch("baseline-ctrl-c");
     let out = dir.join("b.json");
     // A million episodes of 1000 steps: far more than the time before the signal.
-    let args = ["baseline", "--env", "keel/Linear-v0", "--controller", "zero", "--episodes", "1000000", "--out", arg(&out)];
+    let args =
+        ["baseline", "--env", "keel/Linear-v0", "--controller", "zero", "--episodes", "1000000", "--out", arg(&out)];
     let (code, err) = interrupted(&args, Duration::from_secs(2));
     assert_eq!(code, Some(130), "{err}");
     assert!(err.contains("interrupted by Ctrl-C"), "{err}");
