@@ -13,9 +13,15 @@ runaway allocation cannot take the machine down), and its outcome is classified:
     SILENT   accepted where an error was due, or accepted with a result that fails its check
     UNCLEAR  an error, but not one clear line (several lines, a debug dump, a cause said twice,
              or without the word it must name)
+    LOST     an error, but the case's check finds the user's data damaged (an input replaced,
+             a half-written output left behind)
+
+Cases with ``interrupt`` get SIGINT (Ctrl-C) after that many seconds: they must stop with status
+130 (or die by SIGINT, where there is nothing to clean up) before the time limit, and pass their
+check (no partial output).
 
 The script prints a table of every case and a summary, and exits 1 if any case is PANIC, ABORT,
-HANG, SILENT or UNCLEAR.
+HANG, SILENT, UNCLEAR or LOST.
 
     .venv/bin/python scripts/hostile_inputs.py            # all cases (about a minute on 2 cores)
     .venv/bin/python scripts/hostile_inputs.py -k train   # cases whose name contains "train"
@@ -31,6 +37,7 @@ import os
 import re
 import resource
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -42,7 +49,7 @@ from pathlib import Path
 from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
-BAD = ("PANIC", "ABORT", "HANG", "SILENT", "UNCLEAR")
+BAD = ("PANIC", "ABORT", "HANG", "SILENT", "UNCLEAR", "LOST")
 ADDRESS_SPACE = 24 << 30  # bytes; libtorch maps a few GB of address space on its own
 
 
@@ -55,6 +62,7 @@ class Case:
     needle: str = ""  # what an error must name (case-insensitive)
     check: Callable[[subprocess.CompletedProcess], str | None] | None = None  # returns None when sane
     timeout: float = 30.0
+    interrupt: float | None = None  # seconds before SIGINT; the case must then stop cleanly
 
 
 @dataclass
@@ -169,6 +177,22 @@ class Fixtures:
             "env_value": sweep_head + cart_env + "config = { tau = -1.0 }\n",
         })
         (d / "empty_dir").mkdir()
+        # Inputs that a case names as its own output too: each its own, so the others keep theirs.
+        self.own_actions = write(d / "own_actions.json", "[0, 1]")
+        self.own_state = write(d / "own_state.json", "[0.01, 0, 0, 0]")
+        # Valid but for the one fault, so that a Keel that missed the fault would run the sweep.
+        plain = sweep_head
+        tail = 'total_timesteps = 128\nset = { num_envs = 2, num_steps = 32 }\n'
+        self.sweeps.update(files(d, "sweep", "toml", {
+            "escape": plain + cart_env.replace('name = "cartpole"', 'name = "../../x"'),
+            "dot_name": plain + cart_env.replace('name = "cartpole"', 'name = "."'),
+            "seeds_twice": 'algorithms = ["ppo"]\nseeds = [0, 1, 0]\n' + tail + cart_env,
+            "algos_twice": 'algorithms = ["ppo", "ppo"]\nseeds = [0]\n' + tail + cart_env,
+            "grid_twice": plain + "grid = { learning_rate = [0.1, 0.1] }\n" + cart_env,
+            "reference_nan": plain + cart_env + "reference = [nan, 1.0]\n",
+            "reference_equal": plain + cart_env + "reference = [1.0, 1.0]\n",
+            "reference_reversed": plain + cart_env + "reference = [5.0, 1.0]\n",
+        }))
         self.run = d / "run"
         trained = subprocess.run(
             [keel, "train", "--run-dir", str(self.run), *TINY, "--max-iterations", "1"],
@@ -185,6 +209,30 @@ class Fixtures:
         text_metrics = self.copy("text_metrics")
         (text_metrics / "metrics.csv").write_text("iteration,episodic_return\n1,abc\n2,1e400\n")
         self.damaged["text_metrics"] = str(text_metrics)
+        header_metrics = self.copy("header_metrics")
+        (header_metrics / "metrics.csv").write_text("iteration,episodic_return\n")
+        self.damaged["header_metrics"] = str(header_metrics)
+        self.foreign_sweep = self.sweep_with_a_foreign_run()
+
+    def sweep_with_a_foreign_run(self) -> str:
+        """A sweep folder of two CartPole PPO runs, the second of which is a Pendulum run copied in."""
+        summary = json.loads((self.run / "summary.json").read_text())
+        seed = summary["seed"]
+        folder = self.dir / "foreign_sweep"
+        trials = []
+        for k in range(2):
+            name = f"cartpole_ppo_s{seed + k}"
+            shutil.copytree(self.run, folder / "runs" / name)
+            run_summary = dict(summary, status="completed", seed=seed + k,
+                               env_id="keel/Pendulum-v1" if k else summary["env_id"])
+            (folder / "runs" / name / "summary.json").write_text(json.dumps(run_summary))
+            trials.append({"name": name, "algo": "ppo", "env_id": summary["env_id"], "env": "cartpole",
+                           "variant": "", "seed": seed + k, "sets": [], "total_timesteps": 128})
+        spec = {"algorithms": ["ppo"], "envs": [{"id": summary["env_id"], "name": "cartpole", "config": {}}],
+                "seeds": [seed, seed + 1], "total_timesteps": 128, "jobs": None, "cpus_per_run": 1, "set": {},
+                "grid": {}, "scheduler": None}
+        (folder / "sweep.json").write_text(json.dumps({"spec": spec, "trials": trials}))
+        return str(folder)
 
     def copy(self, name: str) -> Path:
         target = self.dir / f"run_{name}"
@@ -303,6 +351,27 @@ def run_config(run: Path, test: Callable[[str], bool], what: str) -> Check:
     return check
 
 
+def unchanged(path: str, text: str) -> Check:
+    def check(_: subprocess.CompletedProcess) -> str | None:
+        try:
+            now = Path(path).read_text()
+        except OSError as e:
+            return f"{path}: {e}"
+        return None if now == text else f"{path} was replaced"
+
+    return check
+
+
+def no_partial(folder: Path, name: str) -> Check:
+    """Neither `folder/name` nor a temporary file beside it is left."""
+    def check(_: subprocess.CompletedProcess) -> str | None:
+        left = [p.name for p in folder.iterdir() if p.name == name or (p.name.startswith(f".{name}") and
+                                                                      p.name.endswith(".tmp"))]
+        return f"left behind: {left}" if left else None
+
+    return check
+
+
 def cli_cases(fx: Fixtures) -> list[Case]:
     d = fx.dir
     a, s, c, dmg = fx.actions, fx.states, fx.configs, fx.damaged
@@ -384,6 +453,11 @@ def cli_cases(fx: Fixtures) -> list[Case]:
         Case("rollout --out folder", "cli", rollout(cart, to=str(d)), "error", "is a folder"),
         Case("rollout --out under a file", "cli", rollout(cart, to=fx.file + "/t.json"), "error", "not a folder"),
         Case("rollout --out empty", "cli", rollout(cart, to=""), "error", "--out"),
+        Case("rollout --out is --actions", "cli", rollout(cart, actions=fx.own_actions, to=fx.own_actions), "error",
+             "--actions", check=unchanged(fx.own_actions, "[0, 1]")),
+        Case("rollout --out is --init-state", "cli",
+             rollout(cart, "--init-state", fx.own_state, to=str(Path(fx.own_state).parent / "." / "own_state.json")),
+             "error", "--init-state", check=unchanged(fx.own_state, "[0.01, 0, 0, 0]")),
         Case("rollout --seed -1", "cli", rollout(cart, "--seed", "-1"), "error", "seed"),
         Case("rollout --seed 2^64", "cli", rollout(cart, "--seed", "18446744073709551616"), "error", "seed"),
         Case("rollout --seed 2^64-1", "cli", rollout(cart, "--seed", "18446744073709551615"), "ok"),
@@ -587,6 +661,8 @@ def cli_cases(fx: Fixtures) -> list[Case]:
              "episodes"),
         Case("eval --max-episode-steps 0", "cli", ["eval", "--run", run, "--max-episode-steps", "0"], "error",
              "max-episode-steps"),
+        Case("eval --threshold -1", "cli", ["eval", "--run", run, "--perturb", "0.5", "--threshold", "-1"], "error",
+             "--threshold must be"),
         Case("eval --seed 2^64-1", "cli", ["eval", "--run", run, "--episodes", "2", "--seed", "18446744073709551615"],
              "ok", check=file_has(str(fx.run / "eval.json"), lambda e: e["episodes"] == 2, "2 episodes")),
         Case("eval missing run", "cli", ["eval", "--run", str(d / "nope")], "error", "nope"),
@@ -602,8 +678,12 @@ def cli_cases(fx: Fixtures) -> list[Case]:
         Case("plot missing run", "cli", ["plot", str(d / "nope"), "--out", str(d / "p.png")], "error", "nope"),
         Case("plot empty metrics", "cli", ["plot", dmg["empty_metrics"], "--out", str(d / "p.png")], "error",
              "episodic_return"),
-        Case("plot text in metrics", "cli", ["plot", dmg["text_metrics"], "--out", str(d / "p2.png")], "ok",
-             check=lambda _: None if (d / "p2.png").read_bytes()[1:4] == b"PNG" else "no PNG"),
+        Case("plot text in metrics", "cli", ["plot", dmg["text_metrics"], "--out", str(d / "p2.png")], "error",
+             "no finite value"),
+        Case("plot header-only metrics", "cli", ["plot", dmg["header_metrics"], "--out", str(d / "p4.png")], "error",
+             "no rows"),
+        Case("plot the same run twice", "cli", ["plot", run, run + "/.", "--out", str(d / "p5.png")], "error",
+             "same run folder"),
         Case("plot --smooth 0", "cli", ["plot", run, "--smooth", "0", "--out", str(d / "p3.png")], "ok"),
         # performative
         Case("figure2 --out-dir /proc (before computing)", "cli",
@@ -631,6 +711,11 @@ def cli_cases(fx: Fixtures) -> list[Case]:
         Case("performative --seeds 1e15", "cli",
              ["performative", "--samples", "5", "--seeds", "1000000000000000", "--iters", "2"], "error", "iters",
              timeout=10),
+        Case("performative --samples 1e12", "cli", ["performative", "--samples", "1000000000000", "--iters", "2"],
+             "error", "--samples", timeout=10),
+        Case("performative samples x iters x seeds", "cli",
+             ["performative", "--samples", "1000", "--iters", "100000", "--seeds", "1000"], "error", "trajectories",
+             timeout=10),
         Case("performative --workers 0", "cli", ["performative", "--iters", "2", "--workers", "0"], "ok"),
         # baseline
         Case("baseline --out /proc", "cli",
@@ -648,6 +733,11 @@ def cli_cases(fx: Fixtures) -> list[Case]:
         Case("baseline n_state=1e12", "cli",
              ["baseline", "--env", burgers, "--set", "n_state=1000000000000", "--controller", "zero"], "error",
              "n_state"),
+        Case("baseline lqr n_state=3000", "cli",
+             ["baseline", "--env", "keel/ConvectionDiffusionReaction-v0", "--controller", "lqr", "--set", "n_state=3000"],
+             "error", "n_state=3000", timeout=10),
+        Case("baseline zero on Discrete actions", "cli", ["baseline", "--env", cart, "--controller", "zero"], "error",
+             "Box action space"),
         Case("baseline --seed 2^64-1", "cli",
              ["baseline", "--env", burgers, "--set", "n_state=64", "--controller", "zero", "--episodes", "2", "--seed",
               "18446744073709551615"], "ok"),
@@ -703,6 +793,16 @@ def cli_cases(fx: Fixtures) -> list[Case]:
                                                         str(d / "st5")], "error", "Discrete"),
         Case("td stability --out a file", "cli", ["td", "stability", "--lr", "0.01", "--out", fx.file], "error",
              "a_file"),
+        Case("td stability billions of runs", "cli",
+             ["td", "stability", "--k", ",".join(str(k) for k in range(1, 101)), "--lr", "0.1,0.01", "--seeds", "10000",
+              "--out", str(d / "st6")], "error", "runs", timeout=10),
+        Case("td stability 1e12 updates", "cli",
+             ["td", "stability", "--lr", "0.1", "--seeds", "1000", "--steps", "1000000000", "--out", str(d / "st7")],
+             "error", "updates", timeout=10),
+        Case("td stability Ctrl-C", "cli",
+             ["td", "stability", "--lr", "0.001", "--seeds", "5000", "--steps", "1000000", "--out", str(d / "st8")],
+             "either", check=lambda _: None if not (d / "st8" / "runs.csv").exists() else "runs.csv written",
+             interrupt=2.0),
         # sweeps and reports
         Case("sweep missing spec", "cli", ["sweep", str(d / "nope.toml"), "--out", str(d / "sw0")], "error",
              "nope.toml"),
@@ -724,6 +824,26 @@ def cli_cases(fx: Fixtures) -> list[Case]:
                                                 str(d / "sw10")], "error", "127.0.0.1:1", timeout=120),
         Case("sweep --dry-run", "cli", ["sweep", sw["ok"], "--dry-run", "--out", str(d / "sw11")], "ok",
              check=lambda p: None if "cartpole" in p.stdout else "no run listed"),
+        Case("sweep name escapes --out", "cli", ["sweep", sw["escape"], "--out", str(d / "sw13")], "error",
+             "plain folder name", check=lambda _: "wrote outside --out" if (d / "x").exists() else None),
+        Case("sweep name .", "cli", ["sweep", sw["dot_name"], "--out", str(d / "sw14")], "error", "plain folder name"),
+        Case("sweep seeds twice", "cli", ["sweep", sw["seeds_twice"], "--out", str(d / "sw15")], "error", "twice"),
+        Case("sweep algorithms twice", "cli", ["sweep", sw["algos_twice"], "--out", str(d / "sw16")], "error",
+             "twice"),
+        Case("sweep grid value twice", "cli", ["sweep", sw["grid_twice"], "--out", str(d / "sw17")], "error",
+             "twice"),
+        Case("sweep reference NaN", "cli", ["sweep", sw["reference_nan"], "--out", str(d / "sw18")], "error",
+             "reference"),
+        Case("sweep reference equal bounds", "cli", ["sweep", sw["reference_equal"], "--out", str(d / "sw19")],
+             "error", "reference"),
+        Case("sweep reference reversed", "cli", ["sweep", sw["reference_reversed"], "--out", str(d / "sw20")],
+             "error", "reference"),
+        Case("sweep --out not UTF-8", "cli", ["sweep", sw["ok"], "--dry-run", "--out",
+                                              str(d) + os.fsdecode(b"/sw_\xff")], "error", "UTF-8"),
+        Case("report a run of another env", "cli", ["report", fx.foreign_sweep, "--reps", "10",
+                                                    "--baseline-episodes", "1"], "ok",
+             check=lambda p: None if "keel/Pendulum-v1" in p.stderr and "1 of 2 runs" in p.stdout
+             else "the foreign run was counted"),
         Case("report on a folder without runs", "cli", ["report", str(d / "empty_dir")], "error", "empty_dir"),
         Case("report on a missing folder", "cli", ["report", str(d / "nope_dir")], "error", "nope_dir"),
         Case("report on a file", "cli", ["report", fx.file], "error", "a_file"),
@@ -756,6 +876,12 @@ def cli_cases(fx: Fixtures) -> list[Case]:
                                              str(d / "r.gif")], "error", "seconds"),
         Case("render --seconds -1", "cli", ["render", "--clip", "walk", "--seconds", "-1", "--out",
                                             str(d / "r.gif")], "error", "seconds"),
+        Case("render --size -5x10", "cli", ["render", "--clip", "walk", "--size", "-5x10", "--out", str(d / "r.gif")],
+             "error", "16..=4096"),
+        Case("render 4096x4096 for 600 s", "cli", ["render", "--clip", "walk", "--size", "4096x4096", "--seconds",
+                                                   "600", "--out", str(d / "r.gif")], "error", "pixels", timeout=10),
+        Case("render Ctrl-C", "cli", ["render", "--clip", "walk", "--size", "1024x1024", "--seconds", "60", "--out",
+                                      str(d / "r_int.gif")], "either", check=no_partial(d, "r_int.gif"), interrupt=3.0),
         Case("render a CartPole run", "cli", ["render", "--run", run, "--out", str(d / "r.gif")], "error",
              "humanoid run"),
         Case("render --out in /proc", "cli", ["render", "--clip", "walk", "--seconds", "0.1", "--out",
@@ -922,12 +1048,32 @@ def execute(case: Case, keel: str, python: str, cwd: Path) -> tuple[subprocess.C
     if case.kind == "py":
         env["PYTHONPATH"] = str(ROOT / "python")
     start = time.perf_counter()
+    if case.interrupt is not None:
+        return interrupted(case, argv, env, cwd), time.perf_counter() - start
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=case.timeout, cwd=cwd,
                               env=env, preexec_fn=limit_memory)
     except subprocess.TimeoutExpired:
         return None, time.perf_counter() - start
     return proc, time.perf_counter() - start
+
+
+def interrupted(case: Case, argv: list[str], env: dict, cwd: Path) -> subprocess.CompletedProcess | None:
+    """Runs the case, sends SIGINT after `case.interrupt` seconds; None if it does not stop in time."""
+    child = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
+                             cwd=cwd, env=env, preexec_fn=limit_memory)
+    try:
+        out, err = child.communicate(timeout=case.interrupt)
+        return subprocess.CompletedProcess(argv, child.returncode, out, err)
+    except subprocess.TimeoutExpired:
+        child.send_signal(signal.SIGINT)
+    try:
+        out, err = child.communicate(timeout=case.timeout)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.communicate()
+        return None
+    return subprocess.CompletedProcess(argv, child.returncode, out, err)
 
 
 def repeated_cause(line: str) -> str | None:
@@ -950,6 +1096,9 @@ def classify(case: Case, proc: subprocess.CompletedProcess | None) -> tuple[str,
     both = proc.stdout + proc.stderr
     if "panicked at" in both or "stack backtrace" in both or "PanicException" in both:
         return "PANIC", last_line(both)
+    if case.interrupt is not None and proc.returncode in (130, -signal.SIGINT):
+        problem = case.check(proc) if case.check else None
+        return ("LOST", problem) if problem else ("ok", f"stopped by Ctrl-C (exit {proc.returncode})")
     if proc.returncode < 0 or proc.returncode in (134, 137, 139):
         return "ABORT", f"exit {proc.returncode}: {last_line(both)}"
     if proc.returncode == 0:
@@ -986,6 +1135,9 @@ def classify(case: Case, proc: subprocess.CompletedProcess | None) -> tuple[str,
         return "UNCLEAR", f"says `{twice}` twice: {message}"
     if case.needle and case.needle.lower() not in message.lower():
         return "UNCLEAR", f"does not name `{case.needle}`: {message}"
+    problem = case.check(proc) if case.check and case.expect == "error" else None
+    if problem:
+        return "LOST", f"{problem}: {message}"
     return "error", message
 
 

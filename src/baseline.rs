@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use keel_envs::baselines::{Controller, run_episode};
+use keel_envs::space::DType;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -78,6 +79,23 @@ struct Report {
     closed_loop_spectral_radius: Option<f64>,
 }
 
+/// Most states of a model-based design: LQR and LQG solve dense n × n Riccati equations
+/// (iterations of O(n³) work): 5 s at 512 states, tens of seconds at this size, many minutes at
+/// 3000.
+pub const MAX_MODEL_STATES: usize = 1024;
+
+/// Refuses a model of more than [`MAX_MODEL_STATES`] states, naming the `--set` that sized it.
+fn check_model_size(states: usize, set: &[String]) -> Result<()> {
+    if states > MAX_MODEL_STATES {
+        let given = set.iter().find(|s| s.trim_start().starts_with("n_state"));
+        let given = given.map_or(String::new(), |s| format!("--set {s}: "));
+        bail!(
+            "{given}the model has {states} states; LQR and LQG solve dense Riccati equations of at most {MAX_MODEL_STATES} states"
+        );
+    }
+    Ok(())
+}
+
 /// Runs `keel baseline`.
 pub fn run(args: &BaselineArgs) -> Result<()> {
     if args.episodes == 0 {
@@ -92,18 +110,43 @@ pub fn run(args: &BaselineArgs) -> Result<()> {
     let config = crate::overrides_from(&args.set)?;
     let name = args.controller.as_str();
     let mut env = keel_envs::make(&args.env, &config)?;
+    let spec = env.spec().clone();
+    if !matches!(spec.action_space.box_dtype(), Some(DType::Float32 | DType::Float64)) {
+        bail!(
+            "--controller {name}: the controllers give real-valued inputs and need a Box action space of floats; \
+             {} has {}",
+            args.env,
+            spec.action_space.describe()
+        );
+    }
+    // An env without a model gets the design's own error below, whatever its size.
+    if !matches!(args.controller, ControllerName::Zero) && keel_envs::baselines::MODELLED.contains(&args.env.as_str()) {
+        check_model_size(spec.state_len.unwrap_or(0), &args.set)?;
+    }
     let controller =
         Controller::design(name, &args.env, &config).with_context(|| format!("{name} for {}", args.env))?;
     let riccati = match &controller {
         Controller::Zero => None,
         Controller::Lqr(lqr) | Controller::Lqg { lqr, .. } => Some(&lqr.riccati),
     };
+    let Some(max_steps) = spec.max_episode_steps else {
+        bail!("{} has no time limit, so an episode may never end; give one with --set max_episode_steps=N", args.env);
+    };
+    crate::interrupt::install();
+    let bar = indicatif::ProgressBar::new(args.episodes);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} episodes  [{elapsed_precise} < {eta_precise}]")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
     let mut episodes = Vec::new();
     for k in 0..args.episodes {
+        crate::interrupt::check()?;
         let seed = args.seed.wrapping_add(k);
-        let e = run_episode(env.as_mut(), &controller, seed, u64::MAX).with_context(|| format!("episode {k}"))?;
+        let e = run_episode(env.as_mut(), &controller, seed, max_steps).with_context(|| format!("episode {k}"))?;
         episodes.push(EpisodeRecord { seed, cost: e.cost, steps: e.steps, terminated: e.terminated });
+        bar.inc(1);
     }
+    bar.finish_and_clear();
     let costs: Vec<f64> = episodes.iter().map(|e| e.cost).collect();
     let (mean, std) = crate::mean_std(&costs);
     let steps = episodes.first().map_or(0, |e| e.steps);

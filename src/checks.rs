@@ -86,6 +86,31 @@ pub fn output_folder(path: &Path, flag: &str) -> Result<()> {
     probe(&existing, flag, path)
 }
 
+/// Refuses an output `out` (given as `out_flag`) that is one of the command's `inputs` (each with
+/// its flag): writing it would replace the input it was read from. Paths are compared after
+/// resolving links and `..` (an output that does not exist yet cannot be an input).
+pub fn output_is_not_an_input(out: &Path, out_flag: &str, inputs: &[(&Path, &str)]) -> Result<()> {
+    let Ok(target) = std::fs::canonicalize(out) else { return Ok(()) };
+    for (input, flag) in inputs {
+        if std::fs::canonicalize(input).is_ok_and(|p| p == target) {
+            bail!(
+                "{out_flag} {} is the file given to {flag}: writing it would replace the input; give another {out_flag}",
+                out.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Checks that `path` (given as `flag`) is valid UTF-8: Keel writes it into run arguments and
+/// JSON, where other bytes would be replaced and name a different folder.
+pub fn utf8_path(path: &Path, flag: &str) -> Result<()> {
+    if path.to_str().is_none() {
+        bail!("{flag} {}: the path is not valid UTF-8; give a path of UTF-8 characters", path.display());
+    }
+    Ok(())
+}
+
 /// Checks a `.png` output of `flag` (the plots are PNG images).
 pub fn output_png(path: &Path, flag: &str) -> Result<()> {
     output_file(path, flag)?;
@@ -133,6 +158,10 @@ mod tests {
         assert!(error(output_folder(&file.join("sub"), "--run-dir")).contains("is not a folder"));
         assert!(error(output_folder(Path::new("/proc/keel"), "--out-dir")).contains("cannot create files in /proc"));
         assert!(error(output_png(&dir.join("curves.txt"), "--out")).contains(".png"));
+        let linked = dir.join(".").join("taken");
+        let e = error(output_is_not_an_input(&linked, "--out", &[(&dir.join("other"), "--a"), (&file, "--actions")]));
+        assert!(e.contains("--out") && e.contains("--actions"), "{e}");
+        assert!(output_is_not_an_input(&dir.join("out.json"), "--out", &[(&file, "--actions")]).is_ok());
         assert_eq!(std::fs::read_dir(&dir).map(Iterator::count).ok(), Some(1), "the probes left files");
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -39,7 +39,8 @@ pub struct RenderArgs {
     #[arg(long, default_value_t = 30, allow_negative_numbers = true)]
     fps: u32,
     /// Frame size, pixels, as WIDTHxHEIGHT.
-    #[arg(long, default_value = "320x240")]
+    // Hyphen values reach the range check below: `-5x10` is a bad size, not an unknown flag.
+    #[arg(long, default_value = "320x240", allow_hyphen_values = true)]
     size: String,
     /// The GIF to write.
     #[arg(long, value_name = "FILE.gif")]
@@ -82,33 +83,95 @@ fn parse_size(size: &str) -> Result<(usize, usize)> {
     }
 }
 
-/// An animated GIF being written, one RGB frame at a time.
+/// Most pixels one `keel render` draws and encodes (frames × width × height): 2^32, about
+/// 19 minutes of 320x240 at 100 fps, or 2.6 s of 4096x4096 at 30 fps. GIF encoding runs at tens
+/// of megapixels a second, so the limit keeps a render within minutes.
+const MAX_PIXELS: u128 = 1 << 32;
+
+/// Refuses a render of `frames` frames of `width` x `height` beyond [`MAX_PIXELS`].
+fn check_pixels(frames: u128, width: usize, height: usize) -> Result<()> {
+    let pixels = frames * width as u128 * height as u128;
+    if pixels > MAX_PIXELS {
+        bail!(
+            "{frames} frames of {width}x{height} are {pixels} pixels, more than keel render draws ({MAX_PIXELS}); \
+             lower --seconds, --fps, --episodes or --size"
+        );
+    }
+    Ok(())
+}
+
+/// An animated GIF being written, one RGB frame at a time, into a temporary file beside `--out`
+/// that [`Gif::finish`] renames onto it: an interrupted or failed render leaves no partial GIF
+/// (the temporary file is removed when the `Gif` is dropped unfinished).
 struct Gif {
-    encoder: gif::Encoder<std::io::BufWriter<std::fs::File>>,
+    encoder: Option<gif::Encoder<std::io::BufWriter<std::fs::File>>>,
     width: u16,
     height: u16,
     /// Frame delay, hundredths of a second.
     delay: u16,
     frames: usize,
+    tmp: PathBuf,
+    path: PathBuf,
+    bar: indicatif::ProgressBar,
 }
 
 impl Gif {
-    fn create(path: &std::path::Path, width: usize, height: usize, fps: u32) -> Result<Self> {
+    /// Starts a GIF for `path` of `total` frames (the length of its progress bar).
+    fn create(path: &std::path::Path, width: usize, height: usize, fps: u32, total: u64) -> Result<Self> {
         crate::checks::output_file(path, "--out")?;
-        let file = std::fs::File::create(path).with_context(|| format!("--out {}", path.display()))?;
+        let tmp = keel_agents::checkpoint::temporary_sibling(path);
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .with_context(|| format!("--out {}", path.display()))?;
         let (width, height) = (width as u16, height as u16);
+        let delay = (100.0 / f64::from(fps)).round().max(1.0) as u16;
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} frames  [{elapsed_precise} < {eta_precise}]")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        let mut gif = Self { encoder: None, width, height, delay, frames: 0, tmp, path: path.to_path_buf(), bar };
         let mut encoder = gif::Encoder::new(std::io::BufWriter::new(file), width, height, &[])?;
         encoder.set_repeat(gif::Repeat::Infinite)?;
-        let delay = (100.0 / f64::from(fps)).round().max(1.0) as u16;
-        Ok(Self { encoder, width, height, delay, frames: 0 })
+        gif.encoder = Some(encoder);
+        Ok(gif)
     }
 
+    /// Appends a frame; stops with [`crate::interrupt::Interrupted`] once Ctrl-C was pressed.
     fn push(&mut self, rgb: &[u8]) -> Result<()> {
+        crate::interrupt::check()?;
         let mut frame = gif::Frame::from_rgb_speed(self.width, self.height, rgb, 10);
         frame.delay = self.delay;
-        self.encoder.write_frame(&frame)?;
+        if let Some(encoder) = self.encoder.as_mut() {
+            encoder.write_frame(&frame)?;
+        }
         self.frames += 1;
+        self.bar.inc(1);
         Ok(())
+    }
+
+    /// Ends the GIF and moves it onto `--out`.
+    fn finish(mut self) -> Result<usize> {
+        self.bar.finish_and_clear();
+        if let Some(encoder) = self.encoder.take() {
+            let mut writer = encoder.into_inner()?;
+            std::io::Write::flush(&mut writer)?;
+        }
+        std::fs::rename(&self.tmp, &self.path).with_context(|| format!("--out {}", self.path.display()))?;
+        Ok(self.frames)
+    }
+}
+
+impl Drop for Gif {
+    fn drop(&mut self) {
+        // Unfinished (an error or Ctrl-C): the temporary file goes; `--out` was never touched.
+        if self.tmp.exists() {
+            self.bar.finish_and_clear();
+            drop(self.encoder.take());
+            let _ = std::fs::remove_file(&self.tmp);
+        }
     }
 }
 
@@ -136,11 +199,18 @@ pub fn render(args: &RenderArgs) -> Result<()> {
 }
 
 fn render_clip(args: &RenderArgs, name: &str, width: usize, height: usize) -> Result<()> {
+    let frames_of = |seconds: f64| ((seconds * f64::from(args.fps)).round() as usize).max(1);
+    // With --seconds the size is known before the clips load.
+    if let Some(seconds) = args.seconds {
+        check_pixels(frames_of(seconds) as u128, width, height)?;
+    }
     let (model, library) = library()?;
     let clip = library.get(name)?;
     let seconds = args.seconds.unwrap_or(clip.duration());
-    let frames = ((seconds * f64::from(args.fps)).round() as usize).max(1);
-    let mut gif = Gif::create(&args.out, width, height, args.fps)?;
+    let frames = frames_of(seconds);
+    check_pixels(frames as u128, width, height)?;
+    crate::interrupt::install();
+    let mut gif = Gif::create(&args.out, width, height, args.fps, frames as u64)?;
     let mut renderer = Renderer::new(width, height);
     let mut pose = vec![0.0; model.pose_len()];
     let mut bodies = vec![keel_physics::BodyState::default(); model.bodies().len()];
@@ -150,9 +220,9 @@ fn render_clip(args: &RenderArgs, name: &str, width: usize, height: usize) -> Re
         renderer.draw(&model, &bodies, None);
         gif.push(&renderer.frame().rgb)?;
     }
+    let written = gif.finish()?;
     out!(
-        "keel render: {} frames of `{name}` ({seconds:.2} s at {} fps) -> {}",
-        gif.frames,
+        "keel render: {written} frames of `{name}` ({seconds:.2} s at {} fps) -> {}",
         args.fps,
         args.out.display()
     );
@@ -165,11 +235,14 @@ fn render_run(args: &RenderArgs, run: &std::path::Path) -> Result<()> {
     }
     crate::checks::output_file(&args.out, "--out")?;
     let seconds = args.seconds.unwrap_or(5.0);
+    let steps = (seconds * 30.0).round().max(1.0) as u64;
+    let total = steps * args.episodes as u64;
+    crate::interrupt::install();
     let options = keel_agents::eval::EvalOptions {
         episodes: args.episodes,
         deterministic: true,
         seed: args.seed,
-        max_episode_steps: Some((seconds * 30.0).round().max(1.0) as u64),
+        max_episode_steps: Some(steps),
     };
     let mut gif: Option<Gif> = None;
     let mut failure: Option<anyhow::Error> = None;
@@ -187,7 +260,10 @@ fn render_run(args: &RenderArgs, run: &std::path::Path) -> Result<()> {
             }
         };
         if gif.is_none() {
-            match Gif::create(&args.out, frame.width, frame.height, args.fps) {
+            // The frame size is the run's `render_size`, known at the first frame.
+            let created = check_pixels(u128::from(total), frame.width, frame.height)
+                .and_then(|()| Gif::create(&args.out, frame.width, frame.height, args.fps, total));
+            match created {
                 Ok(created) => gif = Some(created),
                 Err(e) => {
                     failure = Some(e);
@@ -205,7 +281,10 @@ fn render_run(args: &RenderArgs, run: &std::path::Path) -> Result<()> {
     if let Some(e) = failure {
         return Err(e);
     }
-    let frames = gif.map_or(0, |g| g.frames);
+    let frames = match gif {
+        Some(g) => g.finish()?,
+        None => 0,
+    };
     let falls = evaluation.episodes.iter().filter(|e| !e.truncated).count();
     out!(
         "keel render: {} episodes of {} ({frames} frames, {falls} ended by a fall) -> {}",

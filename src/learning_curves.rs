@@ -77,11 +77,18 @@ fn run_label(dir: &Path) -> String {
     format!("{} {}", field("algo"), field("env_id").trim_start_matches("keel/"))
 }
 
-fn chart(runs: &[PathBuf], metric: &str, window: usize, title: String) -> Result<Chart> {
+/// The chart of `metric` over `runs`; with `require_values`, a run without a finite value of it
+/// is an error (a training run's own curve is drawn even before its first episode ends).
+fn chart(runs: &[PathBuf], metric: &str, window: usize, title: String, require_values: bool) -> Result<Chart> {
     let mut groups: BTreeMap<String, Vec<Vec<f64>>> = BTreeMap::new();
     let mut batch = 0;
     for dir in runs {
         let (values, b) = read_metric(dir, metric)?;
+        // An empty curve would draw an empty chart that looks like a plot.
+        if require_values && !values.iter().any(|v| v.is_finite()) {
+            let what = if values.is_empty() { "no rows" } else { "no finite value" };
+            bail!("{}/metrics.csv: `{metric}` has {what}; nothing to plot", dir.display());
+        }
         batch = b;
         groups.entry(run_label(dir)).or_default().push(smooth(&values, window));
     }
@@ -113,7 +120,8 @@ fn chart(runs: &[PathBuf], metric: &str, window: usize, title: String) -> Result
 /// Writes `dir/learning_curve.png` (episodic return, smoothed over 10 iterations).
 pub fn learning_curve(dir: &Path) -> Result<()> {
     let title = format!("{} learning curve", run_label(dir));
-    chart(&[dir.to_path_buf()], "episodic_return", 10, title)?.write_png(&dir.join("learning_curve.png"), 900, 560)
+    let chart = chart(&[dir.to_path_buf()], "episodic_return", 10, title, false)?;
+    chart.write_png(&dir.join("learning_curve.png"), 900, 560)
 }
 
 /// Runs `keel plot`.
@@ -125,8 +133,17 @@ pub fn run(args: &PlotArgs) -> Result<()> {
         out!("keel plot: wrote {}", args.out.display());
         return Ok(());
     }
+    // The same run twice would count as two seeds.
+    let mut seen: Vec<(PathBuf, &PathBuf)> = Vec::new();
+    for run in &args.runs {
+        let resolved = std::fs::canonicalize(run).with_context(|| format!("run folder {}", run.display()))?;
+        if let Some((_, first)) = seen.iter().find(|(p, _)| *p == resolved) {
+            bail!("{} and {} are the same run folder; give each run once", first.display(), run.display());
+        }
+        seen.push((resolved, run));
+    }
     let title = format!("{} ({} runs)", args.metric.replace('_', " "), args.runs.len());
-    chart(&args.runs, &args.metric, args.smooth, title)?.write_png(&args.out, 1000, 620)?;
+    chart(&args.runs, &args.metric, args.smooth, title, true)?.write_png(&args.out, 1000, 620)?;
     out!("keel plot: wrote {}", args.out.display());
     Ok(())
 }

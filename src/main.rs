@@ -34,6 +34,7 @@ mod checks;
 mod curricula;
 mod demo;
 mod humanoid;
+mod interrupt;
 mod learning_curves;
 mod performative;
 mod report;
@@ -215,6 +216,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.is::<AlreadyReported>() => ExitCode::FAILURE,
+        Err(e) if e.is::<interrupt::Interrupted>() => {
+            eprintln!("keel: {e}");
+            ExitCode::from(interrupt::EXIT_STATUS)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

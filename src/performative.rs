@@ -195,6 +195,14 @@ pub fn run_command(args: &PerformativeArgs) -> Result<()> {
     }
 }
 
+/// Most trajectories per round of a finite-sample run: each is up to 100 steps, so a round of
+/// this many is 10^8 steps (seconds), and the per-pair visit counts stay far from overflowing.
+const MAX_SAMPLES: usize = 1_000_000;
+
+/// Most trajectories of a whole finite-sample command (samples × rounds × seeds): up to 10^12
+/// env steps, hours of sampling.
+const MAX_TRAJECTORIES: u128 = 10_000_000_000;
+
 fn config_from(args: &RunArgs) -> Result<RepeatedConfig> {
     let method = match (args.method, args.eta) {
         (MethodName::Rpo, Some(_)) => bail!("--eta is RGA's step size: use it with --method rga"),
@@ -206,6 +214,19 @@ fn config_from(args: &RunArgs) -> Result<RepeatedConfig> {
     }
     if args.seeds == 0 {
         bail!("--seeds must be at least 1");
+    }
+    if let Some(m) = args.samples.filter(|&m| m > MAX_SAMPLES) {
+        bail!("--samples {m}: at most {MAX_SAMPLES} trajectories per round (the paper's largest is 1000)");
+    }
+    if let Some(m) = args.samples {
+        let total = (m as u128) * (args.iters as u128) * (args.seeds as u128);
+        if total > MAX_TRAJECTORIES {
+            bail!(
+                "--samples {m} × --iters {} × --seeds {} = {total} trajectories; at most {MAX_TRAJECTORIES} in one run",
+                args.iters,
+                args.seeds
+            );
+        }
     }
     let config = RepeatedConfig {
         method,

@@ -56,6 +56,22 @@ fn read_run(dir: &Path, trial: &Trial) -> Result<Option<RunResult>> {
     if !matches!(summary["status"].as_str(), Some("completed" | "diverged")) {
         return Ok(None);
     }
+    // A folder holding another run (copied or moved in by hand) would be counted as this one.
+    let seed = summary["seed"].as_u64();
+    for (field, found, expected) in [
+        ("env_id", summary["env_id"].as_str().map(str::to_string), trial.env_id.clone()),
+        ("algo", summary["algo"].as_str().map(str::to_string), trial.algo.clone()),
+        ("seed", seed.map(|s| s.to_string()), trial.seed.to_string()),
+    ] {
+        if found.as_deref() != Some(expected.as_str()) {
+            let found = found.map_or_else(|| "nothing".to_string(), |f| format!("`{f}`"));
+            eprintln!(
+                "keel report: warning: skipping {}: its summary.json gives {field} {found}, the sweep `{expected}`",
+                dir.display()
+            );
+            return Ok(None);
+        }
+    }
     let final_return = summary["final_return_mean"].as_f64().unwrap_or(f64::NAN);
     let metrics = std::fs::read_to_string(dir.join("metrics.csv")).unwrap_or_default();
     let mut lines = metrics.lines();
@@ -114,8 +130,15 @@ fn normaliser(file: &SweepFile, env: &str, results: &[&RunResult], episodes: u64
             return Normaliser { low, high, how: format!("min–max against the reference [{low}, {high}]") };
         }
         let config: Map<String, Value> = entry.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        if keel_envs::baselines::linear_model(&entry.id, &config).is_ok() {
-            let spec = keel_envs::registry::lookup(&entry.id).and_then(|r| r.make(&config)).map(|e| e.spec().clone());
+        let spec = keel_envs::registry::lookup(&entry.id).and_then(|r| r.make(&config)).map(|e| e.spec().clone());
+        let states = spec.as_ref().ok().and_then(|s| s.state_len).unwrap_or(0);
+        // Beyond `keel baseline`'s limit the Riccati solves would take many minutes: min–max instead.
+        if states > crate::baseline::MAX_MODEL_STATES {
+            eprintln!(
+                "keel report: {env}: {states} states, more than LQR/LQG solve ({}): normalised min–max instead",
+                crate::baseline::MAX_MODEL_STATES
+            );
+        } else if keel_envs::baselines::linear_model(&entry.id, &config).is_ok() {
             let partial = spec.as_ref().is_ok_and(|s| s.state_len.is_some_and(|n| s.obs_len() < n));
             let first = if partial { "lqg" } else { "lqr" };
             let zero = baseline_return(&entry.id, &config, "zero", episodes);

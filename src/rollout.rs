@@ -85,6 +85,9 @@ fn obs_json(obs: &ObsBuf) -> Value {
 /// Runs `keel rollout`.
 pub fn run(args: &RolloutArgs) -> Result<()> {
     crate::checks::output_file(&args.out, "--out")?;
+    let mut inputs = vec![(args.actions.as_path(), "--actions")];
+    inputs.extend(args.init_state.as_deref().map(|p| (p, "--init-state")));
+    crate::checks::output_is_not_an_input(&args.out, "--out", &inputs)?;
     let config = crate::overrides_from(&args.set)?;
     let mut env = keel_envs::make(&args.env, &config)?;
     let space = env.spec().action_space.clone();

@@ -130,15 +130,18 @@ pub fn run(args: &StabilityArgs) -> Result<()> {
     {
         bail!("--diverge-above {t}: must be finite and > 0");
     }
+    check_size(args)?;
     crate::checks::output_folder(&args.out, "--out")?;
     let sweep = prepare(args)?;
     std::fs::create_dir_all(args.out.join("runs")).with_context(|| format!("creating {}", args.out.display()))?;
 
     let mut outcomes = Vec::new();
     let total = args.k.len() * args.lr.len() * args.seeds as usize;
+    crate::interrupt::install();
     for &k in &args.k {
         for &lr in &args.lr {
             for seed in 1..=args.seeds {
+                stop_if_interrupted(&sweep, outcomes.len(), total)?;
                 let outcome = match &sweep {
                     Sweep::Baird { problem: _, env, steps, threshold } => {
                         baird_run(args, env, k, lr, seed, *steps, *threshold)?
@@ -156,11 +159,53 @@ pub fn run(args: &StabilityArgs) -> Result<()> {
                     outcome.status,
                     outcome.final_value
                 );
+                // A run that Ctrl-C cut short is not an outcome.
+                stop_if_interrupted(&sweep, outcomes.len(), total)?;
                 outcomes.push(outcome);
             }
         }
     }
     report(args, &sweep, &outcomes)
+}
+
+/// After Ctrl-C: says what was kept and returns [`crate::interrupt::Interrupted`].
+fn stop_if_interrupted(sweep: &Sweep, done: usize, total: usize) -> Result<()> {
+    if crate::interrupt::requested() {
+        let kept = match sweep {
+            Sweep::Dqn { .. } => "; finished runs are kept: run the same command again to go on",
+            Sweep::Baird { .. } | Sweep::BairdNet { .. } => "; no table or map written",
+        };
+        eprintln!("keel td stability: stopped after {done} of {total} runs{kept}");
+        return Err(crate::interrupt::Interrupted.into());
+    }
+    Ok(())
+}
+
+/// Most runs of one sweep (`--k` values × `--lr` values × `--seeds`).
+const MAX_RUNS: u128 = 100_000;
+
+/// Most updates of a Baird sweep in all (runs × `--steps`): about a day of sampled updates.
+const MAX_BAIRD_UPDATES: u128 = 100_000_000_000;
+
+/// Refuses a sweep too large to finish: more than [`MAX_RUNS`] runs, or on Baird more than
+/// [`MAX_BAIRD_UPDATES`] updates in all, naming the flags that multiply.
+fn check_size(args: &StabilityArgs) -> Result<()> {
+    let runs = args.k.len() as u128 * args.lr.len() as u128 * u128::from(args.seeds);
+    let product = format!("{} --k values × {} --lr values × --seeds {}", args.k.len(), args.lr.len(), args.seeds);
+    if runs > MAX_RUNS {
+        bail!("{product} = {runs} runs; one sweep runs at most {MAX_RUNS}");
+    }
+    if args.env == Baird::ID {
+        let default = if args.model == Model::Mlp { 50_000 } else { 100_000 };
+        let steps = args.steps.unwrap_or(default);
+        let updates = runs * u128::from(steps);
+        if updates > MAX_BAIRD_UPDATES {
+            bail!(
+                "{product} = {runs} runs of --steps {steps} = {updates} updates; one sweep makes at most {MAX_BAIRD_UPDATES}"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Checks everything a sweep needs before its first run: the env, and for DQN a config that
@@ -312,7 +357,8 @@ fn dqn_run(
             }
             let mut run = algorithms::lookup("dqn")?.build(&dqn_overrides(base, k, lr, seed))?;
             dir.start(&run.config_toml()?)?;
-            let summary = train(run.as_mut(), &dir, TrainOptions::default(), &mut |_| {})?;
+            let options = TrainOptions { stop: Some(crate::interrupt::flag()), ..TrainOptions::default() };
+            let summary = train(run.as_mut(), &dir, options, &mut |_| {})?;
             (summary.status, summary.final_return_mean)
         }
     };

@@ -195,13 +195,54 @@ pub fn read_spec(path: &Path) -> Result<Spec> {
             bail!("{context}: `grid.{key}` has no values");
         }
     }
+    // Two equal seeds or algorithms would be one run folder, trained twice at once.
+    if let Some(seed) = first_repeat(&spec.seeds) {
+        bail!("{context}: `seeds` names {seed} twice; each seed is one run folder");
+    }
+    if let Some(algo) = first_repeat(&spec.algorithms) {
+        bail!("{context}: `algorithms` names `{algo}` twice; each algorithm is one run folder");
+    }
+    for (key, values) in &spec.grid {
+        if let Some(value) = first_repeat(values) {
+            bail!("{context}: `grid.{key}` names {value} twice; each value is one run folder");
+        }
+    }
     let mut labels = std::collections::BTreeSet::new();
     for env in &spec.envs {
-        if !labels.insert(env_label(env)) {
+        let label = env_label(env);
+        check_label(&label).with_context(|| format!("{context}: env {}", env.id))?;
+        if !labels.insert(label) {
             bail!("{context}: two envs are labelled `{}`; give them distinct `name`s", env_label(env));
+        }
+        if let Some([low, high]) = env.reference
+            && !(low.is_finite() && high.is_finite() && low < high)
+        {
+            bail!(
+                "{context}: env {}: `reference = [{low}, {high}]` must be two finite returns, low below high",
+                env.id
+            );
         }
     }
     Ok(spec)
+}
+
+/// The first value given twice in `values`, if any.
+fn first_repeat<T: PartialEq>(values: &[T]) -> Option<&T> {
+    values.iter().enumerate().find(|&(i, v)| values[..i].contains(v)).map(|(_, v)| v)
+}
+
+/// Checks that an env label can be the start of a run folder's name: one plain name (no path
+/// separators, no `.` or `..`, no control characters), so every run stays under `DIR/runs/`.
+fn check_label(label: &str) -> Result<()> {
+    let plain = !label.is_empty()
+        && label != "."
+        && label != ".."
+        && !label.contains(['/', '\\'])
+        && !label.chars().any(char::is_control);
+    if !plain {
+        bail!("`name = {label:?}` must be a plain folder name: no `/`, `\\`, `.`, `..` or control characters");
+    }
+    Ok(())
 }
 
 /// The label of an env in run names and reports.
@@ -326,8 +367,15 @@ fn format_duration(d: Duration) -> String {
 /// Runs `keel sweep`.
 pub fn run(args: &SweepArgs) -> Result<()> {
     let spec = read_spec(&args.spec)?;
+    crate::checks::utf8_path(&args.out, "--out")?;
     crate::checks::output_folder(&args.out, "--out")?;
     let trials = trials(&spec);
+    if let Some(name) = first_repeat(&trials.iter().map(|t| &t.name).collect::<Vec<_>>()) {
+        bail!(
+            "{}: two runs would share the folder `{name}`; make the env names and grid values distinct",
+            args.spec.display()
+        );
+    }
     let runs = args.out.join("runs");
     let sweep_file = args.out.join("sweep.json");
     if let Ok(text) = std::fs::read_to_string(&sweep_file) {
