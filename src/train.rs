@@ -92,10 +92,10 @@ pub struct EvalArgs {
     perturb: Option<f64>,
     /// With --perturb: largest tracking error (mean body distance, m) at the end of the
     /// recovery window that counts as recovered.
-    #[arg(long, default_value_t = 0.15, requires = "perturb")]
+    #[arg(long, default_value_t = 0.15, requires = "perturb", allow_negative_numbers = true)]
     threshold: f64,
     /// With --perturb: the recovery window, s.
-    #[arg(long, default_value_t = 2.0, requires = "perturb")]
+    #[arg(long, default_value_t = 2.0, requires = "perturb", allow_negative_numbers = true)]
     recovery_seconds: f64,
 }
 

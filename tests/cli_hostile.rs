@@ -156,14 +156,11 @@ fn td_stability_stops_on_ctrl_c_with_status_130_and_writes_nothing() {
 }
 
 /// Whether the humanoid's clips are installed (else the render tests skip, unless the test
-/// command requires the data).
+/// command requires the data: `keel_envs::testing::Data`).
 fn clips_installed() -> bool {
-    let clips = keel(&["clips"]);
-    if !clips.status.success() {
-        assert!(std::env::var("KEEL_REQUIRE_HUMANOID_DATA").as_deref() != Ok("1"), "{}", stderr(&clips));
-        eprintln!("skipped: {}", stderr(&clips));
-    }
-    clips.status.success()
+    keel_envs::humanoid::register().unwrap_or_else(|e| panic!("{e}"));
+    let env = keel_envs::make("keel/HumanoidTrack-v0", &serde_json::Map::new());
+    !keel_envs::testing::Data::Humanoid.missing("keel render", &env)
 }
 
 #[test]
@@ -198,6 +195,12 @@ fn negative_numbers_get_range_errors_not_unknown_flags() {
         assert!(err.contains("--size") && err.contains("16..=4096"), "{size}: {err}");
     }
     assert!(!gif.exists());
+    for (flag, value) in [("--threshold", "-1"), ("--recovery-seconds", "-2")] {
+        let run = keel(&["eval", "--run", "/nonexistent-keel-run", "--perturb", "1", flag, value]);
+        let err = stderr(&run);
+        assert!(!run.status.success() && !err.contains("unexpected argument"), "{flag}: {err}");
+        assert!(err.contains(flag) && err.contains(value), "{flag}: {err}");
+    }
 }
 
 #[test]

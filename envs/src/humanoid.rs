@@ -1329,15 +1329,8 @@ mod tests {
     fn env(overrides: &[(&str, Value)]) -> Option<Box<dyn Env>> {
         register().unwrap();
         let map: Map<String, Value> = overrides.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
-        match registry::make(HumanoidTrack::ID, &map) {
-            Err(EnvError::DataMissing(why)) => {
-                let required = std::env::var("KEEL_REQUIRE_HUMANOID_DATA").is_ok_and(|v| v == "1");
-                assert!(!required, "{why}");
-                eprintln!("skipped: {why}");
-                None
-            }
-            other => Some(other.unwrap()),
-        }
+        let env = registry::make(HumanoidTrack::ID, &map);
+        if crate::testing::Data::Humanoid.missing(HumanoidTrack::ID, &env) { None } else { Some(env.unwrap()) }
     }
 
     #[test]
