@@ -1021,6 +1021,56 @@ def py_cases() -> list[Case]:
             obs, _ = env.reset(seed=0)
             assert np.isfinite(obs).all()
             print("OK")""", expect="ok"),
+        # Hangs: a step of an angle no loop can wrap, and of a huge time step.
+        py("Acrobot dt=1000 step", 'env = gym.make("keel/Acrobot-v1", dt=1000.0); env.reset(seed=0); env.step(1)',
+           expect="either", needle="finite"),
+        py("Acrobot state 1e18 step", """
+            env = gym.make("keel/Acrobot-v1"); env.reset(options={"state": [1e18, 0, 0, 0]}); env.step(1)""",
+           expect="either", needle="finite"),
+        # Lost data: a failed step_into must not step (the next step equals a fresh env's).
+        py("step_into transposed obs buffer loses no step", """
+            a = keel.KeelVectorEnv("keel/CartPole-v1", 2); a.reset(seed=0)
+            b = keel.KeelVectorEnv("keel/CartPole-v1", 2); b.reset(seed=0)
+            out = np.empty(2), np.empty(2, bool), np.empty(2, bool)
+            try:
+                a.step_into(np.ones(2, np.int64), np.empty((4, 2), np.float32), *out)
+            except keel.KeelError:
+                pass
+            assert np.array_equal(a.step(np.ones(2, np.int64))[0], b.step(np.ones(2, np.int64))[0])
+            print("OK")""", expect="ok"),
+        py("step_into one array for terminations and truncations", """
+            envs = keel.KeelVectorEnv("keel/CartPole-v1", 2); envs.reset(seed=0)
+            flags = np.empty(2, bool)
+            envs.step_into(np.ones(2, np.int64), np.empty((2, 4), np.float32), np.empty(2), flags, flags)""",
+           needle="memory"),
+        # Views: an async copy=False batch held across the next recv does not change.
+        py("async view held across recv", """
+            envs = keel.make_vec("keel/CartPole-v1", num_envs=4, batch_size=2, workers=0, copy=False)
+            envs.async_reset(seed=0)
+            obs, *_ , info = envs.recv(); kept = obs.copy(); ids = info["env_id"]
+            for _ in range(4):
+                envs.send(np.ones(2, np.int64), ids); obs2, *_, info = envs.recv(); ids = info["env_id"]
+            assert np.array_equal(obs, kept)
+            print("OK")""", expect="ok"),
+        py("async recv before reset", """
+            keel.make_vec("keel/CartPole-v1", num_envs=4, batch_size=2).recv()""", needle="reset"),
+        # Unclear errors, now named.
+        py("reset seed=[1, None]", 'keel.KeelVectorEnv("keel/CartPole-v1", 2).reset(seed=[1, None])', needle="seed[1]"),
+        py("reset options=[1, 2]", 'keel.KeelVectorEnv("keel/CartPole-v1", 2).reset(options=[1, 2])',
+           needle="options[0]"),
+        py("Discrete action 2**70", """
+            env = gym.make("keel/CartPole-v1"); env.reset(seed=0); env.step(2**70)""", needle="1180591620717411303424"),
+        py("Pendulum action 1e300", """
+            env = gym.make("keel/Pendulum-v1"); env.reset(seed=0); env.step(np.array([1e300]))""",
+           needle="float32"),
+        # Copies carry the state or are refused.
+        py("deepcopy mid-episode continues", """
+            import copy
+            env = gym.make("keel/Pendulum-v1"); env.reset(seed=3); env.step(np.array([0.5], np.float32))
+            twin = copy.deepcopy(env)
+            a = env.step(np.array([1.0], np.float32))[0]; b = twin.step(np.array([1.0], np.float32))[0]
+            assert np.array_equal(a, b)
+            print("OK")""", expect="ok"),
     ]
 
 

@@ -4,13 +4,41 @@
 
 use crate::config::FieldError;
 
-/// Bytes the operating system reports as available (Linux `MemAvailable`); `None` where it
-/// cannot be read, and then only the address space limits sizes.
+/// Bytes this process may still take: the least of what the machine has available (Linux
+/// `MemAvailable`), what the process's address-space limit (`ulimit -v`) leaves above its
+/// current size, and what its cgroup's `memory.max` leaves above the cgroup's use. `None` where
+/// none of them can be read, and then only the address space limits sizes.
 pub fn available() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    kib.checked_mul(1024)
+    let read = |path: &str| std::fs::read_to_string(path).ok();
+    let machine = read("/proc/meminfo").and_then(|t| kib_field(&t, "MemAvailable:"));
+    let address_space = read("/proc/self/limits")
+        .and_then(|t| address_space_limit(&t))
+        .map(|limit| limit.saturating_sub(read("/proc/self/status").and_then(|t| kib_field(&t, "VmSize:")).unwrap_or(0)));
+    let cgroup = cgroup_dir().and_then(|dir| {
+        let max = read(&format!("{dir}/memory.max"))?.trim().parse::<u64>().ok()?;
+        let current = read(&format!("{dir}/memory.current")).and_then(|t| t.trim().parse::<u64>().ok()).unwrap_or(0);
+        Some(max.saturating_sub(current))
+    });
+    [machine, address_space, cgroup].into_iter().flatten().min()
+}
+
+/// The value of a `Name:   123 kB` line of a /proc file, in bytes.
+fn kib_field(text: &str, name: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with(name))?;
+    line.split_whitespace().nth(1)?.parse::<u64>().ok()?.checked_mul(1024)
+}
+
+/// The soft limit of `Max address space` in /proc/self/limits (`None`: unlimited).
+fn address_space_limit(limits: &str) -> Option<u64> {
+    let line = limits.lines().find(|l| l.starts_with("Max address space"))?;
+    line.trim_start_matches("Max address space").split_whitespace().next()?.parse().ok()
+}
+
+/// The process's cgroup (v2) folder under /sys/fs/cgroup.
+fn cgroup_dir() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let path = text.lines().find_map(|l| l.strip_prefix("0::"))?;
+    Some(format!("/sys/fs/cgroup{}", path.trim_end_matches('/')))
 }
 
 /// `bytes` in a short human unit, e.g. `8.0 TB`.
@@ -62,5 +90,21 @@ mod tests {
         assert!(check("n_state", 256, 65536).is_ok());
         assert!(try_filled(usize::MAX / 2, 0u64, "a batch").is_err());
         assert_eq!(human(1500), "1.5 KB");
+    }
+
+    /// The process's limits are read as the kernel writes them.
+    #[test]
+    fn limits_are_parsed_from_procs_text() {
+        let limits = "Limit                     Soft Limit           Hard Limit           Units\n\
+                      Max stack size            8388608              unlimited            bytes\n\
+                      Max address space         25769803776          unlimited            bytes\n";
+        assert_eq!(address_space_limit(limits), Some(25_769_803_776));
+        assert_eq!(address_space_limit(&limits.replace("25769803776", "unlimited  ")), None);
+        assert_eq!(kib_field("VmPeak:\t  10 kB\nVmSize:\t   2048 kB\n", "VmSize:"), Some(2_097_152));
+        // Whatever the machine, the process's own room is no more than the machine's.
+        let machine = std::fs::read_to_string("/proc/meminfo").ok().and_then(|t| kib_field(&t, "MemAvailable:"));
+        if let (Some(all), Some(ours)) = (machine, available()) {
+            assert!(ours <= all);
+        }
     }
 }

@@ -173,3 +173,16 @@ def snapshot_of(core: Any, started: bool, what: str) -> str | None:
         raise TypeError(f"cannot pickle or copy {what} after its first reset: its envs do not support "
                         "snapshots, so its state cannot be copied; make a new one with the same arguments")
     return snapshot
+
+
+def restore_pickled(env: Any, state: dict[str, Any], started: str) -> bool:
+    """The common part of a pickled env's ``__setstate__``, once ``env`` is rebuilt from its
+    arguments: closes it if it was pickled closed, else restores the state it was pickled with
+    (see ``snapshot_of``) and sets its ``started`` flag. Returns whether it is open."""
+    if state.get("closed"):
+        env.close()
+        return False
+    if state.get("snapshot") is not None:
+        env._core.restore_json(state["snapshot"])
+        setattr(env, started, True)
+    return True

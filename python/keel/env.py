@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 
 from keel import _core
-from keel._util import ClosedCore, check_seed, snapshot_of, space_from_spec, to_json
+from keel._util import ClosedCore, check_seed, restore_pickled, snapshot_of, space_from_spec, to_json
 
 
 def _integer_obs(space: gym.Space):
@@ -128,11 +128,7 @@ class KeelEnv(gym.Env):
         self.__init__(state["env_id"], render_mode=state["render_mode"],
                       max_episode_steps=state["max_episode_steps"], **state["config"])
         self.spec = state["spec"]
-        if state.get("closed"):
-            self.close()
+        if not restore_pickled(self, state, "_started"):
             return
-        if state.get("snapshot") is not None:
-            self._core.restore_json(state["snapshot"])
-            self._started = True
         self._np_random = state.get("np_random")
         self._np_random_seed = state.get("np_random_seed")

@@ -30,7 +30,7 @@ import numpy as np
 from stable_baselines3.common.vec_env import VecEnv as _Sb3VecEnv
 
 from keel import _core
-from keel._util import ClosedCore, check_count, check_seed, snapshot_of, space_from_spec, to_json
+from keel._util import ClosedCore, check_count, check_seed, restore_pickled, snapshot_of, space_from_spec, to_json
 from keel.vector import _SERIAL_BELOW
 
 
@@ -161,12 +161,8 @@ class VecEnv(_Sb3VecEnv):
         args = dict(state["args"])
         config = args.pop("config")
         self.__init__(**args, **config)
-        if state.get("closed"):
-            self.close()
+        if not restore_pickled(self, state, "_was_reset"):
             return
-        if state.get("snapshot") is not None:
-            self._core.restore_json(state["snapshot"])
-            self._was_reset = True
         self._seeds = state.get("seeds", self._seeds)
         self._options = state.get("options", self._options)
 

@@ -21,7 +21,8 @@ from gymnasium.vector.utils import batch_space
 
 from keel import _core
 from keel._core import ConfigError
-from keel._util import ClosedCore, check_count, check_options, check_seed, check_seeds, snapshot_of, space_from_spec, to_json
+from keel._util import (ClosedCore, check_count, check_options, check_seed, check_seeds, restore_pickled, snapshot_of,
+                        space_from_spec, to_json)
 
 _MODES = {AutoresetMode.NEXT_STEP: "next_step", AutoresetMode.SAME_STEP: "same_step", AutoresetMode.DISABLED: "disabled"}
 
@@ -189,12 +190,8 @@ class KeelVectorEnv(VectorEnv):
         config = args.pop("config")
         self.__init__(**args, **config)
         self.spec = state["spec"]
-        if state.get("closed"):
-            self.close()
+        if not restore_pickled(self, state, "_started"):
             return
-        if state.get("snapshot") is not None:
-            self._core.restore_json(state["snapshot"])
-            self._started = True
         if state.get("np_random") is not None:
             self._np_random = state["np_random"]
             self._np_random_seed = state["np_random_seed"]

@@ -72,7 +72,8 @@ def test_serial_async_batches_come_in_send_order():
 
 
 def test_make_vec_step_reset_and_views():
-    envs = gym.make_vec("keel/CartPole-v1", num_envs=4, batch_size=2, copy=False)
+    # workers=0: batches in send order (with worker threads the first two to finish vary).
+    envs = gym.make_vec("keel/CartPole-v1", num_envs=4, batch_size=2, copy=False, workers=0)
     assert isinstance(envs, keel.KeelAsyncVectorEnv) and envs.batch_size == 2
     obs, info = envs.reset(seed=0)  # async_reset + recv
     assert obs.shape == (2, 4) and not obs.flags.writeable and not obs.flags.owndata

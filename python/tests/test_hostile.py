@@ -241,4 +241,4 @@ def test_a_worker_thread_that_cannot_start_is_a_config_error_naming_workers():
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert len(lines) == 2 and all(line.startswith("ConfigError:") for line in lines), out.stdout
-    assert all("invalid `workers`: cannot start worker thread" in line for line in lines), out.stdout
+    assert all("cannot start env worker thread" in line and "fewer workers" in line for line in lines), out.stdout
