@@ -3,8 +3,8 @@
 //! removes what it had half-written and returns [`Interrupted`]; `keel` then exits with status
 //! 130, as shells expect of a command ended by SIGINT. A second Ctrl-C leaves at once.
 //!
-//! `keel train` installs its own handler (it checkpoints before it stops), so this one is
-//! installed by the commands that use it, never for the whole program.
+//! `keel train` polls the same flag ([`flag`]): it finishes its iteration and checkpoints before
+//! it stops. The handler is installed by the commands that use it, never for the whole program.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

@@ -3,8 +3,6 @@
 //! `checkpoints/`, `summary.json`, and `learning_curve.png`, drawn here).
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -250,16 +248,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
         }
     };
 
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = Arc::clone(&stop);
-        // First Ctrl-C: finish the iteration, checkpoint, summarise. Second: leave at once.
-        let _ = ctrlc::set_handler(move || {
-            if stop.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
-            }
-        });
-    }
+    // First Ctrl-C: finish the iteration, checkpoint, summarise. Second: leave at once.
+    crate::interrupt::install();
     let total = run.settings().num_iterations();
     let bar = if args.quiet { indicatif::ProgressBar::hidden() } else { indicatif::ProgressBar::new(total) };
     bar.set_style(
@@ -267,7 +257,7 @@ pub fn run(args: &TrainArgs) -> Result<()> {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar.set_position(run.iteration());
-    let options = TrainOptions { max_iterations: args.max_iterations, stop: Some(stop.as_ref()) };
+    let options = TrainOptions { max_iterations: args.max_iterations, stop: Some(crate::interrupt::flag()) };
     let summary = train(run.as_mut(), &dir, options, &mut |p| {
         bar.set_position(p.iteration);
         bar.set_message(format!("{:.0} SPS  return(100) {:.1}", p.sps, p.recent_return));
@@ -289,8 +279,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
     drop(lock);
     match (summary.status.as_str(), summary.message) {
         ("diverged", Some(m)) => bail!(m),
-        // As shells expect of a program Ctrl-C stopped, so `keel train && next` does not go on.
-        ("interrupted", _) => std::process::exit(130),
+        // Exit status 130, as shells expect, so `keel train && next` does not go on.
+        ("interrupted", _) => Err(crate::interrupt::Interrupted.into()),
         _ => Ok(()),
     }
 }

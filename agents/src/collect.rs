@@ -180,12 +180,11 @@ impl Envs {
         let mut ended = Vec::new();
         for i in 0..n {
             if batch.episode_done[i] {
-                let episode = Episode {
+                self.episodes.push(Episode {
                     global_step: self.global_step,
                     episode_return: batch.episode_return[i],
                     length: batch.episode_length[i],
-                };
-                self.episodes.push(episode);
+                });
             }
             if batch.has_final_obs[i] {
                 ended.push(i);

@@ -14,8 +14,9 @@ use crate::run::Run;
 use crate::trainer::Trainer;
 use crate::{dqn, ppo};
 
-/// Resolves a config from an algorithm's defaults and overrides, and builds the run.
-pub type BuildFn = fn(&[(String, Value)]) -> Result<Box<dyn Run>>;
+/// Resolves a config from an algorithm's defaults for a registered name and overrides, and
+/// builds the run.
+pub type BuildFn = fn(&'static str, &[(String, Value)]) -> Result<Box<dyn Run>>;
 
 /// A registered algorithm: its name and how to build a run of it.
 #[derive(Clone, Copy)]
@@ -54,7 +55,7 @@ impl Registration {
     pub fn build(&self, overrides: &[(String, Value)]) -> Result<Box<dyn Run>> {
         let mut all = overrides.to_vec();
         all.push(("algo".into(), Value::String(self.name.into())));
-        (self.build)(&all)
+        (self.build)(self.name, &all)
     }
 
     /// The algorithm's config file for `env_id` (TOML), if it has one.
@@ -63,9 +64,8 @@ impl Registration {
     }
 }
 
-/// A run of algorithm `A`: its defaults for the `algo` the overrides name, then the overrides.
-fn build<A: Algorithm>(overrides: &[(String, Value)]) -> Result<Box<dyn Run>> {
-    let algo = overrides.iter().rev().find(|(k, _)| k == "algo").and_then(|(_, v)| v.as_str()).unwrap_or_default();
+/// A run of algorithm `A` registered as `algo`: its defaults for that name, then the overrides.
+fn build<A: Algorithm>(algo: &'static str, overrides: &[(String, Value)]) -> Result<Box<dyn Run>> {
     let config = apply_overrides(&A::defaults(algo)?, overrides)?;
     Ok(Box::new(Trainer::<A>::new(config)?))
 }
