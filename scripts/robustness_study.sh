@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The SkillMimic-V2 robustness study on keel/HumanoidTrack-v0 (docs/results.md): four
+# The SkillMimic-V2 robustness study on keel/HumanoidTrack-v1 (docs/results.md): four
 # start-state variants x 3 seeds, the same PPO budget each, then recovery from perturbed starts
 # with `keel eval --perturb`, on a clip set.
 # Usage: scripts/robustness_study.sh [KEEL] [STEPS] [OUT] [CLIPS]

@@ -5,7 +5,7 @@
 //! - `keel render --clip walk --out walk.gif` plays a clip kinematically (the clip library's
 //!   forward kinematics, no physics).
 //! - `keel render --run DIR --episodes N --out walk.gif` plays a run's policy (its latest
-//!   checkpoint) in `keel/HumanoidTrack-v0`, the reference clip drawn as a translucent ghost.
+//!   checkpoint) in `keel/HumanoidTrack-v1`, the reference clip drawn as a translucent ghost.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,7 +21,7 @@ pub struct RenderArgs {
     /// Play this clip kinematically (a name from `keel clips`).
     #[arg(long, conflicts_with = "run", required_unless_present = "run")]
     clip: Option<String>,
-    /// Play the policy of this run folder (trained on keel/HumanoidTrack-v0), its latest
+    /// Play the policy of this run folder (trained on keel/HumanoidTrack-v1), its latest
     /// checkpoint, deterministically.
     #[arg(long, value_name = "DIR")]
     run: Option<PathBuf>,

@@ -51,11 +51,26 @@ impl Adam {
         }
     }
 
+    /// The parameters, in the order their state is saved.
+    pub fn parameters(&self) -> &[Tensor] {
+        &self.params
+    }
+
     /// Scales all gradients so that their global L2 norm is at most `max_norm` (PyTorch's
     /// `clip_grad_norm_`, including its 1e-6). Returns the norm before clipping.
     pub fn clip_grad_norm(&mut self, max_norm: f64) -> f64 {
+        self.clip_grad_norm_of(max_norm, |_| true)
+    }
+
+    /// [`Adam::clip_grad_norm`] over the parameters whose index `select` accepts (a group
+    /// clipped on its own, such as a critic's); the others are left as they are.
+    pub fn clip_grad_norm_of(&mut self, max_norm: f64, select: impl Fn(usize) -> bool) -> f64 {
         tch::no_grad(|| {
-            let grads: Vec<Tensor> = self.params.iter().map(Tensor::grad).filter(Tensor::defined).collect();
+            let grads: Vec<Tensor> = (self.params.iter().enumerate())
+                .filter(|&(k, _)| select(k))
+                .map(|(_, p)| p.grad())
+                .filter(Tensor::defined)
+                .collect();
             if grads.is_empty() {
                 return 0.0;
             }

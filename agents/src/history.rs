@@ -2,7 +2,7 @@
 //! encoding, research notes humanoid.md §1.6), in front of PPO's actor and critic MLPs.
 //!
 //! The observation ends with a *history slice* of `frames` frames of `frame_dim` numbers, oldest
-//! first (`keel/HumanoidTrack-v0` with `history_len`; the env's module docs give the layout). The
+//! first (`keel/HumanoidTrack-v1` with `history_len`; the env's module docs give the layout). The
 //! encoder reads that slice as a `frame_dim`-channel signal over `frames` time steps:
 //!
 //! `standardise -> Conv1d(frame_dim -> c1, k1) -> ReLU -> ... -> Conv1d(.. -> cn, kn) -> ReLU
@@ -70,7 +70,7 @@ impl Default for PretrainConfig {
 pub struct HistoryEncoderConfig {
     /// Frames in the observation's history slice; must be the env's `history_len` (default 8).
     pub frames: usize,
-    /// Numbers per frame; must be the env's (226 for `keel/HumanoidTrack-v0`, the default).
+    /// Numbers per frame; must be the env's (226 for `keel/HumanoidTrack-v1`, the default).
     pub frame_dim: usize,
     /// Output channels of each convolution (default [64, 32]; SkillMimic-V2: [128, 64, 32]).
     pub channels: Vec<i64>,
@@ -190,7 +190,7 @@ impl HistoryEncoderConfig {
         if registration.default_config().get("history_len").is_none() {
             return Err(AgentError::Config(format!(
                 "training config: `history_encoder` needs a history observation, and {env_id} has no `history_len` \
-                 option (keel/HumanoidTrack-v0 has)"
+                 option (keel/HumanoidTrack-v1 has)"
             )));
         }
         let history_len = env_config.get("history_len").and_then(Value::as_u64).unwrap_or(0) as usize;
@@ -460,7 +460,7 @@ pub fn pretrain(
 /// The frames of each clip as the env shows them when the humanoid is exactly on the reference:
 /// for every policy step of the clip, the first `frame_dim` numbers (the frame the history
 /// remembers) of the observation after a reset to that clip time, without noise. Reads the
-/// clips through `keel/HumanoidTrack-v0`'s reset parameters `clip` and `start_time`; the clip
+/// clips through `keel/HumanoidTrack-v1`'s reset parameters `clip` and `start_time`; the clip
 /// durations come from the same data folder (`env_config.data_dir`).
 pub fn clip_frames(
     env_id: &str,

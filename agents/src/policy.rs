@@ -281,6 +281,15 @@ impl ActorCritic {
         Ok((out, head))
     }
 
+    /// Holds a Gaussian head's log-std where it is: no gradient reaches it, so no optimiser
+    /// moves it (it is still saved and loaded with the other variables). Categorical heads
+    /// have none.
+    pub fn freeze_log_std(&self) {
+        if let Head::Gaussian { log_std } = &self.head {
+            let _ = log_std.set_requires_grad(false);
+        }
+    }
+
     /// Actor outputs (logits or Gaussian means) and state values `[N]`, the torso run once.
     pub fn forward(&self, obs: &Tensor) -> (Tensor, Tensor) {
         match &self.body {

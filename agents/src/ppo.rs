@@ -47,7 +47,7 @@ use crate::encode::ObsEncoder;
 use crate::error::{AgentError, Result};
 use crate::gae::gae;
 use crate::history::{HistoryEncoder, HistoryEncoderConfig, PretrainReport};
-use crate::normalize::RewardNormalizer;
+use crate::normalize::{RewardNormalizer, RunningMeanStd};
 pub use crate::policy::Network;
 use crate::policy::{ActorCritic, Head, NATURE_FEATURES, NatureCnn};
 use crate::rollout::{Rollout, RolloutBatch};
@@ -165,10 +165,26 @@ pub struct PpoConfig {
     pub ent_coef: f64,
     /// Value loss coefficient (default 0.5).
     pub vf_coef: f64,
-    /// Global gradient-norm bound (default 0.5).
+    /// Global gradient-norm bound (default 0.5); with `critic_max_grad_norm`, the bound of the
+    /// actor's gradients alone.
     pub max_grad_norm: f64,
+    /// Gradient-norm bound of the critic's parameters on their own (default: none, one global
+    /// bound over actor and critic, as CleanRL). Separate bounds keep a large value-loss
+    /// gradient from shrinking the policy's step. Needs `network = "mlp"` (separate networks);
+    /// a history encoder in front of both counts as the actor's.
+    pub critic_max_grad_norm: Option<f64>,
+    /// Fit the critic to returns standardised by their running mean and standard deviation,
+    /// and undo the scaling wherever a value is used (rl_games' `normalize_value`; DeepMimic
+    /// scales its values likewise). Value clipping then acts in standardised units (default
+    /// false).
+    pub normalize_value: bool,
     /// Stop an update early when the approximate KL exceeds this (default: none).
     pub target_kl: Option<f64>,
+    /// Adapt the learning rate after every epoch to keep the epoch's mean approximate KL near
+    /// this value (rl_games' adaptive schedule: divided by 1.5 above twice the target,
+    /// multiplied by 1.5 below half of it, kept within [1e-6, 1e-2]); it starts at
+    /// `learning_rate` and is checkpointed. Default: none. Excludes `anneal_lr`.
+    pub kl_adaptive_lr: Option<f64>,
     /// Body of actor and critic: `mlp` (separate MLPs of `hidden_sizes`, the default) or
     /// `nature_cnn` (the Nature CNN shared by both, for image observations `(C, H, W)` such as
     /// the Atari presets'; frames stay bytes until the network scales them on the device).
@@ -178,6 +194,9 @@ pub struct PpoConfig {
     /// Initial log standard deviation of the Gaussian policy (Box actions; default 0, CleanRL's).
     /// Lower it where exploration noise is costly, e.g. unbounded actions with a quadratic cost.
     pub init_log_std: f64,
+    /// Learn the Gaussian policy's log standard deviation (default true, CleanRL's); false
+    /// holds it at `init_log_std` (DeepMimic and SkillMimic use a small fixed std).
+    pub learn_log_std: bool,
     /// Scale rewards by the running std of discounted returns (default false).
     pub normalize_reward: bool,
     /// Clip of normalised rewards (default 10).
@@ -213,10 +232,14 @@ impl Default for PpoConfig {
             ent_coef: 0.01,
             vf_coef: 0.5,
             max_grad_norm: 0.5,
+            critic_max_grad_norm: None,
+            normalize_value: false,
             target_kl: None,
+            kl_adaptive_lr: None,
             network: Network::Mlp,
             hidden_sizes: vec![64, 64],
             init_log_std: 0.0,
+            learn_log_std: true,
             normalize_reward: false,
             reward_clip: 10.0,
             bootstrap_truncated: true,
@@ -298,6 +321,34 @@ impl Validate for PpoConfig {
         }
         if let Some(kl) = self.target_kl {
             positive("target_kl", kl)?;
+        }
+        if let Some(kl) = self.kl_adaptive_lr {
+            positive("kl_adaptive_lr", kl)?;
+            if self.anneal_lr {
+                return Err(FieldError::new(
+                    "kl_adaptive_lr",
+                    "sets the learning rate from the KL, while anneal_lr = true anneals it: set anneal_lr = false",
+                ));
+            }
+            if !(MIN_ADAPTIVE_LR..=MAX_ADAPTIVE_LR).contains(&self.learning_rate) {
+                return Err(FieldError::new(
+                    "learning_rate",
+                    format!(
+                        "must be within the adaptive schedule's [{MIN_ADAPTIVE_LR}, {MAX_ADAPTIVE_LR}] with kl_adaptive_lr, got {}",
+                        self.learning_rate
+                    ),
+                ));
+            }
+        }
+        if let Some(bound) = self.critic_max_grad_norm {
+            positive("critic_max_grad_norm", bound)?;
+            crate::config::float32("critic_max_grad_norm", bound)?;
+            if self.network != Network::Mlp {
+                return Err(FieldError::new(
+                    "critic_max_grad_norm",
+                    "needs network = \"mlp\": the Nature CNN's torso is shared by actor and critic",
+                ));
+            }
         }
         keel_envs::config::finite("init_log_std", self.init_log_std)?;
         if self.hidden_sizes.iter().any(|&h| h < 1) {
@@ -391,9 +442,11 @@ const METRICS: &[Metric] = &[
     Metric { name: "kept_fraction", tag: "losses/kept_fraction" },
 ];
 
-/// What one update measured, in the order of [`METRICS`] (after the learning rate).
+/// What one update measured, in the order of [`METRICS`].
 #[derive(Clone, Copy, Debug, Default)]
 struct UpdateStats {
+    /// The learning rate of the update's last step.
+    learning_rate: f64,
     /// Last minibatch's value loss.
     value_loss: f64,
     /// Last minibatch's policy loss.
@@ -417,7 +470,23 @@ struct UpdateStats {
     kept_fraction: f64,
 }
 
-/// PPO / D-PPO: actor-critic networks, their Adam, and the reward normaliser.
+/// Bounds of the adaptive learning rate (`kl_adaptive_lr`), rl_games' defaults.
+const MIN_ADAPTIVE_LR: f64 = 1e-6;
+const MAX_ADAPTIVE_LR: f64 = 1e-2;
+
+/// The learning rate after an epoch of mean approximate KL `kl`, for a target KL `target`
+/// (rl_games' adaptive schedule).
+fn adapt_learning_rate(lr: f64, kl: f64, target: f64) -> f64 {
+    if kl > 2.0 * target {
+        (lr / 1.5).max(MIN_ADAPTIVE_LR)
+    } else if kl < 0.5 * target {
+        (lr * 1.5).min(MAX_ADAPTIVE_LR)
+    } else {
+        lr
+    }
+}
+
+/// PPO / D-PPO: actor-critic networks, their Adam, and the reward and value normalisers.
 pub struct Ppo {
     config: PpoConfig,
     device: Device,
@@ -425,6 +494,12 @@ pub struct Ppo {
     model: ActorCritic,
     adam: Adam,
     reward_norm: Option<RewardNormalizer>,
+    /// Running statistics of the returns the critic is fitted to (`normalize_value`).
+    value_norm: Option<RunningMeanStd>,
+    /// The learning rate the adaptive schedule has reached (`kl_adaptive_lr`).
+    adaptive_lr: Option<f64>,
+    /// Which of the optimiser's parameters are the critic's (`critic_max_grad_norm`).
+    critic_params: Vec<bool>,
     /// What the history encoder's pretraining measured, if it was pretrained.
     pretrain_report: Option<PretrainReport>,
 }
@@ -437,6 +512,12 @@ struct PpoState {
     /// the same result, when the run is rebuilt, and the checkpoint's weights replace it).
     #[serde(default)]
     history_pretrain: Option<PretrainReport>,
+    /// The critic's return statistics (`normalize_value`).
+    #[serde(default)]
+    value_normalizer: Option<RunningMeanStd>,
+    /// The adaptive schedule's learning rate (`kl_adaptive_lr`).
+    #[serde(default)]
+    adaptive_learning_rate: Option<f64>,
 }
 
 impl Algorithm for Ppo {
@@ -500,11 +581,30 @@ impl Algorithm for Ppo {
                 ActorCritic::nature_cnn(&vs.root(), &spec.observation_space, &spec.action_space, config.init_log_std)?
             }
         };
+        if !config.learn_log_std {
+            model.freeze_log_std();
+        }
         let adam = Adam::new(&vs, 1e-5);
+        let critic: Vec<usize> = (vs.variables().into_iter())
+            .filter(|(name, _)| name.starts_with("critic"))
+            .map(|(_, t)| t.data_ptr() as usize)
+            .collect();
+        let critic_params = adam.parameters().iter().map(|p| critic.contains(&(p.data_ptr() as usize))).collect();
         let reward_norm = config
             .normalize_reward
             .then(|| RewardNormalizer::new(config.run.num_envs, config.gamma, config.reward_clip));
-        Ok(Self { config: config.clone(), device, vs, model, adam, reward_norm, pretrain_report })
+        Ok(Self {
+            config: config.clone(),
+            device,
+            vs,
+            model,
+            adam,
+            reward_norm,
+            value_norm: config.normalize_value.then(|| RunningMeanStd::new(1)),
+            adaptive_lr: config.kl_adaptive_lr.map(|_| config.learning_rate),
+            critic_params,
+            pretrain_report,
+        })
     }
 
     fn metrics(&self) -> &'static [Metric] {
@@ -514,7 +614,9 @@ impl Algorithm for Ppo {
     /// A rollout of `num_steps` steps, then `update_epochs` epochs of minibatch updates.
     fn iterate(&mut self, envs: &mut Envs, schedule: Schedule) -> Result<Vec<f64>> {
         let cfg = self.config.clone();
-        let lr = if cfg.anneal_lr {
+        let lr = if let Some(lr) = self.adaptive_lr {
+            lr
+        } else if cfg.anneal_lr {
             (1.0 - (schedule.iteration - 1) as f64 / schedule.iterations as f64) * cfg.learning_rate
         } else {
             cfg.learning_rate
@@ -524,6 +626,7 @@ impl Algorithm for Ppo {
         for _ in 0..cfg.num_steps {
             let input = envs.encoder().input(&obs);
             let (sample, value) = tch::no_grad(|| self.model.sample_and_value(&input, false));
+            let value = self.denormalized(value);
             rollout.push(&obs, envs.dones(), &sample.action, &sample.log_prob, &value);
             let step = envs.step(&sample.action)?;
             let mut rewards = step.reward;
@@ -541,7 +644,7 @@ impl Algorithm for Ppo {
                     Tensor::from_slice(&cut.iter().map(|&(row, _)| row).collect::<Vec<_>>()).to_device(self.device);
                 let final_input = envs.encoder().input(&step.final_obs.index_select(0, &rows));
                 let values = Vec::<f32>::try_from(
-                    &tch::no_grad(|| self.model.value(&final_input)).to_device(Device::Cpu).flatten(0, -1),
+                    &self.denormalized(tch::no_grad(|| self.model.value(&final_input))).to_device(Device::Cpu).flatten(0, -1),
                 )?;
                 for (k, &(_, i)) in cut.iter().enumerate() {
                     rewards[i] += cfg.gamma * f64::from(values[k]);
@@ -554,7 +657,7 @@ impl Algorithm for Ppo {
         let next_input = envs.encoder().input(&obs);
         let s = self.update(&batch, &next_input, envs.dones(), envs.encoder(), lr, schedule.iteration)?;
         Ok(vec![
-            lr,
+            s.learning_rate,
             s.value_loss,
             s.policy_loss,
             s.entropy,
@@ -595,8 +698,12 @@ impl Algorithm for Ppo {
     }
 
     fn state(&self) -> Result<Value> {
-        let state =
-            PpoState { reward_normalizer: self.reward_norm.clone(), history_pretrain: self.pretrain_report.clone() };
+        let state = PpoState {
+            reward_normalizer: self.reward_norm.clone(),
+            history_pretrain: self.pretrain_report.clone(),
+            value_normalizer: self.value_norm.clone(),
+            adaptive_learning_rate: self.adaptive_lr,
+        };
         serde_json::to_value(state).map_err(|e| AgentError::Checkpoint(e.to_string()))
     }
 
@@ -606,7 +713,15 @@ impl Algorithm for Ppo {
         if state.reward_normalizer.is_some() != self.reward_norm.is_some() {
             return Err(AgentError::Checkpoint("the checkpoint's normalize_reward differs from this config's".into()));
         }
+        if state.value_normalizer.is_some() != self.value_norm.is_some() {
+            return Err(AgentError::Checkpoint("the checkpoint's normalize_value differs from this config's".into()));
+        }
+        if state.adaptive_learning_rate.is_some() != self.adaptive_lr.is_some() {
+            return Err(AgentError::Checkpoint("the checkpoint's kl_adaptive_lr differs from this config's".into()));
+        }
         self.reward_norm = state.reward_normalizer;
+        self.value_norm = state.value_normalizer;
+        self.adaptive_lr = state.adaptive_learning_rate;
         Ok(())
     }
 }
@@ -646,7 +761,20 @@ fn check_memory(config: &PpoConfig, observation: &keel_envs::Space, input_width:
     crate::config::check_memory("num_steps", config.num_steps as u128, 16 * parameters + rollout + activations)
 }
 
+/// The smallest standard deviation the value normaliser divides by (returns that never vary
+/// would otherwise blow the critic's targets up).
+const VALUE_STD_FLOOR: f64 = 1e-4;
+
 impl Ppo {
+    /// Critic outputs in return units: as they are, or with `normalize_value` scaled back by
+    /// the return statistics.
+    fn denormalized(&self, value: Tensor) -> Tensor {
+        match &self.value_norm {
+            Some(stats) => value * stats.var[0].sqrt().max(VALUE_STD_FLOOR) + stats.mean[0],
+            None => value,
+        }
+    }
+
     /// What the history encoder's pretraining measured (`[history_encoder.pretrain]`).
     pub fn pretrain_report(&self) -> Option<&PretrainReport> {
         self.pretrain_report.as_ref()
@@ -662,8 +790,8 @@ impl Ppo {
         lr: f64,
         iteration: u64,
     ) -> Result<UpdateStats> {
-        let cfg = &self.config;
-        let next_value = tch::no_grad(|| self.model.value(next_input));
+        let cfg = self.config.clone();
+        let next_value = self.denormalized(tch::no_grad(|| self.model.value(next_input)));
         let done_flags: Vec<f32> = next_done.iter().map(|&d| f32::from(u8::from(d))).collect();
         let next_done = Tensor::from_slice(&done_flags).to_device(self.device);
         let (advantages, returns) =
@@ -675,12 +803,25 @@ impl Ppo {
         let b_adv = advantages.flatten(0, -1);
         let b_returns = returns.flatten(0, -1);
         let b_values = s.values.flatten(0, -1);
+        // The critic's targets and old values, standardised with statistics that include this
+        // rollout's returns (`normalize_value`).
+        let (target_returns, target_values) = match &mut self.value_norm {
+            Some(stats) => {
+                let host = Vec::<f32>::try_from(&b_returns.to_device(Device::Cpu))?;
+                stats.update(&host.iter().map(|&r| f64::from(r)).collect::<Vec<_>>(), host.len());
+                let (mean, std) = (stats.mean[0], stats.var[0].sqrt().max(VALUE_STD_FLOOR));
+                ((&b_returns - mean) / std, (&b_values - mean) / std)
+            }
+            None => (b_returns.shallow_clone(), b_values.shallow_clone()),
+        };
+        let mut lr = lr;
 
         let mut stats = UpdateStats::default();
         let (mut clipfracs, mut variances, mut kept) = (Vec::new(), Vec::new(), Vec::new());
         let mut deviation_variances = Vec::new();
         let mb = cfg.minibatch_size() as i64;
         'epochs: for _ in 0..cfg.update_epochs {
+            let mut epoch_kls = Vec::new();
             let perm = Tensor::randperm(batch, (Kind::Int64, self.device));
             for start in (0..batch - mb + 1).step_by(mb as usize) {
                 let idx = perm.narrow(0, start, mb);
@@ -731,9 +872,9 @@ impl Ppo {
                         pg_terms.mean(Kind::Float)
                     }
                 };
-                let mb_returns = b_returns.index_select(0, &idx);
+                let mb_returns = target_returns.index_select(0, &idx);
                 let v_loss: Tensor = if cfg.clip_vloss {
-                    let mb_values = b_values.index_select(0, &idx);
+                    let mb_values = target_values.index_select(0, &idx);
                     let unclipped = (&new_value - &mb_returns).square();
                     let clipped_value = &mb_values + (&new_value - &mb_values).clamp(-cfg.clip_coef, cfg.clip_coef);
                     let clipped = (clipped_value - &mb_returns).square();
@@ -749,13 +890,28 @@ impl Ppo {
                 }
                 self.adam.zero_grad();
                 loss.backward();
-                self.adam.clip_grad_norm(cfg.max_grad_norm);
+                match cfg.critic_max_grad_norm {
+                    None => {
+                        self.adam.clip_grad_norm(cfg.max_grad_norm);
+                    }
+                    Some(critic_bound) => {
+                        let critic = &self.critic_params;
+                        self.adam.clip_grad_norm_of(cfg.max_grad_norm, |k| !critic[k]);
+                        self.adam.clip_grad_norm_of(critic_bound, |k| critic[k]);
+                    }
+                }
                 self.adam.step(lr);
+                epoch_kls.push(kl);
                 stats.policy_loss = pg_loss.double_value(&[]);
                 stats.value_loss = v_loss.double_value(&[]);
                 stats.entropy = entropy_loss.double_value(&[]);
                 stats.old_approx_kl = old_kl;
                 stats.approx_kl = kl;
+            }
+            if let (Some(target), Some(adaptive)) = (cfg.kl_adaptive_lr, &mut self.adaptive_lr) {
+                let kl = epoch_kls.iter().sum::<f64>() / epoch_kls.len().max(1) as f64;
+                *adaptive = adapt_learning_rate(*adaptive, kl, target);
+                lr = *adaptive;
             }
             if cfg.target_kl.is_some_and(|target| stats.approx_kl > target) {
                 break 'epochs;
@@ -766,6 +922,7 @@ impl Ppo {
         stats.surrogate_variance = mean(&variances);
         stats.deviation_variance = mean(&deviation_variances);
         stats.kept_fraction = mean(&kept);
+        stats.learning_rate = lr;
         let var_returns = b_returns.var(false).double_value(&[]);
         stats.explained_variance = if var_returns == 0.0 {
             f64::NAN
@@ -784,7 +941,7 @@ const ENV_DEFAULTS: &[(&str, &str)] = &[
     ("keel/MountainCarContinuous-v0", include_str!("../../configs/ppo_mountaincar_continuous.toml")),
     ("keel/ConvectionDiffusionReaction-v0", include_str!("../../configs/ppo_cdr.toml")),
     ("keel/PerformativeGrid-v0", include_str!("../../configs/ppo_performative.toml")),
-    ("keel/HumanoidTrack-v0", include_str!("../../configs/ppo_humanoid_walk.toml")),
+    ("keel/HumanoidTrack-v1", include_str!("../../configs/ppo_humanoid_walk.toml")),
 ];
 
 /// PPO's config file for `env_id` (TOML, from configs/), if it has one.

@@ -1,4 +1,4 @@
-//! The history encoder on `keel/HumanoidTrack-v0` with a history observation: trained with the
+//! The history encoder on `keel/HumanoidTrack-v1` with a history observation: trained with the
 //! policy, or pretrained on the clips and frozen; exact resume either way; the config checks
 //! against the env. Needs the humanoid data (scripts/setup.sh); skipped with a note without it,
 //! unless `KEEL_REQUIRE_HUMANOID_DATA=1`.
@@ -8,7 +8,7 @@ use keel_agents::ppo::{Algo, PpoConfig, PpoTrainer};
 use keel_agents::tch::Tensor;
 use serde_json::{Map, Value, json};
 
-const ENV: &str = "keel/HumanoidTrack-v0";
+const ENV: &str = "keel/HumanoidTrack-v1";
 
 /// libtorch's random generator is global to the process: runs compared bit for bit must not
 /// interleave.

@@ -65,6 +65,10 @@ fn resume_continues_exactly() {
         c.run.env_id = "keel/Pendulum-v1".into();
         c.run.normalize_obs = true;
         c
+    }, {
+        let mut c = tracking_learner();
+        c.run.env_id = "keel/Pendulum-v1".into();
+        c
     }] {
         let mut straight = trainer(config.clone());
         run(&mut straight, 6);
@@ -85,6 +89,68 @@ fn resume_continues_exactly() {
         assert_eq!(straight.global_step(), resumed.global_step());
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+/// PPO with the humanoid tracking settings: standardised value targets, separate gradient
+/// bounds, a KL-adaptive learning rate and a fixed action std.
+fn tracking_learner() -> PpoConfig {
+    PpoConfig {
+        normalize_value: true,
+        critic_max_grad_norm: Some(0.05),
+        clip_vloss: false,
+        anneal_lr: false,
+        kl_adaptive_lr: Some(1e-4),
+        learn_log_std: false,
+        init_log_std: -1.0,
+        ent_coef: 0.0,
+        ..small(Algo::Ppo)
+    }
+}
+
+fn log_std(t: &PpoTrainer) -> Tensor {
+    let found = t.parameters().into_iter().find(|(name, _)| name == "log_std");
+    found.map(|(_, t)| t).unwrap_or_else(|| panic!("no log_std"))
+}
+
+/// Each learner option does what it says, and changes the update against plain PPO.
+#[test]
+fn tracking_learner_options_hold_what_they_say() {
+    let _guard = exclusive();
+    let pendulum = |mut c: PpoConfig| {
+        c.run.env_id = "keel/Pendulum-v1".into();
+        c
+    };
+    let mut plain = trainer(pendulum(PpoConfig { init_log_std: -1.0, ent_coef: 0.0, ..small(Algo::Ppo) }));
+    run(&mut plain, 3);
+    // Learned std moves; a fixed one stays at its initial value.
+    assert!(!log_std(&plain).equal(&Tensor::full([1, 1], -1.0, (keel_agents::tch::Kind::Float, keel_agents::tch::Device::Cpu))));
+    let mut fixed = trainer(pendulum(PpoConfig { learn_log_std: false, ..plain.config().clone() }));
+    run(&mut fixed, 3);
+    assert_eq!(log_std(&fixed).double_value(&[0, 0]), -1.0);
+    // The adaptive schedule moves the learning rate away from its start.
+    let mut adaptive = trainer(pendulum(PpoConfig { anneal_lr: false, kl_adaptive_lr: Some(1e-4), ..plain.config().clone() }));
+    let rates: Vec<f64> = (0..3)
+        .map(|_| adaptive.iteration_step().unwrap_or_else(|e| panic!("{e}")).metric("learning_rate").unwrap_or(f64::NAN))
+        .collect();
+    assert!(rates.iter().any(|&lr| lr != plain.config().learning_rate), "{rates:?}");
+    assert!(rates.iter().all(|&lr| (1e-6..=1e-2).contains(&lr)), "{rates:?}");
+    // Value normalisation and a separate critic bound each change the update.
+    for changed in [
+        PpoConfig { normalize_value: true, ..plain.config().clone() },
+        PpoConfig { critic_max_grad_norm: Some(1e-3), ..plain.config().clone() },
+    ] {
+        let mut other = trainer(changed);
+        run(&mut other, 3);
+        assert!(!same_parameters(&plain, &other));
+    }
+    // A critic bound as large as the global one leaves the actor's step as the actor's own
+    // bound makes it: with both huge, nothing is clipped and the run is plain PPO's.
+    let huge = PpoConfig { max_grad_norm: 1e30, ..plain.config().clone() };
+    let mut unclipped = trainer(huge.clone());
+    run(&mut unclipped, 3);
+    let mut split = trainer(PpoConfig { critic_max_grad_norm: Some(1e30), ..huge });
+    run(&mut split, 3);
+    assert!(same_parameters(&unclipped, &split));
 }
 
 #[test]
@@ -121,6 +187,8 @@ fn bad_config_is_rejected_naming_the_field() {
         ("clip_coef", json!(1e308), "`clip_coef`: 1e308 is beyond float32's range"),
         ("obs_clip", json!(1e300), "`obs_clip`: 1e300 is beyond float32's range"),
         ("init_log_std", json!(100.0), "`init_log_std`: must be in [-80, 80]"),
+        ("kl_adaptive_lr", json!(0.01), "set anneal_lr = false"),
+        ("critic_max_grad_norm", json!(-1.0), "critic_max_grad_norm"),
     ];
     for (key, value, needle) in cases {
         let err = base.with_overrides(&[(key.to_string(), value)]).err().map(|e| e.to_string()).unwrap_or_default();
@@ -133,6 +201,9 @@ fn bad_config_is_rejected_naming_the_field() {
         let err = err.unwrap_or_default();
         assert!(err.contains("`num_minibatches`") && err.contains(needle), "{n}: {err}");
     }
+    let shared_torso = [("network".to_string(), json!("nature_cnn")), ("critic_max_grad_norm".to_string(), json!(1.0))];
+    let err = base.with_overrides(&shared_torso).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("`critic_max_grad_norm`") && err.contains("shared"), "{err}");
     let unnormalised = [("num_minibatches".to_string(), json!(512)), ("norm_adv".to_string(), json!(false))];
     assert!(base.with_overrides(&unnormalised).is_ok());
     let bad_env = {

@@ -74,7 +74,7 @@ impl From<CurriculumError> for EnvError {
 pub enum SamplerConfig {
     /// [`UniformStartState`].
     UniformStartState(UniformStartStateConfig),
-    /// [`MotionTracking`]: STF, ATS and STG for `keel/HumanoidTrack-v0`.
+    /// [`MotionTracking`]: STF, ATS and STG for `keel/HumanoidTrack-v1`.
     MotionTracking(MotionTrackingConfig),
 }
 

@@ -1,5 +1,5 @@
 //! The motion-tracking sampler: SkillMimic-V2's start-state curricula for
-//! `keel/HumanoidTrack-v0`, composed.
+//! `keel/HumanoidTrack-v1`, composed.
 //!
 //! Every reset draws a (clip, start frame) from the clip set: uniformly, or from
 //! [adaptive trajectory sampling](crate::ats) with `ats`. Then, in this order,
@@ -35,7 +35,7 @@ use crate::stf::{StfConfig, perturb_and_anchor};
 use crate::stg::{Stg, StgConfig};
 
 /// The env this sampler drives.
-pub const ENV_ID: &str = "keel/HumanoidTrack-v0";
+pub const ENV_ID: &str = "keel/HumanoidTrack-v1";
 
 /// Settings of [`MotionTracking`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -19,7 +19,7 @@
 //!   grid-world, [`controlgym`] (the ten PDEs in [`controlgym::pde`], the industrial linear
 //!   systems in [`controlgym::linear`], and the conventions they share);
 //! - `humanoid` (cargo feature `humanoid`): the DeepMimic humanoid tracking motion clips on
-//!   rapier3d (`keel/HumanoidTrack-v0`), registered by `humanoid::register()`;
+//!   rapier3d (`keel/HumanoidTrack-v1`), registered by `humanoid::register()`;
 //! - `diff` (cargo feature `diff`): the differentiable-physics family (`keel/DiffPendulum-v0`,
 //!   ...), the f64 path of keel-physics' smooth systems, registered by `diff::register()`;
 //! - [`atari`] (cargo feature `atari`, GPL-2.0 ALE): `keel/<Game>-v5` for every Atari 2600 game

@@ -7,7 +7,7 @@ use keel_envs::testing::{self, CheckResult, Data};
 /// from controlgym's package) are skipped with a note, unless `KEEL_REQUIRE_CONTROLGYM_DATA=1`
 /// (set by `scripts/test.sh`, so CI runs them).
 fn available(id: &str) -> bool {
-    let data = if id == "keel/HumanoidTrack-v0" { Data::Humanoid } else { Data::Controlgym };
+    let data = if id == "keel/HumanoidTrack-v1" { Data::Humanoid } else { Data::Controlgym };
     !data.missing(id, &keel_envs::make(id, &serde_json::Map::new()))
 }
 

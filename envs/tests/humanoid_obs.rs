@@ -1,4 +1,4 @@
-//! `keel/HumanoidTrack-v0`'s observation, value by value, against its documented layout computed
+//! `keel/HumanoidTrack-v1`'s observation, value by value, against its documented layout computed
 //! here independently: from the clip library's forward kinematics (not rapier's), with the
 //! heading frame built from basis vectors (not the env's quaternion).
 #![cfg(feature = "humanoid")]
@@ -20,8 +20,8 @@ fn env() -> Option<Box<dyn keel_envs::env::Env>> {
     keel_envs::humanoid::register().unwrap();
     let config: Map<String, Value> =
         [("clip".to_owned(), json!("walk")), ("future_frames".to_owned(), json!(FUTURE_FRAMES))].into_iter().collect();
-    let env = registry::make("keel/HumanoidTrack-v0", &config);
-    if Data::Humanoid.missing("keel/HumanoidTrack-v0", &env) { None } else { Some(env.unwrap()) }
+    let env = registry::make("keel/HumanoidTrack-v1", &config);
+    if Data::Humanoid.missing("keel/HumanoidTrack-v1", &env) { None } else { Some(env.unwrap()) }
 }
 
 fn quat(wxyz: &[f64; 4]) -> DQuat {
