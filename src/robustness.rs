@@ -1,10 +1,11 @@
 //! `keel eval --perturb SCALE`: recovery from perturbed starts (the SkillMimic-V2 robustness
 //! study).
 //!
-//! Every episode starts from the reference at a random clip time, perturbed with uniform noise
-//! of `SCALE` times the transition field's training magnitudes
+//! Every episode starts from the reference at a random clip time, perturbed with noise of
+//! `SCALE` times the transition field's training magnitudes
 //! ([`keel_physics::Perturbation::skillmimic`]: 0.1 on root height, rotation and velocities and
-//! on every joint), the reference moved onto the start. An episode lasts the recovery window
+//! on every joint), drawn as SkillMimic-V2's code draws it (`--perturb-noise official`, the
+//! default) or uniformly (`uniform`), the reference moved onto the start. An episode lasts the recovery window
 //! (`--recovery-seconds`, 2 s). It is a **recovery** if the humanoid has not fallen by then and
 //! its tracking error (mean body distance from the reference, m) at the end of the window is at
 //! most `--threshold`. The same seeds give every run the same starts.
@@ -36,6 +37,7 @@ pub struct Recovery {
 pub fn evaluate(
     run: &Path,
     scale: f64,
+    noise: keel_physics::Noise,
     threshold: f64,
     seconds: f64,
     options: EvalOptions,
@@ -56,7 +58,7 @@ pub fn evaluate(
     if env_id != keel_curricula::motion::ENV_ID {
         bail!("--perturb needs a run on {}, this one is on {env_id:?}", keel_curricula::motion::ENV_ID);
     }
-    let perturbation = Perturbation::skillmimic().scaled(scale);
+    let perturbation = Perturbation::skillmimic().with_noise(noise).scaled(scale);
     perturbation.check().map_err(|(field, why)| anyhow::anyhow!("--perturb: `{field}` {why}"))?;
     let mut env_config = overrides
         .iter()

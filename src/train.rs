@@ -95,6 +95,19 @@ pub struct EvalArgs {
     /// With --perturb: the recovery window, s.
     #[arg(long, default_value_t = 2.0, requires = "perturb", allow_negative_numbers = true)]
     recovery_seconds: f64,
+    /// With --perturb: how the noise is drawn: `official` (SkillMimic-V2's code as it runs,
+    /// `(N(0,1)·2 − 1)·m`) or `uniform` (`U(−m, m)`).
+    #[arg(long, value_enum, default_value = "official", requires = "perturb")]
+    perturb_noise: PerturbNoise,
+}
+
+/// How `keel eval --perturb` draws its noise ([`keel_physics::Noise`]).
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum PerturbNoise {
+    /// SkillMimic-V2's code as it runs.
+    Official,
+    /// Uniform within the magnitudes.
+    Uniform,
 }
 
 /// The one value of `key` (`env_id` or `algo`) among the places a new run names it (its flag,
@@ -300,7 +313,11 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
             seed: args.seed,
             max_episode_steps: None,
         };
-        crate::robustness::evaluate(&args.run, scale, args.threshold, args.recovery_seconds, options)?;
+        let noise = match args.perturb_noise {
+            PerturbNoise::Official => keel_physics::Noise::Official,
+            PerturbNoise::Uniform => keel_physics::Noise::Uniform,
+        };
+        crate::robustness::evaluate(&args.run, scale, noise, args.threshold, args.recovery_seconds, options)?;
         return Ok(());
     }
     // Each episode's record is kept for eval.json.
@@ -327,6 +344,11 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
         if evaluation.deployed { ", policy deployed" } else { "" },
         if truncated > 0 { format!("; {truncated} truncated at {} steps", evaluation.step_cap) } else { String::new() }
     );
+    let extras = evaluation.extras_mean();
+    if !extras.is_empty() {
+        let listed: Vec<String> = extras.iter().map(|(name, v)| format!("{name} {v:.4}")).collect();
+        out!("keel eval: per-step extras, mean over every step: {}", listed.join(", "));
+    }
     let report = serde_json::json!({
         "episodes": returns.len(),
         "deterministic": args.deterministic,
@@ -339,6 +361,7 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
         "return_std": std,
         "returns": returns,
         "lengths": evaluation.episodes.iter().map(|e| e.length).collect::<Vec<_>>(),
+        "extras_mean": extras.iter().map(|(name, v)| (name.clone(), Value::from(*v))).collect::<serde_json::Map<String, Value>>(),
     });
     crate::write_atomically(&args.run.join("eval.json"), serde_json::to_string_pretty(&report)?.as_bytes())?;
     Ok(())

@@ -34,7 +34,7 @@ pub struct EvalOptions {
 }
 
 /// One evaluation episode.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct EvalEpisode {
     /// Its seed.
     pub seed: u64,
@@ -44,6 +44,9 @@ pub struct EvalEpisode {
     pub length: u64,
     /// Cut by the episode cap (or another time limit) rather than ended by the MDP.
     pub truncated: bool,
+    /// The mean over its steps of each per-step extra, in the env's `spec.extras` order
+    /// (empty for an env without extras).
+    pub extras_mean: Vec<f64>,
 }
 
 /// The result of an evaluation.
@@ -55,6 +58,8 @@ pub struct Evaluation {
     pub step_cap: u64,
     /// Whether the trained policy was deployed to the env first.
     pub deployed: bool,
+    /// The names of the per-step extras (the env's `spec.extras`).
+    pub extras: Vec<String>,
 }
 
 impl Evaluation {
@@ -66,6 +71,18 @@ impl Evaluation {
     /// How many episodes were truncated.
     pub fn truncated(&self) -> usize {
         self.episodes.iter().filter(|e| e.truncated).count()
+    }
+
+    /// Each per-step extra averaged over every step of every episode (each episode weighted
+    /// by its length), paired with its name.
+    pub fn extras_mean(&self) -> Vec<(String, f64)> {
+        let steps: u64 = self.episodes.iter().map(|e| e.length).sum();
+        (self.extras.iter().enumerate())
+            .map(|(k, name)| {
+                let total: f64 = self.episodes.iter().map(|e| e.extras_mean.get(k).copied().unwrap_or(0.0) * e.length as f64).sum();
+                (name.clone(), if steps > 0 { total / steps as f64 } else { f64::NAN })
+            })
+            .collect()
     }
 }
 
@@ -106,6 +123,7 @@ pub fn play_watched(
 ) -> Result<Vec<EvalEpisode>> {
     let decoder = ActionDecoder::new(&env.spec().action_space);
     let mut obs: ObsBuf = env.spec().obs_buffer(1);
+    let mut extras = vec![0.0; env.spec().extras_len()];
     // Grown as episodes finish: a count a user chose is not reserved up front.
     let mut episodes = Vec::new();
     for k in 0..options.episodes {
@@ -114,12 +132,22 @@ pub fn play_watched(
         if !watch(env, None) {
             break;
         }
-        let mut episode = EvalEpisode { seed, episode_return: 0.0, length: 0, truncated: false };
+        let mut episode = EvalEpisode {
+            seed,
+            episode_return: 0.0,
+            length: 0,
+            truncated: false,
+            extras_mean: vec![0.0; extras.len()],
+        };
         loop {
             let action = decoder.decode(&act(&encoder.input(&encoder.store(obs.as_ref()))))?;
             let step = env.step(action.as_action(), obs.as_mut())?;
             episode.episode_return += step.reward;
             episode.length += 1;
+            env.write_extras(&mut extras);
+            // A running mean, so the record stays one number per extra.
+            let n = episode.length as f64;
+            episode.extras_mean.iter_mut().zip(&extras).for_each(|(m, x)| *m += (x - *m) / n);
             let go_on = watch(env, Some(&step));
             if step.terminated || step.truncated || episode.length >= cap || !go_on {
                 episode.truncated = !step.terminated;

@@ -431,6 +431,11 @@ impl<A: Algorithm> Trainer<A> {
         let mut act = |input: &Tensor| tch::no_grad(|| algorithm.act(input, options.deterministic));
         let episodes = eval::play_watched(env.as_mut(), options, cap, self.envs.encoder(), &mut act, watch)?;
         drop(generator);
-        Ok(Evaluation { episodes, step_cap: cap, deployed: self.config.settings().deploy_every > 0 })
+        Ok(Evaluation {
+            episodes,
+            step_cap: cap,
+            deployed: self.config.settings().deploy_every > 0,
+            extras: env.spec().extras.clone(),
+        })
     }
 }

@@ -22,7 +22,8 @@ use crate::similarity::{ClipFrames, Features, SimilarityWeights, masked_steps};
 pub struct StfConfig {
     /// Probability that a reset is perturbed, in [0, 1] (default 0.1, the official scripts').
     pub perturb_prob: f64,
-    /// Magnitudes of the uniform noise (default SkillMimic-V2's 0.1 on every part).
+    /// The noise (default SkillMimic-V2's 0.1 on every part, drawn as its code draws it:
+    /// [`Perturbation::skillmimic_official`]).
     pub perturbation: Perturbation,
     /// Weights of `S` in the re-anchoring search (default the "field" weights).
     pub weights: SimilarityWeights,
@@ -30,7 +31,11 @@ pub struct StfConfig {
 
 impl Default for StfConfig {
     fn default() -> Self {
-        Self { perturb_prob: 0.1, perturbation: Perturbation::skillmimic(), weights: SimilarityWeights::field() }
+        Self {
+            perturb_prob: 0.1,
+            perturbation: Perturbation::skillmimic_official(),
+            weights: SimilarityWeights::field(),
+        }
     }
 }
 
