@@ -231,4 +231,20 @@ mod tests {
         let after = w.grad().norm().double_value(&[]);
         assert!((after - 0.5).abs() < 1e-4, "{after}");
     }
+
+    /// A group clipped on its own is bounded by its own norm and leaves the others alone.
+    #[test]
+    fn clipping_a_group_leaves_the_other_parameters_alone() {
+        crate::threads::configure();
+        let vs = nn::VarStore::new(Device::Cpu);
+        let a = vs.root().var_copy("a", &Tensor::from_slice(&[0.0f32, 0.0]));
+        let b = vs.root().var_copy("b", &Tensor::from_slice(&[0.0f32]));
+        let mut adam = Adam::over("adam", vec![a.shallow_clone(), b.shallow_clone()], 1e-5);
+        let loss = (&a * Tensor::from_slice(&[3.0f32, 4.0])).sum(Kind::Float) + (&b * 12.0).sum(Kind::Float);
+        loss.backward();
+        let before = adam.clip_grad_norm_of(1.0, |k| k == 1);
+        assert!((before - 12.0).abs() < 1e-5, "{before}");
+        assert!((b.grad().norm().double_value(&[]) - 1.0).abs() < 1e-5);
+        assert!((a.grad().norm().double_value(&[]) - 5.0).abs() < 1e-5);
+    }
 }
