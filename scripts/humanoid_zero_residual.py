@@ -2,7 +2,7 @@ import sys, numpy as np, gymnasium as gym, keel
 hz = float(sys.argv[1]); clip = sys.argv[2] if len(sys.argv) > 2 else "walk"
 lengths, early_err = [], []
 for seed in range(30):
-    env = gym.make("keel/HumanoidTrack-v0", clip=clip, residual_actions=True, physics_hz=hz, max_episode_steps=150)
+    env = gym.make("keel/HumanoidTrack-v1", clip=clip, residual_actions=True, physics_hz=hz, max_episode_steps=150)
     obs, info = env.reset(seed=seed)
     zeros = np.zeros(env.action_space.shape, np.float32)
     errs = []
