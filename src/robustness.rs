@@ -60,11 +60,8 @@ pub fn evaluate(
     }
     let perturbation = Perturbation::skillmimic().with_noise(noise).scaled(scale);
     perturbation.check().map_err(|(field, why)| anyhow::anyhow!("--perturb: `{field}` {why}"))?;
-    let mut env_config = overrides
-        .iter()
-        .find(|(k, _)| k == "env_config")
-        .and_then(|(_, v)| v.as_object().cloned())
-        .unwrap_or_default();
+    let mut env_config =
+        overrides.iter().find(|(k, _)| k == "env_config").and_then(|(_, v)| v.as_object().cloned()).unwrap_or_default();
     let control_hz = env_config.get("control_hz").and_then(Value::as_f64).unwrap_or(30.0);
     env_config.insert("perturbation".into(), serde_json::to_value(perturbation)?);
     env_config.insert("align_reference".into(), true.into());
@@ -93,7 +90,13 @@ pub fn evaluate(
                 fell_now |= extras[fell_at] > 0.5;
                 if s.terminated || s.truncated || steps >= window {
                     let recovered = !fell_now && !s.terminated && last_error <= threshold;
-                    per_episode.push((recovered, fell_now || s.terminated, error_sum / steps as f64, last_error, steps));
+                    per_episode.push((
+                        recovered,
+                        fell_now || s.terminated,
+                        error_sum / steps as f64,
+                        last_error,
+                        steps,
+                    ));
                 }
             }
         }

@@ -79,7 +79,8 @@ impl Evaluation {
         let steps: u64 = self.episodes.iter().map(|e| e.length).sum();
         (self.extras.iter().enumerate())
             .map(|(k, name)| {
-                let total: f64 = self.episodes.iter().map(|e| e.extras_mean.get(k).copied().unwrap_or(0.0) * e.length as f64).sum();
+                let total: f64 =
+                    self.episodes.iter().map(|e| e.extras_mean.get(k).copied().unwrap_or(0.0) * e.length as f64).sum();
                 (name.clone(), if steps > 0 { total / steps as f64 } else { f64::NAN })
             })
             .collect()

@@ -644,7 +644,10 @@ impl Algorithm for Ppo {
                     Tensor::from_slice(&cut.iter().map(|&(row, _)| row).collect::<Vec<_>>()).to_device(self.device);
                 let final_input = envs.encoder().input(&step.final_obs.index_select(0, &rows));
                 let values = Vec::<f32>::try_from(
-                    &self.denormalized(tch::no_grad(|| self.model.value(&final_input))).to_device(Device::Cpu).flatten(0, -1),
+                    &self
+                        .denormalized(tch::no_grad(|| self.model.value(&final_input)))
+                        .to_device(Device::Cpu)
+                        .flatten(0, -1),
                 )?;
                 for (k, &(_, i)) in cut.iter().enumerate() {
                     rewards[i] += cfg.gamma * f64::from(values[k]);

@@ -60,16 +60,20 @@ fn dppo_with_zero_drop_rate_is_ppo_bit_for_bit() {
 #[test]
 fn resume_continues_exactly() {
     let _guard = exclusive();
-    for config in [small(Algo::Ppo), {
-        let mut c = PpoConfig { normalize_reward: true, ent_coef: 0.0, ..small(Algo::Ppo) };
-        c.run.env_id = "keel/Pendulum-v1".into();
-        c.run.normalize_obs = true;
-        c
-    }, {
-        let mut c = tracking_learner();
-        c.run.env_id = "keel/Pendulum-v1".into();
-        c
-    }] {
+    for config in [
+        small(Algo::Ppo),
+        {
+            let mut c = PpoConfig { normalize_reward: true, ent_coef: 0.0, ..small(Algo::Ppo) };
+            c.run.env_id = "keel/Pendulum-v1".into();
+            c.run.normalize_obs = true;
+            c
+        },
+        {
+            let mut c = tracking_learner();
+            c.run.env_id = "keel/Pendulum-v1".into();
+            c
+        },
+    ] {
         let mut straight = trainer(config.clone());
         run(&mut straight, 6);
         let dir = std::env::temp_dir().join(format!(
@@ -123,14 +127,21 @@ fn tracking_learner_options_hold_what_they_say() {
     let mut plain = trainer(pendulum(PpoConfig { init_log_std: -1.0, ent_coef: 0.0, ..small(Algo::Ppo) }));
     run(&mut plain, 3);
     // Learned std moves; a fixed one stays at its initial value.
-    assert!(!log_std(&plain).equal(&Tensor::full([1, 1], -1.0, (keel_agents::tch::Kind::Float, keel_agents::tch::Device::Cpu))));
+    assert!(!log_std(&plain).equal(&Tensor::full(
+        [1, 1],
+        -1.0,
+        (keel_agents::tch::Kind::Float, keel_agents::tch::Device::Cpu)
+    )));
     let mut fixed = trainer(pendulum(PpoConfig { learn_log_std: false, ..plain.config().clone() }));
     run(&mut fixed, 3);
     assert_eq!(log_std(&fixed).double_value(&[0, 0]), -1.0);
     // The adaptive schedule moves the learning rate away from its start.
-    let mut adaptive = trainer(pendulum(PpoConfig { anneal_lr: false, kl_adaptive_lr: Some(1e-4), ..plain.config().clone() }));
+    let mut adaptive =
+        trainer(pendulum(PpoConfig { anneal_lr: false, kl_adaptive_lr: Some(1e-4), ..plain.config().clone() }));
     let rates: Vec<f64> = (0..3)
-        .map(|_| adaptive.iteration_step().unwrap_or_else(|e| panic!("{e}")).metric("learning_rate").unwrap_or(f64::NAN))
+        .map(|_| {
+            adaptive.iteration_step().unwrap_or_else(|e| panic!("{e}")).metric("learning_rate").unwrap_or(f64::NAN)
+        })
         .collect();
     assert!(rates.iter().any(|&lr| lr != plain.config().learning_rate), "{rates:?}");
     assert!(rates.iter().all(|&lr| (1e-6..=1e-2).contains(&lr)), "{rates:?}");

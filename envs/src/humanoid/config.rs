@@ -158,7 +158,10 @@ impl Validate for HumanoidTrackConfig {
             ));
         }
         if self.history_len > 120 {
-            return Err(FieldError::new("history_len", format!("must be at most 120 frames, got {}", self.history_len)));
+            return Err(FieldError::new(
+                "history_len",
+                format!("must be at most 120 frames, got {}", self.history_len),
+            ));
         }
         if !(1..=30).contains(&self.history_stride) {
             return Err(FieldError::new(
@@ -186,7 +189,10 @@ impl Validate for HumanoidTrackConfig {
         }
         if let Some(d) = self.termination_distance {
             if !(d.is_finite() && d > 0.0) {
-                return Err(FieldError::new("termination_distance", format!("must be finite and > 0 m, or null, got {d}")));
+                return Err(FieldError::new(
+                    "termination_distance",
+                    format!("must be finite and > 0 m, or null, got {d}"),
+                ));
             }
         }
         let w = self.reward_weights.as_array();
@@ -203,8 +209,9 @@ impl Validate for HumanoidTrackConfig {
                 format!("each side must be in 16..=4096, got {:?}", self.render_size),
             ));
         }
-        self.perturbation.check().map_err(|(field, message)| FieldError::new("perturbation", format!("`{field}` {message}")))
-
+        self.perturbation
+            .check()
+            .map_err(|(field, message)| FieldError::new("perturbation", format!("`{field}` {message}")))
     }
 }
 
@@ -261,6 +268,8 @@ impl Validate for HumanoidTrackParams {
         if self.masked_steps > 100 {
             return Err(FieldError::new("masked_steps", format!("must be at most 100, got {}", self.masked_steps)));
         }
-        self.perturbation.check().map_err(|(field, message)| FieldError::new("perturbation", format!("`{field}` {message}")))
+        self.perturbation
+            .check()
+            .map_err(|(field, message)| FieldError::new("perturbation", format!("`{field}` {message}")))
     }
 }

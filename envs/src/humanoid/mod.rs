@@ -178,7 +178,6 @@ const PER_BODY: usize = 3 + 6 + 3 + 3;
 /// Observation numbers per body and future frame: position and rotation.
 const PER_FUTURE_BODY: usize = 3 + 6;
 
-
 /// The model and clips of one data folder, read once per process.
 struct Assets {
     root: std::path::PathBuf,
@@ -219,7 +218,6 @@ fn physics_error(err: PhysicsError) -> EnvError {
         _ => EnvError::InvalidState(err.to_string()),
     }
 }
-
 
 /// What the env saves in a snapshot besides the humanoid.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -291,7 +289,6 @@ impl Episode {
     }
 }
 
-
 /// The DeepMimic tracking env (see the module docs).
 pub struct HumanoidTrack {
     config: HumanoidTrackConfig,
@@ -342,9 +339,7 @@ impl Registered for HumanoidTrack {
             + config.history_len * history_frame_len(bodies);
         let n = model.actuated_dofs();
         let mut extras: Vec<String> = TERMS.iter().map(|t| format!("reward_{t}")).collect();
-        extras.extend(
-            ["tracking_error", "clip_time", "fell", "masked", "tracking_reward"].map(String::from),
-        );
+        extras.extend(["tracking_error", "clip_time", "fell", "masked", "tracking_reward"].map(String::from));
         Ok(EnvSpec {
             id: Self::ID.into(),
             observation_space: Space::Box(BoxSpace::vector(

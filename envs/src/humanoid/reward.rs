@@ -47,7 +47,6 @@ pub(super) const JOINT_WEIGHTS: [(&str, f64); 13] = [
 /// The end effectors of the `end_effector` term.
 pub(super) const END_EFFECTORS: [&str; 4] = ["right_ankle", "left_ankle", "right_wrist", "left_wrist"];
 
-
 /// The pieces of the model the env reads every step, gathered once.
 pub(super) struct Layout {
     /// Joint weight of each body.
@@ -102,31 +101,22 @@ impl Side {
         }
     }
 
+    /// The mass-weighted mean of `f(body, its state, its centre of mass in world axes relative
+    /// to its origin)` over the bodies.
+    fn mass_weighted(&self, model: &HumanoidModel, layout: &Layout, f: impl Fn(&BodyState, DVec3) -> DVec3) -> DVec3 {
+        (model.bodies().iter().zip(&self.bodies).zip(&layout.mass_fraction))
+            .map(|((body, state), m)| f(state, quat(&state.rotation) * DVec3::from(body.com)) * *m)
+            .sum()
+    }
+
     /// The centre of mass.
     pub(super) fn com(&self, model: &HumanoidModel, layout: &Layout) -> DVec3 {
-        model
-            .bodies()
-            .iter()
-            .zip(&self.bodies)
-            .zip(&layout.mass_fraction)
-            .map(|((body, state), m)| {
-                (DVec3::from(state.position) + quat(&state.rotation) * DVec3::from(body.com)) * *m
-            })
-            .sum()
+        self.mass_weighted(model, layout, |state, arm| DVec3::from(state.position) + arm)
     }
 
     /// The velocity of the centre of mass.
     pub(super) fn com_velocity(&self, model: &HumanoidModel, layout: &Layout) -> DVec3 {
-        model
-            .bodies()
-            .iter()
-            .zip(&self.bodies)
-            .zip(&layout.mass_fraction)
-            .map(|((body, state), m)| {
-                let arm = quat(&state.rotation) * DVec3::from(body.com);
-                (DVec3::from(state.linvel) + DVec3::from(state.angvel).cross(arm)) * *m
-            })
-            .sum()
+        self.mass_weighted(model, layout, |state, arm| DVec3::from(state.linvel) + DVec3::from(state.angvel).cross(arm))
     }
 
     /// Body `i`'s origin relative to the root in the root's heading frame, its height above

@@ -14,7 +14,9 @@ fn the_reward_is_1_with_every_term_1_when_the_state_equals_the_reference() {
     let Ok(assets) = assets(None) else { return };
     let model = &assets.model;
     let layout = Layout::new(model, &["right_ankle".into(), "left_ankle".into()]).unwrap();
-    for (name, form) in [("walk", RewardForm::Deepmimic), ("run", RewardForm::Pybullet), ("backflip", RewardForm::Deepmimic)] {
+    for (name, form) in
+        [("walk", RewardForm::Deepmimic), ("run", RewardForm::Pybullet), ("backflip", RewardForm::Deepmimic)]
+    {
         let clip = assets.clips.get(name).unwrap();
         let mut reference = Side::new(model);
         let t = 0.37 * clip.duration();
@@ -328,10 +330,7 @@ fn bad_configs_name_the_field() {
 
 /// The start state at 0.2 s of the clip for seed 5, clean and then with `noise` added to the
 /// reset params; returns both and the options with the noise in them.
-fn clean_and_noisy_starts(
-    env: &mut dyn Env,
-    noise: &[(&str, Value)],
-) -> (Vec<f64>, Vec<f64>, ResetOptions) {
+fn clean_and_noisy_starts(env: &mut dyn Env, noise: &[(&str, Value)]) -> (Vec<f64>, Vec<f64>, ResetOptions) {
     let mut obs = env.spec().obs_buffer(1);
     let mut options = ResetOptions::default();
     options.params.insert("start_time".into(), 0.2.into());
@@ -537,8 +536,7 @@ fn a_start_under_the_ground_is_lifted_onto_it_and_one_above_is_left_as_it_is() {
     let start = env.state().unwrap();
     assert!((start[2] - state[2] + worst.1).abs() < 1e-12, "{} vs {}", start[2], state[2]);
     state[2] -= worst.1 + 0.5 * GROUND_SLOP;
-    env.reset(Some(1), &ResetOptions { state: Some(state.clone()), params: options.params }, obs.as_mut())
-        .unwrap();
+    env.reset(Some(1), &ResetOptions { state: Some(state.clone()), params: options.params }, obs.as_mut()).unwrap();
     assert_eq!(env.state().unwrap(), state);
 }
 
