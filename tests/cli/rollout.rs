@@ -135,3 +135,24 @@ fn rollout_of_burgers_in_compat_mode_reproduces_controlgym() {
         }
     }
 }
+
+/// A differentiable env's start state from `--init-state` is refused when a component is beyond
+/// the family's limit or not finite, naming the element, before any step; one at the limit plays.
+#[test]
+fn rollout_of_a_differentiable_env_refuses_an_absurd_start_state() {
+    let dir = scratch("rollout-diff-start");
+    let (state, actions, out) = (dir.join("x0.json"), dir.join("a.json"), dir.join("t.json"));
+    std::fs::write(&actions, "[[0.5], [0.5]]").unwrap_or_else(|e| panic!("{e}"));
+    for (x0, needle) in [("[3.0, 1e30]", "element 1 = 1e30 is beyond 1e6"), ("[1e300, 0.0]", "element 0 = 1e300")] {
+        std::fs::write(&state, x0).unwrap_or_else(|e| panic!("{e}"));
+        let run = rollout("keel/DiffPendulum-v0", &[], &state, &actions, &out);
+        let err = stderr(&run);
+        assert!(!run.status.success() && err.contains(needle) && !err.contains("panicked"), "{x0}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{x0}: {err}");
+        assert!(!out.exists(), "{x0}: a refused rollout wrote {}", out.display());
+    }
+    std::fs::write(&state, "[1e6, 0.0]").unwrap_or_else(|e| panic!("{e}"));
+    let run = rollout("keel/DiffPendulum-v0", &[], &state, &actions, &out);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert_eq!(read_json(&out)["steps"].as_array().map(Vec::len), Some(2));
+}
