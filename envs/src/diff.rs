@@ -180,7 +180,7 @@ impl<S: DiffSystem> DiffEnv<S> {
                 context: context.into(),
                 field: "noise".into(),
                 message: format!(
-                    "{:e} draws start states up to {farthest:e}, beyond {MAX_START_MAGNITUDE:e}",
+                    "{:e} draws start states up to {farthest:.1e}, beyond {MAX_START_MAGNITUDE:e}",
                     params.noise
                 ),
             }),
