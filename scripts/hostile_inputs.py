@@ -107,6 +107,24 @@ def safetensors_write(path: Path, tensors: dict[str, tuple[str, list[int], bytes
     path.write_bytes(struct.pack("<Q", len(encoded)) + encoded + data)
 
 
+def demo_file(path: Path, state: float = 0.0, observation: float = 0.0) -> str:
+    """A one-episode demo of keel/DiffPendulum-v0 (the format `keel demo` writes), zeros but
+    `state` and `observation` at step 5."""
+    steps, env_id = 128, b"keel/DiffPendulum-v0"
+    states = [0.0] * (steps * 2)
+    states[5 * 2 + 1] = state
+    observations = [0.0] * (steps * 3)
+    observations[5 * 3 + 1] = observation
+    safetensors_write(path, {
+        "env_id": ("U8", [len(env_id)], env_id),
+        "states": ("F64", [1, steps, 2], struct.pack(f"<{len(states)}d", *states)),
+        "observations": ("F32", [1, steps, 3], struct.pack(f"<{len(observations)}f", *observations)),
+        "actions": ("F32", [1, steps, 1], b"\0" * (4 * steps)),
+        "rewards": ("F32", [1, steps], b"\0" * (4 * steps)),
+    })
+    return str(path)
+
+
 class Fixtures:
     """Input files, a small trained run and damaged copies of it, in a scratch folder."""
 
@@ -140,7 +158,14 @@ class Fixtures:
             "ok_object": '{"state": [0.01, 0, 0, 0]}',
             "null": "null",
             "beyond": "[1e400, 0, 0, 0]",
+            "diff_1e30": "[3.0, 1e30]",
+            "diff_1e7": "[1e7, 0.0]",
         })
+        # ILD demos of keel/DiffPendulum-v0 (128 steps) with one absurd or non-finite value.
+        self.demos = {
+            "states_1e30": demo_file(d / "demo_states_1e30.safetensors", state=1e30),
+            "observations_nan": demo_file(d / "demo_observations_nan.safetensors", observation=float("nan")),
+        }
         self.configs = files(d, "config", "toml", {
             "pendulum": 'env_id = "keel/Pendulum-v1"\n',
             "dppo": 'algo = "dppo"\n',
@@ -431,6 +456,19 @@ def cli_cases(fx: Fixtures) -> list[Case]:
         Case("rollout init state 1e400", "cli", rollout(cart, "--init-state", s["beyond"]), "error", "JSON"),
         Case("rollout init state object", "cli", rollout(cart, "--init-state", s["ok_object"]), "ok",
              check=file_has(out, lambda t: len(t["steps"]) == 3, "3 steps")),
+        # Differentiable envs: start states within 1e6, finite; demos of them likewise.
+        Case("rollout DiffPendulum init state 1e30", "cli",
+             rollout("keel/DiffPendulum-v0", "--init-state", s["diff_1e30"], actions=a["pendulum"]), "error",
+             "element 1 = 1e30"),
+        Case("rollout DiffPendulum init state 1e7", "cli",
+             rollout("keel/DiffPendulum-v0", "--init-state", s["diff_1e7"], actions=a["pendulum"]), "error", "1e6"),
+        Case("train ild demo states 1e30", "cli",
+             ["train", "--algo", "ild", "--env", "keel/DiffPendulum-v0", "--set", f"demo={fx.demos['states_1e30']}",
+              "--run-dir", str(d / "ild_states"), "--quiet"], "error", "`states` of episode 0, step 5"),
+        Case("train ild demo observations nan", "cli",
+             ["train", "--algo", "ild", "--env", "keel/DiffPendulum-v0", "--set",
+              f"demo={fx.demos['observations_nan']}", "--run-dir", str(d / "ild_obs"), "--quiet"], "error",
+             "is not finite"),
         Case("rollout init state missing file", "cli", rollout(cart, "--init-state", str(d / "nope.json")), "error",
              "nope.json"),
         Case("rollout no actions", "cli", rollout(cart, actions=a["empty"]), "ok",
@@ -726,6 +764,11 @@ def cli_cases(fx: Fixtures) -> list[Case]:
         Case("baseline --episodes 1e18", "cli",
              ["baseline", "--env", burgers, "--controller", "zero", "--episodes", "1000000000000000000"], "error",
              "episodes", timeout=10),
+        # An episode cap of a trillion steps: Ctrl-C stops the episode, not only between episodes.
+        Case("baseline one endless episode Ctrl-C", "cli",
+             ["baseline", "--env", pend, "--controller", "zero", "--episodes", "1", "--set",
+              "max_episode_steps=1000000000000", "--out", str(d / "b_long.json")], "either",
+             check=no_partial(d, "b_long.json"), interrupt=2.0),
         Case("baseline lqr without a model", "cli", ["baseline", "--env", burgers, "--controller", "lqr"], "error",
              "no linear model"),
         Case("baseline unknown controller", "cli", ["baseline", "--env", burgers, "--controller", "pid"], "error",
@@ -1027,6 +1070,19 @@ def py_cases() -> list[Case]:
         py("Acrobot state 1e18 step", """
             env = gym.make("keel/Acrobot-v1"); env.reset(options={"state": [1e18, 0, 0, 0]}); env.step(1)""",
            expect="either", needle="finite"),
+        # Differentiable envs: absurd or non-finite start states and start noise are named.
+        py("DiffPendulum state 1e30", 'gym.make("keel/DiffPendulum-v0").reset(options={"state": [1e30, 0.0]})',
+           needle="element 0"),
+        py("DiffCartPole state nan", 'gym.make("keel/DiffCartPole-v0").reset(options={"state": [0, 0, math.nan, 0]})',
+           needle="state[2]"),
+        py("DiffCartPole noise 1e30", 'gym.make("keel/DiffCartPole-v0").reset(seed=0, options={"noise": 1e30})',
+           needle="noise"),
+        # Loops a value could make long: angles normalised in closed form at the largest start.
+        py("Pendulum state 3e38 step", """
+            env = gym.make("keel/Pendulum-v1"); env.reset(options={"state": [3e38, 0.0]})
+            obs, reward, *_ = env.step(np.array([1.0], np.float32))
+            assert np.isfinite(obs).all() and math.isfinite(reward)
+            print("OK")""", expect="ok"),
         # Lost data: a failed step_into must not step (the next step equals a fresh env's).
         py("step_into transposed obs buffer loses no step", """
             a = keel.KeelVectorEnv("keel/CartPole-v1", 2); a.reset(seed=0)

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
-use keel_envs::baselines::{Controller, run_episode};
+use keel_envs::baselines::{Controller, run_episode_until};
 use keel_envs::space::DType;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -142,7 +142,10 @@ pub fn run(args: &BaselineArgs) -> Result<()> {
     for k in 0..args.episodes {
         crate::interrupt::check()?;
         let seed = args.seed.wrapping_add(k);
-        let e = run_episode(env.as_mut(), &controller, seed, max_steps).with_context(|| format!("episode {k}"))?;
+        let e = run_episode_until(env.as_mut(), &controller, seed, max_steps, crate::interrupt::requested)
+            .with_context(|| format!("episode {k}"))?;
+        // Ctrl-C during an episode (its cap may be any length) ends it there.
+        crate::interrupt::check()?;
         episodes.push(EpisodeRecord { seed, cost: e.cost, steps: e.steps, terminated: e.terminated });
         bar.inc(1);
     }

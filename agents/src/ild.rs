@@ -439,11 +439,41 @@ fn load_demo(config: &IldConfig, spec: &EnvSpec, physics: &dyn Dynamics) -> Resu
     }
     let (e, k) = (config.demo_episode as i64, config.demo_count as i64);
     let t = config.horizon as i64;
-    Ok((
-        states.narrow(0, e, k).narrow(1, 0, t).to_kind(Kind::Float),
-        demo.observations.narrow(0, e, k).narrow(1, 0, t).reshape([k * t, o]),
-        demo.actions.narrow(0, e, k).narrow(1, 0, t).reshape([k * t, a]).clamp(-1.0, 1.0),
-    ))
+    let window = |tensor: &Tensor| tensor.narrow(0, e, k).narrow(1, 0, t);
+    let (states, observations, actions) = (window(states), window(&demo.observations), window(&demo.actions));
+    // The states are the targets every rollout is pulled towards: one absurd value would turn
+    // the float32 distances to infinity and the gradients to NaN.
+    let limit = keel_envs::diff::MAX_START_MAGNITUDE;
+    for (name, tensor, limit) in [
+        ("states", &states, limit),
+        ("observations", &observations, f64::INFINITY),
+        ("actions", &actions, f64::INFINITY),
+    ] {
+        if let Some(([episode, step, element], value)) = first_out_of_range(tensor, limit) {
+            let why = if value.is_finite() {
+                format!("beyond {limit:e}, the differentiable envs' largest state")
+            } else {
+                "not finite".into()
+            };
+            return Err(bad(format!(
+                "`{name}` of episode {}, step {step}, element {element} = {value:e} is {why}",
+                e + episode
+            )));
+        }
+    }
+    Ok((states.to_kind(Kind::Float), observations.reshape([k * t, o]), actions.reshape([k * t, a]).clamp(-1.0, 1.0)))
+}
+
+/// The index `[episode, step, element]` and value of the first element of a demo tensor that is
+/// not finite or is beyond `limit` in magnitude.
+fn first_out_of_range(tensor: &Tensor, limit: f64) -> Option<([i64; 3], f64)> {
+    let bad = tensor.isfinite().logical_not().logical_or(&tensor.abs().gt(limit));
+    let found = bad.nonzero();
+    if found.size().first().is_none_or(|&n| n == 0) {
+        return None;
+    }
+    let index: [i64; 3] = Vec::<i64>::try_from(found.get(0)).ok()?.try_into().ok()?;
+    Some((index, tensor.double_value(&index)))
 }
 
 /// A cotangent made finite and scaled to global norm ≤ 1 (the official code's `norm_grad`).
@@ -847,6 +877,55 @@ mod tests {
         let env = keel_envs::make(&config.run.env_id, &Map::new()).unwrap_or_else(|e| panic!("{e}"));
         let spec = env.spec().clone();
         Ild::new(config, &spec, spec.obs_len(), Device::Cpu).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A Pendulum demo of two 24-step episodes, all zeros but `value` at episode 1, step 5,
+    /// element 1 of the tensor `name`.
+    fn demo_with(name: &str, value: f64, path: &std::path::Path) {
+        let zeros = |shape: &[i64], kind: Kind| Tensor::zeros(shape, (kind, Device::Cpu));
+        let mut demo = Demo {
+            env_id: Pendulum::ID.into(),
+            states: Some(zeros(&[2, 24, 2], Kind::Double)),
+            observations: zeros(&[2, 24, 3], Kind::Float),
+            actions: zeros(&[2, 24, 1], Kind::Float),
+            rewards: zeros(&[2, 24], Kind::Float),
+        };
+        let target = match name {
+            "states" => demo.states.as_mut().unwrap_or_else(|| panic!("no states")),
+            "observations" => &mut demo.observations,
+            _ => &mut demo.actions,
+        };
+        let _ = target.get(1).get(5).get(1.min(target.size()[2] - 1)).fill_(value);
+        demo.write(path).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    #[test]
+    fn a_demo_with_absurd_or_non_finite_values_is_refused_naming_the_place() {
+        keel_envs::diff::register().unwrap_or_else(|e| panic!("{e}"));
+        let dir = temp_dir("absurd-demo");
+        let spec = keel_envs::make(Pendulum::ID, &Map::new()).unwrap_or_else(|e| panic!("{e}")).spec().clone();
+        let cases = [
+            ("states", 1e30, "`states` of episode 1, step 5, element 1 = 1e30 is beyond 1e6"),
+            ("states", f64::NAN, "`states` of episode 1, step 5, element 1 = NaN is not finite"),
+            ("observations", f64::INFINITY, "`observations` of episode 1, step 5, element 1 = inf is not finite"),
+            ("actions", f64::NAN, "`actions` of episode 1, step 5, element 0 = NaN is not finite"),
+        ];
+        for (name, value, needle) in cases {
+            let path = dir.join("demo.safetensors");
+            demo_with(name, value, &path);
+            let mut c = config(Pendulum::ID, Objective::Ild);
+            c.demo = path.display().to_string();
+            c.demo_count = 2;
+            let err = Ild::new(&c, &spec, spec.obs_len(), Device::Cpu).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(err.contains(needle) && err.contains("demo.safetensors"), "{name} = {value}: {err}");
+        }
+        // The same demo with sane values loads.
+        let path = dir.join("demo.safetensors");
+        demo_with("states", 0.5, &path);
+        let mut c = config(Pendulum::ID, Objective::Ild);
+        c.demo = path.display().to_string();
+        c.demo_count = 2;
+        assert!(Ild::new(&c, &spec, spec.obs_len(), Device::Cpu).is_ok());
     }
 
     fn grads(ild: &Ild) -> Vec<Tensor> {

@@ -81,7 +81,7 @@ fn parameter(t: &PpoTrainer, name: &str) -> Tensor {
 ///
 /// (The continued run, not a second straight one, is the reference: two constructions in one
 /// process after other libtorch work can differ in the last bit of an orthogonal init, which
-/// says nothing about resuming; `tests/cli.rs` compares straight and resumed runs, each in its
+/// says nothing about resuming; `tests/cli/humanoid.rs` compares straight and resumed runs, each in its
 /// own process.)
 fn continued_and_resumed(config: PpoConfig, name: &str) -> (PpoTrainer, Vec<(String, Tensor)>) {
     let dir = std::env::temp_dir().join(format!("keel-history-{}-{name}", std::process::id()));

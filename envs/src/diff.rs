@@ -16,7 +16,8 @@
 //!
 //! Actions are `Box(-1, 1)`, clamped by the env (non-finite ones are rejected). Every episode
 //! starts near the system's nominal state with uniform noise (`noise` per-reset parameter
-//! scales it; default 1), or at an exact state via the `state` reset option, and is truncated
+//! scales it; default 1), or at an exact state via the `state` reset option (either way each
+//! component finite and at most [`MAX_START_MAGNITUDE`] in magnitude), and is truncated
 //! after 128 steps, the horizon of the differentiable rollouts. Configs: the systems' own
 //! structs (e.g. [`keel_physics::diff::Pendulum`]); every field must be finite and positive.
 
@@ -35,6 +36,15 @@ use crate::space::{Action, BoxSpace, Space};
 
 /// Episode length of every env of the family.
 pub const HORIZON: u64 = 128;
+
+/// Largest magnitude of a start state's component, explicit or drawn. The systems are planar
+/// bodies measured in metres and radians that never come near it in an episode; beyond it their
+/// squared terms (rewards, the cart-pole's θ̇²) leave float32 and the angles lose every digit
+/// of float32 precision, so such a state is a typo, never an experiment.
+pub const MAX_START_MAGNITUDE: f64 = 1e6;
+
+/// Why [`MAX_START_MAGNITUDE`] bounds a start state, for its error.
+const START_LIMIT_REASON: &str = "the largest start state of the differentiable systems";
 
 /// A system of [`keel_physics::diff`] with its registered id.
 pub trait DiffSystem: System {
@@ -62,12 +72,24 @@ macro_rules! diff_system {
     };
 }
 
-diff_system!(Pendulum, "keel/DiffPendulum-v0", "Pendulum swing-up from hanging down, smooth reward (differentiable physics)");
-diff_system!(CartPole, "keel/DiffCartPole-v0", "Cart-pole balancing with a continuous force, no termination (differentiable physics)");
+diff_system!(
+    Pendulum,
+    "keel/DiffPendulum-v0",
+    "Pendulum swing-up from hanging down, smooth reward (differentiable physics)"
+);
+diff_system!(
+    CartPole,
+    "keel/DiffCartPole-v0",
+    "Cart-pole balancing with a continuous force, no termination (differentiable physics)"
+);
 diff_system!(Reacher, "keel/DiffReacher-v0", "2-link planar arm reaching a goal (differentiable physics)");
 diff_system!(PointMass, "keel/DiffPointMass-v0", "Damped 2-D point mass driven to the origin (differentiable physics)");
 diff_system!(Acrobot, "keel/DiffAcrobot-v0", "Continuous-torque acrobot swinging its tip up (differentiable physics)");
-diff_system!(Hopper, "keel/DiffHopper-v0", "Planar two-mass hopper with smooth penalty contacts, moving forward (differentiable physics)");
+diff_system!(
+    Hopper,
+    "keel/DiffHopper-v0",
+    "Planar two-mass hopper with smooth penalty contacts, moving forward (differentiable physics)"
+);
 
 /// Registers the six envs (idempotent). The command line and the Python module call it.
 pub fn register() -> Result<()> {
@@ -80,20 +102,14 @@ pub fn register() -> Result<()> {
 }
 
 /// Every id of the family.
-pub const IDS: [&str; 6] = [
-    Pendulum::ID,
-    CartPole::ID,
-    Reacher::ID,
-    PointMass::ID,
-    Acrobot::ID,
-    Hopper::ID,
-];
+pub const IDS: [&str; 6] = [Pendulum::ID, CartPole::ID, Reacher::ID, PointMass::ID, Acrobot::ID, Hopper::ID];
 
 /// Per-reset parameters.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DiffStart {
-    /// Scale of the start noise around the nominal state (default 1; 0: always the nominal).
+    /// Scale of the start noise around the nominal state (default 1; 0: always the nominal);
+    /// refused where it would draw a state beyond [`MAX_START_MAGNITUDE`].
     pub noise: f64,
 }
 
@@ -154,6 +170,24 @@ impl<S: DiffSystem> DiffEnv<S> {
         }
     }
 
+    /// Refuses a `noise` scale that would draw start states beyond [`MAX_START_MAGNITUDE`],
+    /// naming the field and the start it would give.
+    fn check_noise(&self, params: &DiffStart, context: &str) -> Result<()> {
+        let nominal = self.system.nominal();
+        let reach = nominal.iter().zip(self.system.start_noise()).map(|(x, w)| x.abs() + w * params.noise);
+        match reach.fold(0.0, f64::max) {
+            farthest if farthest > MAX_START_MAGNITUDE => Err(EnvError::InvalidField {
+                context: context.into(),
+                field: "noise".into(),
+                message: format!(
+                    "{:e} draws start states up to {farthest:.1e}, beyond {MAX_START_MAGNITUDE:e}",
+                    params.noise
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     fn check_state(&self, state: &Option<Vec<f64>>) -> Result<()> {
         match state {
             Some(s) if s.len() != S::STATE => {
@@ -173,17 +207,11 @@ impl<S: DiffSystem + Validate> Env for DiffEnv<S> {
         let obs = obs.f32(S::OBS)?;
         let context = format!("{} reset options", S::ID);
         let params = crate::config::overlay(&self.params, &options.params, &context)?;
+        self.check_noise(&params, &context)?;
+        let explicit = options.checked_state(S::STATE, MAX_START_MAGNITUDE, START_LIMIT_REASON)?;
         self.rng.reseed(seed);
-        let state = match &options.state {
-            Some(explicit) => {
-                if explicit.len() != S::STATE {
-                    return Err(EnvError::InvalidState(format!("expected {} values, got {}", S::STATE, explicit.len())));
-                }
-                if let Some(k) = explicit.iter().position(|v| !v.is_finite() || v.abs() > f64::from(f32::MAX)) {
-                    return Err(EnvError::InvalidState(format!("element {k} = {} is not a finite float32", explicit[k])));
-                }
-                explicit.clone()
-            }
+        let state = match explicit {
+            Some(explicit) => explicit.to_vec(),
             None => {
                 let u: Vec<f64> = (0..S::STATE).map(|_| self.rng.uniform(-1.0, 1.0) * params.noise).collect();
                 self.system.start(&u)
@@ -212,7 +240,9 @@ impl<S: DiffSystem + Validate> Env for DiffEnv<S> {
 
     fn set_params(&mut self, params: &serde_json::Map<String, serde_json::Value>) -> Result<()> {
         let context = format!("{} reset parameters", S::ID);
-        self.params = crate::config::overlay(&self.params, params, &context)?.into_owned();
+        let params = crate::config::overlay(&self.params, params, &context)?.into_owned();
+        self.check_noise(&params, &context)?;
+        self.params = params;
         Ok(())
     }
 
@@ -293,5 +323,65 @@ mod tests {
         env.set_params(&map(json!({"noise": 0.0}))).unwrap_or_else(|e| panic!("{e}"));
         env.reset(Some(9), &ResetOptions::default(), obs.as_mut()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(env.state(), Some(vec![0.0; 4]));
+    }
+
+    fn error_of(result: Result<()>) -> String {
+        result.err().map(|e| e.to_string()).unwrap_or_default()
+    }
+
+    #[test]
+    fn absurd_or_non_finite_start_states_are_refused_naming_the_element() {
+        register().unwrap_or_else(|e| panic!("{e}"));
+        for id in IDS {
+            let mut env = crate::make(id, &Map::new()).unwrap_or_else(|e| panic!("{e}"));
+            let len = env.spec().state_len.unwrap_or_default();
+            let mut obs: ObsBuf = env.spec().obs_buffer(1);
+            for (bad, shown) in [(1e30, "1e30"), (-2e6, "-2e6"), (f64::INFINITY, "inf"), (f64::NAN, "NaN")] {
+                let mut state = vec![0.0; len];
+                state[len - 1] = bad;
+                let err = error_of(env.reset(Some(1), &ResetOptions::with_state(state), obs.as_mut()));
+                let element = format!("element {}", len - 1);
+                assert!(err.contains("initial state") && err.contains(&element) && err.contains(shown), "{id}: {err}");
+            }
+            let mut edge = vec![0.0; len];
+            edge[0] = -MAX_START_MAGNITUDE;
+            env.reset(Some(1), &ResetOptions::with_state(edge.clone()), obs.as_mut()).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(env.state(), Some(edge), "{id}");
+        }
+    }
+
+    #[test]
+    fn a_refused_start_state_leaves_the_env_and_its_random_stream_as_they_were() {
+        register().unwrap_or_else(|e| panic!("{e}"));
+        let fresh = || crate::make(Pendulum::ID, &Map::new()).unwrap_or_else(|e| panic!("{e}"));
+        let (mut env, mut twin) = (fresh(), fresh());
+        let mut obs: ObsBuf = env.spec().obs_buffer(1);
+        env.reset(Some(1), &ResetOptions::default(), obs.as_mut()).unwrap_or_else(|e| panic!("{e}"));
+        twin.reset(Some(1), &ResetOptions::default(), obs.as_mut()).unwrap_or_else(|e| panic!("{e}"));
+        let before = env.state();
+        assert!(env.reset(Some(5), &ResetOptions::with_state(vec![1e30, 0.0]), obs.as_mut()).is_err());
+        assert_eq!(env.state(), before);
+        env.reset(None, &ResetOptions::default(), obs.as_mut()).unwrap_or_else(|e| panic!("{e}"));
+        twin.reset(None, &ResetOptions::default(), obs.as_mut()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(env.state(), twin.state(), "the refused reset reseeded the stream");
+    }
+
+    #[test]
+    fn a_noise_scale_that_draws_absurd_starts_is_refused_naming_noise() {
+        register().unwrap_or_else(|e| panic!("{e}"));
+        let mut env = crate::make(CartPole::ID, &Map::new()).unwrap_or_else(|e| panic!("{e}"));
+        let mut obs: ObsBuf = env.spec().obs_buffer(1);
+        let err = error_of(env.set_params(&map(json!({"noise": 1e30}))));
+        assert!(err.contains("`noise`") && err.contains("1e30") && err.contains("reset parameters"), "{err}");
+        assert_eq!(env.params()["noise"], json!(1.0), "a refused noise was kept");
+        let mut options = ResetOptions::default();
+        options.params.insert("noise".into(), json!(1e9));
+        let err = error_of(env.reset(Some(0), &options, obs.as_mut()));
+        assert!(err.contains("`noise`") && err.contains("1e9") && err.contains("reset options"), "{err}");
+        // A wide but sane start: the cart-pole's 0.05 half-widths times 1000.
+        env.set_params(&map(json!({"noise": 1000.0}))).unwrap_or_else(|e| panic!("{e}"));
+        env.reset(Some(0), &ResetOptions::default(), obs.as_mut()).unwrap_or_else(|e| panic!("{e}"));
+        let state = env.state().unwrap_or_default();
+        assert!(state.iter().all(|v| v.abs() <= 50.0) && state.iter().any(|v| v.abs() > 0.05), "{state:?}");
     }
 }

@@ -82,6 +82,25 @@ impl ResetOptions {
     pub fn is_empty(&self) -> bool {
         self.state.is_none() && self.params.is_empty()
     }
+
+    /// The `state` option, if set, checked: `len` values, each finite and at most `limit` in
+    /// magnitude (`limit_reason` says why, in the error: what the env cannot hold beyond it).
+    pub fn checked_state(&self, len: usize, limit: f64, limit_reason: &str) -> Result<Option<&[f64]>> {
+        let Some(state) = &self.state else { return Ok(None) };
+        if state.len() != len {
+            return Err(EnvError::InvalidState(format!("expected {len} values, got {}", state.len())));
+        }
+        if let Some(k) = state.iter().position(|v| !v.is_finite()) {
+            return Err(EnvError::InvalidState(format!("element {k} is {}", state[k])));
+        }
+        if let Some(k) = state.iter().position(|v| v.abs() > limit) {
+            return Err(EnvError::InvalidState(format!(
+                "element {k} = {:e} is beyond {limit:e}, {limit_reason}",
+                state[k]
+            )));
+        }
+        Ok(Some(state))
+    }
 }
 
 /// An RGB picture from [`Env::render`]: `height` rows of `width` pixels, 3 bytes each.

@@ -28,11 +28,11 @@ use nalgebra::{DMatrix, DVector};
 use serde_json::{Map, Value};
 
 use crate::config::overlay;
-use crate::env::{Env, ResetOptions};
-use crate::error::{EnvError, Result};
 use crate::controlgym::linear::Linear;
 use crate::controlgym::pde::{Compat, ConvectionDiffusionReaction, Dynamics, PdeEnv, Schrodinger, Wave};
 use crate::env::Registered;
+use crate::env::{Env, ResetOptions};
+use crate::error::{EnvError, Result};
 use crate::space::Action;
 
 pub use riccati::{Riccati, solve_dare};
@@ -79,9 +79,9 @@ pub fn linear_model(id: &str, overrides: &Map<String, Value>) -> Result<LinearMo
             let config = overlay(&defaults, &overrides, "keel/Linear-v0 config")?.into_owned();
             Ok(linear_system_model(&Linear::new(config)?))
         }
-        ConvectionDiffusionReaction::ID => {
-            pde_model::<crate::controlgym::pde::convection_diffusion_reaction::ConvectionDiffusionReactionDynamics>(&overrides)
-        }
+        ConvectionDiffusionReaction::ID => pde_model::<
+            crate::controlgym::pde::convection_diffusion_reaction::ConvectionDiffusionReactionDynamics,
+        >(&overrides),
         Wave::ID => pde_model::<crate::controlgym::pde::wave::WaveDynamics>(&overrides),
         Schrodinger::ID => pde_model::<crate::controlgym::pde::schrodinger::SchrodingerDynamics>(&overrides),
         other => Err(EnvError::Control(format!(
@@ -275,10 +275,29 @@ pub struct Episode {
     pub steps: u64,
     /// Whether the episode ended by termination (divergence) rather than the time limit.
     pub terminated: bool,
+    /// Whether [`run_episode_until`]'s `stop` cut it short (then `cost` and `steps` are partial).
+    pub stopped: bool,
 }
+
+/// Steps between two questions of [`run_episode_until`] to its `stop`: rare enough to cost
+/// nothing, often enough that a stop is answered within milliseconds whatever the episode cap.
+pub const STEPS_BETWEEN_STOP_CHECKS: u64 = 4096;
 
 /// Runs one episode of `controller` in `env` from `reset(seed)` until it ends (or `max_steps`).
 pub fn run_episode(env: &mut dyn Env, controller: &Controller, seed: u64, max_steps: u64) -> Result<Episode> {
+    run_episode_until(env, controller, seed, max_steps, || false)
+}
+
+/// [`run_episode`] that asks `stop` every [`STEPS_BETWEEN_STOP_CHECKS`] steps and ends the
+/// episode there when it says so (`stopped` set): the episode cap is the user's, so one episode
+/// may be as long as they like, and Ctrl-C must not wait for its end.
+pub fn run_episode_until(
+    env: &mut dyn Env,
+    controller: &Controller,
+    seed: u64,
+    max_steps: u64,
+    mut stop: impl FnMut() -> bool,
+) -> Result<Episode> {
     let spec = env.spec().clone();
     let (obs_len, act_len) = (spec.obs_len(), spec.action_len());
     let mut obs = spec.obs_buffer(1);
@@ -296,6 +315,9 @@ pub fn run_episode(env: &mut dyn Env, controller: &Controller, seed: u64, max_st
     let float64 = spec.action_space.box_dtype() == Some(crate::space::DType::Float64);
     let (mut cost, mut steps) = (0.0, 0);
     while steps < max_steps {
+        if steps % STEPS_BETWEEN_STOP_CHECKS == STEPS_BETWEEN_STOP_CHECKS - 1 && stop() {
+            return Ok(Episode { cost, steps, terminated: false, stopped: true });
+        }
         let u = match controller {
             Controller::Zero => DVector::zeros(act_len),
             Controller::Lqr(lqr) => lqr.act(&state_of(env)?),
@@ -320,8 +342,8 @@ pub fn run_episode(env: &mut dyn Env, controller: &Controller, seed: u64, max_st
         cost -= step.reward;
         steps += 1;
         if step.terminated || step.truncated {
-            return Ok(Episode { cost, steps, terminated: step.terminated });
+            return Ok(Episode { cost, steps, terminated: step.terminated, stopped: false });
         }
     }
-    Ok(Episode { cost, steps, terminated: false })
+    Ok(Episode { cost, steps, terminated: false, stopped: false })
 }

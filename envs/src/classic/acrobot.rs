@@ -34,11 +34,11 @@ use std::f64::consts::PI;
 
 use serde::{Deserialize, Serialize};
 
-use super::{UniformStart, explicit_state, params_methods};
+use super::{UniformStart, params_methods, start_state};
 use crate::config::{FieldError, Validate, positive};
 use crate::env::{Env, EnvSpec, Registered, ResetOptions, Step};
-use crate::obs::ObsMut;
 use crate::error::{EnvError, Result};
+use crate::obs::ObsMut;
 use crate::rng::EnvRng;
 use crate::snapshot::snapshot_fields;
 use crate::space::{Action, BoxSpace, Discrete, Space};
@@ -234,13 +234,7 @@ impl Env for Acrobot {
 
     fn reset(&mut self, seed: Option<u64>, options: &ResetOptions, obs: ObsMut<'_>) -> Result<()> {
         let obs = obs.f32(6)?;
-        let params = crate::config::overlay(&self.params, &options.params, "keel/Acrobot-v1 reset options")?;
-        let explicit = explicit_state::<4>(options)?;
-        self.rng.reseed(seed);
-        let state = match explicit {
-            Some(state) => state,
-            None => std::array::from_fn(|_| self.rng.uniform(params.low, params.high)),
-        };
+        let state = start_state(Self::ID, &self.params, &mut self.rng, seed, options, UniformStart::draw)?;
         write_obs(&state, obs);
         self.state = Some(state);
         Ok(())

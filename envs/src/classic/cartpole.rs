@@ -39,11 +39,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{UniformStart, explicit_state, params_methods};
+use super::{UniformStart, params_methods, start_state, write_state_obs};
 use crate::config::{FieldError, Validate, finite, positive};
 use crate::env::{Env, EnvSpec, Registered, ResetOptions, Step};
-use crate::obs::ObsMut;
 use crate::error::{EnvError, Result};
+use crate::obs::ObsMut;
 use crate::rng::EnvRng;
 use crate::snapshot::snapshot_fields;
 use crate::space::{Action, BoxSpace, Discrete, Space};
@@ -163,12 +163,6 @@ impl Registered for CartPole {
     }
 }
 
-fn write_obs(state: &[f64; 4], obs: &mut [f32]) {
-    for (o, s) in obs.iter_mut().zip(state) {
-        *o = *s as f32;
-    }
-}
-
 impl Env for CartPole {
     fn spec(&self) -> &EnvSpec {
         &self.spec
@@ -176,14 +170,8 @@ impl Env for CartPole {
 
     fn reset(&mut self, seed: Option<u64>, options: &ResetOptions, obs: ObsMut<'_>) -> Result<()> {
         let obs = obs.f32(4)?;
-        let params = crate::config::overlay(&self.params, &options.params, "keel/CartPole-v1 reset options")?;
-        let explicit = explicit_state::<4>(options)?;
-        self.rng.reseed(seed);
-        let state = match explicit {
-            Some(state) => state,
-            None => std::array::from_fn(|_| self.rng.uniform(params.low, params.high)),
-        };
-        write_obs(&state, obs);
+        let state = start_state(Self::ID, &self.params, &mut self.rng, seed, options, UniformStart::draw)?;
+        write_state_obs(&state, obs);
         self.state = Some(state);
         self.steps_beyond_terminated = None;
         Ok(())
@@ -218,7 +206,7 @@ impl Env for CartPole {
         }
         let state = [x, x_dot, theta, theta_dot];
         self.state = Some(state);
-        write_obs(&state, obs);
+        write_state_obs(&state, obs);
 
         let terminated = x < -c.x_threshold
             || x > c.x_threshold

@@ -30,11 +30,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{UniformStart, explicit_state, params_methods};
+use super::{UniformStart, params_methods, start_state, write_state_obs};
 use crate::config::{FieldError, Validate, finite, ordered, positive};
 use crate::env::{Env, EnvSpec, Registered, ResetOptions, Step};
-use crate::obs::ObsMut;
 use crate::error::{EnvError, Result};
+use crate::obs::ObsMut;
 use crate::rng::EnvRng;
 use crate::snapshot::snapshot_fields;
 use crate::space::{Action, BoxSpace, Discrete, Space};
@@ -75,13 +75,31 @@ impl Default for MountainCarConfig {
 
 impl Validate for MountainCarConfig {
     fn validate(&self) -> Result<(), FieldError> {
-        ordered("min_position/max_position", self.min_position, self.max_position)?;
-        positive("max_speed", self.max_speed)?;
-        finite("goal_position", self.goal_position)?;
-        finite("goal_velocity", self.goal_velocity)?;
+        let goal = (self.goal_position, self.goal_velocity);
+        validate_track(self.min_position, self.max_position, self.max_speed, goal)?;
         finite("force", self.force)?;
         finite("gravity", self.gravity)
     }
+}
+
+/// Checks the track both mountain cars drive on: its ends in order, a positive speed limit, a
+/// finite goal `(goal_position, goal_velocity)`.
+pub(super) fn validate_track(
+    min_position: f64,
+    max_position: f64,
+    max_speed: f64,
+    (goal_position, goal_velocity): (f64, f64),
+) -> Result<(), FieldError> {
+    ordered("min_position/max_position", min_position, max_position)?;
+    positive("max_speed", max_speed)?;
+    finite("goal_position", goal_position)?;
+    finite("goal_velocity", goal_velocity)
+}
+
+/// The observation space of both mountain cars: the position between the track's ends, the
+/// velocity within the speed limit.
+pub(super) fn track_space(min_position: f64, max_position: f64, max_speed: f64) -> Space {
+    Space::Box(BoxSpace::vector(vec![min_position, -max_speed], vec![max_position, max_speed]))
 }
 
 /// The discrete mountain-car task (see the module docs).
@@ -103,10 +121,7 @@ impl Registered for MountainCar {
     fn spec(config: &MountainCarConfig) -> Result<EnvSpec> {
         Ok(EnvSpec {
             id: Self::ID.into(),
-            observation_space: Space::Box(BoxSpace::vector(
-                vec![config.min_position, -config.max_speed],
-                vec![config.max_position, config.max_speed],
-            )),
+            observation_space: track_space(config.min_position, config.max_position, config.max_speed),
             action_space: Space::Discrete(Discrete { n: 3, start: 0 }),
             max_episode_steps: Self::MAX_EPISODE_STEPS,
             reward_threshold: Some(-110.0),
@@ -128,12 +143,8 @@ impl Env for MountainCar {
 
     fn reset(&mut self, seed: Option<u64>, options: &ResetOptions, obs: ObsMut<'_>) -> Result<()> {
         let obs = obs.f32(2)?;
-        let params = crate::config::overlay(&self.params, &options.params, "keel/MountainCar-v0 reset options")?;
-        let explicit = explicit_state::<2>(options)?;
-        self.rng.reseed(seed);
-        let state = explicit.unwrap_or_else(|| [self.rng.uniform(params.low, params.high), 0.0]);
-        obs[0] = state[0] as f32;
-        obs[1] = state[1] as f32;
+        let state = start_state(Self::ID, &self.params, &mut self.rng, seed, options, UniformStart::draw_at_rest)?;
+        write_state_obs(&state, obs);
         self.state = Some(state);
         Ok(())
     }
@@ -151,9 +162,9 @@ impl Env for MountainCar {
             velocity = 0.0;
         }
         let terminated = position >= c.goal_position && velocity >= c.goal_velocity;
-        self.state = Some([position, velocity]);
-        obs[0] = position as f32;
-        obs[1] = velocity as f32;
+        let state = [position, velocity];
+        self.state = Some(state);
+        write_state_obs(&state, obs);
         Ok(Step { reward: -1.0, terminated, truncated: false })
     }
 

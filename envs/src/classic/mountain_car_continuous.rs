@@ -35,11 +35,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{UniformStart, explicit_state, params_methods};
-use crate::config::{FieldError, Validate, finite, ordered, positive};
+use super::mountain_car::{track_space, validate_track};
+use super::{UniformStart, params_methods, start_state, write_state_obs};
+use crate::config::{FieldError, Validate, finite};
 use crate::env::{Env, EnvSpec, Registered, ResetOptions, Step};
-use crate::obs::ObsMut;
 use crate::error::{EnvError, Result};
+use crate::obs::ObsMut;
 use crate::rng::EnvRng;
 use crate::snapshot::snapshot_fields;
 use crate::space::{Action, BoxSpace, Space};
@@ -77,10 +78,8 @@ impl Default for MountainCarContinuousConfig {
 
 impl Validate for MountainCarContinuousConfig {
     fn validate(&self) -> Result<(), FieldError> {
-        ordered("min_position/max_position", self.min_position, self.max_position)?;
-        positive("max_speed", self.max_speed)?;
-        finite("goal_position", self.goal_position)?;
-        finite("goal_velocity", self.goal_velocity)?;
+        let goal = (self.goal_position, self.goal_velocity);
+        validate_track(self.min_position, self.max_position, self.max_speed, goal)?;
         finite("power", self.power)
     }
 }
@@ -149,10 +148,7 @@ impl Registered for MountainCarContinuous {
     fn spec(config: &MountainCarContinuousConfig) -> Result<EnvSpec> {
         Ok(EnvSpec {
             id: Self::ID.into(),
-            observation_space: Space::Box(BoxSpace::vector(
-                vec![config.min_position, -config.max_speed],
-                vec![config.max_position, config.max_speed],
-            )),
+            observation_space: track_space(config.min_position, config.max_position, config.max_speed),
             action_space: Space::Box(BoxSpace::symmetric(&[1.0])),
             max_episode_steps: Self::MAX_EPISODE_STEPS,
             reward_threshold: Some(90.0),
@@ -181,13 +177,8 @@ impl Env for MountainCarContinuous {
 
     fn reset(&mut self, seed: Option<u64>, options: &ResetOptions, obs: ObsMut<'_>) -> Result<()> {
         let obs = obs.f32(2)?;
-        let context = "keel/MountainCarContinuous-v0 reset options";
-        let params = crate::config::overlay(&self.params, &options.params, context)?;
-        let explicit = explicit_state::<2>(options)?;
-        self.rng.reseed(seed);
-        let state = explicit.unwrap_or_else(|| [self.rng.uniform(params.low, params.high), 0.0]);
-        obs[0] = state[0] as f32;
-        obs[1] = state[1] as f32;
+        let state = start_state(Self::ID, &self.params, &mut self.rng, seed, options, UniformStart::draw_at_rest)?;
+        write_state_obs(&state, obs);
         self.state = Some(state);
         self.state_is_f64 = true;
         Ok(())
@@ -240,8 +231,7 @@ impl Env for MountainCarContinuous {
         let state = [f64::from(position.value() as f32), f64::from(velocity.value() as f32)];
         self.state = Some(state);
         self.state_is_f64 = false;
-        obs[0] = state[0] as f32;
-        obs[1] = state[1] as f32;
+        write_state_obs(&state, obs);
         Ok(Step { reward, terminated, truncated: false })
     }
 

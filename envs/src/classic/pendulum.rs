@@ -36,11 +36,11 @@ use std::f64::consts::PI;
 
 use serde::{Deserialize, Serialize};
 
-use super::{explicit_state, params_methods};
+use super::{params_methods, start_state};
 use crate::config::{FieldError, Validate, finite, positive};
 use crate::env::{Env, EnvSpec, Registered, ResetOptions, Step};
-use crate::obs::ObsMut;
 use crate::error::{EnvError, Result};
+use crate::obs::ObsMut;
 use crate::rng::EnvRng;
 use crate::snapshot::snapshot_fields;
 use crate::space::{Action, BoxSpace, Space};
@@ -103,6 +103,14 @@ impl Validate for PendulumStart {
     }
 }
 
+impl PendulumStart {
+    /// `[θ, θ̇]` uniform in `[-x_init, x_init] × [-y_init, y_init]`, θ drawn first.
+    fn draw(&self, rng: &mut EnvRng) -> [f64; 2] {
+        let theta = rng.uniform(-self.x_init, self.x_init);
+        [theta, rng.uniform(-self.y_init, self.y_init)]
+    }
+}
+
 /// The pendulum swing-up task (see the module docs).
 pub struct Pendulum {
     config: PendulumConfig,
@@ -155,13 +163,7 @@ impl Env for Pendulum {
 
     fn reset(&mut self, seed: Option<u64>, options: &ResetOptions, obs: ObsMut<'_>) -> Result<()> {
         let obs = obs.f32(3)?;
-        let params = crate::config::overlay(&self.params, &options.params, "keel/Pendulum-v1 reset options")?;
-        let explicit = explicit_state::<2>(options)?;
-        self.rng.reseed(seed);
-        let state = explicit.unwrap_or_else(|| {
-            let theta = self.rng.uniform(-params.x_init, params.x_init);
-            [theta, self.rng.uniform(-params.y_init, params.y_init)]
-        });
+        let state = start_state(Self::ID, &self.params, &mut self.rng, seed, options, PendulumStart::draw)?;
         write_obs(&state, obs);
         self.state = Some(state);
         Ok(())
@@ -193,4 +195,24 @@ impl Env for Pendulum {
     params_methods!(PendulumStart);
 
     snapshot_fields!(state, rng, params);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The angle is normalised in closed form, never by a loop of turns: the largest start
+    /// angle the env takes (float32's range) steps at once, with a finite reward.
+    #[test]
+    fn the_largest_start_angles_step_at_once() {
+        let mut env = Pendulum::new(PendulumConfig::default()).unwrap_or_else(|e| panic!("{e}"));
+        let mut obs = [0.0f32; 3];
+        for theta in [f64::from(f32::MAX), -f64::from(f32::MAX), 1e18, 4e6 * PI] {
+            let start = ResetOptions::with_state(vec![theta, 0.0]);
+            env.reset(Some(0), &start, ObsMut::F32(&mut obs)).unwrap_or_else(|e| panic!("{e}"));
+            let step = env.step(Action::Float(&[1.0]), ObsMut::F32(&mut obs)).unwrap_or_else(|e| panic!("{e}"));
+            assert!(step.reward.is_finite() && step.reward <= 0.0, "θ = {theta}: {}", step.reward);
+            assert!((-PI..PI).contains(&angle_normalize(theta)), "θ = {theta}");
+        }
+    }
 }
