@@ -159,7 +159,7 @@ fn td_stability_stops_on_ctrl_c_with_status_130_and_writes_nothing() {
 /// command requires the data: `keel_envs::testing::Data`).
 fn clips_installed() -> bool {
     keel_envs::humanoid::register().unwrap_or_else(|e| panic!("{e}"));
-    let env = keel_envs::make("keel/HumanoidTrack-v0", &serde_json::Map::new());
+    let env = keel_envs::make("keel/HumanoidTrack-v1", &serde_json::Map::new());
     !keel_envs::testing::Data::Humanoid.missing("keel render", &env)
 }
 

@@ -19,7 +19,7 @@ fn humanoid_curricula_train_end_to_end_and_refuse_bad_settings() {
     let dir = scratch("curricula");
     let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
     std::fs::create_dir_all(dir.join("runs")).unwrap_or_else(|e| panic!("{e}"));
-    if !installed(Data::Humanoid, "keel/HumanoidTrack-v0", serde_json::json!({})) {
+    if !installed(Data::Humanoid, "keel/HumanoidTrack-v1", serde_json::json!({})) {
         return;
     }
     let graph = keel_in(&dir, &["curricula", "stg", "--clips", "walk,run", "--out", "runs/stg_walk_run.json"]);
@@ -100,7 +100,7 @@ fn humanoid_history_encoder_trains_resumes_and_refuses_a_mismatch() {
     let fast = ["--set", "history_encoder.pretrain.epochs=5"];
     let mut args = vec!["train", "--config", trained, "--run-dir", "runs/trained"];
     args.extend_from_slice(&tiny);
-    if !installed(Data::Humanoid, "keel/HumanoidTrack-v0", serde_json::json!({})) {
+    if !installed(Data::Humanoid, "keel/HumanoidTrack-v1", serde_json::json!({})) {
         return;
     }
     let run = keel_in(&dir, &args);

@@ -27,6 +27,6 @@ fn list_shows_every_env() {
     assert_eq!(burgers["extras"], serde_json::json!(["state_cost", "action_cost", "state_norm", "diverged"]));
     assert_eq!(burgers["spec"]["observation_space"]["dtype"], "float64");
     assert_eq!(entry("keel/CartPole-v1").unwrap_or_default()["extras"], serde_json::json!([]));
-    let humanoid = entry("keel/HumanoidTrack-v0").unwrap_or_default();
+    let humanoid = entry("keel/HumanoidTrack-v1").unwrap_or_default();
     assert_eq!(humanoid["extras"][0], "reward_pose", "{humanoid}");
 }
