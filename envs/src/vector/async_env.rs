@@ -36,7 +36,10 @@
 
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::{JoinHandle, Thread};
+use std::thread::JoinHandle;
+
+use crossbeam::sync::{Parker, Unparker};
+use crossbeam::utils::Backoff;
 
 use serde_json::{Map, Value};
 
@@ -51,15 +54,6 @@ use crate::obs::ObsRef;
 use crate::registry;
 use crate::sampler::{EpisodeEnd, ResetSampler};
 use crate::space::Action;
-
-/// Spins of an idle worker before it yields, and yields before it parks. Shorter than the sync
-/// pool's: an async worker is idle only when every env is waiting for the caller, who then
-/// needs the core more than a spinning worker does.
-const WORKER_SPINS: u32 = 1 << 10;
-const WORKER_YIELDS: u32 = 8;
-/// Spins of the caller waiting in `recv` before it yields, and yields before it parks.
-const CALLER_SPINS: u32 = 1 << 8;
-const CALLER_YIELDS: u32 = 4;
 
 /// State shared by the caller and the workers.
 struct Shared {
@@ -88,8 +82,8 @@ struct Shared {
     failure: Mutex<Option<EnvError>>,
     failed: AtomicBool,
     parked_workers: AtomicUsize,
-    caller_waiting: AtomicBool,
-    caller: Mutex<Option<Thread>>,
+    /// Wakes the caller parked in `recv` (an unpark before the park makes the park return).
+    caller: Unparker,
     shutdown: AtomicBool,
 }
 
@@ -177,17 +171,15 @@ impl Shared {
     }
 
     fn wake_caller(&self) {
-        if self.caller_waiting.load(Ordering::SeqCst) {
-            if let Some(t) = self.caller.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
-                t.unpark();
-            }
-        }
+        self.caller.unpark();
     }
 }
 
 fn worker_loop(shared: Arc<Shared>, stage: SharedBatch) {
     loop {
-        let mut waits = 0u32;
+        // An async worker is idle only when every env waits for the caller, who then needs the
+        // core more than a spinning worker does: spin briefly, yield, then park.
+        let backoff = Backoff::new();
         let id = loop {
             if shared.shutdown.load(Ordering::Acquire) {
                 return;
@@ -195,11 +187,8 @@ fn worker_loop(shared: Arc<Shared>, stage: SharedBatch) {
             if let Some(id) = shared.claim() {
                 break id;
             }
-            waits = waits.saturating_add(1);
-            if waits < WORKER_SPINS {
-                std::hint::spin_loop();
-            } else if waits < WORKER_SPINS + WORKER_YIELDS {
-                std::thread::yield_now();
+            if !backoff.is_completed() {
+                backoff.snooze();
             } else {
                 // Announce first, then look again: a `send` that published before the
                 // announcement is seen here, one after it sees the announcement and unparks.
@@ -248,6 +237,8 @@ pub struct AsyncVecEnv {
     /// Makes the env that replaces one that panicked, at the next `async_reset` (`None`: envs
     /// given by value, which cannot be replaced).
     factory: Option<EnvFactory>,
+    /// Where the caller waits in `recv` for the workers (`Shared::caller` unparks it).
+    parker: Parker,
 }
 
 impl AsyncVecEnv {
@@ -292,6 +283,7 @@ impl AsyncVecEnv {
         let blocks = slots / batch_size;
         let stage = || Batch::new(1, &spec, mode).map(|b| SharedBatch::new(b, 1));
         let table = (0..blocks).map(|_| new_block(batch_size, &spec, mode)).collect::<Result<Vec<_>>>()?;
+        let parker = Parker::new();
         let shared = Arc::new(Shared {
             envs: chunks.into(),
             queue: (0..num_envs).map(|_| AtomicUsize::new(0)).collect(),
@@ -307,8 +299,7 @@ impl AsyncVecEnv {
             failure: Mutex::new(None),
             failed: AtomicBool::new(false),
             parked_workers: AtomicUsize::new(0),
-            caller_waiting: AtomicBool::new(false),
-            caller: Mutex::new(None),
+            caller: parker.unparker().clone(),
             shutdown: AtomicBool::new(false),
         });
         let workers = options.workers.min(num_envs);
@@ -335,6 +326,7 @@ impl AsyncVecEnv {
             sampler: None,
             poisoned: None,
             factory: None,
+            parker,
         };
         for w in 0..workers {
             let (shared, stage) = (Arc::clone(&venv.shared), stage()?);
@@ -488,14 +480,9 @@ impl AsyncVecEnv {
                 shared.run_guarded(id, stage);
             }
         }
-        let mut waits = 0u32;
+        let backoff = Backoff::new();
         while shared.finished.load(Ordering::SeqCst) < self.sent {
-            waits = waits.saturating_add(1);
-            if waits < CALLER_SPINS {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
+            backoff.snooze();
         }
     }
 
@@ -656,23 +643,14 @@ impl AsyncVecEnv {
                 shared.run_guarded(id, stage);
             }
         } else {
-            let mut waits = 0u32;
+            let backoff = Backoff::new();
             while !done() {
-                waits = waits.saturating_add(1);
-                if waits < CALLER_SPINS {
-                    std::hint::spin_loop();
-                } else if waits < CALLER_SPINS + CALLER_YIELDS {
-                    std::thread::yield_now();
+                if backoff.is_completed() {
+                    // A worker unparks the caller after it fills a block or fails, and an
+                    // unpark that comes before this park makes it return at once.
+                    self.parker.park();
                 } else {
-                    // As the workers' parking: announce, look again, then park.
-                    *shared.caller.lock().unwrap_or_else(PoisonError::into_inner) = Some(std::thread::current());
-                    shared.caller_waiting.store(true, Ordering::SeqCst);
-                    let ready =
-                        shared.filled[block].load(Ordering::SeqCst) >= b || shared.failed.load(Ordering::SeqCst);
-                    if !ready {
-                        std::thread::park();
-                    }
-                    shared.caller_waiting.store(false, Ordering::SeqCst);
+                    backoff.snooze();
                 }
             }
         }

@@ -46,6 +46,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{Builder, JoinHandle};
 
+use crossbeam::utils::Backoff;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -527,9 +528,6 @@ impl Chunk {
     }
 }
 
-/// Spin iterations of a waiting worker before it yields, and yields before it parks.
-const SPINS_BEFORE_YIELD: u32 = 1 << 14;
-const YIELDS_BEFORE_PARK: u32 = 16;
 /// Blocks of envs per worker: more blocks balance uneven envs and let the calling thread take
 /// over the work of a worker the OS has descheduled; fewer cost fewer hand-offs.
 const BLOCKS_PER_WORKER: usize = 4;
@@ -649,7 +647,9 @@ fn drain_all(blocks: &[Arc<Mutex<Chunk>>], batch: &SharedBatch, signal: &Signal)
 fn worker_loop(blocks: Arc<[Arc<Mutex<Chunk>>]>, batch: Arc<SharedBatch>, signal: Arc<Signal>) {
     let mut seen = 0u64;
     loop {
-        let mut waits = 0u32;
+        // Spin, then yield, then park: a vector step of cheap envs takes microseconds, less than
+        // a thread wake-up, but a worker must not hold a core while a learner computes.
+        let backoff = Backoff::new();
         loop {
             if signal.shutdown.load(Ordering::Acquire) {
                 return;
@@ -659,15 +659,12 @@ fn worker_loop(blocks: Arc<[Arc<Mutex<Chunk>>]>, batch: Arc<SharedBatch>, signal
                 seen = generation;
                 break;
             }
-            waits = waits.saturating_add(1);
-            if waits < SPINS_BEFORE_YIELD {
-                std::hint::spin_loop();
-            } else if waits < SPINS_BEFORE_YIELD + YIELDS_BEFORE_PARK {
-                std::thread::yield_now();
-            } else {
+            if backoff.is_completed() {
                 // The caller unparks every worker after bumping the generation, and an unpark
                 // that comes first makes this return at once: no wake-up is lost.
                 std::thread::park();
+            } else {
+                backoff.snooze();
             }
         }
         drain_all(&blocks, &batch, &signal);
@@ -752,14 +749,9 @@ impl Pool {
         drain_all(&self.blocks, &self.batch, &self.signal);
         // Only blocks that a worker claimed and is still running remain; each is counted done
         // however its thread leaves it (`Claimed`), so this wait ends.
-        let mut waits = 0u32;
+        let backoff = Backoff::new();
         while self.signal.blocks_done.load(Ordering::Acquire) < num_blocks {
-            waits = waits.saturating_add(1);
-            if waits < 1 << 12 {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
+            backoff.snooze();
         }
         self.ended = 0;
         for block in self.blocks.iter() {
