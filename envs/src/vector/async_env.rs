@@ -45,8 +45,8 @@ use serde_json::{Map, Value};
 
 use super::rows::SharedBatch;
 use super::{
-    AutoresetMode, Batch, BatchView, Chunk, Command, EnvFactory, OptionsFor, Seeds, VecEnv, VecOptions, common_spec, lock,
-    poison_cause, run_chunk,
+    AutoresetMode, Batch, BatchView, Chunk, Command, EnvFactory, OptionsFor, Seeds, VecEnv, VecOptions, check_memory,
+    check_reset_counts, common_spec, lock, poison_cause, run_chunk,
 };
 use crate::env::{Env, EnvSpec};
 use crate::error::{EnvError, Result};
@@ -258,11 +258,7 @@ impl AsyncVecEnv {
         let per_env = u128::from(registration.memory_estimate(overrides)?) + row;
         let slots = num_slots(num_envs, batch_size) as u128;
         let bytes = (num_envs as u128) * per_env + slots * row;
-        crate::memory::check("num_envs", num_envs as u128, bytes).map_err(|e| EnvError::InvalidField {
-            context: format!("{id} async vector"),
-            field: e.field.into(),
-            message: e.message,
-        })?;
+        check_memory(&format!("{id} async vector"), num_envs, bytes)?;
         let overrides = overrides.clone();
         let factory: EnvFactory = Arc::new(move || registration.make(&overrides));
         let envs = (0..num_envs).map(|_| factory()).collect::<Result<Vec<_>>>()?;
@@ -418,16 +414,7 @@ impl AsyncVecEnv {
     /// and their results are dropped. Clears a poisoned vector.
     pub fn async_reset(&mut self, seeds: Seeds<'_>, options: OptionsFor<'_>) -> Result<()> {
         let n = self.num_envs;
-        if let Seeds::PerEnv(s) = seeds {
-            if s.len() != n {
-                return Err(EnvError::BatchShape(format!("{} seeds for {n} envs", s.len())));
-            }
-        }
-        if let OptionsFor::PerEnv(o) = options {
-            if o.len() != n {
-                return Err(EnvError::BatchShape(format!("{} sets of reset options for {n} envs", o.len())));
-            }
-        }
+        check_reset_counts(seeds, options, n)?;
         self.drain();
         let shared = &*self.shared;
         // An env that panicked is not reset but replaced (its state may be torn), as the sync
@@ -436,19 +423,11 @@ impl AsyncVecEnv {
             lock(chunk).replace_panicked(self.factory.as_ref(), &self.spec)?;
         }
         for i in 0..n {
-            let chosen = match options {
-                OptionsFor::All(o) => Some(o.clone()),
-                OptionsFor::PerEnv(o) => Some(o[i].clone()),
-                OptionsFor::Sampler => self.sampler.as_mut().map(|s| s.sample(i)),
-            };
+            let chosen = options.of(i, self.sampler.as_mut());
             let mut chunk = lock(&shared.envs[i]);
             chunk.command = Command::Reset;
             chunk.reset_mask[0] = true;
-            chunk.seeds[0] = match seeds {
-                Seeds::Continue => None,
-                Seeds::Base(s) => Some(s.wrapping_add(i as u64)),
-                Seeds::PerEnv(s) => Some(s[i]),
-            };
+            chunk.seeds[0] = seeds.of(i);
             chunk.pending[0] = chosen;
         }
         // No task runs now (drained): start the output ring afresh.
@@ -713,13 +692,7 @@ fn report_and_resample(sampler: &mut dyn ResetSampler, envs: &[Mutex<Chunk>], vi
 
 impl Drop for AsyncVecEnv {
     fn drop(&mut self) {
-        self.shared.shutdown.store(true, Ordering::SeqCst);
-        for t in &self.threads {
-            t.thread().unpark();
-        }
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
+        super::pool::stop_workers(&self.shared.shutdown, &mut self.threads);
     }
 }
 
