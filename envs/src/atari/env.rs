@@ -80,10 +80,8 @@ fn screen(ale: &mut Ale, channels: usize, out: &mut [u8]) {
 }
 
 pub(super) fn spec_of(id: &str, s: &Settings, actions: usize) -> EnvSpec {
-    let shape = obs_shape(s);
-    let len: usize = shape.iter().product();
-    let mut space = BoxSpace::vector(vec![0.0; len], vec![255.0; len]).with_dtype(DType::Uint8);
-    space.shape = shape;
+    // Scalar bounds: per-element ones would cost 16 bytes per observation byte, in every env.
+    let space = BoxSpace::uniform(0.0, 255.0, obs_shape(s), DType::Uint8);
     EnvSpec {
         id: id.into(),
         observation_space: Space::Box(space),
@@ -92,6 +90,62 @@ pub(super) fn spec_of(id: &str, s: &Settings, actions: usize) -> EnvSpec {
         reward_threshold: None,
         state_len: None,
         extras: vec!["lives".into(), "raw_reward".into(), "frame_number".into()],
+    }
+}
+
+/// The lengths of an env's frame buffers, as its settings make them: what [`AtariEnv::new`]
+/// allocates, and what the memory estimate counts.
+pub(super) struct FrameSizes {
+    /// Channels of a grabbed screen (1 gray, 3 RGB).
+    pub(super) channels: usize,
+    /// Each of the two max-pool frames.
+    pub(super) pool: usize,
+    /// The screen-sized observation before resizing (presets only).
+    pub(super) frame: usize,
+    /// The resized frame (presets only).
+    pub(super) small: usize,
+    /// One stack slot (presets only).
+    pub(super) slot: usize,
+    /// The stacked observation (presets only).
+    pub(super) stack: usize,
+}
+
+impl FrameSizes {
+    pub(super) fn of(s: &Settings) -> Self {
+        let grab_rgb = match s.preset {
+            None => s.obs_type == ObsType::Rgb,
+            Some(Preset::Cleanrl) => true,
+            Some(_) => !s.grayscale_obs,
+        };
+        let channels = if grab_rgb { 3 } else { 1 };
+        let side = s.screen_size;
+        let slot = side * side * if s.grayscale_obs { 1 } else { 3 };
+        // Without a preset the screen goes straight from the pool to the observation.
+        let on = usize::from(s.preset.is_some());
+        Self {
+            channels,
+            pool: SCREEN * channels,
+            frame: on * SCREEN * channels,
+            small: on * side * side * channels,
+            slot: on * slot,
+            stack: on * slot * s.stack_size,
+        }
+    }
+
+    /// Bytes of all the frame buffers.
+    pub(super) fn total(&self) -> usize {
+        2 * self.pool + self.frame + self.small + self.slot + self.stack
+    }
+
+    /// Bytes of the frame buffers and of the resize tables of settings `s`.
+    pub(super) fn heap_bytes(s: &Settings) -> usize {
+        let sizes = Self::of(s);
+        let side = s.screen_size;
+        // The tables depend on the sizes only: made here as the env makes them, then dropped.
+        let resize = s
+            .preset
+            .map_or(0, |_| AreaResize::new(SCREEN_HEIGHT, SCREEN_WIDTH, sizes.channels, side, side).heap_bytes());
+        sizes.total() + resize
     }
 }
 
@@ -162,16 +216,10 @@ impl AtariEnv {
             None => has_fire,
         };
         let spec = spec_of(id, &s, actions.len());
-        let grab_rgb = match s.preset {
-            None => s.obs_type == ObsType::Rgb,
-            Some(Preset::Cleanrl) => true,
-            Some(_) => !s.grayscale_obs,
-        };
-        let channels = if grab_rgb { 3 } else { 1 };
+        let sizes = FrameSizes::of(&s);
+        let channels = sizes.channels;
         let side = s.screen_size;
         let resize = s.preset.map(|_| AreaResize::new(SCREEN_HEIGHT, SCREEN_WIDTH, channels, side, side));
-        let slot_len = side * side * if s.grayscale_obs { 1 } else { 3 };
-        let on = s.preset.is_some();
         Ok(Self {
             spec,
             s,
@@ -183,12 +231,12 @@ impl AtariEnv {
             ale_seeded: false,
             started: false,
             channels,
-            pool: [vec![0; SCREEN * channels], vec![0; SCREEN * channels]],
+            pool: [vec![0; sizes.pool], vec![0; sizes.pool]],
             palette,
-            frame: vec![0; if on { SCREEN * channels } else { 0 }],
-            small: vec![0; if on { side * side * channels } else { 0 }],
-            slot: vec![0; if on { slot_len } else { 0 }],
-            stack: vec![0; if on { slot_len * s.stack_size } else { 0 }],
+            frame: vec![0; sizes.frame],
+            small: vec![0; sizes.small],
+            slot: vec![0; sizes.slot],
+            stack: vec![0; sizes.stack],
             resize,
             lives: 0,
             was_real_done: true,

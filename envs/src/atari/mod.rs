@@ -94,7 +94,11 @@ use crate::error::Result;
 use crate::obs::ObsMut;
 use crate::registry;
 use crate::space::Action;
-use env::{SCREEN, obs_shape};
+use env::FrameSizes;
+
+/// Heap bytes of one env besides its frame buffers and resize tables: ALE's emulator (console,
+/// cartridge, TIA frame buffers) and the spec; `tests/atari_memory.rs` measures about 0.7 MiB.
+const EMULATOR_BYTES: u64 = 768 << 10;
 
 /// A game: its ROM file name and its id.
 pub trait Game: Send + 'static {
@@ -134,13 +138,10 @@ impl<G: Game> Registered for Atari<G> {
     }
 
     fn memory_estimate(config: &AtariConfig) -> u64 {
-        // The emulator (console, cartridge, TIA frame buffers) plus Keel's frame buffers.
-        // Per observation byte: the bounds of its space, two float64 per byte as `spec_of`
-        // allocates them, held by the env and by its time-limit wrapper (32 bytes), and the
-        // frames (the stack, the row it is copied into, the pooled screen: 3). Measured: 164 MB
-        // per env of a vector at stack_size 64, screen_size 160, RGB (4.69 MB observations).
-        let obs = config.settings().map_or(0, |s| obs_shape(&s).iter().product::<usize>() as u64);
-        (2 << 20) + 8 * SCREEN as u64 + 35 * obs
+        // The emulator and the spec (its observation bounds are two scalars), plus the frame
+        // buffers and resize tables the settings make.
+        let frames = config.settings().map_or(0, |s| FrameSizes::heap_bytes(&s) as u64);
+        EMULATOR_BYTES + frames
     }
 }
 
