@@ -535,11 +535,21 @@ pub struct BytePatternConfig {
     /// That panic's payload panics again when dropped (default false): a panic that escapes
     /// the engine's `catch_unwind`.
     pub panic_escapes: bool,
+    /// Milliseconds each construction sleeps (default 0): a stand-in for an env that is slow to
+    /// make (an emulator loading its game), for tests that stop a long vector construction.
+    pub make_delay_ms: u64,
 }
 
 impl Default for BytePatternConfig {
     fn default() -> Self {
-        Self { shape: vec![2, 3, 4], episode_length: 10, panic_on: None, panic_tears: false, panic_escapes: false }
+        Self {
+            shape: vec![2, 3, 4],
+            episode_length: 10,
+            panic_on: None,
+            panic_tears: false,
+            panic_escapes: false,
+            make_delay_ms: 0,
+        }
     }
 }
 
@@ -600,6 +610,7 @@ impl crate::env::Registered for BytePattern {
     }
 
     fn new(config: BytePatternConfig) -> crate::Result<Self> {
+        std::thread::sleep(std::time::Duration::from_millis(config.make_delay_ms));
         let spec = <Self as crate::env::Registered>::spec(&config)?;
         Ok(Self { config, spec, rng: crate::rng::EnvRng::default(), offset: 0, steps: 0, started: false, torn: false })
     }

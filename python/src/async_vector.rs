@@ -13,7 +13,8 @@ use pyo3::types::PyTuple;
 
 use crate::actions::{ActionReader, describe};
 use crate::errors::{
-    ActionError, KeelError, ResetNeededError, in_use, parse_map, parse_options, seeds_of, to_py, vec_options,
+    ActionError, KeelError, ResetNeededError, in_use, make_interruptibly, parse_map, parse_options, seeds_of, to_py,
+    vec_options,
 };
 use crate::infos::{BatchLayout, flag_array, obs_ref_array, step_infos, view};
 use crate::{exclusive, locked};
@@ -118,7 +119,9 @@ impl AsyncVecCore {
     /// (0: stepped inside `recv` on the calling thread, in the order sent).
     #[new]
     #[pyo3(signature = (env_id, num_envs, batch_size, workers, autoreset_mode, config_json=None, copy=true))]
+    #[allow(clippy::too_many_arguments)] // the Python signature
     fn new(
+        py: Python<'_>,
         env_id: &str,
         num_envs: usize,
         batch_size: usize,
@@ -129,7 +132,9 @@ impl AsyncVecCore {
     ) -> PyResult<Self> {
         let options = vec_options(workers, autoreset_mode)?;
         let config = parse_map(config_json, "config")?;
-        let venv = AsyncVecEnv::make(env_id, &config, num_envs, batch_size, options).map_err(to_py)?;
+        let venv = make_interruptibly(py, |on_made| {
+            AsyncVecEnv::make_watched(env_id, &config, num_envs, batch_size, options, on_made)
+        })?;
         let spec = venv.spec();
         let (actions, layout) =
             (ActionReader::new(&spec.action_space), BatchLayout::new(spec, batch_size, num_envs, copy));

@@ -1,7 +1,7 @@
 //! Errors and parsing: the Python exceptions, the engine's errors turned into them, and the
 //! JSON configs, reset options and seeds the Python layer hands over.
 
-use keel_envs::vector::{AutoresetMode, OptionsFor, Seeds, VecOptions};
+use keel_envs::vector::{AutoresetMode, OnMade, OptionsFor, Seeds, VecOptions};
 use keel_envs::{EnvError, ResetOptions};
 use pyo3::create_exception;
 use pyo3::exceptions::PyValueError;
@@ -42,7 +42,7 @@ pub(crate) fn to_py(err: EnvError) -> PyErr {
         EnvError::ResetNeeded | EnvError::StepAfterDone { .. } => ResetNeededError::new_err(message),
         EnvError::DataMissing(_) => DataMissingError::new_err(message),
         EnvError::Poisoned { .. } | EnvError::EnvPanicked { .. } => PoisonedError::new_err(message),
-        EnvError::InvalidModel(_) | EnvError::Control(_) | EnvError::NonFiniteObservation(_) => {
+        EnvError::InvalidModel(_) | EnvError::Control(_) | EnvError::NonFiniteObservation(_) | EnvError::Stopped(_) => {
             KeelError::new_err(message)
         }
     }
@@ -114,6 +114,30 @@ pub(crate) fn parse_options(json: Option<&str>) -> PyResult<ParsedOptions> {
             .collect::<PyResult<Vec<_>>>()
             .map(ParsedOptions::PerEnv),
         other => options_from(other, "reset options").map(ParsedOptions::All),
+    }
+}
+
+/// Runs `make`, a vector construction, with the GIL released, checking Python's signals (with
+/// the GIL) after each env it makes: a signal whose handler raises (Ctrl-C's
+/// `KeyboardInterrupt`) stops the construction there, what was made is dropped, and the
+/// handler's exception is returned.
+pub(crate) fn make_interruptibly<T: Send>(
+    py: Python<'_>,
+    make: impl for<'a> FnOnce(OnMade<'a>) -> keel_envs::Result<T> + Send,
+) -> PyResult<T> {
+    let mut raised: Option<PyErr> = None;
+    let made = py.detach(|| {
+        make(&mut |_| {
+            Python::attach(|py| py.check_signals()).map_err(|err| {
+                let message = err.to_string();
+                raised = Some(err);
+                EnvError::Stopped(message)
+            })
+        })
+    });
+    match raised {
+        Some(err) => Err(err),
+        None => made.map_err(to_py),
     }
 }
 

@@ -15,7 +15,8 @@ use serde_json::Value;
 
 use crate::actions::{ActionReader, describe, tuple};
 use crate::errors::{
-    ActionError, ConfigError, KeelError, in_use, parse_map, parse_options, seeds_of, to_py, vec_options,
+    ActionError, ConfigError, KeelError, in_use, make_interruptibly, parse_map, parse_options, seeds_of, to_py,
+    vec_options,
 };
 use crate::infos::{BatchLayout, extras_infos, flag_array, obs_array, step_infos, view};
 use crate::{exclusive, locked};
@@ -77,6 +78,7 @@ impl VecCore {
     #[new]
     #[pyo3(signature = (env_id, num_envs, workers, autoreset_mode, config_json=None, copy=true))]
     fn new(
+        py: Python<'_>,
         env_id: &str,
         num_envs: usize,
         workers: usize,
@@ -85,7 +87,8 @@ impl VecCore {
         copy: bool,
     ) -> PyResult<Self> {
         let options = vec_options(workers, autoreset_mode)?;
-        let venv = VecEnv::make(env_id, &parse_map(config_json, "config")?, num_envs, options).map_err(to_py)?;
+        let config = parse_map(config_json, "config")?;
+        let venv = make_interruptibly(py, |on_made| VecEnv::make_watched(env_id, &config, num_envs, options, on_made))?;
         let spec = venv.spec();
         let (actions, layout) =
             (ActionReader::new(&spec.action_space), BatchLayout::new(spec, num_envs, num_envs, copy));

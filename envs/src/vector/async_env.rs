@@ -45,8 +45,8 @@ use serde_json::{Map, Value};
 
 use super::rows::SharedBatch;
 use super::{
-    AutoresetMode, Batch, BatchView, Chunk, Command, EnvFactory, OptionsFor, Seeds, VecEnv, VecOptions, check_memory,
-    check_reset_counts, common_spec, lock, poison_cause, run_chunk,
+    AutoresetMode, Batch, BatchView, Chunk, Command, EnvFactory, OnMade, OptionsFor, Seeds, VecEnv, VecOptions,
+    check_memory, check_reset_counts, common_spec, lock, make_envs, poison_cause, run_chunk,
 };
 use crate::env::{Env, EnvSpec};
 use crate::error::{EnvError, Result};
@@ -251,6 +251,20 @@ impl AsyncVecEnv {
         batch_size: usize,
         options: VecOptions,
     ) -> Result<Self> {
+        Self::make_watched(id, overrides, num_envs, batch_size, options, &mut |_| Ok(()))
+    }
+
+    /// [`AsyncVecEnv::make`], calling `on_made` with the number of envs made after each one:
+    /// an error from it stops the construction (the envs made so far are dropped) and is
+    /// returned (see [`VecEnv::make_watched`]).
+    pub fn make_watched(
+        id: &str,
+        overrides: &Map<String, Value>,
+        num_envs: usize,
+        batch_size: usize,
+        options: VecOptions,
+        on_made: OnMade<'_>,
+    ) -> Result<Self> {
         check_shape(num_envs, batch_size, options)?;
         let registration = registry::lookup(id)?;
         let spec = registration.spec_for(overrides)?;
@@ -261,8 +275,7 @@ impl AsyncVecEnv {
         check_memory(&format!("{id} async vector"), num_envs, bytes)?;
         let overrides = overrides.clone();
         let factory: EnvFactory = Arc::new(move || registration.make(&overrides));
-        let envs = (0..num_envs).map(|_| factory()).collect::<Result<Vec<_>>>()?;
-        let mut venv = Self::new(envs, batch_size, options)?;
+        let mut venv = Self::new(make_envs(num_envs, &factory, on_made)?, batch_size, options)?;
         venv.factory = Some(factory);
         Ok(venv)
     }

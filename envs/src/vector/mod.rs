@@ -59,6 +59,20 @@ use pool::{Pool, spawn_worker};
 use types::check_reset_counts;
 pub use types::{AutoresetMode, Batch, BatchView, OptionsFor, Seeds, VecOptions};
 
+/// Called with the number of envs made so far after each env a vector makes; an error stops
+/// the construction ([`VecEnv::make_watched`], [`AsyncVecEnv::make_watched`]).
+pub type OnMade<'a> = &'a mut dyn FnMut(usize) -> Result<()>;
+
+/// `num_envs` envs from `factory`, `on_made` heard after each (its error stops and drops them).
+fn make_envs(num_envs: usize, factory: &EnvFactory, on_made: OnMade<'_>) -> Result<Vec<Box<dyn Env>>> {
+    let mut envs = Vec::with_capacity(num_envs);
+    for made in 1..=num_envs {
+        envs.push(factory()?);
+        on_made(made)?;
+    }
+    Ok(envs)
+}
+
 /// Refuses a vector of `num_envs` envs that needs `bytes` of memory where that is more than
 /// the process can have, naming `num_envs` in `context`.
 fn check_memory(context: &str, num_envs: usize, bytes: u128) -> Result<()> {
@@ -93,19 +107,34 @@ impl VecEnv {
     /// Makes `num_envs` copies of the registered env `id` with config `overrides`. A vector
     /// that would not fit in memory (envs and batch) is refused before any env is made.
     pub fn make(id: &str, overrides: &Map<String, Value>, num_envs: usize, options: VecOptions) -> Result<Self> {
+        Self::make_watched(id, overrides, num_envs, options, &mut |_| Ok(()))
+    }
+
+    /// [`VecEnv::make`], calling `on_made` with the number of envs made after each one: an
+    /// error from it stops the construction (the envs made so far are dropped) and is returned.
+    /// What a caller uses to stop a long construction, e.g. Python on Ctrl-C.
+    pub fn make_watched(
+        id: &str,
+        overrides: &Map<String, Value>,
+        num_envs: usize,
+        options: VecOptions,
+        on_made: OnMade<'_>,
+    ) -> Result<Self> {
         let registration = registry::lookup(id)?;
         let spec = registration.spec_for(overrides)?;
         let per_env = u128::from(registration.memory_estimate(overrides)?) + Self::row_bytes(&spec, options);
         check_memory(&format!("{id} vector"), num_envs, (num_envs as u128) * per_env)?;
         let overrides = overrides.clone();
-        Self::from_factory(num_envs, options, Arc::new(move || registration.make(&overrides)))
+        let factory: EnvFactory = Arc::new(move || registration.make(&overrides));
+        let mut venv = Self::new(make_envs(num_envs, &factory, on_made)?, options)?;
+        venv.factory = Some(factory);
+        Ok(venv)
     }
 
     /// A vector of `num_envs` envs made by `factory`, which also makes the env that replaces
     /// one that panicked, at the next full reset.
     pub fn from_factory(num_envs: usize, options: VecOptions, factory: EnvFactory) -> Result<Self> {
-        let envs = (0..num_envs).map(|_| factory()).collect::<Result<Vec<_>>>()?;
-        let mut venv = Self::new(envs, options)?;
+        let mut venv = Self::new(make_envs(num_envs, &factory, &mut |_| Ok(()))?, options)?;
         venv.factory = Some(factory);
         Ok(venv)
     }
