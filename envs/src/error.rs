@@ -109,6 +109,10 @@ pub enum EnvError {
     /// `recv`, `recv` with too few envs in flight, ...); nothing changed.
     #[error("async vector: {0}")]
     AsyncUsage(String),
+    /// The caller stopped a long call (the construction of a vector) before its end, e.g. on
+    /// Ctrl-C; what it had made is dropped.
+    #[error("stopped: {0}")]
+    Stopped(String),
 }
 
 /// Shorthand for results of this crate.

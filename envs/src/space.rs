@@ -41,12 +41,18 @@ impl DType {
     }
 }
 
-/// A box in R^n: per-element bounds, a shape and an element type.
+/// A box in R^n: bounds, a shape and an element type.
+///
+/// Bounds are per element, or *scalar*: one value that holds for every element, as Gymnasium's
+/// `Box(0, 255, shape)`. A scalar bound stores one number whatever the shape, so that an image
+/// space (an Atari frame stack has millions of elements) costs no memory per element; read
+/// bounds through [`BoxSpace::bounds`], [`BoxSpace::low_at`] and [`BoxSpace::high_at`], which
+/// see both forms alike.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BoxSpace {
-    /// Lower bounds, one per element (row-major over `shape`).
+    /// Lower bounds: one per element (row-major over `shape`), or one for every element.
     pub low: Vec<f64>,
-    /// Upper bounds, one per element.
+    /// Upper bounds: one per element, or one for every element.
     pub high: Vec<f64>,
     /// Shape; the flat length is its product.
     pub shape: Vec<usize>,
@@ -67,20 +73,48 @@ impl BoxSpace {
         Self::vector(bound.iter().map(|b| -b).collect(), bound.to_vec())
     }
 
+    /// A box of `shape` whose every element lies in `[low, high]`, with scalar bounds (one
+    /// number each, whatever the shape).
+    pub fn uniform(low: f64, high: f64, shape: Vec<usize>, dtype: DType) -> Self {
+        Self { low: vec![low], high: vec![high], shape, dtype }
+    }
+
+    /// Whether the bounds are scalars that hold for every element (see the type's docs).
+    pub fn has_scalar_bounds(&self) -> bool {
+        self.low.len() == 1 && self.high.len() == 1 && self.len() != 1
+    }
+
+    /// The lower bound of element `k`.
+    #[inline]
+    pub fn low_at(&self, k: usize) -> f64 {
+        if self.low.len() == 1 { self.low[0] } else { self.low[k] }
+    }
+
+    /// The upper bound of element `k`.
+    #[inline]
+    pub fn high_at(&self, k: usize) -> f64 {
+        if self.high.len() == 1 { self.high[0] } else { self.high[k] }
+    }
+
+    /// `(low, high)` of every element, in order, scalar bounds repeated.
+    pub fn bounds(&self) -> impl Iterator<Item = (f64, f64)> + '_ {
+        (0..self.len()).map(|k| (self.low_at(k), self.high_at(k)))
+    }
+
     /// The same box with element type `dtype`.
     pub fn with_dtype(mut self, dtype: DType) -> Self {
         self.dtype = dtype;
         self
     }
 
-    /// Number of elements.
+    /// Number of elements (the product of the shape).
     pub fn len(&self) -> usize {
-        self.low.len()
+        self.shape.iter().product()
     }
 
     /// Whether the box has no elements.
     pub fn is_empty(&self) -> bool {
-        self.low.is_empty()
+        self.len() == 0
     }
 }
 
@@ -196,7 +230,7 @@ impl Space {
             return false;
         }
         match self {
-            Space::Box(b) => x.iter_f64().zip(b.low.iter().zip(&b.high)).all(|(v, (&lo, &hi))| {
+            Space::Box(b) => x.iter_f64().zip(b.bounds()).all(|(v, (lo, hi))| {
                 // A float32 observation may round just outside a float64 bound.
                 let slack = if b.dtype == DType::Float32 { 1e-6 * (1.0 + v.abs()) } else { 0.0 };
                 !v.is_nan() && v >= lo - slack && v <= hi + slack
@@ -292,7 +326,7 @@ impl Space {
     #[inline]
     pub fn box_action<'a>(&self, action: Action<'a>) -> Result<&'a [f32]> {
         if let (Space::Box(b), Action::Float(values)) = (self, action) {
-            if b.dtype == DType::Float32 && values.len() == b.low.len() && values.iter().all(|x| x.is_finite()) {
+            if b.dtype == DType::Float32 && values.len() == b.len() && values.iter().all(|x| x.is_finite()) {
                 return Ok(values);
             }
         }
@@ -338,7 +372,8 @@ impl Space {
                 .map(OwnedAction::Ints)
                 .ok_or_else(|| bad("integers")),
             Space::Box(b) => {
-                let values = list.iter().map(|v| v.as_f64()).collect::<Option<Vec<_>>>().ok_or_else(|| bad("numbers"))?;
+                let values =
+                    list.iter().map(|v| v.as_f64()).collect::<Option<Vec<_>>>().ok_or_else(|| bad("numbers"))?;
                 Ok(match b.dtype {
                     DType::Float64 => OwnedAction::Floats64(values),
                     _ => OwnedAction::Floats(values.iter().map(|&v| v as f32).collect()),
@@ -389,7 +424,7 @@ impl Space {
     pub fn sample<R: rand::Rng + ?Sized>(&self, rng: &mut R) -> OwnedAction {
         match self {
             Space::Box(b) => {
-                let values = b.low.iter().zip(&b.high).map(|(&lo, &hi)| sample_interval(rng, lo, hi));
+                let values = b.bounds().map(|(lo, hi)| sample_interval(rng, lo, hi));
                 match b.dtype {
                     DType::Float64 => OwnedAction::Floats64(values.collect()),
                     _ => OwnedAction::Floats(values.map(|v| v as f32).collect()),
@@ -505,6 +540,36 @@ mod tests {
                 assert!(s.check_action(x.as_action()).is_ok(), "{x:?} not in {s:?}");
             }
         }
+    }
+
+    /// A scalar-bounded box holds two numbers whatever its shape, and reads, checks, samples
+    /// and describes as the same box with per-element bounds.
+    #[test]
+    fn scalar_bounds_act_as_per_element_ones_without_their_memory() {
+        let shape = vec![4, 84, 84];
+        let n: usize = shape.iter().product();
+        let scalar = BoxSpace::uniform(0.0, 255.0, shape.clone(), DType::Uint8);
+        let full = BoxSpace { low: vec![0.0; n], high: vec![255.0; n], shape, dtype: DType::Uint8 };
+        assert_eq!((scalar.low.len(), scalar.high.len()), (1, 1));
+        assert!(scalar.has_scalar_bounds() && !full.has_scalar_bounds());
+        assert_eq!(scalar.len(), n);
+        assert!(scalar.bounds().eq(full.bounds()));
+        assert_eq!((scalar.low_at(n - 1), scalar.high_at(n - 1)), (0.0, 255.0));
+        let (scalar, full) = (Space::Box(scalar), Space::Box(full));
+        assert_eq!(scalar.flat_len(), n);
+        assert_eq!(scalar.describe(), full.describe());
+        let mut pixels = vec![255u8; n];
+        assert!(scalar.contains(ObsRef::U8(&pixels)));
+        pixels.pop();
+        assert!(!scalar.contains(ObsRef::U8(&pixels)), "a row of another length");
+        let floats = Space::Box(BoxSpace::uniform(-1.0, 1.0, vec![2, 3], DType::Float32));
+        assert!(
+            floats.contains(ObsRef::F32(&[0.5; 6])) && !floats.contains(ObsRef::F32(&[0.5, 0.5, 0.5, 0.5, 0.5, 2.0]))
+        );
+        let mut rng = rand_pcg::Pcg64::seed_from_u64(3);
+        let sampled = floats.sample(&mut rng);
+        assert!(floats.check_action(sampled.as_action()).is_ok() && sampled.as_action().len() == 6);
+        assert!(floats.box_action(Action::Float(&[0.0; 6])).is_ok());
     }
 
     #[test]

@@ -294,8 +294,11 @@ pub fn check_bad_actions(id: &str) -> CheckResult {
     let nan_f32 = vec![f32::NAN; n];
     let (nan_f64, inf_f64) = (vec![f64::NAN; n], vec![f64::INFINITY; n]);
     let (long_ints, long_floats, ints) = (vec![0; n + 1], vec![0.0; n + 1], vec![0; n]);
-    let mut bad: Vec<(&str, Action<'_>)> =
-        vec![("too long", Action::Int(&long_ints)), ("too long", Action::Float(&long_floats)), ("empty", Action::Int(&[]))];
+    let mut bad: Vec<(&str, Action<'_>)> = vec![
+        ("too long", Action::Int(&long_ints)),
+        ("too long", Action::Float(&long_floats)),
+        ("empty", Action::Int(&[])),
+    ];
     let (above, below);
     match &space {
         Space::Discrete(d) => {
@@ -420,7 +423,9 @@ pub fn check_snapshot_restore(id: &str) -> CheckResult {
     venv.reset(Some(5)).map_err(|e| e.to_string())?;
     let space = venv.spec().action_space.clone();
     let batches: Vec<ActionBatch> = (0..20).map(|k| ActionBatch::new(&action_sequence(&space, k, 3))).collect();
-    let step = |v: &mut VecEnv, k: usize| v.step(batches[k].action(&space)).map(|_| v.batch().clone()).map_err(|e| e.to_string());
+    let step = |v: &mut VecEnv, k: usize| {
+        v.step(batches[k].action(&space)).map(|_| v.batch().clone()).map_err(|e| e.to_string())
+    };
     for k in 0..10 {
         step(&mut venv, k)?;
     }
@@ -465,7 +470,9 @@ pub fn check_masked_reset(id: &str) -> CheckResult {
         let ol = venv.spec().obs_len();
         for i in 1..4 {
             if after.obs.row(i, ol) != before.obs.row(i, ol) || after.reward[i] != before.reward[i] {
-                return Err(format!("{id}: a masked reset changed row {i}, which it did not reset ({workers} workers)"));
+                return Err(format!(
+                    "{id}: a masked reset changed row {i}, which it did not reset ({workers} workers)"
+                ));
             }
         }
         let obs_space = &venv.spec().observation_space;
@@ -528,11 +535,21 @@ pub struct BytePatternConfig {
     /// That panic's payload panics again when dropped (default false): a panic that escapes
     /// the engine's `catch_unwind`.
     pub panic_escapes: bool,
+    /// Milliseconds each construction sleeps (default 0): a stand-in for an env that is slow to
+    /// make (an emulator loading its game), for tests that stop a long vector construction.
+    pub make_delay_ms: u64,
 }
 
 impl Default for BytePatternConfig {
     fn default() -> Self {
-        Self { shape: vec![2, 3, 4], episode_length: 10, panic_on: None, panic_tears: false, panic_escapes: false }
+        Self {
+            shape: vec![2, 3, 4],
+            episode_length: 10,
+            panic_on: None,
+            panic_tears: false,
+            panic_escapes: false,
+            make_delay_ms: 0,
+        }
     }
 }
 
@@ -580,9 +597,7 @@ impl crate::env::Registered for BytePattern {
     type Config = BytePatternConfig;
 
     fn spec(config: &BytePatternConfig) -> crate::Result<crate::env::EnvSpec> {
-        let len: usize = config.shape.iter().product();
-        let mut space = crate::space::BoxSpace::vector(vec![0.0; len], vec![255.0; len]).with_dtype(DType::Uint8);
-        space.shape = config.shape.clone();
+        let space = crate::space::BoxSpace::uniform(0.0, 255.0, config.shape.clone(), DType::Uint8);
         Ok(crate::env::EnvSpec {
             id: Self::ID.into(),
             observation_space: Space::Box(space),
@@ -595,6 +610,7 @@ impl crate::env::Registered for BytePattern {
     }
 
     fn new(config: BytePatternConfig) -> crate::Result<Self> {
+        std::thread::sleep(std::time::Duration::from_millis(config.make_delay_ms));
         let spec = <Self as crate::env::Registered>::spec(&config)?;
         Ok(Self { config, spec, rng: crate::rng::EnvRng::default(), offset: 0, steps: 0, started: false, torn: false })
     }
@@ -624,7 +640,11 @@ impl Env for BytePattern {
             None => None,
         };
         if let Some(key) = options.params.keys().next() {
-            return Err(EnvError::UnknownField { context: Self::ID_CONTEXT.into(), field: key.clone(), known: "(none)".into() });
+            return Err(EnvError::UnknownField {
+                context: Self::ID_CONTEXT.into(),
+                field: key.clone(),
+                known: "(none)".into(),
+            });
         }
         self.rng.reseed(seed);
         (self.offset, self.steps) = state.unwrap_or_else(|| (self.rng.uniform(0.0, 255.0) as u8, 0));
@@ -651,7 +671,11 @@ impl Env for BytePattern {
         }
         self.steps += 1;
         self.write(obs, a);
-        Ok(crate::env::Step { reward: a as f64, terminated: self.steps >= self.config.episode_length, truncated: false })
+        Ok(crate::env::Step {
+            reward: a as f64,
+            terminated: self.steps >= self.config.episode_length,
+            truncated: false,
+        })
     }
 
     fn write_extras(&self, out: &mut [f64]) {
@@ -665,7 +689,11 @@ impl Env for BytePattern {
     fn set_params(&mut self, params: &Map<String, Value>) -> crate::Result<()> {
         match params.keys().next() {
             None => Ok(()),
-            Some(key) => Err(EnvError::UnknownField { context: Self::ID_CONTEXT.into(), field: key.clone(), known: "(none)".into() }),
+            Some(key) => Err(EnvError::UnknownField {
+                context: Self::ID_CONTEXT.into(),
+                field: key.clone(),
+                known: "(none)".into(),
+            }),
         }
     }
 

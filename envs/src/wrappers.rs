@@ -324,7 +324,7 @@ impl<E: Env> Env for ClipAction<E> {
     fn step(&mut self, action: Action<'_>, obs: ObsMut<'_>) -> Result<Step> {
         let values = self.scratch.read(&self.spec.action_space, action)?;
         for (k, v) in values.iter_mut().enumerate() {
-            *v = v.clamp(self.bounds.low[k], self.bounds.high[k]);
+            *v = v.clamp(self.bounds.low_at(k), self.bounds.high_at(k));
         }
         self.inner.step(self.scratch.action(), obs)
     }
@@ -337,7 +337,7 @@ impl<E: Env> Env for RescaleAction<E> {
         let values = self.scratch.read(&self.spec.action_space, action)?;
         let span = self.max - self.min;
         for (k, v) in values.iter_mut().enumerate() {
-            let (lo, hi) = (self.bounds.low[k], self.bounds.high[k]);
+            let (lo, hi) = (self.bounds.low_at(k), self.bounds.high_at(k));
             *v = lo + (hi - lo) * ((*v - self.min) / span);
         }
         self.inner.step(self.scratch.action(), obs)

@@ -6,7 +6,9 @@ use keel_envs::atari::{self, AtariConfig, AtariEnv, Preset, ROMS};
 use keel_envs::config::{FieldError, Validate};
 use keel_envs::registry::{entry, register};
 use keel_envs::testing::CHECKS;
-use keel_envs::{Action, Env, EnvError, EnvSpec, EpisodeCount, ObsMut, Registered, ResetOptions, Step, VecEnv, VecOptions, make};
+use keel_envs::{
+    Action, Env, EnvError, EnvSpec, EpisodeCount, ObsMut, Registered, ResetOptions, Step, VecEnv, VecOptions, make,
+};
 use serde_json::{Map, Value, json};
 
 fn config(v: Value) -> Map<String, Value> {
@@ -57,13 +59,19 @@ fn plain_v5_is_gymnasiums_ale_v5() {
 fn bad_input_is_a_clear_error() {
     setup();
     let unknown = make("keel/Pongg-v5", &Map::new()).err();
-    assert!(matches!(&unknown, Some(EnvError::UnknownEnv { known, .. }) if known.contains("keel/Pong-v5")), "{unknown:?}");
+    assert!(
+        matches!(&unknown, Some(EnvError::UnknownEnv { known, .. }) if known.contains("keel/Pong-v5")),
+        "{unknown:?}"
+    );
     let typo = make("keel/Pong-v5", &config(json!({"preset": "gymnasium", "noop_maxx": 3}))).err();
     assert!(matches!(&typo, Some(EnvError::UnknownField { field, .. }) if field == "noop_maxx"), "{typo:?}");
     let preset = make("keel/Pong-v5", &config(json!({"preset": "atari-py"}))).err();
     assert!(matches!(&preset, Some(EnvError::InvalidField { field, .. }) if field == "preset"), "{preset:?}");
     let mode = make("keel/Pong-v5", &config(json!({"mode": 99}))).err();
-    assert!(matches!(&mode, Some(EnvError::InvalidField { field, message, .. }) if field == "mode" && message.contains("modes")), "{mode:?}");
+    assert!(
+        matches!(&mode, Some(EnvError::InvalidField { field, message, .. }) if field == "mode" && message.contains("modes")),
+        "{mode:?}"
+    );
     let fire = make("keel/Pong-v5", &config(json!({"preset": "gymnasium", "fire_reset": true}))).err();
     assert!(matches!(&fire, Some(EnvError::InvalidField { field, .. }) if field == "fire_reset"), "{fire:?}");
     let no_fire = make("keel/Freeway-v5", &config(json!({"preset": "cleanrl", "fire_reset": true}))).err();
@@ -169,14 +177,20 @@ fn trajectory(id: &str, overrides: &Map<String, Value>, seed: u64, steps: usize)
     let mut obs = env.spec().obs_buffer(1);
     assert!(env.reset(Some(seed), &ResetOptions::default(), obs.as_mut()).is_ok());
     let mut out = Vec::new();
-    let n = match env.spec().action_space { keel_envs::Space::Discrete(d) => d.n, _ => 1 };
+    let n = match env.spec().action_space {
+        keel_envs::Space::Discrete(d) => d.n,
+        _ => 1,
+    };
     for t in 0..steps {
         let a = (t as i64 * 7 + 3) % n;
         let Ok(s) = env.step(Action::Int(&[a]), obs.as_mut()) else { panic!("step") };
         if s.terminated || s.truncated {
             assert!(env.reset(None, &ResetOptions::default(), obs.as_mut()).is_ok());
         }
-        let bytes = match &obs { keel_envs::ObsBuf::U8(v) => v.clone(), _ => Vec::new() };
+        let bytes = match &obs {
+            keel_envs::ObsBuf::U8(v) => v.clone(),
+            _ => Vec::new(),
+        };
         out.push((bytes, s.reward, s.terminated, s.truncated));
     }
     out
@@ -193,7 +207,10 @@ fn seeded_rollouts_repeat_and_seeds_matter() {
         }
         let a = trajectory("keel/Breakout-v5", &overrides, 11, 300);
         assert!(a == trajectory("keel/Breakout-v5", &overrides, 11, 300), "{preset}: same seed, another trajectory");
-        assert!(a != trajectory("keel/Breakout-v5", &overrides, 12, 300), "{preset}: seeds 11 and 12 give one trajectory");
+        assert!(
+            a != trajectory("keel/Breakout-v5", &overrides, 12, 300),
+            "{preset}: seeds 11 and 12 give one trajectory"
+        );
     }
 }
 
@@ -230,7 +247,8 @@ fn conformance_suite_holds_for_every_preset() {
 /// Random play on Breakout with `preset`: returns (episodes reported, their returns, the raw
 /// rewards summed over those games, lives-lost terminations).
 fn random_play(preset: &str, steps: usize) -> (Vec<f64>, Vec<f64>, usize) {
-    let Ok(mut vec) = VecEnv::make("keel/Breakout-v5", &config(json!({"preset": preset})), 2, VecOptions::default()) else {
+    let Ok(mut vec) = VecEnv::make("keel/Breakout-v5", &config(json!({"preset": preset})), 2, VecOptions::default())
+    else {
         panic!("make");
     };
     assert!(vec.reset(Some(3)).is_ok());
@@ -267,4 +285,18 @@ fn episode_statistics_count_whole_games_unclipped() {
     // unclipped score of the whole game.
     assert!(terminations >= 4 * returns.len(), "{terminations} terminations, {} games", returns.len());
     assert_eq!(returns, raw_sums);
+}
+
+/// A uint8 frame's bounds are two scalars, not two float64 per pixel: the spec of the largest
+/// observation (4.9 MB) serialises in well under a kilobyte (`keel list --json` holds 104 such).
+#[test]
+fn an_atari_spec_holds_scalar_bounds() {
+    setup();
+    let big = config(json!({"preset": "gymnasium", "stack_size": 64, "screen_size": 160, "grayscale_obs": false}));
+    let spec =
+        keel_envs::registry::lookup("keel/Pong-v5").and_then(|r| r.spec_for(&big)).unwrap_or_else(|e| panic!("{e}"));
+    let keel_envs::Space::Box(b) = &spec.observation_space else { panic!("not a Box") };
+    assert!(b.has_scalar_bounds() && b.len() == 64 * 160 * 160 * 3);
+    let json = serde_json::to_string(&spec).unwrap_or_default();
+    assert!(json.len() < 1024, "{} bytes of spec JSON", json.len());
 }

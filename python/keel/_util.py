@@ -12,15 +12,24 @@ from gymnasium import spaces
 _F32_MAX = float(np.finfo(np.float32).max)
 
 
+def _bounds(values: list[float], shape: tuple[int, ...]) -> np.ndarray:
+    """Per-element bounds of ``shape``: ``values`` reshaped, or its one value broadcast."""
+    array = np.array(values, dtype=np.float64)
+    if array.size == 1:
+        return np.full(shape, array[0])
+    return array.reshape(shape)
+
+
 def space_from_spec(spec: dict[str, Any]) -> spaces.Space:
     """The Gymnasium space described by a Keel space (as serialised by the Rust core)."""
     kind = spec["type"]
     if kind == "box":
         dtype = np.dtype(spec["dtype"])
         shape = tuple(spec["shape"])
-        # JSON has no infinities: the core writes unbounded directions as null.
-        low = np.array([-np.inf if v is None else v for v in spec["low"]], dtype=np.float64).reshape(shape)
-        high = np.array([np.inf if v is None else v for v in spec["high"]], dtype=np.float64).reshape(shape)
+        # JSON has no infinities: the core writes unbounded directions as null. A bound of one
+        # value holds for every element (a scalar bound, as an image space's).
+        low = _bounds([-np.inf if v is None else v for v in spec["low"]], shape)
+        high = _bounds([np.inf if v is None else v for v in spec["high"]], shape)
         if dtype == np.float32:
             # Bounds at float32's limits mean "unbounded" too (Gymnasium's CartPole uses them).
             low = np.where(low <= -_F32_MAX, -np.inf, low)

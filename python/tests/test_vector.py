@@ -366,3 +366,16 @@ def test_pickle_and_close_twice():
     np.testing.assert_array_equal(envs.reset(seed=1)[0], clone.reset(seed=1)[0])
     envs.close()
     envs.close()
+
+
+def test_scalar_box_bounds_become_gymnasium_arrays():
+    # The core sends an image space's bounds as one value each (not one per pixel); the
+    # Gymnasium space has them per element, as Box(0, 255, shape) does.
+    keel.register_test_envs()
+    env = gym.make("keel-test/BytePattern-v0", shape=[4, 8, 8])
+    space = env.observation_space
+    assert space.shape == (4, 8, 8) and space.dtype == np.uint8
+    assert space.low.shape == (4, 8, 8) and (space.low == 0).all() and (space.high == 255).all()
+    assert space == gym.spaces.Box(0, 255, (4, 8, 8), np.uint8)
+    assert space.contains(env.reset(seed=1)[0])
+    env.close()

@@ -90,6 +90,26 @@ pub struct AreaResize {
 }
 
 impl AreaResize {
+    /// Bytes of the tables and scratch rows this resize holds on the heap (the Atari memory
+    /// estimate counts them).
+    pub fn heap_bytes(&self) -> usize {
+        fn bytes<T>(v: &Vec<T>) -> usize {
+            v.capacity() * std::mem::size_of::<T>()
+        }
+        #[cfg(target_arch = "x86_64")]
+        let vector = self.vector.as_ref().map_or(0, vbmi::Horizontal::heap_bytes);
+        #[cfg(not(target_arch = "x86_64"))]
+        let vector = 0;
+        bytes(&self.xtaps)
+            + bytes(&self.windows)
+            + bytes(&self.ytab)
+            + bytes(&self.block)
+            + bytes(&self.tile)
+            + bytes(&self.hsum)
+            + bytes(&self.sum)
+            + vector
+    }
+
     /// The resize of `(height, width)` images with `channels` interleaved channels to
     /// `(out_height, out_width)`. Only shrinking (each output size at most the input size) is
     /// supported, which is what the Atari wrappers do.
@@ -309,6 +329,11 @@ mod vbmi {
     }
 
     impl Horizontal {
+        /// Bytes of its steps on the heap.
+        pub(super) fn heap_bytes(&self) -> usize {
+            self.steps.capacity() * std::mem::size_of::<Step>()
+        }
+
         /// The vector pass for these windows of `width`-pixel rows, if the CPU has AVX-512
         /// VBMI and every step's windows fit in the 64 bytes it loads.
         pub(super) fn new(windows: &[(u32, [f32; WINDOW])], width: usize) -> Option<Self> {

@@ -36,14 +36,17 @@
 
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::{JoinHandle, Thread};
+use std::thread::JoinHandle;
+
+use crossbeam::sync::{Parker, Unparker};
+use crossbeam::utils::Backoff;
 
 use serde_json::{Map, Value};
 
 use super::rows::SharedBatch;
 use super::{
-    AutoresetMode, Batch, BatchView, Chunk, Command, EnvFactory, OptionsFor, Seeds, VecEnv, VecOptions, common_spec, lock,
-    poison_cause, run_chunk,
+    AutoresetMode, Batch, BatchView, Chunk, Command, EnvFactory, OnMade, OptionsFor, Seeds, VecEnv, VecOptions,
+    check_memory, check_reset_counts, common_spec, lock, make_envs, poison_cause, run_chunk,
 };
 use crate::env::{Env, EnvSpec};
 use crate::error::{EnvError, Result};
@@ -51,15 +54,6 @@ use crate::obs::ObsRef;
 use crate::registry;
 use crate::sampler::{EpisodeEnd, ResetSampler};
 use crate::space::Action;
-
-/// Spins of an idle worker before it yields, and yields before it parks. Shorter than the sync
-/// pool's: an async worker is idle only when every env is waiting for the caller, who then
-/// needs the core more than a spinning worker does.
-const WORKER_SPINS: u32 = 1 << 10;
-const WORKER_YIELDS: u32 = 8;
-/// Spins of the caller waiting in `recv` before it yields, and yields before it parks.
-const CALLER_SPINS: u32 = 1 << 8;
-const CALLER_YIELDS: u32 = 4;
 
 /// State shared by the caller and the workers.
 struct Shared {
@@ -88,8 +82,8 @@ struct Shared {
     failure: Mutex<Option<EnvError>>,
     failed: AtomicBool,
     parked_workers: AtomicUsize,
-    caller_waiting: AtomicBool,
-    caller: Mutex<Option<Thread>>,
+    /// Wakes the caller parked in `recv` (an unpark before the park makes the park return).
+    caller: Unparker,
     shutdown: AtomicBool,
 }
 
@@ -177,17 +171,15 @@ impl Shared {
     }
 
     fn wake_caller(&self) {
-        if self.caller_waiting.load(Ordering::SeqCst) {
-            if let Some(t) = self.caller.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
-                t.unpark();
-            }
-        }
+        self.caller.unpark();
     }
 }
 
 fn worker_loop(shared: Arc<Shared>, stage: SharedBatch) {
     loop {
-        let mut waits = 0u32;
+        // An async worker is idle only when every env waits for the caller, who then needs the
+        // core more than a spinning worker does: spin briefly, yield, then park.
+        let backoff = Backoff::new();
         let id = loop {
             if shared.shutdown.load(Ordering::Acquire) {
                 return;
@@ -195,11 +187,8 @@ fn worker_loop(shared: Arc<Shared>, stage: SharedBatch) {
             if let Some(id) = shared.claim() {
                 break id;
             }
-            waits = waits.saturating_add(1);
-            if waits < WORKER_SPINS {
-                std::hint::spin_loop();
-            } else if waits < WORKER_SPINS + WORKER_YIELDS {
-                std::thread::yield_now();
+            if !backoff.is_completed() {
+                backoff.snooze();
             } else {
                 // Announce first, then look again: a `send` that published before the
                 // announcement is seen here, one after it sees the announcement and unparks.
@@ -248,6 +237,8 @@ pub struct AsyncVecEnv {
     /// Makes the env that replaces one that panicked, at the next `async_reset` (`None`: envs
     /// given by value, which cannot be replaced).
     factory: Option<EnvFactory>,
+    /// Where the caller waits in `recv` for the workers (`Shared::caller` unparks it).
+    parker: Parker,
 }
 
 impl AsyncVecEnv {
@@ -260,6 +251,20 @@ impl AsyncVecEnv {
         batch_size: usize,
         options: VecOptions,
     ) -> Result<Self> {
+        Self::make_watched(id, overrides, num_envs, batch_size, options, &mut |_| Ok(()))
+    }
+
+    /// [`AsyncVecEnv::make`], calling `on_made` with the number of envs made after each one:
+    /// an error from it stops the construction (the envs made so far are dropped) and is
+    /// returned (see [`VecEnv::make_watched`]).
+    pub fn make_watched(
+        id: &str,
+        overrides: &Map<String, Value>,
+        num_envs: usize,
+        batch_size: usize,
+        options: VecOptions,
+        on_made: OnMade<'_>,
+    ) -> Result<Self> {
         check_shape(num_envs, batch_size, options)?;
         let registration = registry::lookup(id)?;
         let spec = registration.spec_for(overrides)?;
@@ -267,15 +272,10 @@ impl AsyncVecEnv {
         let per_env = u128::from(registration.memory_estimate(overrides)?) + row;
         let slots = num_slots(num_envs, batch_size) as u128;
         let bytes = (num_envs as u128) * per_env + slots * row;
-        crate::memory::check("num_envs", num_envs as u128, bytes).map_err(|e| EnvError::InvalidField {
-            context: format!("{id} async vector"),
-            field: e.field.into(),
-            message: e.message,
-        })?;
+        check_memory(&format!("{id} async vector"), num_envs, bytes)?;
         let overrides = overrides.clone();
         let factory: EnvFactory = Arc::new(move || registration.make(&overrides));
-        let envs = (0..num_envs).map(|_| factory()).collect::<Result<Vec<_>>>()?;
-        let mut venv = Self::new(envs, batch_size, options)?;
+        let mut venv = Self::new(make_envs(num_envs, &factory, on_made)?, batch_size, options)?;
         venv.factory = Some(factory);
         Ok(venv)
     }
@@ -292,6 +292,7 @@ impl AsyncVecEnv {
         let blocks = slots / batch_size;
         let stage = || Batch::new(1, &spec, mode).map(|b| SharedBatch::new(b, 1));
         let table = (0..blocks).map(|_| new_block(batch_size, &spec, mode)).collect::<Result<Vec<_>>>()?;
+        let parker = Parker::new();
         let shared = Arc::new(Shared {
             envs: chunks.into(),
             queue: (0..num_envs).map(|_| AtomicUsize::new(0)).collect(),
@@ -307,8 +308,7 @@ impl AsyncVecEnv {
             failure: Mutex::new(None),
             failed: AtomicBool::new(false),
             parked_workers: AtomicUsize::new(0),
-            caller_waiting: AtomicBool::new(false),
-            caller: Mutex::new(None),
+            caller: parker.unparker().clone(),
             shutdown: AtomicBool::new(false),
         });
         let workers = options.workers.min(num_envs);
@@ -335,6 +335,7 @@ impl AsyncVecEnv {
             sampler: None,
             poisoned: None,
             factory: None,
+            parker,
         };
         for w in 0..workers {
             let (shared, stage) = (Arc::clone(&venv.shared), stage()?);
@@ -426,16 +427,7 @@ impl AsyncVecEnv {
     /// and their results are dropped. Clears a poisoned vector.
     pub fn async_reset(&mut self, seeds: Seeds<'_>, options: OptionsFor<'_>) -> Result<()> {
         let n = self.num_envs;
-        if let Seeds::PerEnv(s) = seeds {
-            if s.len() != n {
-                return Err(EnvError::BatchShape(format!("{} seeds for {n} envs", s.len())));
-            }
-        }
-        if let OptionsFor::PerEnv(o) = options {
-            if o.len() != n {
-                return Err(EnvError::BatchShape(format!("{} sets of reset options for {n} envs", o.len())));
-            }
-        }
+        check_reset_counts(seeds, options, n)?;
         self.drain();
         let shared = &*self.shared;
         // An env that panicked is not reset but replaced (its state may be torn), as the sync
@@ -444,19 +436,11 @@ impl AsyncVecEnv {
             lock(chunk).replace_panicked(self.factory.as_ref(), &self.spec)?;
         }
         for i in 0..n {
-            let chosen = match options {
-                OptionsFor::All(o) => Some(o.clone()),
-                OptionsFor::PerEnv(o) => Some(o[i].clone()),
-                OptionsFor::Sampler => self.sampler.as_mut().map(|s| s.sample(i)),
-            };
+            let chosen = options.of(i, self.sampler.as_mut());
             let mut chunk = lock(&shared.envs[i]);
             chunk.command = Command::Reset;
             chunk.reset_mask[0] = true;
-            chunk.seeds[0] = match seeds {
-                Seeds::Continue => None,
-                Seeds::Base(s) => Some(s.wrapping_add(i as u64)),
-                Seeds::PerEnv(s) => Some(s[i]),
-            };
+            chunk.seeds[0] = seeds.of(i);
             chunk.pending[0] = chosen;
         }
         // No task runs now (drained): start the output ring afresh.
@@ -488,14 +472,9 @@ impl AsyncVecEnv {
                 shared.run_guarded(id, stage);
             }
         }
-        let mut waits = 0u32;
+        let backoff = Backoff::new();
         while shared.finished.load(Ordering::SeqCst) < self.sent {
-            waits = waits.saturating_add(1);
-            if waits < CALLER_SPINS {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
+            backoff.snooze();
         }
     }
 
@@ -656,23 +635,14 @@ impl AsyncVecEnv {
                 shared.run_guarded(id, stage);
             }
         } else {
-            let mut waits = 0u32;
+            let backoff = Backoff::new();
             while !done() {
-                waits = waits.saturating_add(1);
-                if waits < CALLER_SPINS {
-                    std::hint::spin_loop();
-                } else if waits < CALLER_SPINS + CALLER_YIELDS {
-                    std::thread::yield_now();
+                if backoff.is_completed() {
+                    // A worker unparks the caller after it fills a block or fails, and an
+                    // unpark that comes before this park makes it return at once.
+                    self.parker.park();
                 } else {
-                    // As the workers' parking: announce, look again, then park.
-                    *shared.caller.lock().unwrap_or_else(PoisonError::into_inner) = Some(std::thread::current());
-                    shared.caller_waiting.store(true, Ordering::SeqCst);
-                    let ready =
-                        shared.filled[block].load(Ordering::SeqCst) >= b || shared.failed.load(Ordering::SeqCst);
-                    if !ready {
-                        std::thread::park();
-                    }
-                    shared.caller_waiting.store(false, Ordering::SeqCst);
+                    backoff.snooze();
                 }
             }
         }
@@ -735,13 +705,7 @@ fn report_and_resample(sampler: &mut dyn ResetSampler, envs: &[Mutex<Chunk>], vi
 
 impl Drop for AsyncVecEnv {
     fn drop(&mut self) {
-        self.shared.shutdown.store(true, Ordering::SeqCst);
-        for t in &self.threads {
-            t.thread().unpark();
-        }
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
+        super::pool::stop_workers(&self.shared.shutdown, &mut self.threads);
     }
 }
 

@@ -38,751 +38,49 @@
 //! the first `batch_size` that finished, with their ids), built on the same per-env stepping.
 
 mod async_env;
+mod chunk;
+mod pool;
 mod rows;
+mod types;
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::{Builder, JoinHandle};
+use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::env::{Env, EnvSpec, EpisodeCount, ResetOptions};
+use crate::env::{Env, EnvSpec, ResetOptions};
 use crate::error::{EnvError, Result};
-use crate::obs::{ObsBuf, ObsRef};
+use crate::obs::ObsBuf;
 use crate::registry;
 use crate::sampler::{EpisodeEnd, ResetSampler};
-use crate::space::{Action, DType, Space};
+use crate::space::Action;
 pub use async_env::{AsyncVecEnv, HeldBatch};
-use rows::{Rows, SharedBatch};
+use chunk::{Chunk, Command, common_spec, lock, poison_cause, run_chunk};
+use pool::{Pool, spawn_worker};
+use types::check_reset_counts;
+pub use types::{AutoresetMode, Batch, BatchView, OptionsFor, Seeds, VecOptions};
 
-/// What happens when a sub-env's episode ends (Gymnasium's `AutoresetMode`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AutoresetMode {
-    /// The ending step returns the terminal observation; the *next* step ignores that env's
-    /// action, resets it and returns the reset observation with reward 0 and both flags false
-    /// (Gymnasium 1.x default).
-    #[default]
-    NextStep,
-    /// The ending step resets the env at once and returns the reset observation; the terminal
-    /// observation is kept in [`Batch::final_obs`] with [`Batch::has_final_obs`] set (the
-    /// Stable-Baselines3 convention).
-    SameStep,
-    /// No autoreset: finished envs must be reset by mask ([`VecEnv::reset_with`]); stepping
-    /// one before that is an error.
-    Disabled,
-}
+/// Called with the number of envs made so far after each env a vector makes; an error stops
+/// the construction ([`VecEnv::make_watched`], [`AsyncVecEnv::make_watched`]).
+pub type OnMade<'a> = &'a mut dyn FnMut(usize) -> Result<()>;
 
-impl FromStr for AutoresetMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().replace('-', "_").as_str() {
-            "next_step" | "nextstep" => Ok(Self::NextStep),
-            "same_step" | "samestep" => Ok(Self::SameStep),
-            "disabled" => Ok(Self::Disabled),
-            _ => Err(format!("unknown autoreset mode `{s}` (next_step, same_step, disabled)")),
-        }
+/// `num_envs` envs from `factory`, `on_made` heard after each (its error stops and drops them).
+fn make_envs(num_envs: usize, factory: &EnvFactory, on_made: OnMade<'_>) -> Result<Vec<Box<dyn Env>>> {
+    let mut envs = Vec::with_capacity(num_envs);
+    for made in 1..=num_envs {
+        envs.push(factory()?);
+        on_made(made)?;
     }
+    Ok(envs)
 }
 
-/// How a [`VecEnv`] runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VecOptions {
-    /// 0: serial on the calling thread; `W >= 1`: a pool of `W` workers, the calling thread
-    /// being one of them (capped at `num_envs`).
-    pub workers: usize,
-    /// Autoreset behaviour.
-    pub autoreset_mode: AutoresetMode,
-}
-
-impl Default for VecOptions {
-    fn default() -> Self {
-        Self { workers: 0, autoreset_mode: AutoresetMode::NextStep }
-    }
-}
-
-/// Seeds of a vector reset.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Seeds<'a> {
-    /// Continue every env's stream.
-    Continue,
-    /// Env `i` gets `base + i`.
-    Base(u64),
-    /// One seed per env.
-    PerEnv(&'a [u64]),
-}
-
-/// Reset options of a vector reset.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum OptionsFor<'a> {
-    /// The installed sampler's options for each env (defaults without a sampler).
-    Sampler,
-    /// The same options for every reset env.
-    All(&'a ResetOptions),
-    /// One set of options per env (`num_envs` of them; rows of envs not reset are ignored).
-    PerEnv(&'a [ResetOptions]),
-}
-
-/// The results of the last vector call, one row per env. Allocated once; every call rewrites
-/// the rows of the envs it touched (a masked reset leaves the other rows as they were).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Batch {
-    /// Observations, `num_envs * obs_len` values of the space's type, row `i` for env `i`.
-    pub obs: ObsBuf,
-    /// Rewards.
-    pub reward: Vec<f64>,
-    /// Terminated flags.
-    pub terminated: Vec<bool>,
-    /// Truncated flags.
-    pub truncated: Vec<bool>,
-    /// Per-step extras, `num_envs * spec.extras.len()`, row `i` for env `i` (of the reset, for
-    /// an env reset this call).
-    pub extras: Vec<f64>,
-    /// `SameStep` only: terminal observations of envs reset this step (else empty).
-    pub final_obs: ObsBuf,
-    /// `SameStep` only: extras of the terminal steps of envs reset this step (else empty).
-    pub final_extras: Vec<f64>,
-    /// `SameStep` only: which rows of `final_obs` are set this step.
-    pub has_final_obs: Vec<bool>,
-    /// Return of the episode that ended this step (0 where `episode_done` is false).
-    pub episode_return: Vec<f64>,
-    /// Length of the episode that ended this step (0 where `episode_done` is false).
-    pub episode_length: Vec<u64>,
-    /// Which envs ended an episode this step.
-    pub episode_done: Vec<bool>,
-}
-
-impl Batch {
-    /// The batch of `num_envs` envs of `spec`; the buffers whose size the user chose are
-    /// allocated fallibly.
-    fn new(num_envs: usize, spec: &EnvSpec, mode: AutoresetMode) -> Result<Self> {
-        let same_step = mode == AutoresetMode::SameStep;
-        let extras = num_envs * spec.extras_len();
-        let obs_len = |rows: usize| rows.saturating_mul(spec.obs_len());
-        let finals = if same_step { num_envs } else { 0 };
-        Ok(Self {
-            obs: ObsBuf::try_zeros(spec.obs_dtype(), obs_len(num_envs))?,
-            reward: vec![0.0; num_envs],
-            terminated: vec![false; num_envs],
-            truncated: vec![false; num_envs],
-            extras: crate::memory::try_filled(extras, 0.0, "extras buffer")?,
-            final_obs: ObsBuf::try_zeros(spec.obs_dtype(), obs_len(finals))?,
-            final_extras: vec![0.0; if same_step { extras } else { 0 }],
-            has_final_obs: vec![false; num_envs],
-            episode_return: vec![0.0; num_envs],
-            episode_length: vec![0; num_envs],
-            episode_done: vec![false; num_envs],
-        })
-    }
-}
-
-/// Read-only rows of a batch: the whole [`Batch`] of a sync vector ([`Batch::view`], row `i`
-/// for env `i`), or one batch of an async vector ([`AsyncVecEnv::recv`], row `k` for env
-/// `env_ids[k]`). Fields as [`Batch`]'s.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct BatchView<'a> {
-    /// Observations, one row per env of the view.
-    pub obs: ObsRef<'a>,
-    /// Rewards.
-    pub reward: &'a [f64],
-    /// Terminated flags.
-    pub terminated: &'a [bool],
-    /// Truncated flags.
-    pub truncated: &'a [bool],
-    /// Per-step extras, `spec.extras.len()` per row.
-    pub extras: &'a [f64],
-    /// `SameStep` only: terminal observations (else empty).
-    pub final_obs: ObsRef<'a>,
-    /// `SameStep` only: extras of the terminal steps (else empty).
-    pub final_extras: &'a [f64],
-    /// `SameStep` only: which rows of `final_obs` are set.
-    pub has_final_obs: &'a [bool],
-    /// Return of the episode that ended at this row's step (0 where `episode_done` is false).
-    pub episode_return: &'a [f64],
-    /// Length of that episode.
-    pub episode_length: &'a [u64],
-    /// Which rows ended an episode.
-    pub episode_done: &'a [bool],
-    /// The env of each row (async); empty for a sync batch, whose row `i` is env `i`.
-    pub env_ids: &'a [usize],
-}
-
-impl BatchView<'_> {
-    /// Rows in the view.
-    pub fn len(&self) -> usize {
-        self.reward.len()
-    }
-
-    /// Whether the view has no rows.
-    pub fn is_empty(&self) -> bool {
-        self.reward.is_empty()
-    }
-
-    /// The env of row `k`.
-    pub fn env_id(&self, k: usize) -> usize {
-        self.env_ids.get(k).copied().unwrap_or(k)
-    }
-}
-
-impl Batch {
-    /// The whole batch as a [`BatchView`] (no env ids: row `i` is env `i`).
-    pub fn view(&self) -> BatchView<'_> {
-        BatchView {
-            obs: self.obs.as_ref(),
-            reward: &self.reward,
-            terminated: &self.terminated,
-            truncated: &self.truncated,
-            extras: &self.extras,
-            final_obs: self.final_obs.as_ref(),
-            final_extras: &self.final_extras,
-            has_final_obs: &self.has_final_obs,
-            episode_return: &self.episode_return,
-            episode_length: &self.episode_length,
-            episode_done: &self.episode_done,
-            env_ids: &[],
-        }
-    }
-}
-
-/// The actions of a block, in the action space's type.
-enum ActionRows {
-    Int(Vec<i64>),
-    F32(Vec<f32>),
-    F64(Vec<f64>),
-}
-
-impl ActionRows {
-    fn new(space: &Space, len: usize) -> Self {
-        match space {
-            Space::Box(b) if b.dtype == DType::Float64 => ActionRows::F64(vec![0.0; len]),
-            Space::Box(_) => ActionRows::F32(vec![0.0; len]),
-            _ => ActionRows::Int(vec![0; len]),
-        }
-    }
-
-    /// Copies rows of `actions` in. The callers have checked the batch against the space, so
-    /// the actions are of the kind the rows hold (or `float32` for `float64` rows, widened).
-    /// Rows of any other kind take the actions as they come, in their own type, so that every
-    /// env is handed exactly what was sent (and rejects it itself); no row is left stale.
-    fn fill(&mut self, actions: Action<'_>, rows: std::ops::Range<usize>) {
-        match (&mut *self, actions) {
-            (ActionRows::Int(out), Action::Int(a)) => out.copy_from_slice(&a[rows]),
-            (ActionRows::F32(out), Action::Float(a)) => out.copy_from_slice(&a[rows]),
-            (ActionRows::F64(out), Action::Float64(a)) => out.copy_from_slice(&a[rows]),
-            (ActionRows::F64(out), Action::Float(a)) => {
-                out.iter_mut().zip(&a[rows]).for_each(|(o, &v)| *o = f64::from(v));
-            }
-            // Allocates, but only for a kind of action that `check_batch` refuses.
-            (_, Action::Int(a)) => *self = ActionRows::Int(a[rows].to_vec()),
-            (_, Action::Float(a)) => *self = ActionRows::F32(a[rows].to_vec()),
-            (_, Action::Float64(a)) => *self = ActionRows::F64(a[rows].to_vec()),
-        }
-    }
-
-    #[inline(always)]
-    fn row(&self, k: usize, width: usize) -> Action<'_> {
-        let r = k * width..(k + 1) * width;
-        match self {
-            ActionRows::Int(v) => Action::Int(&v[r]),
-            ActionRows::F32(v) => Action::Float(&v[r]),
-            ActionRows::F64(v) => Action::Float64(&v[r]),
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Command {
-    Step,
-    Reset,
-    /// `SameStep` with a sampler: reset the envs whose episode ended this step, with the
-    /// options the sampler chose after hearing how the episode went.
-    ResetPending,
-}
-
-/// A contiguous run of envs and their bookkeeping: the unit of work of a worker.
-struct Chunk {
-    envs: Vec<Box<dyn Env>>,
-    /// Index of the first env in the vector.
-    start: usize,
-    action_len: usize,
-    extras_len: usize,
-    mode: AutoresetMode,
-    /// Keep each episode's options (a sampler hears them at the episode's end) and leave
-    /// `SameStep` resets to [`Command::ResetPending`].
-    with_sampler: bool,
-    /// The env's episode has ended and its next command resets it (NextStep; SameStep with a
-    /// sampler between the two phases of a step).
-    needs_reset: Vec<bool>,
-    running_return: Vec<f64>,
-    running_length: Vec<u64>,
-    /// Per env, the running sum of each extra over the current episode.
-    extras_sum: Vec<f64>,
-    /// Per env, the mean of each extra over the episode that ended this step.
-    ended_extras_mean: Vec<f64>,
-    /// Options of each env's next reset (`None`: defaults).
-    pending: Vec<Option<ResetOptions>>,
-    /// Options each env's current episode started with (kept with a sampler only).
-    episode_options: Vec<ResetOptions>,
-    // Inputs of the next command.
-    command: Command,
-    actions: ActionRows,
-    seeds: Vec<Option<u64>>,
-    reset_mask: Vec<bool>,
-    // Outputs.
-    result: Result<()>,
-    /// Episodes that ended in the last step.
-    ended: usize,
-    /// The env being run, for the error report of a panic.
-    current: usize,
-    /// Envs that panicked: a full reset replaces them (see the module docs).
-    panicked: Vec<bool>,
-}
-
-impl Chunk {
-    fn new(envs: Vec<Box<dyn Env>>, start: usize, spec: &EnvSpec, mode: AutoresetMode) -> Self {
-        let n = envs.len();
-        let (action_len, extras_len) = (spec.action_len(), spec.extras_len());
-        Self {
-            envs,
-            start,
-            action_len,
-            extras_len,
-            mode,
-            with_sampler: false,
-            needs_reset: vec![false; n],
-            running_return: vec![0.0; n],
-            running_length: vec![0; n],
-            extras_sum: vec![0.0; n * extras_len],
-            ended_extras_mean: vec![0.0; n * extras_len],
-            pending: vec![None; n],
-            episode_options: vec![ResetOptions::default(); n],
-            command: Command::Step,
-            actions: ActionRows::new(&spec.action_space, n * action_len),
-            seeds: vec![None; n],
-            reset_mask: vec![true; n],
-            result: Ok(()),
-            ended: 0,
-            current: 0,
-            panicked: vec![false; n],
-        }
-    }
-
-    /// Replaces every env of the chunk that panicked with a new one from `factory`, carrying
-    /// over its persistent parameters; an env that cannot be replaced (no factory, a failing
-    /// one, one of another spec) is an error naming it, and the envs after it stay as they are.
-    pub(super) fn replace_panicked(&mut self, factory: Option<&EnvFactory>, spec: &EnvSpec) -> Result<()> {
-        for k in 0..self.envs.len() {
-            if !self.panicked[k] {
-                continue;
-            }
-            let index = self.start + k;
-            let cannot = |cause: String| EnvError::Poisoned { index, cause };
-            let Some(factory) = factory else {
-                return Err(cannot(
-                    "it panicked, and a vector of envs given by value cannot replace it; make a new vector".into(),
-                ));
-            };
-            let mut env =
-                factory().map_err(|e| cannot(format!("it panicked, and making its replacement failed: {e}")))?;
-            let new_spec = env.spec();
-            if new_spec.observation_space != spec.observation_space
-                || new_spec.action_space != spec.action_space
-                || new_spec.extras != spec.extras
-            {
-                return Err(cannot("it panicked, and its replacement has other spaces or extras".into()));
-            }
-            let params = self.envs[k].params();
-            if let Value::Object(map) = &params {
-                if params != env.params() {
-                    env.set_params(map).map_err(|e| {
-                        cannot(format!("it panicked, and its parameters do not fit its replacement: {e}"))
-                    })?;
-                }
-            }
-            self.envs[k] = env;
-            self.panicked[k] = false;
-        }
-        Ok(())
-    }
-
-    fn run(&mut self, rows: &mut Rows<'_>) {
-        self.ended = 0;
-        self.result = match self.command {
-            Command::Step => self.step(rows),
-            Command::Reset => self.reset(rows),
-            Command::ResetPending => self.reset_pending(rows),
-        };
-    }
-
-    /// Resets env `k` with `seed` and its pending options, writing its observation and extras
-    /// (not its reward and flags: a same-step autoreset keeps those of the ending step).
-    fn reset_env(&mut self, k: usize, seed: Option<u64>, rows: &mut Rows<'_>) -> Result<()> {
-        self.current = k;
-        let options = self.pending[k].take().unwrap_or_default();
-        self.envs[k].reset(seed, &options, rows.obs.row(k))?;
-        let e = self.extras_len;
-        if e > 0 {
-            self.envs[k].write_extras(&mut rows.extras[k * e..(k + 1) * e]);
-            self.extras_sum[k * e..(k + 1) * e].fill(0.0);
-        }
-        if self.with_sampler {
-            self.episode_options[k] = options;
-        }
-        self.needs_reset[k] = false;
-        self.running_return[k] = 0.0;
-        self.running_length[k] = 0;
-        Ok(())
-    }
-
-    fn clear_step(k: usize, rows: &mut Rows<'_>) {
-        rows.reward[k] = 0.0;
-        rows.terminated[k] = false;
-        rows.truncated[k] = false;
-    }
-
-    fn reset(&mut self, rows: &mut Rows<'_>) -> Result<()> {
-        for k in 0..self.envs.len() {
-            if self.reset_mask[k] {
-                self.reset_env(k, self.seeds[k], rows)?;
-                Self::clear_step(k, rows);
-                rows.has_final_obs[k] = false;
-                rows.episode_done[k] = false;
-                rows.episode_return[k] = 0.0;
-                rows.episode_length[k] = 0;
-            }
-        }
-        Ok(())
-    }
-
-    fn reset_pending(&mut self, rows: &mut Rows<'_>) -> Result<()> {
-        for k in 0..self.envs.len() {
-            if self.needs_reset[k] {
-                self.reset_env(k, None, rows)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn step(&mut self, rows: &mut Rows<'_>) -> Result<()> {
-        let (al, e) = (self.action_len, self.extras_len);
-        rows.episode_done.fill(false);
-        rows.episode_return.fill(0.0);
-        rows.episode_length.fill(0);
-        rows.has_final_obs.fill(false);
-        for k in 0..self.envs.len() {
-            if self.needs_reset[k] {
-                // NextStep: this step is the reset; the action is ignored.
-                self.reset_env(k, None, rows)?;
-                Self::clear_step(k, rows);
-                continue;
-            }
-            self.current = k;
-            let step = self.envs[k].step(self.actions.row(k, al), rows.obs.row(k))?;
-            if e > 0 {
-                let extras = &mut rows.extras[k * e..(k + 1) * e];
-                self.envs[k].write_extras(extras);
-                self.extras_sum[k * e..(k + 1) * e].iter_mut().zip(extras.iter()).for_each(|(s, x)| *s += x);
-            }
-            rows.reward[k] = step.reward;
-            rows.terminated[k] = step.terminated;
-            rows.truncated[k] = step.truncated;
-            self.running_return[k] += step.reward;
-            self.running_length[k] += 1;
-            if step.terminated || step.truncated {
-                self.ended += 1;
-                let length = self.running_length[k];
-                for j in k * e..(k + 1) * e {
-                    self.ended_extras_mean[j] = self.extras_sum[j] / length as f64;
-                }
-                let counted = match self.envs[k].episode_count() {
-                    EpisodeCount::Engine => Some((self.running_return[k], length)),
-                    EpisodeCount::Ended { episode_return, length } => Some((episode_return, length)),
-                    EpisodeCount::Continues => None,
-                };
-                if let Some((episode_return, length)) = counted {
-                    rows.episode_done[k] = true;
-                    rows.episode_return[k] = episode_return;
-                    rows.episode_length[k] = length;
-                }
-                match self.mode {
-                    AutoresetMode::NextStep => self.needs_reset[k] = true,
-                    AutoresetMode::SameStep => {
-                        rows.obs.keep_final(k);
-                        rows.final_extras[k * e..(k + 1) * e].copy_from_slice(&rows.extras[k * e..(k + 1) * e]);
-                        rows.has_final_obs[k] = true;
-                        if self.with_sampler {
-                            self.needs_reset[k] = true; // reset by `ResetPending`
-                        } else {
-                            self.reset_env(k, None, rows)?;
-                        }
-                    }
-                    AutoresetMode::Disabled => {}
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Spin iterations of a waiting worker before it yields, and yields before it parks.
-const SPINS_BEFORE_YIELD: u32 = 1 << 14;
-const YIELDS_BEFORE_PARK: u32 = 16;
-/// Blocks of envs per worker: more blocks balance uneven envs and let the calling thread take
-/// over the work of a worker the OS has descheduled; fewer cost fewer hand-offs.
-const BLOCKS_PER_WORKER: usize = 4;
-
-/// Shared state of one pool: the caller publishes a command by bumping `generation`; every
-/// thread (the caller included) then claims blocks through `next_block` until none is left.
-struct Signal {
-    generation: AtomicU64,
-    next_block: AtomicUsize,
-    blocks_done: AtomicUsize,
-    shutdown: AtomicBool,
-}
-
-fn lock(chunk: &Mutex<Chunk>) -> MutexGuard<'_, Chunk> {
-    // A panicking env is caught inside the lock, so poisoning cannot happen; recover anyway.
-    chunk.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "panic".into())
-}
-
-/// Runs one claimed block on its rows of the batch, turning a panic into an error.
-fn run_block(chunk: &mut Chunk, batch: &SharedBatch) {
-    let n = chunk.envs.len();
-    // SAFETY: this thread claimed this block through `next_block` (each index is handed out
-    // once per command) and blocks cover disjoint rows; see `rows`.
-    #[allow(unsafe_code)]
-    let mut rows = unsafe { batch.rows(chunk.start, n) };
-    run_chunk(chunk, &mut rows);
-}
-
-/// Runs `chunk`'s command on `rows`, turning a panic into an error.
-#[inline(always)]
-fn run_chunk(chunk: &mut Chunk, rows: &mut Rows<'_>) {
-    if let Err(panic) = catch_unwind(AssertUnwindSafe(|| chunk.run(rows))) {
-        let k = chunk.current;
-        chunk.panicked[k] = true;
-        chunk.result = Err(EnvError::EnvPanicked { index: chunk.start + k, message: panic_message(&*panic) });
-    }
-}
-
-/// The error that poisons a vector after `err` in env `index` (the env a panic names wins).
-/// The spec that every env of a vector shares: spaces and extras equal to env 0's.
-fn common_spec(envs: &[Box<dyn Env>]) -> Result<EnvSpec> {
-    let Some(first) = envs.first() else {
-        return Err(EnvError::BatchShape("a vector env needs at least one env".into()));
-    };
-    let spec = first.spec().clone();
-    if let Some(i) = envs.iter().position(|e| {
-        let s = e.spec();
-        s.observation_space != spec.observation_space || s.action_space != spec.action_space || s.extras != spec.extras
-    }) {
-        return Err(EnvError::BatchShape(format!("env {i} has other spaces or extras than env 0")));
-    }
-    Ok(spec)
-}
-
-fn poison_cause(err: &EnvError, index: usize) -> EnvError {
-    let (index, cause) = match err {
-        EnvError::EnvPanicked { index, message } => (*index, format!("panicked: {message}")),
-        other => (index, other.to_string()),
-    };
-    EnvError::Poisoned { index, cause }
-}
-
-/// A block claimed by this thread: counted done when it is left, normally or by a panic that
-/// escaped the env's guard in [`run_chunk`] (a panic payload whose drop panics). Such a block
-/// fails, naming its env, instead of leaving the caller waiting for it forever.
-struct Claimed<'a> {
-    block: &'a Mutex<Chunk>,
-    signal: &'a Signal,
-}
-
-impl Drop for Claimed<'_> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            let mut chunk = lock(self.block);
-            let k = chunk.current;
-            if let Some(p) = chunk.panicked.get_mut(k) {
-                *p = true;
-            }
-            if !matches!(chunk.result, Err(EnvError::EnvPanicked { .. })) {
-                let message = "a panic escaped the env's guard and unwound its thread".into();
-                chunk.result = Err(EnvError::EnvPanicked { index: chunk.start + k, message });
-            }
-        }
-        // After the block's lock is released (the guard outlives it): the caller may lock it.
-        self.signal.blocks_done.fetch_add(1, Ordering::AcqRel);
-    }
-}
-
-/// Claims and runs blocks until none is left. Which thread runs a block does not matter: each
-/// env's result depends only on its own state.
-fn drain_blocks(blocks: &[Arc<Mutex<Chunk>>], batch: &SharedBatch, signal: &Signal) {
-    loop {
-        let b = signal.next_block.fetch_add(1, Ordering::AcqRel);
-        let Some(block) = blocks.get(b) else { return };
-        let _claimed = Claimed { block, signal };
-        run_block(&mut lock(block), batch);
-    }
-}
-
-/// [`drain_blocks`] until none is left, also after a panic that escaped an env's guard: that
-/// block has failed (see [`Claimed`]) and the others still need a thread. The escaped panic's
-/// payload is forgotten, not dropped: dropping it could panic again.
-fn drain_all(blocks: &[Arc<Mutex<Chunk>>], batch: &SharedBatch, signal: &Signal) {
-    while let Err(payload) = catch_unwind(AssertUnwindSafe(|| drain_blocks(blocks, batch, signal))) {
-        std::mem::forget(payload);
-    }
-}
-
-fn worker_loop(blocks: Arc<[Arc<Mutex<Chunk>>]>, batch: Arc<SharedBatch>, signal: Arc<Signal>) {
-    let mut seen = 0u64;
-    loop {
-        let mut waits = 0u32;
-        loop {
-            if signal.shutdown.load(Ordering::Acquire) {
-                return;
-            }
-            let generation = signal.generation.load(Ordering::Acquire);
-            if generation != seen {
-                seen = generation;
-                break;
-            }
-            waits = waits.saturating_add(1);
-            if waits < SPINS_BEFORE_YIELD {
-                std::hint::spin_loop();
-            } else if waits < SPINS_BEFORE_YIELD + YIELDS_BEFORE_PARK {
-                std::thread::yield_now();
-            } else {
-                // The caller unparks every worker after bumping the generation, and an unpark
-                // that comes first makes this return at once: no wake-up is lost.
-                std::thread::park();
-            }
-        }
-        drain_all(&blocks, &batch, &signal);
-    }
-}
-
-/// Starts pool worker `w` of `workers` with `builder`; the OS refusing (too many threads, too
-/// little memory) is a [`EnvError::WorkerSpawn`] naming the worker.
-fn spawn_worker(
-    builder: Builder,
-    w: usize,
-    workers: usize,
-    work: impl FnOnce() + Send + 'static,
-) -> Result<JoinHandle<()>> {
-    builder.spawn(work).map_err(|e| EnvError::WorkerSpawn { worker: w, workers, cause: e.to_string() })
-}
-
-/// Blocks of envs, the shared batch, and the worker threads (none when serial).
-struct Pool {
-    blocks: Arc<[Arc<Mutex<Chunk>>]>,
-    starts: Vec<usize>,
-    threads: Vec<JoinHandle<()>>,
-    signal: Arc<Signal>,
-    batch: Arc<SharedBatch>,
-    /// Episodes that ended in the last command, over all blocks.
-    ended: usize,
-}
-
-impl Pool {
-    fn new(mut envs: Vec<Box<dyn Env>>, spec: &EnvSpec, mode: AutoresetMode, workers: usize) -> Result<Self> {
-        let num_envs = envs.len();
-        let num_blocks = if workers <= 1 { 1 } else { (workers * BLOCKS_PER_WORKER).min(num_envs) };
-        let mut blocks = Vec::with_capacity(num_blocks);
-        let mut starts = Vec::with_capacity(num_blocks);
-        for b in (0..num_blocks).rev() {
-            let start = b * num_envs / num_blocks;
-            starts.push(start);
-            blocks.push(Arc::new(Mutex::new(Chunk::new(envs.split_off(start), start, spec, mode))));
-        }
-        blocks.reverse();
-        starts.reverse();
-        let signal = Arc::new(Signal {
-            generation: AtomicU64::new(0),
-            next_block: AtomicUsize::new(num_blocks),
-            blocks_done: AtomicUsize::new(0),
-            shutdown: AtomicBool::new(false),
-        });
-        let batch = Arc::new(SharedBatch::new(Batch::new(num_envs, spec, mode)?, num_envs));
-        let mut pool = Self { blocks: blocks.into(), starts, threads: Vec::new(), signal, batch, ended: 0 };
-        // The calling thread is worker 0; spawn the others.
-        for w in 1..workers {
-            let (blocks, batch, signal) = (Arc::clone(&pool.blocks), Arc::clone(&pool.batch), Arc::clone(&pool.signal));
-            let builder = Builder::new().name(format!("keel-env-worker-{w}"));
-            // On an error, dropping `pool` stops the workers already started.
-            pool.threads.push(spawn_worker(builder, w, workers, move || worker_loop(blocks, batch, signal))?);
-        }
-        Ok(pool)
-    }
-
-    /// The batch of the last command.
-    fn batch(&self) -> &Batch {
-        // SAFETY: commands run in `run(&mut self)`, which returns only after every block is
-        // done (acquired); `&self` keeps the next from starting while the reference lives.
-        #[allow(unsafe_code)]
-        unsafe {
-            self.batch.batch()
-        }
-    }
-
-    /// Runs the command every block holds; the first error (in env order) is returned.
-    fn run(&mut self) -> Result<()> {
-        let num_blocks = self.blocks.len();
-        // Inputs are in place (the caller filled every block): publish the command.
-        self.signal.blocks_done.store(0, Ordering::Release);
-        self.signal.next_block.store(0, Ordering::Release);
-        if !self.threads.is_empty() {
-            self.signal.generation.fetch_add(1, Ordering::AcqRel);
-            for t in &self.threads {
-                t.thread().unpark();
-            }
-        }
-        drain_all(&self.blocks, &self.batch, &self.signal);
-        // Only blocks that a worker claimed and is still running remain; each is counted done
-        // however its thread leaves it (`Claimed`), so this wait ends.
-        let mut waits = 0u32;
-        while self.signal.blocks_done.load(Ordering::Acquire) < num_blocks {
-            waits = waits.saturating_add(1);
-            if waits < 1 << 12 {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
-        }
-        self.ended = 0;
-        for block in self.blocks.iter() {
-            let block = lock(block);
-            if let Err(e) = &block.result {
-                return Err(e.clone());
-            }
-            self.ended += block.ended;
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Pool {
-    fn drop(&mut self) {
-        self.signal.shutdown.store(true, Ordering::Release);
-        for t in &self.threads {
-            t.thread().unpark();
-        }
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
-    }
+/// Refuses a vector of `num_envs` envs that needs `bytes` of memory where that is more than
+/// the process can have, naming `num_envs` in `context`.
+fn check_memory(context: &str, num_envs: usize, bytes: u128) -> Result<()> {
+    crate::memory::check("num_envs", num_envs as u128, bytes).map_err(|e| EnvError::InvalidField {
+        context: context.into(),
+        field: e.field.into(),
+        message: e.message,
+    })
 }
 
 /// Makes one sub-env afresh, as a vector made its envs: what replaces an env that panicked.
@@ -809,21 +107,34 @@ impl VecEnv {
     /// Makes `num_envs` copies of the registered env `id` with config `overrides`. A vector
     /// that would not fit in memory (envs and batch) is refused before any env is made.
     pub fn make(id: &str, overrides: &Map<String, Value>, num_envs: usize, options: VecOptions) -> Result<Self> {
+        Self::make_watched(id, overrides, num_envs, options, &mut |_| Ok(()))
+    }
+
+    /// [`VecEnv::make`], calling `on_made` with the number of envs made after each one: an
+    /// error from it stops the construction (the envs made so far are dropped) and is returned.
+    /// What a caller uses to stop a long construction, e.g. Python on Ctrl-C.
+    pub fn make_watched(
+        id: &str,
+        overrides: &Map<String, Value>,
+        num_envs: usize,
+        options: VecOptions,
+        on_made: OnMade<'_>,
+    ) -> Result<Self> {
         let registration = registry::lookup(id)?;
         let spec = registration.spec_for(overrides)?;
         let per_env = u128::from(registration.memory_estimate(overrides)?) + Self::row_bytes(&spec, options);
-        crate::memory::check("num_envs", num_envs as u128, (num_envs as u128) * per_env).map_err(|e| {
-            EnvError::InvalidField { context: format!("{id} vector"), field: e.field.into(), message: e.message }
-        })?;
+        check_memory(&format!("{id} vector"), num_envs, (num_envs as u128) * per_env)?;
         let overrides = overrides.clone();
-        Self::from_factory(num_envs, options, Arc::new(move || registration.make(&overrides)))
+        let factory: EnvFactory = Arc::new(move || registration.make(&overrides));
+        let mut venv = Self::new(make_envs(num_envs, &factory, on_made)?, options)?;
+        venv.factory = Some(factory);
+        Ok(venv)
     }
 
     /// A vector of `num_envs` envs made by `factory`, which also makes the env that replaces
     /// one that panicked, at the next full reset.
     pub fn from_factory(num_envs: usize, options: VecOptions, factory: EnvFactory) -> Result<Self> {
-        let envs = (0..num_envs).map(|_| factory()).collect::<Result<Vec<_>>>()?;
-        let mut venv = Self::new(envs, options)?;
+        let mut venv = Self::new(make_envs(num_envs, &factory, &mut |_| Ok(()))?, options)?;
         venv.factory = Some(factory);
         Ok(venv)
     }
@@ -932,16 +243,7 @@ impl VecEnv {
         if mask.is_some() {
             self.usable()?;
         }
-        if let Seeds::PerEnv(s) = seeds {
-            if s.len() != n {
-                return Err(EnvError::BatchShape(format!("{} seeds for {n} envs", s.len())));
-            }
-        }
-        if let OptionsFor::PerEnv(o) = options {
-            if o.len() != n {
-                return Err(EnvError::BatchShape(format!("{} sets of reset options for {n} envs", o.len())));
-            }
-        }
+        check_reset_counts(seeds, options, n)?;
         if let Some(m) = mask {
             if m.len() != n {
                 return Err(EnvError::BatchShape(format!("reset mask of length {} for {n} envs", m.len())));
@@ -954,17 +256,8 @@ impl VecEnv {
         // The sampler is asked on this thread, in env order, before any env runs.
         let mut chosen: Vec<Option<ResetOptions>> = vec![None; n];
         for (i, slot) in chosen.iter_mut().enumerate().filter(|(i, _)| selected(*i)) {
-            *slot = match options {
-                OptionsFor::All(o) => Some(o.clone()),
-                OptionsFor::PerEnv(o) => Some(o[i].clone()),
-                OptionsFor::Sampler => self.sampler.as_mut().map(|s| s.sample(i)),
-            };
+            *slot = options.of(i, self.sampler.as_mut());
         }
-        let seed_of = |i: usize| match seeds {
-            Seeds::Continue => None,
-            Seeds::Base(s) => Some(s.wrapping_add(i as u64)),
-            Seeds::PerEnv(s) => Some(s[i]),
-        };
         if mask.is_none() {
             self.replace_panicked()?;
         }
@@ -972,7 +265,7 @@ impl VecEnv {
             chunk.command = Command::Reset;
             for k in 0..chunk.envs.len() {
                 let i = chunk.start + k;
-                chunk.seeds[k] = seed_of(i);
+                chunk.seeds[k] = seeds.of(i);
                 chunk.reset_mask[k] = selected(i);
                 if selected(i) {
                     chunk.pending[k] = chosen[i].take();
@@ -1184,7 +477,9 @@ impl VecEnv {
             (None, None) => {}
             (Some(_), None) => return Err(EnvError::Snapshot("vector: the snapshot has no sampler state".into())),
             (None, Some(_)) => {
-                return Err(EnvError::Snapshot("vector: the snapshot has a sampler state; install the sampler first".into()));
+                return Err(EnvError::Snapshot(
+                    "vector: the snapshot has a sampler state; install the sampler first".into(),
+                ));
             }
         }
         let mut result = Ok(());
@@ -1230,7 +525,8 @@ impl VecEnv {
     /// Runs `f` on env `i` (an error if out of range).
     fn with_env_ref<T>(&self, i: usize, f: impl FnOnce(&dyn Env) -> T) -> Result<T> {
         let b = self.pool.starts.iter().rposition(|&s| s <= i).filter(|_| i < self.num_envs);
-        let b = b.ok_or_else(|| EnvError::BatchShape(format!("env index {i} out of range for {} envs", self.num_envs)))?;
+        let b =
+            b.ok_or_else(|| EnvError::BatchShape(format!("env index {i} out of range for {} envs", self.num_envs)))?;
         let block = lock(&self.pool.blocks[b]);
         Ok(f(block.envs[i - block.start].as_ref()))
     }

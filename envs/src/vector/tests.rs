@@ -1,8 +1,13 @@
 //! Engine tests that need a purpose-built env or sampler; the checks every env passes are in
 //! `crate::testing`.
 
+use std::thread::Builder;
+
+use super::chunk::ActionRows;
+use super::rows::SharedBatch;
 use super::*;
-use crate::obs::ObsMut;
+use crate::obs::{ObsMut, ObsRef};
+use crate::space::Space;
 use crate::testing::{BytePatternConfig, register_test_envs};
 use rand::SeedableRng;
 use rand_pcg::Pcg32;
