@@ -40,7 +40,7 @@ class KeelEnv(gym.Env):
     classic-control envs have none, as in Gymnasium.
 
     ``render_mode="rgb_array"`` is taken by the envs that draw themselves
-    (``keel/HumanoidTrack-v0``); ``render()`` then returns a new ``(height, width, 3)`` uint8 array.
+    (``keel/HumanoidTrack-v1``); ``render()`` then returns a new ``(height, width, 3)`` uint8 array.
 
     ``pickle`` and ``copy.deepcopy`` copy the env's state (a snapshot of the Rust env): the copy
     continues exactly where the original stands. An env that cannot snapshot is refused with a

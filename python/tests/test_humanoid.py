@@ -1,4 +1,4 @@
-"""keel/HumanoidTrack-v0 from Python: Gymnasium's checker, reward terms in info, rendering, bad input."""
+"""keel/HumanoidTrack-v1 from Python: Gymnasium's checker, reward terms in info, rendering, bad input."""
 
 import warnings
 
@@ -10,7 +10,7 @@ from gymnasium.utils.env_checker import check_env
 import keel
 from _require import skip_or_fail
 
-ID = "keel/HumanoidTrack-v0"
+ID = "keel/HumanoidTrack-v1"
 TERMS = ["reward_pose", "reward_velocity", "reward_end_effector", "reward_root", "reward_com"]
 
 
