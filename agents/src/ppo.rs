@@ -768,12 +768,20 @@ fn check_memory(config: &PpoConfig, observation: &keel_envs::Space, input_width:
 /// would otherwise blow the critic's targets up).
 const VALUE_STD_FLOOR: f64 = 1e-4;
 
+/// The mean and standard deviation (floored) the value normaliser scales by.
+fn value_scale(stats: &RunningMeanStd) -> (f64, f64) {
+    (stats.mean[0], stats.var[0].sqrt().max(VALUE_STD_FLOOR))
+}
+
 impl Ppo {
     /// Critic outputs in return units: as they are, or with `normalize_value` scaled back by
     /// the return statistics.
     fn denormalized(&self, value: Tensor) -> Tensor {
         match &self.value_norm {
-            Some(stats) => value * stats.var[0].sqrt().max(VALUE_STD_FLOOR) + stats.mean[0],
+            Some(stats) => {
+                let (mean, std) = value_scale(stats);
+                value * std + mean
+            }
             None => value,
         }
     }
@@ -812,7 +820,7 @@ impl Ppo {
             Some(stats) => {
                 let host = Vec::<f32>::try_from(&b_returns.to_device(Device::Cpu))?;
                 stats.update(&host.iter().map(|&r| f64::from(r)).collect::<Vec<_>>(), host.len());
-                let (mean, std) = (stats.mean[0], stats.var[0].sqrt().max(VALUE_STD_FLOOR));
+                let (mean, std) = value_scale(stats);
                 ((&b_returns - mean) / std, (&b_values - mean) / std)
             }
             None => (b_returns.shallow_clone(), b_values.shallow_clone()),
